@@ -1,0 +1,110 @@
+import { renderPromtailConfig } from "../render/monitoring";
+import { renderTraefikDynamic, renderTraefikStatic } from "../render/traefik";
+import { httpHealth, image } from "./helpers";
+import type { ServiceDef } from "./types";
+
+/** The per-site agents: every site runs these, whatever its role. */
+
+export const traefik: ServiceDef = {
+  description: "Edge router: TLS (Let's Encrypt) and the routes of every service on the site",
+  containers: (ctx) => ({
+    main: {
+      image: image("docker.io/library/traefik", "v3.2.3"),
+      ports: [
+        { internal: 80, external: 80 },
+        { internal: 443, external: 443 },
+      ],
+      volumes: { acme: "/letsencrypt" },
+      files: {
+        "/etc/traefik/traefik.yml": renderTraefikStatic(ctx),
+        "/etc/traefik/dynamic/routes.yml": renderTraefikDynamic(ctx.siteRoutes),
+      },
+      healthcheck: { test: ["CMD", "traefik", "healthcheck", "--ping"] },
+      memoryMb: 256,
+      cpus: 1,
+      networks: ["edge", "metrics"],
+    },
+  }),
+};
+
+export const socketProxy: ServiceDef = {
+  description: "Read-only Docker API for the log shipper, so nothing else mounts the Docker socket",
+  containers: () => ({
+    main: {
+      image: image("docker.io/tecnativa/docker-socket-proxy", "0.3.0"),
+      env: { CONTAINERS: "1", INFO: "1", EVENTS: "1", PING: "1", VERSION: "1", POST: "0" },
+      binds: [{ hostPath: "/var/run/docker.sock", path: "/var/run/docker.sock" }],
+      healthcheck: httpHealth("http://127.0.0.1:2375/_ping"),
+      memoryMb: 64,
+      cpus: 0.25,
+      networks: ["metrics"],
+    },
+  }),
+};
+
+export const nodeExporter: ServiceDef = {
+  description: "Host metrics: CPU, memory, disk, network",
+  containers: () => ({
+    main: {
+      image: image("quay.io/prometheus/node-exporter", "v1.8.2"),
+      command: ["--path.rootfs=/host", "--collector.filesystem.mount-points-exclude=^/(dev|proc|sys|run)($|/)"],
+      binds: [{ hostPath: "/", path: "/host" }],
+      healthcheck: httpHealth("http://127.0.0.1:9100/metrics"),
+      memoryMb: 64,
+      cpus: 0.25,
+      networks: ["metrics"],
+    },
+  }),
+};
+
+export const cadvisor: ServiceDef = {
+  description: "Container metrics: CPU, memory, restarts of every container",
+  containers: () => ({
+    main: {
+      image: image("gcr.io/cadvisor/cadvisor", "v0.49.1"),
+      command: ["--docker_only=true", "--housekeeping_interval=30s"],
+      binds: [
+        { hostPath: "/", path: "/rootfs" },
+        { hostPath: "/var/run", path: "/var/run" },
+        { hostPath: "/sys", path: "/sys" },
+        { hostPath: "/var/lib/docker", path: "/var/lib/docker" },
+      ],
+      healthcheck: httpHealth("http://127.0.0.1:8080/healthz"),
+      memoryMb: 256,
+      cpus: 0.5,
+      networks: ["metrics"],
+    },
+  }),
+};
+
+export const promtail: ServiceDef = {
+  description: "Log shipper: every container's logs to Loki on the control plane",
+  containers: (ctx) => ({
+    main: {
+      image: image("docker.io/grafana/promtail", "3.3.2"),
+      command: ["-config.file=/etc/promtail/config.yml"],
+      volumes: { positions: "/var/lib/promtail" },
+      files: { "/etc/promtail/config.yml": renderPromtailConfig(ctx) },
+      healthcheck: { none: "the promtail image has no HTTP client; Prometheus scrapes its /ready instead" },
+      memoryMb: 128,
+      cpus: 0.25,
+      networks: ["metrics"],
+    },
+  }),
+};
+
+export const portainerAgent: ServiceDef = {
+  description: "Lets the control plane's Portainer manage this site's Docker",
+  containers: () => ({
+    main: {
+      image: image("docker.io/portainer/agent", "2.21.5"),
+      binds: [
+        { hostPath: "/var/run/docker.sock", path: "/var/run/docker.sock", readOnly: false },
+        { hostPath: "/var/lib/docker/volumes", path: "/var/lib/docker/volumes" },
+      ],
+      healthcheck: { none: "the portainer agent image is a single static binary with no probe" },
+      memoryMb: 64,
+      cpus: 0.25,
+    },
+  }),
+};

@@ -1,0 +1,287 @@
+import { renderHeadscaleConfig } from "../render/headscale";
+import {
+  renderAlertmanagerConfig,
+  renderBlackboxConfig,
+  renderGrafanaDatasources,
+  renderLokiConfig,
+  renderPrometheusConfig,
+} from "../render/monitoring";
+import { httpHealth, image } from "./helpers";
+import type { ServiceDef } from "./types";
+
+/** Services of the control plane: the mesh, DNS, management and the monitoring stack. */
+
+export const headscale: ServiceDef = {
+  description: "Tailnet control server (Tailscale-compatible) with its embedded DERP relay",
+  routes: {
+    api: { subdomain: "headscale", port: 8080 },
+    // The UI is served under the API's host name at /web, as upstream documents.
+    ui: { subdomain: "headscale", pathPrefix: "/web", container: "ui", port: 8080, private: true },
+  },
+  containers: (ctx) => ({
+    main: {
+      image: image("docker.io/headscale/headscale", "0.23.0"),
+      command: ["serve"],
+      // STUN for the embedded DERP server: UDP straight to the host, Traefik only carries HTTP.
+      ports: [{ internal: 3478, external: 3478, protocol: "udp" }],
+      volumes: { data: "/var/lib/headscale" },
+      files: { "/etc/headscale/config.yaml": renderHeadscaleConfig(ctx) },
+      healthcheck: { test: ["CMD", "headscale", "health"] },
+      memoryMb: 256,
+      cpus: 0.5,
+      networks: ["edge", "metrics"],
+    },
+    ui: {
+      image: image("ghcr.io/gurucomputing/headscale-ui", "2024.02.24-beta1"),
+      healthcheck: httpHealth("http://127.0.0.1:8080/web/"),
+      memoryMb: 64,
+      cpus: 0.25,
+      networks: ["edge"],
+    },
+  }),
+};
+
+export const pihole: ServiceDef = {
+  description: "DNS for the tailnet: ad blocking in front of a local recursive resolver",
+  routes: { admin: { subdomain: "pihole", port: 80, private: true } },
+  generatedSecrets: ["admin"],
+  containers: (ctx) => ({
+    main: {
+      image: image("docker.io/pihole/pihole", "2024.07.0"),
+      env: {
+        TZ: ctx.timezone,
+        WEBPASSWORD: { generated: "admin" },
+        PIHOLE_DNS_: "pihole-unbound#53",
+        DNSMASQ_LISTENING: "all",
+      },
+      // Loopback only until the mesh publishes it on the tailnet address: never an open resolver.
+      ports: [
+        { internal: 53, external: 53, protocol: "tcp", ip: "127.0.0.1" },
+        { internal: 53, external: 53, protocol: "udp", ip: "127.0.0.1" },
+      ],
+      volumes: { config: "/etc/pihole", dnsmasq: "/etc/dnsmasq.d" },
+      healthcheck: { test: ["CMD-SHELL", "dig +short +norecurse +retry=0 @127.0.0.1 pi.hole || exit 1"] },
+      memoryMb: 256,
+      cpus: 0.5,
+      networks: ["edge"],
+      dependsOn: ["unbound"],
+    },
+    unbound: {
+      image: image("docker.io/mvance/unbound", "1.21.1"),
+      healthcheck: { test: ["CMD-SHELL", "drill @127.0.0.1 localhost >/dev/null || exit 1"] },
+      memoryMb: 128,
+      cpus: 0.25,
+    },
+    exporter: {
+      image: image("docker.io/ekofr/pihole-exporter", "v0.4.0"),
+      env: { PIHOLE_HOSTNAME: "pihole", PIHOLE_PORT: "80", PIHOLE_PASSWORD: { generated: "admin" }, PORT: "9617" },
+      healthcheck: { none: "the exporter image is a single static binary with no probe" },
+      memoryMb: 64,
+      cpus: 0.1,
+      networks: ["metrics"],
+      dependsOn: ["main"],
+    },
+  }),
+};
+
+export const portainer: ServiceDef = {
+  description: "Docker management UI for every site (agents on the others)",
+  routes: { ui: { subdomain: "portainer", port: 9000, private: true } },
+  containers: () => ({
+    main: {
+      image: image("docker.io/portainer/portainer-ce", "2.21.5"),
+      binds: [{ hostPath: "/var/run/docker.sock", path: "/var/run/docker.sock", readOnly: false }],
+      volumes: { data: "/data" },
+      healthcheck: { none: "the portainer image is a single static binary with no probe" },
+      memoryMb: 256,
+      cpus: 0.5,
+      networks: ["edge"],
+    },
+  }),
+};
+
+export const prometheus: ServiceDef = {
+  description: "Metrics: scrapes every site's exporters and evaluates the alert rules",
+  routes: { ui: { subdomain: "prometheus", port: 9090, private: true } },
+  containers: (ctx) => ({
+    main: {
+      image: image("quay.io/prometheus/prometheus", "v2.55.1"),
+      command: [
+        "--config.file=/etc/prometheus/prometheus.yml",
+        "--storage.tsdb.path=/prometheus",
+        "--storage.tsdb.retention.time=30d",
+        "--web.enable-lifecycle",
+      ],
+      volumes: { data: "/prometheus" },
+      files: { "/etc/prometheus/prometheus.yml": renderPrometheusConfig(ctx) },
+      healthcheck: httpHealth("http://127.0.0.1:9090/-/healthy"),
+      memoryMb: 1024,
+      cpus: 1,
+      networks: ["edge", "metrics"],
+    },
+  }),
+};
+
+export const alertmanager: ServiceDef = {
+  description: "Routes alerts to the operator (ntfy)",
+  routes: { ui: { subdomain: "alertmanager", port: 9093, private: true } },
+  containers: () => ({
+    main: {
+      image: image("quay.io/prometheus/alertmanager", "v0.27.0"),
+      command: ["--config.file=/etc/alertmanager/alertmanager.yml", "--storage.path=/alertmanager"],
+      volumes: { data: "/alertmanager" },
+      files: { "/etc/alertmanager/alertmanager.yml": renderAlertmanagerConfig() },
+      healthcheck: httpHealth("http://127.0.0.1:9093/-/healthy"),
+      memoryMb: 128,
+      cpus: 0.25,
+      networks: ["edge", "metrics"],
+    },
+    ntfy: {
+      // Alertmanager's webhook format -> ntfy messages.
+      image: image("docker.io/xenrox/ntfy-alertmanager", "0.4.0"),
+      healthcheck: { none: "the bridge image is a single static binary with no probe" },
+      memoryMb: 32,
+      cpus: 0.1,
+      networks: ["metrics"],
+    },
+  }),
+};
+
+export const grafana: ServiceDef = {
+  description: "Dashboards over Prometheus and Loki",
+  routes: { ui: { subdomain: "grafana", port: 3000, private: true } },
+  generatedSecrets: ["admin"],
+  containers: (ctx) => ({
+    main: {
+      image: image("docker.io/grafana/grafana", "11.4.0"),
+      env: {
+        GF_SECURITY_ADMIN_USER: "admin",
+        GF_SECURITY_ADMIN_PASSWORD: { generated: "admin" },
+        GF_SERVER_ROOT_URL: `https://${ctx.hosts.ui}`,
+        GF_ANALYTICS_REPORTING_ENABLED: "false",
+      },
+      volumes: { data: "/var/lib/grafana" },
+      files: { "/etc/grafana/provisioning/datasources/qcloud.yml": renderGrafanaDatasources() },
+      healthcheck: httpHealth("http://127.0.0.1:3000/api/health"),
+      memoryMb: 256,
+      cpus: 0.5,
+      networks: ["edge", "metrics"],
+    },
+  }),
+};
+
+export const loki: ServiceDef = {
+  description: "Logs from every site's shipper",
+  containers: () => ({
+    main: {
+      image: image("docker.io/grafana/loki", "3.3.2"),
+      command: ["-config.file=/etc/loki/config.yaml"],
+      volumes: { data: "/loki" },
+      files: { "/etc/loki/config.yaml": renderLokiConfig() },
+      healthcheck: httpHealth("http://127.0.0.1:3100/ready", "60s"),
+      memoryMb: 512,
+      cpus: 0.5,
+      networks: ["metrics"],
+    },
+  }),
+};
+
+export const blackbox: ServiceDef = {
+  description: "Probes every routed URL from the outside in",
+  containers: () => ({
+    main: {
+      image: image("quay.io/prometheus/blackbox-exporter", "v0.25.0"),
+      command: ["--config.file=/etc/blackbox/blackbox.yml"],
+      files: { "/etc/blackbox/blackbox.yml": renderBlackboxConfig() },
+      healthcheck: httpHealth("http://127.0.0.1:9115/-/healthy"),
+      memoryMb: 64,
+      cpus: 0.1,
+      networks: ["metrics"],
+    },
+  }),
+};
+
+export const ntfy: ServiceDef = {
+  description: "Push notifications to the operator's phone",
+  routes: { web: { subdomain: "ntfy", port: 80 } },
+  containers: (ctx) => ({
+    main: {
+      image: image("docker.io/binwiederhier/ntfy", "v2.11.0"),
+      command: ["serve"],
+      env: {
+        NTFY_BASE_URL: `https://${ctx.hosts.web}`,
+        NTFY_CACHE_FILE: "/var/cache/ntfy/cache.db",
+        NTFY_AUTH_DEFAULT_ACCESS: "deny-all",
+        NTFY_BEHIND_PROXY: "true",
+      },
+      volumes: { cache: "/var/cache/ntfy" },
+      healthcheck: httpHealth("http://127.0.0.1:80/v1/health"),
+      memoryMb: 64,
+      cpus: 0.25,
+      networks: ["edge", "metrics"],
+    },
+  }),
+};
+
+export const uptimeKuma: ServiceDef = {
+  description: "Public status page and synthetic checks",
+  routes: { web: { subdomain: "status", port: 3001 } },
+  containers: () => ({
+    main: {
+      image: image("docker.io/louislam/uptime-kuma", "1.23.16"),
+      volumes: { data: "/app/data" },
+      healthcheck: { test: ["CMD", "extra/healthcheck"] },
+      memoryMb: 256,
+      cpus: 0.5,
+      networks: ["edge"],
+    },
+  }),
+};
+
+export const crowdsec: ServiceDef = {
+  description: "Intrusion prevention: reads Traefik's logs, bans abusers at the edge",
+  generatedSecrets: ["bouncerKey"],
+  containers: () => ({
+    main: {
+      image: image("docker.io/crowdsecurity/crowdsec", "v1.6.4"),
+      env: {
+        COLLECTIONS: "crowdsecurity/traefik crowdsecurity/http-cve",
+        BOUNCER_KEY_TRAEFIK: { generated: "bouncerKey" },
+        DOCKER_HOST: "tcp://socket-proxy:2375",
+      },
+      volumes: { config: "/etc/crowdsec", data: "/var/lib/crowdsec/data" },
+      healthcheck: { test: ["CMD", "cscli", "lapi", "status"], startPeriod: "60s" },
+      memoryMb: 256,
+      cpus: 0.5,
+      networks: ["metrics"],
+    },
+    bouncer: {
+      image: image("docker.io/fbonalair/traefik-crowdsec-bouncer", "0.5.0"),
+      env: {
+        CROWDSEC_BOUNCER_API_KEY: { generated: "bouncerKey" },
+        CROWDSEC_AGENT_HOST: "crowdsec:8080",
+      },
+      healthcheck: { test: ["CMD", "/app/healthcheck"] },
+      memoryMb: 32,
+      cpus: 0.1,
+      networks: ["edge"],
+      dependsOn: ["main"],
+    },
+  }),
+};
+
+export const homepage: ServiceDef = {
+  description: "Start page linking every routed service of the estate",
+  routes: { web: { subdomain: "home", port: 3000, private: true } },
+  containers: (ctx) => ({
+    main: {
+      image: image("ghcr.io/gethomepage/homepage", "v0.10.9"),
+      env: { HOMEPAGE_ALLOWED_HOSTS: ctx.hosts.web },
+      volumes: { config: "/app/config" },
+      healthcheck: httpHealth("http://127.0.0.1:3000/api/healthcheck"),
+      memoryMb: 128,
+      cpus: 0.25,
+      networks: ["edge"],
+    },
+  }),
+};

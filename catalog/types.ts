@@ -1,0 +1,120 @@
+import type { Role } from "../config/schema";
+
+/** What a catalog entry can know about the site it is placed on. */
+export interface CatalogContext {
+  readonly site: string;
+  readonly role: Role;
+  readonly domain: string;
+  readonly timezone: string;
+  readonly acmeEmail: string;
+  /** This service's routes, resolved to host names (after the site's overrides). */
+  readonly hosts: Readonly<Record<string, string>>;
+  /** Every route on the site: Traefik renders its dynamic config from these. */
+  readonly siteRoutes: readonly Route[];
+  /** Where this site's log shipper pushes (Loki on the control plane). */
+  readonly lokiPushUrl: string;
+}
+
+/** A Traefik route: `https://<host>` to `<container>:<port>`. */
+export interface Route {
+  readonly name: string;
+  readonly service: string;
+  readonly container: string;
+  readonly host: string;
+  readonly pathPrefix?: string;
+  readonly port: number;
+  readonly scheme: "http" | "https";
+  /** Reachable from the tailnet only. */
+  readonly private: boolean;
+}
+
+export interface ImageRef {
+  /** Registry and repository, e.g. `docker.io/library/traefik`. */
+  readonly repository: string;
+  /** An exact version, never `latest`. */
+  readonly tag: string;
+  /** `sha256:...`, filled by Renovate where a registry is reachable. */
+  readonly digest?: string;
+}
+
+/** A value of an environment variable. */
+export type EnvValue =
+  | string
+  /** A password the program generates (random.RandomPassword), shared by the service's containers. */
+  | { readonly generated: string }
+  /** A secret the operator sets with `pulumi config set --secret <key>`. */
+  | { readonly config: string };
+
+export interface PortDef {
+  readonly internal: number;
+  /** Host port; also the key of the clash check. */
+  readonly external: number;
+  /** Defaults to "tcp". */
+  readonly protocol?: "tcp" | "udp";
+  /** Defaults to all addresses. */
+  readonly ip?: string;
+}
+
+export interface HealthcheckDef {
+  readonly test: readonly string[];
+  /** Defaults to "30s". */
+  readonly interval?: string;
+  /** Defaults to "5s". */
+  readonly timeout?: string;
+  /** Defaults to 3. */
+  readonly retries?: number;
+  /** Defaults to "30s". */
+  readonly startPeriod?: string;
+}
+
+export interface ContainerDef {
+  readonly image: ImageRef;
+  readonly command?: readonly string[];
+  readonly entrypoint?: readonly string[];
+  readonly user?: string;
+  readonly env?: Readonly<Record<string, EnvValue>>;
+  readonly ports?: readonly PortDef[];
+  /** Named volumes (state, retained on delete): key -> mount path. The volume is named `<container>-<key>`. */
+  readonly volumes?: Readonly<Record<string, string>>;
+  /** A volume owned by another container of the same service (e.g. the cron job sharing the app's files). */
+  readonly sharedVolumes?: readonly { readonly container: string; readonly volume: string; readonly path: string }[];
+  /** Host paths (sockets, /proc): read-only unless `readOnly: false`. */
+  readonly binds?: readonly { readonly hostPath: string; readonly path: string; readonly readOnly?: boolean }[];
+  /** Generated config files (never secrets: those go through env), uploaded into the container. */
+  readonly files?: Readonly<Record<string, string>>;
+  /** How Docker knows it works; `none` names why an image cannot say (e.g. no shell or client inside). */
+  readonly healthcheck: HealthcheckDef | { readonly none: string };
+  /** Defaults to "unless-stopped". */
+  readonly restart?: "unless-stopped" | "always" | "on-failure";
+  readonly memoryMb: number;
+  readonly cpus: number;
+  /** Site networks to join besides the service's own: `edge` (reached by Traefik), `metrics` (scraped). */
+  readonly networks?: readonly ("edge" | "metrics")[];
+  readonly capabilities?: readonly string[];
+  readonly devices?: readonly string[];
+  /** Keys of containers of the same service that must exist first. */
+  readonly dependsOn?: readonly string[];
+}
+
+export interface RouteDef {
+  /** The container key serving it. Defaults to "main". */
+  readonly container?: string;
+  readonly subdomain: string;
+  /** Only requests under this path. Defaults to the whole host. */
+  readonly pathPrefix?: string;
+  readonly port: number;
+  /** The backend speaks TLS itself. Defaults to "http". */
+  readonly scheme?: "http" | "https";
+  /** Reachable from the tailnet only (Traefik ip allow-list). Defaults to false. */
+  readonly private?: boolean;
+}
+
+export interface ServiceDef {
+  readonly description: string;
+  /** Routes by name. */
+  readonly routes?: Readonly<Record<string, RouteDef>>;
+  /** Passwords to generate, by name, shared by the containers as `{ generated: name }`. */
+  readonly generatedSecrets?: readonly string[];
+  /** The containers by key: `main` is named like the service, the others `<service>-<key>`. */
+  readonly containers: (ctx: CatalogContext) => Readonly<Record<string, ContainerDef>>;
+}

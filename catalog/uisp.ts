@@ -1,0 +1,92 @@
+import { image } from "./helpers";
+import type { ContainerDef, ServiceDef } from "./types";
+
+const VERSION = "2.4.155";
+const ubnt = (name: string): ContainerDef["image"] => image(`docker.io/ubnt/${name}`, VERSION);
+
+/** UISP (Ubiquiti ISP management) as its upstream multi-container install lays it out. */
+export const uisp: ServiceDef = {
+  description: "UISP: Ubiquiti device management, with its PostgreSQL, RabbitMQ, SiriDB, NetFlow and CRM",
+  // Devices connect over WSS on 443, which Traefik passes through as HTTP.
+  routes: { web: { subdomain: "uisp", container: "nginx", port: 443, scheme: "https" } },
+  generatedSecrets: ["db", "secret"],
+  containers: (ctx) => {
+    const shared = {
+      UNMS_POSTGRES_HOST: "uisp-postgres",
+      UNMS_POSTGRES_PASSWORD: { generated: "db" },
+      UNMS_RABBITMQ_HOST: "uisp-rabbitmq",
+      UNMS_SIRIDB_HOST: "uisp-siridb",
+      UNMS_TOKEN: { generated: "secret" },
+      PUBLIC_HTTPS_PORT: "443",
+      UNMS_PUBLIC_HOST: ctx.hosts.web,
+    } as const;
+    return {
+      main: {
+        image: ubnt("unms"),
+        env: { ...shared, NODE_ENV: "production" },
+        volumes: { data: "/home/app/unms/data" },
+        healthcheck: { test: ["CMD-SHELL", "wget -q -O /dev/null http://127.0.0.1:8081/v2.1/nms/heartbeat"], startPeriod: "300s" },
+        memoryMb: 2048,
+        cpus: 1.5,
+        dependsOn: ["postgres", "rabbitmq", "siridb"],
+      },
+      crm: {
+        image: ubnt("unms-crm"),
+        env: shared,
+        volumes: { data: "/data" },
+        healthcheck: { test: ["CMD-SHELL", "wget -q -O /dev/null http://127.0.0.1:80/ || exit 1"], startPeriod: "300s" },
+        memoryMb: 1024,
+        cpus: 1,
+        dependsOn: ["postgres", "main"],
+      },
+      nginx: {
+        image: ubnt("unms-nginx"),
+        env: { ...shared, HTTP_PORT: "80", HTTPS_PORT: "443", WS_PORT: "443", UNMS_HOST: "uisp", UCRM_HOST: "uisp-crm" },
+        volumes: { cert: "/cert" },
+        healthcheck: { test: ["CMD-SHELL", "wget -q -O /dev/null --no-check-certificate https://127.0.0.1:443/ || exit 1"] },
+        memoryMb: 256,
+        cpus: 0.5,
+        networks: ["edge"],
+        dependsOn: ["main", "crm"],
+      },
+      netflow: {
+        image: ubnt("unms-netflow"),
+        env: shared,
+        ports: [{ internal: 2055, external: 2055, protocol: "udp" }],
+        healthcheck: { none: "the netflow collector exposes no probe upstream" },
+        memoryMb: 256,
+        cpus: 0.5,
+        dependsOn: ["postgres"],
+      },
+      postgres: {
+        image: ubnt("unms-postgres"),
+        env: { POSTGRES_DB: "unms", POSTGRES_USER: "unms", POSTGRES_PASSWORD: { generated: "db" } },
+        volumes: { data: "/var/lib/postgresql/data" },
+        healthcheck: { test: ["CMD-SHELL", "pg_isready -U unms -d unms"] },
+        memoryMb: 1024,
+        cpus: 1,
+      },
+      rabbitmq: {
+        image: image("docker.io/library/rabbitmq", "3.13.7-alpine"),
+        volumes: { data: "/var/lib/rabbitmq" },
+        healthcheck: { test: ["CMD", "rabbitmq-diagnostics", "-q", "ping"], startPeriod: "60s" },
+        memoryMb: 512,
+        cpus: 0.5,
+      },
+      siridb: {
+        image: ubnt("unms-siridb"),
+        volumes: { data: "/var/lib/siridb" },
+        healthcheck: { none: "SiriDB's image has no client to probe with" },
+        memoryMb: 512,
+        cpus: 0.5,
+      },
+      fluentd: {
+        image: ubnt("unms-fluentd"),
+        volumes: { logs: "/fluentd/log" },
+        healthcheck: { none: "fluentd's image has no probe upstream" },
+        memoryMb: 128,
+        cpus: 0.25,
+      },
+    };
+  },
+};

@@ -1,0 +1,132 @@
+import * as net from "node:net";
+import * as command from "@pulumi/command";
+import * as docker from "@pulumi/docker";
+import * as hcloud from "@pulumi/hcloud";
+import * as pulumi from "@pulumi/pulumi";
+import type { HostConfig } from "../config/schema";
+import { SITE_KEY } from "../config/schema";
+import type { PortModel } from "../model/site";
+import { firewallRules, renderCloudInit, renderDockerBootstrap, sshKeyId } from "../render/host";
+
+export interface HostArgs {
+  readonly host: HostConfig;
+  /** Ports the site publishes: the hcloud firewall opens them. */
+  readonly ports: readonly PortModel[];
+  /** The SSH private key (secret). Defaults to the SSH agent (`SSH_AUTH_SOCK`). */
+  readonly privateKey?: pulumi.Input<string>;
+  /** The same key as a 0600 file for Docker's `ssh` client. Defaults to the agent and `~/.ssh`. */
+  readonly privateKeyFile?: string;
+}
+
+/** A server that runs Docker: an existing one over SSH, or a new Hetzner Cloud one. */
+export class Host extends pulumi.ComponentResource {
+  /** The address SSH and Docker connect to. */
+  public readonly address: pulumi.Output<string>;
+  /** Docker on this host, over `ssh://`. */
+  public readonly provider: docker.Provider;
+  /** Done once Docker answers on the host: everything on it depends on this. */
+  public readonly ready: command.remote.Command;
+
+  constructor(name: string, args: HostArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("qcloud:host:Host", name, {}, opts);
+    const h = args.host;
+    const user = h.kind === "existing" ? h.user : "root";
+    const port = h.kind === "existing" ? h.port : 22;
+
+    let server: hcloud.Server | undefined;
+    if (h.kind === "hcloud") {
+      const keys = h.sshKeys.map(
+        (publicKey) => new hcloud.SshKey(`${name}-${sshKeyId(publicKey)}`, { publicKey }, { parent: this }),
+      );
+      const firewall = new hcloud.Firewall(
+        name,
+        {
+          rules: firewallRules(h.sshSources, args.ports).map((r) => ({
+            direction: "in",
+            description: r.description,
+            protocol: r.protocol,
+            port: r.port,
+            sourceIps: [...r.sourceIps],
+          })),
+        },
+        { parent: this },
+      );
+      server = new hcloud.Server(
+        name,
+        {
+          serverType: h.serverType,
+          location: h.location,
+          image: h.image,
+          sshKeys: keys.map((k) => k.id),
+          firewallIds: [firewall.id.apply(Number)],
+          userData: renderCloudInit(),
+          labels: { "managed-by": "qui3tly-cloud", site: name },
+        },
+        // A new user-data would rebuild the server: it only matters on first boot.
+        { parent: this, ignoreChanges: ["userData"] },
+      );
+    }
+    this.address = server ? server.ipv4Address : pulumi.output(h.kind === "existing" ? h.address : "");
+
+    this.ready = new command.remote.Command(
+      `${name}-docker`,
+      {
+        connection: {
+          host: this.address,
+          user,
+          port,
+          ...(args.privateKey === undefined ? {} : { privateKey: args.privateKey }),
+          dialErrorLimit: 20,
+        },
+        create: renderDockerBootstrap(),
+        // Re-run when the script changes, not on every up.
+        triggers: [renderDockerBootstrap()],
+      },
+      { parent: this },
+    );
+
+    this.provider = new docker.Provider(
+      name,
+      {
+        host: pulumi.interpolate`ssh://${user}@${this.address}:${port}`,
+        sshOpts: [
+          "-o",
+          "BatchMode=yes",
+          "-o",
+          "StrictHostKeyChecking=accept-new",
+          ...(args.privateKeyFile === undefined ? [] : ["-o", "IdentitiesOnly=yes", "-i", args.privateKeyFile]),
+        ],
+      },
+      { parent: this, dependsOn: [this.ready] },
+    );
+
+    this.registerOutputs({ address: this.address });
+  }
+}
+
+/**
+ * Fails fast, before any resource is touched, when an existing host does not answer on its SSH port.
+ * `file` is the stack file, so the message says where to fix the address.
+ */
+export async function preflight(site: string, file: string, host: HostConfig, timeoutMs = 5000): Promise<void> {
+  if (host.kind !== "existing") return; // a new server does not exist yet
+  const where = `${host.address}:${host.port}`;
+  await new Promise<void>((resolve, reject) => {
+    const socket = net.connect({ host: host.address, port: host.port });
+    const fail = (why: string) => {
+      socket.destroy();
+      reject(
+        new Error(
+          `site \`${site}\`: cannot reach ${where} (${why}); expected an SSH server there. ` +
+            `Check the host or \`${SITE_KEY}.host\` in ${file}.`,
+        ),
+      );
+    };
+    socket.setTimeout(timeoutMs, () => fail(`no answer within ${timeoutMs / 1000}s`));
+    socket.once("error", (e: NodeJS.ErrnoException) => fail(e.code ?? e.message));
+    socket.once("connect", () => {
+      socket.end();
+      resolve();
+    });
+  });
+}

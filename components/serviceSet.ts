@@ -1,0 +1,149 @@
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+import { LOG_OPTS, networkName, type ContainerModel, type ResolvedEnv, type SiteModel } from "../model/site";
+
+export interface ServiceSetArgs {
+  readonly site: SiteModel;
+  /** Docker on the site's host. */
+  readonly provider: docker.Provider;
+  /** Reads a secret config key (`pulumi config set --secret <key>`) that an env override names. */
+  readonly configSecret: (key: string) => pulumi.Output<string>;
+}
+
+/** Docker's duration strings (`30s`, `5m`) in seconds. */
+export function seconds(duration: string): number {
+  const m = /^(\d+)(s|m|h)$/.exec(duration);
+  if (!m) throw new Error(`expected a duration such as \`30s\`, got \`${duration}\``);
+  return Number(m[1]) * { s: 1, m: 60, h: 3600 }[m[2] as "s" | "m" | "h"];
+}
+
+/** Resource names may not hold `:` or `/`: image refs become `docker.io-library-redis-7.4.1-alpine`. */
+export const imageKey = (ref: string) => ref.replace(/[^A-Za-z0-9._-]+/g, "-");
+
+/** The networks, volumes, images, generated secrets and containers of the services placed on one host. */
+export class ServiceSet extends pulumi.ComponentResource {
+  /** Container names by service. */
+  public readonly containerNames: pulumi.Output<Record<string, string[]>>;
+  /** The containers by name. */
+  public readonly containers: Readonly<Record<string, docker.Container>>;
+
+  constructor(name: string, args: ServiceSetArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("qcloud:site:ServiceSet", name, {}, opts);
+    const { site, provider } = args;
+    const child = { parent: this, provider };
+
+    const networks = Object.fromEntries(
+      site.networks.map((n) => [n, new docker.Network(`${name}-${n}`, { name: networkName(n) }, child)]),
+    );
+
+    const passwords = new Map<string, random.RandomPassword>();
+    for (const s of site.services) {
+      for (const secret of s.generatedSecrets) {
+        // No special characters: these land in URLs, shell lines and config files.
+        passwords.set(
+          `${s.name}/${secret}`,
+          new random.RandomPassword(`${name}-${s.name}-${secret}`, { length: 32, special: false }, { parent: this }),
+        );
+      }
+    }
+
+    const images = new Map<string, docker.RemoteImage>();
+    const all = site.services.flatMap((s) => s.containers);
+    for (const ref of [...new Set(all.map((c) => c.image))].sort()) {
+      // Kept on destroy: the next up, or a rollback, should not pull again.
+      images.set(ref, new docker.RemoteImage(`${name}-${imageKey(ref)}`, { name: ref, keepLocally: true }, child));
+    }
+
+    const volumes = new Map<string, docker.Volume>();
+    for (const c of all) {
+      for (const v of c.ownedVolumes) {
+        // State outlives its container: a replace or a destroy never takes the data with it.
+        volumes.set(
+          v,
+          new docker.Volume(
+            `${name}-${v}`,
+            { name: v, labels: [{ label: "cloud.qui3tly.site", value: site.name }] },
+            { ...child, retainOnDelete: true, protect: site.protect },
+          ),
+        );
+      }
+    }
+
+    const envOf = (c: ContainerModel): pulumi.Output<string[]> => {
+      const value = (v: ResolvedEnv): pulumi.Input<string> => {
+        if (typeof v === "string") return v;
+        if ("generated" in v) return passwords.get(`${c.service}/${v.generated}`)!.result;
+        return args.configSecret(v.config);
+      };
+      const keys = Object.keys(c.env).sort();
+      return pulumi.all(keys.map((k) => pulumi.interpolate`${k}=${value(c.env[k]!)}`));
+    };
+    const holdsSecret = (c: ContainerModel) => Object.values(c.env).some((v) => typeof v !== "string");
+
+    const containers: Record<string, docker.Container> = {};
+    // The catalog lists dependencies before dependents within a service; resolve lazily to stay order-free.
+    const build = (c: ContainerModel): docker.Container => {
+      const done = containers[c.name];
+      if (done) return done;
+      const deps = c.dependsOn.map((d) => build(all.find((x) => x.name === d)!));
+      const hc = c.healthcheck;
+      containers[c.name] = new docker.Container(
+        `${name}-${c.name}`,
+        {
+          name: c.name,
+          image: images.get(c.image)!.imageId,
+          ...(c.command ? { command: [...c.command] } : {}),
+          ...(c.entrypoint ? { entrypoints: [...c.entrypoint] } : {}),
+          ...(c.user ? { user: c.user } : {}),
+          envs: envOf(c),
+          ports: c.ports.map((p) => ({ internal: p.internal, external: p.external, protocol: p.protocol, ip: p.ip })),
+          volumes: [
+            ...c.mounts.map((m) => ({ volumeName: m.volume, containerPath: m.path })),
+            ...c.binds.map((b) => ({ hostPath: b.hostPath, containerPath: b.path, readOnly: b.readOnly })),
+          ],
+          uploads: Object.entries(c.files).map(([file, content]) => ({ file, content })),
+          ...(hc
+            ? {
+                healthcheck: {
+                  tests: [...hc.test],
+                  interval: hc.interval,
+                  timeout: hc.timeout,
+                  retries: hc.retries,
+                  startPeriod: hc.startPeriod,
+                },
+                // `up` returns only when the container is healthy, so a broken service fails the deployment.
+                wait: true,
+                waitTimeout: seconds(hc.startPeriod) + hc.retries * seconds(hc.interval) + 30,
+              }
+            : {}),
+          restart: c.restart,
+          mustRun: true,
+          memory: c.memoryMb,
+          cpus: String(c.cpus),
+          logDriver: "json-file",
+          logOpts: { ...LOG_OPTS },
+          networksAdvanced: c.networks.map((n) => ({ name: networks[n]!.name })),
+          ...(c.capabilities.length ? { capabilities: { adds: [...c.capabilities] } } : {}),
+          ...(c.devices.length ? { devices: c.devices.map((hostPath) => ({ hostPath })) } : {}),
+          labels: Object.entries(c.labels).map(([label, value]) => ({ label, value })),
+        },
+        {
+          ...child,
+          dependsOn: [...deps, ...c.mounts.map((m) => volumes.get(m.volume)!)],
+          // Names are fixed (Traefik and peers address containers by name): the old one must go first.
+          deleteBeforeReplace: true,
+          ...(holdsSecret(c) ? { additionalSecretOutputs: ["envs"] } : {}),
+        },
+      );
+      return containers[c.name]!;
+    };
+    all.forEach(build);
+    this.containers = containers;
+
+    this.containerNames = pulumi.output(
+      Object.fromEntries(site.services.map((s) => [s.name, s.containers.map((c) => c.name)])),
+    );
+    this.registerOutputs({ containerNames: this.containerNames });
+  }
+}

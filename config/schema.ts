@@ -1,0 +1,157 @@
+import { isIP } from "node:net";
+import { z } from "zod";
+
+/**
+ * The schema of one site's stack config: the only place stack config is parsed.
+ * Every message says what is expected; the caller prefixes the file and the field path.
+ */
+
+export const PROJECT = "qui3tly-cloud";
+/** The config key (in `Pulumi.<site>.yaml`) that holds the site object. */
+export const SITE_KEY = `${PROJECT}:site`;
+/** Optional secret: the SSH private key for `existing` hosts. Without it the SSH agent is used. */
+export const SSH_KEY_NAME = "sshPrivateKey";
+export const SSH_KEY_KEY = `${PROJECT}:${SSH_KEY_NAME}`;
+/** Required secret for `hcloud` hosts: the Hetzner Cloud API token (the hcloud provider's own key). */
+export const HCLOUD_TOKEN_KEY = "hcloud:token";
+
+export const ROLES = ["control-plane", "services"] as const;
+export type Role = (typeof ROLES)[number];
+
+const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const FQDN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;
+
+export const siteName = z
+  .string()
+  .regex(/^[a-z][a-z0-9-]{0,30}[a-z0-9]$/, "expected a lowercase name of 2-32 letters, digits or '-'");
+const fqdn = z.string().regex(FQDN, "expected a fully qualified domain name such as `example.org`");
+
+/** An IPv4/IPv6 address or a DNS name. */
+const address = z
+  .string()
+  .refine((s) => isIP(s) !== 0 || FQDN.test(s) || s === "localhost", {
+    message: "expected an IPv4 or IPv6 address or a DNS name",
+  });
+const port = z.number().int("expected a whole number").min(1, "expected a port 1-65535").max(65535, "expected a port 1-65535");
+
+const cidr = z.string().refine(
+  (s) => {
+    const [ip, bits, extra] = s.split("/");
+    const family = isIP(ip ?? "");
+    const n = Number(bits);
+    return extra === undefined && family !== 0 && Number.isInteger(n) && n >= 0 && n <= (family === 4 ? 32 : 128);
+  },
+  { message: "expected a CIDR range such as `203.0.113.0/24`" },
+);
+
+/** An image tag: exact, never `latest`. */
+export const imageTag = z
+  .string()
+  .regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/, "expected a Docker image tag")
+  .refine((t) => t !== "latest", { message: "expected an exact version tag, not `latest`" });
+export const imageDigest = z
+  .string()
+  .regex(/^sha256:[a-f0-9]{64}$/, "expected `sha256:` followed by 64 hex digits");
+
+/** Memory as Docker writes it: `512m`, `2g`. Parsed to MiB. */
+const memory = z
+  .string()
+  .regex(/^[1-9][0-9]*[mg]$/, "expected a size such as `512m` or `2g`")
+  .transform((s) => Number(s.slice(0, -1)) * (s.endsWith("g") ? 1024 : 1))
+  .refine((mb) => mb >= 6, { message: "expected at least `6m` (Docker's minimum)" });
+const cpus = z.number().positive("expected a positive number of CPUs such as `0.5`").max(64, "expected at most 64 CPUs");
+
+export const resourcesSchema = z.strictObject({ memory: memory.optional(), cpus: cpus.optional() });
+
+const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "expected an environment variable name");
+/** A plain value, or a reference to a secret config key set with `pulumi config set --secret <key>`. */
+const envValue = z.union([
+  z.string(),
+  z.strictObject({ secret: z.string().regex(/^[A-Za-z][A-Za-z0-9]*$/, "expected a config key name") }),
+]);
+export type EnvOverride = z.infer<typeof envValue>;
+
+const containerOverride = z.strictObject({
+  /** Replaces the catalog's tag. */
+  version: imageTag.optional(),
+  digest: imageDigest.optional(),
+  env: z.record(envName, envValue).optional(),
+  resources: resourcesSchema.optional(),
+});
+
+const routeOverride = z.strictObject({
+  host: fqdn.optional(),
+  /** Reachable from the tailnet only. */
+  private: z.boolean().optional(),
+});
+
+const serviceOverride = containerOverride.extend({
+  routes: z.record(z.string(), routeOverride).optional(),
+  /** Overrides for the service's other containers, by their catalog key (e.g. `db`). */
+  containers: z.record(z.string(), containerOverride).optional(),
+});
+export type ServiceOverride = z.infer<typeof serviceOverride>;
+
+const existingHost = z.strictObject({
+  kind: z.literal("existing"),
+  address,
+  /** Defaults to "root". */
+  user: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_-]{0,31}$/, "expected a Unix user name")
+    .default("root"),
+  /** Defaults to 22. */
+  port: port.default(22),
+});
+
+const hcloudHost = z.strictObject({
+  kind: z.literal("hcloud"),
+  serverType: z.string().regex(/^[a-z]+[0-9]+[a-z]*$/, "expected a Hetzner server type such as `cx22`"),
+  location: z.enum(["fsn1", "nbg1", "hel1", "ash", "hil", "sin"]),
+  /** Defaults to "debian-12". */
+  image: z.string().min(1).default("debian-12"),
+  /** Public keys (`ssh-ed25519 AAAA...`) to install for root. */
+  sshKeys: z
+    .array(z.string().regex(/^(ssh-(ed25519|rsa)|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+( .*)?$/, "expected an OpenSSH public key"))
+    .min(1, "expected at least one SSH public key"),
+  /** Who may reach SSH. Defaults to anywhere. */
+  sshSources: z.array(cidr).min(1).default(["0.0.0.0/0", "::/0"]),
+});
+
+export const hostSchema = z.discriminatedUnion("kind", [existingHost, hcloudHost], {
+  error: "expected `kind: existing` or `kind: hcloud`",
+});
+export type HostConfig = z.infer<typeof hostSchema>;
+
+export const siteSchema = z.strictObject({
+  role: z.enum(ROLES),
+  domain: fqdn,
+  acmeEmail: z.email("expected an email address for Let's Encrypt"),
+  /** Defaults to "Etc/UTC". */
+  timezone: z
+    .string()
+    .regex(/^[A-Za-z]+(\/[A-Za-z0-9_+-]+)*$/, "expected an IANA time zone such as `Europe/Berlin`")
+    .default("Etc/UTC"),
+  /** `protect` stateful volumes against deletion. Defaults to true; sandboxes turn it off. */
+  protect: z.boolean().default(true),
+  /** The control-plane site this site reports to. Required for role `services`. */
+  controlPlane: siteName.optional(),
+  host: hostSchema,
+  images: z
+    .strictObject({
+      /**
+       * Pull every image through this registry, keeping its path (`<registry>/docker.io/library/redis:7.4.1`):
+       * a mirror, an air-gapped network's registry, or the sandbox's.
+       */
+      registry: z
+        .string()
+        .regex(/^[a-z0-9.-]+(:[0-9]{1,5})?$/, "expected a registry host such as `registry.example.org:5000`")
+        .optional(),
+    })
+    .default({}),
+  /** Services to add to the role's set (`true` or overrides) or remove from it (`false`). */
+  services: z.record(z.string(), z.union([z.boolean(), serviceOverride])).default({}),
+});
+export type SiteConfig = z.infer<typeof siteSchema>;
+
+export { DNS_LABEL, FQDN };

@@ -1,0 +1,401 @@
+import type { z } from "zod";
+import {
+  CATALOG,
+  ROLE_SERVICES,
+  SERVICE_NAMES,
+  isServiceName,
+  type CatalogContext,
+  type ContainerDef,
+  type EnvValue,
+  type HealthcheckDef,
+  type Route,
+  type ServiceDef,
+  type ServiceName,
+} from "../catalog";
+import { ConfigError, joinPath, type ConfigIssue } from "../config/errors";
+import {
+  HCLOUD_TOKEN_KEY,
+  PROJECT,
+  SITE_KEY,
+  SSH_KEY_KEY,
+  siteName,
+  siteSchema,
+  type EnvOverride,
+  type HostConfig,
+  type Role,
+  type ServiceOverride,
+  type SiteConfig,
+} from "../config/schema";
+import type { ConfigSource } from "../config/source";
+
+/** The plain, fully resolved description of one site: what render functions and components consume. */
+export interface SiteModel {
+  /** The stack file this came from, for error messages. */
+  readonly file: string;
+  readonly name: string;
+  readonly role: Role;
+  readonly domain: string;
+  readonly acmeEmail: string;
+  readonly timezone: string;
+  readonly protect: boolean;
+  /** Registry every image is pulled through, if any. */
+  readonly registry?: string;
+  /** The control-plane site (itself on the control plane). */
+  readonly controlPlane: string;
+  readonly host: HostConfig;
+  /** Sorted by name. */
+  readonly services: readonly ServiceModel[];
+  readonly routes: readonly Route[];
+  /** Docker networks to create: the site-wide ones and one per multi-container service. */
+  readonly networks: readonly string[];
+}
+
+export interface ServiceModel {
+  readonly name: ServiceName;
+  readonly description: string;
+  readonly generatedSecrets: readonly string[];
+  readonly containers: readonly ContainerModel[];
+}
+
+/** A resolved env value: plain text, a generated password, or a secret config key. */
+export type ResolvedEnv = string | { readonly generated: string } | { readonly config: string };
+
+export interface PortModel {
+  readonly internal: number;
+  readonly external: number;
+  readonly protocol: "tcp" | "udp";
+  /** The host address it binds; "0.0.0.0" for all. */
+  readonly ip: string;
+}
+
+export interface ContainerModel {
+  readonly service: ServiceName;
+  /** The catalog key: `main`, `db` ... */
+  readonly key: string;
+  /** The Docker container name (unique on the host, stable: the resource name derives from it). */
+  readonly name: string;
+  /** `repository:tag` or `repository:tag@sha256:...`. */
+  readonly image: string;
+  readonly command?: readonly string[];
+  readonly entrypoint?: readonly string[];
+  readonly user?: string;
+  readonly env: Readonly<Record<string, ResolvedEnv>>;
+  readonly ports: readonly PortModel[];
+  /** Named volumes mounted: the ones it owns and the ones it shares. */
+  readonly mounts: readonly { readonly volume: string; readonly path: string }[];
+  /** The named volumes this container owns (created with it, retained on delete). */
+  readonly ownedVolumes: readonly string[];
+  readonly binds: readonly { readonly hostPath: string; readonly path: string; readonly readOnly: boolean }[];
+  readonly files: Readonly<Record<string, string>>;
+  readonly healthcheck?: Required<HealthcheckDef>;
+  readonly restart: "unless-stopped" | "always" | "on-failure";
+  readonly memoryMb: number;
+  readonly cpus: number;
+  readonly networks: readonly string[];
+  readonly capabilities: readonly string[];
+  readonly devices: readonly string[];
+  /** Container names. */
+  readonly dependsOn: readonly string[];
+  readonly labels: Readonly<Record<string, string>>;
+}
+
+/** Log rotation for every container: a full disk is the commonest way a small server dies. */
+export const LOG_OPTS = { "max-size": "10m", "max-file": "3" } as const;
+
+/** Docker network names: prefixed so they never collide with what an operator made by hand. */
+export const networkName = (name: string) => `qcloud-${name}`;
+export const containerName = (service: string, key: string) => (key === "main" ? service : `${service}-${key}`);
+/** The name a site has on the tailnet (MagicDNS). */
+export const meshHost = (site: string, domain: string) => `${site}.mesh.${domain}`;
+
+const SITE = (...rest: PropertyKey[]) => joinPath([SITE_KEY, ...rest]);
+
+/** Reads, validates and resolves one stack's config. Throws ConfigError naming every problem. */
+export function loadSite(source: ConfigSource): SiteModel {
+  const issues: ConfigIssue[] = [];
+  const issue = (path: string, message: string) => issues.push({ file: source.file, path, message });
+
+  const stackName = siteName.safeParse(source.stack);
+  if (!stackName.success) {
+    issue("(stack name)", `\`${source.stack}\`: ${stackName.error.issues[0]?.message ?? "invalid"}`);
+  }
+  if (!source.has(SITE_KEY)) {
+    issue(SITE_KEY, "expected the site object (role, domain, host, services ...)");
+    throw new ConfigError(issues);
+  }
+  if (source.isSecret(SITE_KEY)) {
+    issue(SITE_KEY, "expected a plain object, not a secret: secrets have their own keys");
+    throw new ConfigError(issues);
+  }
+  const parsed = siteSchema.safeParse(source.get(SITE_KEY));
+  if (!parsed.success) {
+    for (const i of parsed.error.issues) issue(SITE(...i.path), zodMessage(i));
+    throw new ConfigError(issues);
+  }
+  const site = parsed.data;
+  checkSecrets(site, source, issue);
+  if (site.role === "services" && site.controlPlane === undefined) {
+    issue(SITE("controlPlane"), "expected the name of the control-plane site this site reports to");
+  }
+  if (site.role === "control-plane" && site.controlPlane !== undefined) {
+    issue(SITE("controlPlane"), "expected no value: a control-plane site is its own control plane");
+  }
+  const names = placedServices(site, issue);
+  if (issues.length > 0) throw new ConfigError(issues);
+
+  const model = resolve(source, site, names, issue);
+  if (issues.length > 0) throw new ConfigError(issues);
+  return model;
+}
+
+function zodMessage(i: z.core.$ZodIssue): string {
+  if (i.code === "unrecognized_keys") return `unknown field(s) ${i.keys.map((k) => `\`${k}\``).join(", ")}`;
+  if (i.code === "invalid_type" && i.message.includes("received undefined")) return `required: ${i.message}`;
+  return i.message;
+}
+
+type Issue = (path: string, message: string) => void;
+
+function checkSecrets(site: SiteConfig, source: ConfigSource, issue: Issue): void {
+  const mustBeSecret = (key: string, why: string) => {
+    if (!source.has(key)) issue(key, `missing secret: ${why}; set it with \`pulumi config set --secret ${key}\``);
+    else if (!source.isSecret(key)) {
+      issue(key, `expected a secret, found plain text: set it again with \`pulumi config set --secret ${key}\``);
+    }
+  };
+  if (source.has(SSH_KEY_KEY)) mustBeSecret(SSH_KEY_KEY, "the SSH private key");
+  if (site.host.kind === "hcloud") mustBeSecret(HCLOUD_TOKEN_KEY, "an `hcloud` host needs the Hetzner Cloud API token");
+  for (const [svc, override] of Object.entries(site.services)) {
+    if (typeof override !== "object") continue;
+    const envs: [PropertyKey[], Record<string, EnvOverride> | undefined][] = [
+      [[svc, "env"], override.env],
+      ...Object.entries(override.containers ?? {}).map(
+        ([k, c]): [PropertyKey[], Record<string, EnvOverride> | undefined] => [[svc, "containers", k, "env"], c.env],
+      ),
+    ];
+    for (const [, env] of envs) {
+      for (const value of Object.values(env ?? {})) {
+        if (typeof value === "object") mustBeSecret(`${PROJECT}:${value.secret}`, `\`${svc}\` reads it from env`);
+      }
+    }
+  }
+}
+
+/** The role's services, plus the stack file's additions, minus its removals; sorted. */
+function placedServices(site: SiteConfig, issue: Issue): ServiceName[] {
+  const placed = new Set<ServiceName>(ROLE_SERVICES[site.role]);
+  for (const [name, override] of Object.entries(site.services)) {
+    if (!isServiceName(name)) {
+      issue(SITE("services", name), `unknown service; expected one of ${SERVICE_NAMES.join(", ")}`);
+      continue;
+    }
+    if (override === false) placed.delete(name);
+    else placed.add(name);
+  }
+  return [...placed].sort();
+}
+
+function resolve(source: ConfigSource, site: SiteConfig, names: ServiceName[], issue: Issue): SiteModel {
+  const name = source.stack;
+  const overrideOf = (svc: ServiceName): ServiceOverride =>
+    typeof site.services[svc] === "object" ? (site.services[svc] as ServiceOverride) : {};
+
+  // Pass 1: routes, so that every service (Traefik above all) can see the site's routes.
+  const routes: Route[] = [];
+  const hostsBySvc = new Map<ServiceName, Record<string, string>>();
+  for (const svc of names) {
+    const def: ServiceDef = CATALOG[svc];
+    const overrides = overrideOf(svc).routes ?? {};
+    for (const r of Object.keys(overrides)) {
+      if (!def.routes?.[r]) {
+        const known = Object.keys(def.routes ?? {});
+        issue(SITE("services", svc, "routes", r), `unknown route; expected ${known.length ? known.join(", ") : "none"}`);
+      }
+    }
+    const hosts: Record<string, string> = {};
+    for (const [r, rd] of Object.entries(def.routes ?? {})) {
+      const o = overrides[r] ?? {};
+      const host = o.host ?? `${rd.subdomain}.${site.domain}`;
+      hosts[r] = host;
+      routes.push({
+        name: r,
+        service: svc,
+        container: containerName(svc, rd.container ?? "main"),
+        host,
+        ...(rd.pathPrefix === undefined ? {} : { pathPrefix: rd.pathPrefix }),
+        port: rd.port,
+        scheme: rd.scheme ?? "http",
+        private: o.private ?? rd.private ?? false,
+      });
+    }
+    hostsBySvc.set(svc, hosts);
+  }
+  const routeKeys = new Map<string, Route>();
+  for (const r of routes) {
+    const k = `${r.host}${r.pathPrefix ?? "/"}`;
+    const other = routeKeys.get(k);
+    if (other) {
+      issue(
+        SITE("services", r.service, "routes", r.name, "host"),
+        `\`${k}\` is already routed to \`${other.service}\`; expected a host name no other route uses`,
+      );
+    }
+    routeKeys.set(k, r);
+  }
+  if (routes.length > 0 && !names.includes("traefik")) {
+    issue(SITE("services", "traefik"), "expected Traefik on a site with routes: do not set it to `false`");
+  }
+
+  const controlPlane = site.controlPlane ?? name;
+  const lokiPushUrl =
+    site.role === "control-plane"
+      ? "http://loki:3100/loki/api/v1/push"
+      : `http://${meshHost(controlPlane, site.domain)}:3100/loki/api/v1/push`;
+
+  // Pass 2: containers.
+  const services: ServiceModel[] = names.map((svc) => {
+    const def: ServiceDef = CATALOG[svc];
+    const ctx: CatalogContext = {
+      site: name,
+      role: site.role,
+      domain: site.domain,
+      timezone: site.timezone,
+      acmeEmail: site.acmeEmail,
+      hosts: hostsBySvc.get(svc) ?? {},
+      siteRoutes: routes,
+      lokiPushUrl,
+    };
+    const defs = def.containers(ctx);
+    const override = overrideOf(svc);
+    for (const k of Object.keys(override.containers ?? {})) {
+      if (k === "main" || !defs[k]) {
+        const known = Object.keys(defs).filter((x) => x !== "main");
+        issue(
+          SITE("services", svc, "containers", k),
+          `unknown container; expected ${known.length ? known.join(", ") : "none (this service has one container)"}` +
+            (k === "main" ? " (set the main container's fields on the service itself)" : ""),
+        );
+      }
+    }
+    const multi = Object.keys(defs).length > 1;
+    const containers = Object.entries(defs).map(([key, cdef]) =>
+      resolveContainer(name, site.images.registry, svc, key, cdef, key === "main" ? override : (override.containers?.[key] ?? {}), multi),
+    );
+    return {
+      name: svc,
+      description: def.description,
+      generatedSecrets: def.generatedSecrets ?? [],
+      containers,
+    };
+  });
+
+  checkHostPorts(services, issue);
+
+  const networks = new Set<string>();
+  for (const s of services) {
+    for (const c of s.containers) c.networks.forEach((n) => networks.add(n));
+  }
+  return {
+    file: source.file,
+    name,
+    role: site.role,
+    domain: site.domain,
+    acmeEmail: site.acmeEmail,
+    timezone: site.timezone,
+    protect: site.protect,
+    ...(site.images.registry ? { registry: site.images.registry } : {}),
+    controlPlane,
+    host: site.host,
+    services,
+    routes,
+    networks: [...networks].sort(),
+  };
+}
+
+function resolveContainer(
+  site: string,
+  registry: string | undefined,
+  svc: ServiceName,
+  key: string,
+  def: ContainerDef,
+  o: Omit<ServiceOverride, "routes" | "containers">,
+  ownNetwork: boolean,
+): ContainerModel {
+  const name = containerName(svc, key);
+  const tag = o.version ?? def.image.tag;
+  // A new version invalidates the catalog's digest: only an explicit digest pins it then.
+  const digest = o.digest ?? (o.version === undefined ? def.image.digest : undefined);
+  const env: Record<string, ResolvedEnv> = { ...(def.env as Record<string, EnvValue> | undefined) };
+  for (const [k, v] of Object.entries(o.env ?? {})) env[k] = typeof v === "string" ? v : { config: v.secret };
+  const owned = Object.entries(def.volumes ?? {}).map(([v, path]) => ({ volume: `${name}-${v}`, path }));
+  const shared = (def.sharedVolumes ?? []).map((s) => ({
+    volume: `${containerName(svc, s.container)}-${s.volume}`,
+    path: s.path,
+  }));
+  const hc = def.healthcheck;
+  return {
+    service: svc,
+    key,
+    name,
+    image: `${registry ? `${registry}/` : ""}${def.image.repository}:${tag}${digest ? `@${digest}` : ""}`,
+    ...(def.command ? { command: def.command } : {}),
+    ...(def.entrypoint ? { entrypoint: def.entrypoint } : {}),
+    ...(def.user ? { user: def.user } : {}),
+    env,
+    ports: (def.ports ?? []).map((p) => ({
+      internal: p.internal,
+      external: p.external,
+      protocol: p.protocol ?? "tcp",
+      ip: p.ip ?? "0.0.0.0",
+    })),
+    mounts: [...owned, ...shared],
+    ownedVolumes: owned.map((v) => v.volume),
+    binds: (def.binds ?? []).map((b) => ({ hostPath: b.hostPath, path: b.path, readOnly: b.readOnly ?? true })),
+    files: { ...def.files },
+    ...("test" in hc
+      ? {
+          healthcheck: {
+            test: hc.test,
+            interval: hc.interval ?? "30s",
+            timeout: hc.timeout ?? "5s",
+            retries: hc.retries ?? 3,
+            startPeriod: hc.startPeriod ?? "30s",
+          },
+        }
+      : {}),
+    restart: def.restart ?? "unless-stopped",
+    memoryMb: o.resources?.memory ?? def.memoryMb,
+    cpus: o.resources?.cpus ?? def.cpus,
+    networks: [...(ownNetwork ? [svc] : []), ...(def.networks ?? [])],
+    capabilities: def.capabilities ?? [],
+    devices: def.devices ?? [],
+    dependsOn: (def.dependsOn ?? []).map((k) => containerName(svc, k)),
+    labels: {
+      "cloud.qui3tly.site": site,
+      "cloud.qui3tly.service": svc,
+      "cloud.qui3tly.container": key,
+      "cloud.qui3tly.managed-by": "pulumi",
+    },
+  };
+}
+
+/** Two containers cannot publish the same port and protocol on overlapping addresses. */
+function checkHostPorts(services: readonly ServiceModel[], issue: Issue): void {
+  const seen = new Map<string, { container: string; ip: string }[]>();
+  for (const s of services) {
+    for (const c of s.containers) {
+      for (const p of c.ports) {
+        const k = `${p.external}/${p.protocol}`;
+        const taken = seen.get(k) ?? [];
+        const clash = taken.find((t) => t.ip === p.ip || t.ip === "0.0.0.0" || p.ip === "0.0.0.0");
+        if (clash) {
+          issue(
+            SITE("services", s.name),
+            `host port ${k} of \`${c.name}\` is already published by \`${clash.container}\`; expected each host port once`,
+          );
+        }
+        seen.set(k, [...taken, { container: c.name, ip: p.ip }]);
+      }
+    }
+  }
+}

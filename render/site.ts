@@ -1,0 +1,47 @@
+import { LOG_OPTS, type SiteModel } from "../model/site";
+
+/** How a secret shows in reviewable output: its source, never its value. */
+function envForReview(v: SiteModel["services"][number]["containers"][number]["env"][string]): string {
+  if (typeof v === "string") return v;
+  return "generated" in v ? `<generated password: ${v.generated}>` : `<secret config: ${v.config}>`;
+}
+
+/**
+ * Every file the program generates for a site, by relative path, for review in pull requests: the config files
+ * uploaded into containers, and `site.yaml`, the resolved containers (image, ports, volumes, env, labels, limits).
+ * Holds no secret value: secrets are generated or read from config at deploy time only.
+ */
+export function renderSiteFiles(model: SiteModel): Record<string, string> {
+  const files: Record<string, string> = {};
+  for (const s of model.services) {
+    for (const c of s.containers) {
+      for (const [p, content] of Object.entries(c.files)) files[`${c.name}${p}`] = content;
+    }
+  }
+  const containers = model.services.flatMap((s) =>
+    s.containers.map((c) => ({
+      name: c.name,
+      service: s.name,
+      image: c.image,
+      ...(c.command ? { command: c.command } : {}),
+      ...(c.entrypoint ? { entrypoint: c.entrypoint } : {}),
+      env: Object.fromEntries(Object.entries(c.env).map(([k, v]) => [k, envForReview(v)])),
+      ports: c.ports.map((p) => `${p.ip}:${p.external}:${p.internal}/${p.protocol}`),
+      volumes: c.mounts.map((m) => `${m.volume}:${m.path}`),
+      binds: c.binds.map((b) => `${b.hostPath}:${b.path}${b.readOnly ? ":ro" : ""}`),
+      networks: c.networks,
+      healthcheck: c.healthcheck ?? "none",
+      restart: c.restart,
+      limits: { memory: `${c.memoryMb}m`, cpus: c.cpus },
+      logging: { driver: "json-file", options: LOG_OPTS },
+      labels: c.labels,
+      dependsOn: c.dependsOn,
+    })),
+  );
+  files["site.json"] = `${JSON.stringify(
+    { site: model.name, role: model.role, routes: model.routes, containers },
+    null,
+    2,
+  )}\n`;
+  return files;
+}

@@ -1,0 +1,29 @@
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { ConfigError } from "../config/errors";
+import { fileSource } from "../config/source";
+import { loadSite } from "../model/site";
+import { renderSiteFiles } from "../render/site";
+import { ROOT, flag } from "./cli";
+
+/** `npm run render -- --stack <site> [--out <dir>]`: writes every generated file of a site for review. */
+const argv = process.argv.slice(2);
+const stack = flag(argv, "stack");
+if (!stack) {
+  console.error("usage: npm run render -- --stack <site> [--out <dir>]");
+  process.exit(2);
+}
+const out = path.resolve(flag(argv, "out") ?? path.join(ROOT, "out", stack));
+try {
+  const files = renderSiteFiles(loadSite(fileSource(path.join(ROOT, `Pulumi.${stack}.yaml`))));
+  fs.rmSync(out, { recursive: true, force: true });
+  for (const [rel, content] of Object.entries(files)) {
+    fs.mkdirSync(path.dirname(path.join(out, rel)), { recursive: true });
+    fs.writeFileSync(path.join(out, rel), content);
+  }
+  console.log(`${Object.keys(files).length} files in ${path.relative(process.cwd(), out) || "."}`);
+} catch (e) {
+  if (!(e instanceof ConfigError)) throw e;
+  console.error(e.message);
+  process.exit(1);
+}

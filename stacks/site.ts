@@ -1,0 +1,57 @@
+import * as pulumi from "@pulumi/pulumi";
+import { Host, ServiceSet } from "../components";
+import { PROJECT } from "../config/schema";
+import type { SiteModel } from "../model/site";
+
+export interface SiteSecrets {
+  /** The SSH private key, when set in config; otherwise the SSH agent is used. */
+  readonly sshPrivateKey?: pulumi.Output<string>;
+  /** Where the same key was written (0600) for Docker's ssh client. */
+  readonly sshPrivateKeyFile?: string;
+  /** Reads `<project>:<key>` as a secret. */
+  readonly configSecret: (key: string) => pulumi.Output<string>;
+}
+
+export interface SiteOutputs {
+  readonly site: string;
+  readonly role: string;
+  readonly hostAddress: pulumi.Output<string>;
+  /** Container names by service. */
+  readonly containers: pulumi.Output<Record<string, string[]>>;
+  /** `https://...` by `<service>-<route>`. */
+  readonly urls: Record<string, string>;
+  readonly counts: { readonly services: number; readonly containers: number };
+}
+
+/** Builds one site: its host, then the services its role and stack file place there. */
+export function deploySite(model: SiteModel, secrets: SiteSecrets): SiteOutputs {
+  const host = new Host(model.name, {
+    host: model.host,
+    ports: model.services.flatMap((s) => s.containers.flatMap((c) => c.ports)),
+    ...(secrets.sshPrivateKey ? { privateKey: secrets.sshPrivateKey } : {}),
+    ...(secrets.sshPrivateKeyFile ? { privateKeyFile: secrets.sshPrivateKeyFile } : {}),
+  });
+  const services = new ServiceSet(
+    model.name,
+    { site: model, provider: host.provider, configSecret: secrets.configSecret },
+    { dependsOn: [host.ready] },
+  );
+  return {
+    site: model.name,
+    role: model.role,
+    hostAddress: host.address,
+    containers: services.containerNames,
+    urls: Object.fromEntries(
+      model.routes.map((r) => [`${r.service}-${r.name}`, `https://${r.host}${r.pathPrefix ?? "/"}`]),
+    ),
+    counts: {
+      services: model.services.length,
+      containers: model.services.reduce((n, s) => n + s.containers.length, 0),
+    },
+  };
+}
+
+/** Secret config keys of this project, read as secrets. */
+export function projectSecret(key: string): pulumi.Output<string> {
+  return new pulumi.Config(PROJECT).requireSecret(key);
+}

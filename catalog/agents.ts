@@ -47,7 +47,10 @@ export const nodeExporter: ServiceDef = {
   containers: () => ({
     main: {
       image: image("quay.io/prometheus/node-exporter", "v1.8.2"),
-      command: ["--path.rootfs=/host", "--collector.filesystem.mount-points-exclude=^/(dev|proc|sys|run)($|/)"],
+      command: [
+        "--path.rootfs=/host",
+        "--collector.filesystem.mount-points-exclude=^/(dev|proc|sys|run)($|/)",
+      ],
       binds: [{ hostPath: "/", path: "/host" }],
       healthcheck: httpHealth("http://127.0.0.1:9100/metrics"),
       memoryMb: 64,

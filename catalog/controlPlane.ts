@@ -74,7 +74,12 @@ export const pihole: ServiceDef = {
     },
     exporter: {
       image: image("docker.io/ekofr/pihole-exporter", "v0.4.0"),
-      env: { PIHOLE_HOSTNAME: "pihole", PIHOLE_PORT: "80", PIHOLE_PASSWORD: { generated: "admin" }, PORT: "9617" },
+      env: {
+        PIHOLE_HOSTNAME: "pihole",
+        PIHOLE_PORT: "80",
+        PIHOLE_PASSWORD: { generated: "admin" },
+        PORT: "9617",
+      },
       healthcheck: { none: "the exporter image is a single static binary with no probe" },
       memoryMb: 64,
       cpus: 0.1,

@@ -4,7 +4,8 @@ import type { ServiceDef } from "./types";
 const APP = image("docker.io/library/nextcloud", "30.0.4-apache");
 
 export const nextcloud: ServiceDef = {
-  description: "Files, calendars and contacts: Nextcloud with PostgreSQL, Redis, cron, Collabora Online and exporters",
+  description:
+    "Files, calendars and contacts: Nextcloud with PostgreSQL, Redis, cron, Collabora Online and exporters",
   routes: {
     web: { subdomain: "cloud", port: 80 },
     office: { subdomain: "office", container: "office", port: 9980 },
@@ -57,7 +58,11 @@ export const nextcloud: ServiceDef = {
       },
       db: {
         image: image("docker.io/library/postgres", "16.6-alpine"),
-        env: { POSTGRES_DB: db.POSTGRES_DB, POSTGRES_USER: db.POSTGRES_USER, POSTGRES_PASSWORD: db.POSTGRES_PASSWORD },
+        env: {
+          POSTGRES_DB: db.POSTGRES_DB,
+          POSTGRES_USER: db.POSTGRES_USER,
+          POSTGRES_PASSWORD: db.POSTGRES_PASSWORD,
+        },
         volumes: { data: "/var/lib/postgresql/data" },
         healthcheck: { test: ["CMD-SHELL", "pg_isready -U nextcloud -d nextcloud"] },
         memoryMb: 1024,
@@ -68,7 +73,9 @@ export const nextcloud: ServiceDef = {
         command: ["sh", "-c", 'exec redis-server --requirepass "$REDIS_PASSWORD" --appendonly yes'],
         env: { REDIS_PASSWORD: { generated: "redis" } },
         volumes: { data: "/data" },
-        healthcheck: { test: ["CMD-SHELL", 'redis-cli -a "$REDIS_PASSWORD" --no-auth-warning ping | grep -q PONG'] },
+        healthcheck: {
+          test: ["CMD-SHELL", 'redis-cli -a "$REDIS_PASSWORD" --no-auth-warning ping | grep -q PONG'],
+        },
         memoryMb: 256,
         cpus: 0.5,
       },
@@ -81,7 +88,10 @@ export const nextcloud: ServiceDef = {
           dictionaries: "en_US de_DE",
         },
         capabilities: ["MKNOD"],
-        healthcheck: { test: ["CMD-SHELL", "curl -fsS http://127.0.0.1:9980/hosting/discovery >/dev/null"], startPeriod: "120s" },
+        healthcheck: {
+          test: ["CMD-SHELL", "curl -fsS http://127.0.0.1:9980/hosting/discovery >/dev/null"],
+          startPeriod: "120s",
+        },
         memoryMb: 1024,
         cpus: 1,
         networks: ["edge"],

@@ -77,9 +77,17 @@ export interface ContainerDef {
   /** Named volumes (state, retained on delete): key -> mount path. The volume is named `<container>-<key>`. */
   readonly volumes?: Readonly<Record<string, string>>;
   /** A volume owned by another container of the same service (e.g. the cron job sharing the app's files). */
-  readonly sharedVolumes?: readonly { readonly container: string; readonly volume: string; readonly path: string }[];
+  readonly sharedVolumes?: readonly {
+    readonly container: string;
+    readonly volume: string;
+    readonly path: string;
+  }[];
   /** Host paths (sockets, /proc): read-only unless `readOnly: false`. */
-  readonly binds?: readonly { readonly hostPath: string; readonly path: string; readonly readOnly?: boolean }[];
+  readonly binds?: readonly {
+    readonly hostPath: string;
+    readonly path: string;
+    readonly readOnly?: boolean;
+  }[];
   /** Generated config files (never secrets: those go through env), uploaded into the container. */
   readonly files?: Readonly<Record<string, string>>;
   /** How Docker knows it works; `none` names why an image cannot say (e.g. no shell or client inside). */

@@ -26,7 +26,10 @@ export const unifi: ServiceDef = {
         { internal: 10001, external: 10001, protocol: "udp" },
       ],
       volumes: { config: "/config" },
-      healthcheck: { test: ["CMD-SHELL", "curl -kfsS https://127.0.0.1:8443/status >/dev/null"], startPeriod: "180s" },
+      healthcheck: {
+        test: ["CMD-SHELL", "curl -kfsS https://127.0.0.1:8443/status >/dev/null"],
+        startPeriod: "180s",
+      },
       memoryMb: 1536,
       cpus: 1,
       networks: ["edge"],

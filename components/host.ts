@@ -94,7 +94,9 @@ export class Host extends pulumi.ComponentResource {
           "BatchMode=yes",
           "-o",
           "StrictHostKeyChecking=accept-new",
-          ...(args.privateKeyFile === undefined ? [] : ["-o", "IdentitiesOnly=yes", "-i", args.privateKeyFile]),
+          ...(args.privateKeyFile === undefined
+            ? []
+            : ["-o", "IdentitiesOnly=yes", "-i", args.privateKeyFile]),
         ],
       },
       { parent: this, dependsOn: [this.ready] },
@@ -108,7 +110,12 @@ export class Host extends pulumi.ComponentResource {
  * Fails fast, before any resource is touched, when an existing host does not answer on its SSH port.
  * `file` is the stack file, so the message says where to fix the address.
  */
-export async function preflight(site: string, file: string, host: HostConfig, timeoutMs = 5000): Promise<void> {
+export async function preflight(
+  site: string,
+  file: string,
+  host: HostConfig,
+  timeoutMs = 5000,
+): Promise<void> {
   if (host.kind !== "existing") return; // a new server does not exist yet
   const where = `${host.address}:${host.port}`;
   await new Promise<void>((resolve, reject) => {

@@ -43,7 +43,11 @@ export class ServiceSet extends pulumi.ComponentResource {
         // No special characters: these land in URLs, shell lines and config files.
         passwords.set(
           `${s.name}/${secret}`,
-          new random.RandomPassword(`${name}-${s.name}-${secret}`, { length: 32, special: false }, { parent: this }),
+          new random.RandomPassword(
+            `${name}-${s.name}-${secret}`,
+            { length: 32, special: false },
+            { parent: this },
+          ),
         );
       }
     }
@@ -52,7 +56,10 @@ export class ServiceSet extends pulumi.ComponentResource {
     const all = site.services.flatMap((s) => s.containers);
     for (const ref of [...new Set(all.map((c) => c.image))].sort()) {
       // Kept on destroy: the next up, or a rollback, should not pull again.
-      images.set(ref, new docker.RemoteImage(`${name}-${imageKey(ref)}`, { name: ref, keepLocally: true }, child));
+      images.set(
+        ref,
+        new docker.RemoteImage(`${name}-${imageKey(ref)}`, { name: ref, keepLocally: true }, child),
+      );
     }
 
     const volumes = new Map<string, docker.Volume>();
@@ -70,6 +77,7 @@ export class ServiceSet extends pulumi.ComponentResource {
       }
     }
 
+    const holdsSecret = (c: ContainerModel) => Object.values(c.env).some((v) => typeof v !== "string");
     const envOf = (c: ContainerModel): pulumi.Output<string[]> => {
       const value = (v: ResolvedEnv): pulumi.Input<string> => {
         if (typeof v === "string") return v;
@@ -77,9 +85,10 @@ export class ServiceSet extends pulumi.ComponentResource {
         return args.configSecret(v.config);
       };
       const keys = Object.keys(c.env).sort();
-      return pulumi.all(keys.map((k) => pulumi.interpolate`${k}=${value(c.env[k]!)}`));
+      const envs = pulumi.all(keys.map((k) => pulumi.interpolate`${k}=${value(c.env[k]!)}`));
+      // Explicit, not only inherited: one secret value makes the whole list secret in state and outputs.
+      return holdsSecret(c) ? pulumi.secret(envs) : envs;
     };
-    const holdsSecret = (c: ContainerModel) => Object.values(c.env).some((v) => typeof v !== "string");
 
     const containers: Record<string, docker.Container> = {};
     // The catalog lists dependencies before dependents within a service; resolve lazily to stay order-free.
@@ -97,7 +106,12 @@ export class ServiceSet extends pulumi.ComponentResource {
           ...(c.entrypoint ? { entrypoints: [...c.entrypoint] } : {}),
           ...(c.user ? { user: c.user } : {}),
           envs: envOf(c),
-          ports: c.ports.map((p) => ({ internal: p.internal, external: p.external, protocol: p.protocol, ip: p.ip })),
+          ports: c.ports.map((p) => ({
+            internal: p.internal,
+            external: p.external,
+            protocol: p.protocol,
+            ip: p.ip,
+          })),
           volumes: [
             ...c.mounts.map((m) => ({ volumeName: m.volume, containerPath: m.path })),
             ...c.binds.map((b) => ({ hostPath: b.hostPath, containerPath: b.path, readOnly: b.readOnly })),

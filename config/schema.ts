@@ -27,19 +27,23 @@ export const siteName = z
 const fqdn = z.string().regex(FQDN, "expected a fully qualified domain name such as `example.org`");
 
 /** An IPv4/IPv6 address or a DNS name. */
-const address = z
-  .string()
-  .refine((s) => isIP(s) !== 0 || FQDN.test(s) || s === "localhost", {
-    message: "expected an IPv4 or IPv6 address or a DNS name",
-  });
-const port = z.number().int("expected a whole number").min(1, "expected a port 1-65535").max(65535, "expected a port 1-65535");
+const address = z.string().refine((s) => isIP(s) !== 0 || FQDN.test(s) || s === "localhost", {
+  message: "expected an IPv4 or IPv6 address or a DNS name",
+});
+const port = z
+  .number()
+  .int("expected a whole number")
+  .min(1, "expected a port 1-65535")
+  .max(65535, "expected a port 1-65535");
 
 const cidr = z.string().refine(
   (s) => {
     const [ip, bits, extra] = s.split("/");
     const family = isIP(ip ?? "");
     const n = Number(bits);
-    return extra === undefined && family !== 0 && Number.isInteger(n) && n >= 0 && n <= (family === 4 ? 32 : 128);
+    return (
+      extra === undefined && family !== 0 && Number.isInteger(n) && n >= 0 && n <= (family === 4 ? 32 : 128)
+    );
   },
   { message: "expected a CIDR range such as `203.0.113.0/24`" },
 );
@@ -59,7 +63,10 @@ const memory = z
   .regex(/^[1-9][0-9]*[mg]$/, "expected a size such as `512m` or `2g`")
   .transform((s) => Number(s.slice(0, -1)) * (s.endsWith("g") ? 1024 : 1))
   .refine((mb) => mb >= 6, { message: "expected at least `6m` (Docker's minimum)" });
-const cpus = z.number().positive("expected a positive number of CPUs such as `0.5`").max(64, "expected at most 64 CPUs");
+const cpus = z
+  .number()
+  .positive("expected a positive number of CPUs such as `0.5`")
+  .max(64, "expected at most 64 CPUs");
 
 export const resourcesSchema = z.strictObject({ memory: memory.optional(), cpus: cpus.optional() });
 
@@ -112,7 +119,14 @@ const hcloudHost = z.strictObject({
   image: z.string().min(1).default("debian-12"),
   /** Public keys (`ssh-ed25519 AAAA...`) to install for root. */
   sshKeys: z
-    .array(z.string().regex(/^(ssh-(ed25519|rsa)|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+( .*)?$/, "expected an OpenSSH public key"))
+    .array(
+      z
+        .string()
+        .regex(
+          /^(ssh-(ed25519|rsa)|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+( .*)?$/,
+          "expected an OpenSSH public key",
+        ),
+    )
     .min(1, "expected at least one SSH public key"),
   /** Who may reach SSH. Defaults to anywhere. */
   sshSources: z.array(cidr).min(1).default(["0.0.0.0/0", "::/0"]),

@@ -1,6 +1,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
+import * as runtimeConfigModule from "@pulumi/pulumi/runtime/config";
 import YAML from "yaml";
 import { ConfigError } from "./errors";
 
@@ -20,7 +21,9 @@ export interface ConfigSource {
 export function stackOfFile(file: string): string {
   const m = /^Pulumi\.(.+)\.ya?ml$/.exec(path.basename(file));
   if (!m?.[1]) {
-    throw new ConfigError([{ file, path: "(file name)", message: "expected a stack file named `Pulumi.<site>.yaml`" }]);
+    throw new ConfigError([
+      { file, path: "(file name)", message: "expected a stack file named `Pulumi.<site>.yaml`" },
+    ]);
   }
   return m[1];
 }
@@ -32,16 +35,22 @@ export function fileSource(file: string): ConfigSource {
   try {
     doc = YAML.parse(fs.readFileSync(file, "utf8"));
   } catch (e) {
-    throw new ConfigError([{ file, path: "(file)", message: `expected a readable YAML file: ${(e as Error).message}` }]);
+    throw new ConfigError([
+      { file, path: "(file)", message: `expected a readable YAML file: ${(e as Error).message}` },
+    ]);
   }
   const config = (doc as { config?: unknown } | null)?.config ?? {};
   if (typeof config !== "object" || config === null || Array.isArray(config)) {
     throw new ConfigError([{ file, path: "config", message: "expected a map of config keys" }]);
   }
-  const map = config as Record<string, unknown>;
+  return mapSource(path.basename(file), stack, config as Record<string, unknown>);
+}
+
+/** A stack's `config:` map as Pulumi writes it: `{ secure: ... }` marks an (encrypted) secret. */
+export function mapSource(file: string, stack: string, map: Readonly<Record<string, unknown>>): ConfigSource {
   const isSecure = (v: unknown) => typeof v === "object" && v !== null && "secure" in v;
   return {
-    file: path.basename(file),
+    file,
     stack,
     get: (key) => (isSecure(map[key]) ? undefined : map[key]),
     has: (key) => key in map,
@@ -49,8 +58,8 @@ export function fileSource(file: string): ConfigSource {
   };
 }
 
-// The SDK exports this at run time but not in its typings.
-const runtimeConfig = require("@pulumi/pulumi/runtime/config") as { isConfigSecret(key: string): boolean };
+// The SDK exports isConfigSecret at run time but not in its typings.
+const runtimeConfig = runtimeConfigModule as unknown as { isConfigSecret(key: string): boolean };
 
 /** The config of the running Pulumi program. */
 export function runtimeSource(): ConfigSource {

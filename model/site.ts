@@ -104,7 +104,8 @@ export const LOG_OPTS = { "max-size": "10m", "max-file": "3" } as const;
 
 /** Docker network names: prefixed so they never collide with what an operator made by hand. */
 export const networkName = (name: string) => `qcloud-${name}`;
-export const containerName = (service: string, key: string) => (key === "main" ? service : `${service}-${key}`);
+export const containerName = (service: string, key: string) =>
+  key === "main" ? service : `${service}-${key}`;
 /** The name a site has on the tailnet (MagicDNS). */
 export const meshHost = (site: string, domain: string) => `${site}.mesh.${domain}`;
 
@@ -158,24 +159,33 @@ type Issue = (path: string, message: string) => void;
 
 function checkSecrets(site: SiteConfig, source: ConfigSource, issue: Issue): void {
   const mustBeSecret = (key: string, why: string) => {
-    if (!source.has(key)) issue(key, `missing secret: ${why}; set it with \`pulumi config set --secret ${key}\``);
+    if (!source.has(key))
+      issue(key, `missing secret: ${why}; set it with \`pulumi config set --secret ${key}\``);
     else if (!source.isSecret(key)) {
-      issue(key, `expected a secret, found plain text: set it again with \`pulumi config set --secret ${key}\``);
+      issue(
+        key,
+        `expected a secret, found plain text: set it again with \`pulumi config set --secret ${key}\``,
+      );
     }
   };
   if (source.has(SSH_KEY_KEY)) mustBeSecret(SSH_KEY_KEY, "the SSH private key");
-  if (site.host.kind === "hcloud") mustBeSecret(HCLOUD_TOKEN_KEY, "an `hcloud` host needs the Hetzner Cloud API token");
+  if (site.host.kind === "hcloud")
+    mustBeSecret(HCLOUD_TOKEN_KEY, "an `hcloud` host needs the Hetzner Cloud API token");
   for (const [svc, override] of Object.entries(site.services)) {
     if (typeof override !== "object") continue;
     const envs: [PropertyKey[], Record<string, EnvOverride> | undefined][] = [
       [[svc, "env"], override.env],
       ...Object.entries(override.containers ?? {}).map(
-        ([k, c]): [PropertyKey[], Record<string, EnvOverride> | undefined] => [[svc, "containers", k, "env"], c.env],
+        ([k, c]): [PropertyKey[], Record<string, EnvOverride> | undefined] => [
+          [svc, "containers", k, "env"],
+          c.env,
+        ],
       ),
     ];
     for (const [, env] of envs) {
       for (const value of Object.values(env ?? {})) {
-        if (typeof value === "object") mustBeSecret(`${PROJECT}:${value.secret}`, `\`${svc}\` reads it from env`);
+        if (typeof value === "object")
+          mustBeSecret(`${PROJECT}:${value.secret}`, `\`${svc}\` reads it from env`);
       }
     }
   }
@@ -209,7 +219,10 @@ function resolve(source: ConfigSource, site: SiteConfig, names: ServiceName[], i
     for (const r of Object.keys(overrides)) {
       if (!def.routes?.[r]) {
         const known = Object.keys(def.routes ?? {});
-        issue(SITE("services", svc, "routes", r), `unknown route; expected ${known.length ? known.join(", ") : "none"}`);
+        issue(
+          SITE("services", svc, "routes", r),
+          `unknown route; expected ${known.length ? known.join(", ") : "none"}`,
+        );
       }
     }
     const hosts: Record<string, string> = {};
@@ -279,7 +292,15 @@ function resolve(source: ConfigSource, site: SiteConfig, names: ServiceName[], i
     }
     const multi = Object.keys(defs).length > 1;
     const containers = Object.entries(defs).map(([key, cdef]) =>
-      resolveContainer(name, site.images.registry, svc, key, cdef, key === "main" ? override : (override.containers?.[key] ?? {}), multi),
+      resolveContainer(
+        name,
+        site.images.registry,
+        svc,
+        key,
+        cdef,
+        key === "main" ? override : (override.containers?.[key] ?? {}),
+        multi,
+      ),
     );
     return {
       name: svc,
@@ -350,7 +371,11 @@ function resolveContainer(
     })),
     mounts: [...owned, ...shared],
     ownedVolumes: owned.map((v) => v.volume),
-    binds: (def.binds ?? []).map((b) => ({ hostPath: b.hostPath, path: b.path, readOnly: b.readOnly ?? true })),
+    binds: (def.binds ?? []).map((b) => ({
+      hostPath: b.hostPath,
+      path: b.path,
+      readOnly: b.readOnly ?? true,
+    })),
     files: { ...def.files },
     ...("test" in hc
       ? {

@@ -30,7 +30,11 @@ export function renderHeadscaleConfig(ctx: Pick<CatalogContext, "domain" | "host
     ephemeral_node_inactivity_timeout: "30m",
     database: { type: "sqlite", sqlite: { path: "/var/lib/headscale/db.sqlite", write_ahead_log: true } },
     log: { level: "info", format: "text" },
-    dns: { magic_dns: true, base_domain: `mesh.${ctx.domain}`, nameservers: { global: ["1.1.1.1", "9.9.9.9"] } },
+    dns: {
+      magic_dns: true,
+      base_domain: `mesh.${ctx.domain}`,
+      nameservers: { global: ["1.1.1.1", "9.9.9.9"] },
+    },
     unix_socket: "/var/run/headscale/headscale.sock",
     unix_socket_permission: "0770",
   });

@@ -41,7 +41,10 @@ export interface FirewallRuleModel {
 const ANYWHERE = ["0.0.0.0/0", "::/0"] as const;
 
 /** Inbound rules: SSH from the allowed sources, and each port the site publishes on all addresses. */
-export function firewallRules(sshSources: readonly string[], ports: readonly PortModel[]): FirewallRuleModel[] {
+export function firewallRules(
+  sshSources: readonly string[],
+  ports: readonly PortModel[],
+): FirewallRuleModel[] {
   const published = new Map<string, FirewallRuleModel>();
   for (const p of ports) {
     if (p.ip !== "0.0.0.0") continue; // bound to loopback or a tailnet address: not for the internet
@@ -50,11 +53,16 @@ export function firewallRules(sshSources: readonly string[], ports: readonly Por
   }
   return [
     { description: "ssh", protocol: "tcp", port: "22", sourceIps: sshSources },
-    ...[...published.values()].sort((a, b) => Number(a.port) - Number(b.port) || a.protocol.localeCompare(b.protocol)),
+    ...[...published.values()].sort(
+      (a, b) => Number(a.port) - Number(b.port) || a.protocol.localeCompare(b.protocol),
+    ),
   ];
 }
 
 /** A stable, short resource key for an SSH public key (its key material, not its position in a list). */
 export function sshKeyId(publicKey: string): string {
-  return createHash("sha256").update(publicKey.split(" ")[1] ?? publicKey).digest("hex").slice(0, 12);
+  return createHash("sha256")
+    .update(publicKey.split(" ")[1] ?? publicKey)
+    .digest("hex")
+    .slice(0, 12);
 }

@@ -29,7 +29,9 @@ export function renderPrometheusConfig(ctx: Pick<CatalogContext, "site" | "role"
 export function renderAlertmanagerConfig(): string {
   return toYaml({
     route: { receiver: "ntfy", group_by: ["alertname", "site"], group_wait: "30s", repeat_interval: "4h" },
-    receivers: [{ name: "ntfy", webhook_configs: [{ url: "http://alertmanager-ntfy:8080", send_resolved: true }] }],
+    receivers: [
+      { name: "ntfy", webhook_configs: [{ url: "http://alertmanager-ntfy:8080", send_resolved: true }] },
+    ],
   });
 }
 
@@ -55,7 +57,11 @@ export function renderLokiConfig(): string {
       ],
     },
     limits_config: { retention_period: "744h" },
-    compactor: { working_directory: "/loki/compactor", retention_enabled: true, delete_request_store: "filesystem" },
+    compactor: {
+      working_directory: "/loki/compactor",
+      retention_enabled: true,
+      delete_request_store: "filesystem",
+    },
   });
 }
 
@@ -63,7 +69,13 @@ export function renderGrafanaDatasources(): string {
   return toYaml({
     apiVersion: 1,
     datasources: [
-      { name: "Prometheus", uid: "prometheus", type: "prometheus", url: "http://prometheus:9090", isDefault: true },
+      {
+        name: "Prometheus",
+        uid: "prometheus",
+        type: "prometheus",
+        url: "http://prometheus:9090",
+        isDefault: true,
+      },
       { name: "Loki", uid: "loki", type: "loki", url: "http://loki:3100" },
     ],
   });
@@ -72,7 +84,11 @@ export function renderGrafanaDatasources(): string {
 export function renderBlackboxConfig(): string {
   return toYaml({
     modules: {
-      http_2xx: { prober: "http", timeout: "10s", http: { preferred_ip_protocol: "ip4", fail_if_not_ssl: true } },
+      http_2xx: {
+        prober: "http",
+        timeout: "10s",
+        http: { preferred_ip_protocol: "ip4", fail_if_not_ssl: true },
+      },
       tcp_connect: { prober: "tcp", timeout: "5s" },
     },
   });

@@ -19,7 +19,11 @@ export function renderTraefikStatic(ctx: Pick<CatalogContext, "acmeEmail">): str
     providers: { file: { directory: "/etc/traefik/dynamic", watch: true } },
     certificatesResolvers: {
       letsencrypt: {
-        acme: { email: ctx.acmeEmail, storage: "/letsencrypt/acme.json", httpChallenge: { entryPoint: "web" } },
+        acme: {
+          email: ctx.acmeEmail,
+          storage: "/letsencrypt/acme.json",
+          httpChallenge: { entryPoint: "web" },
+        },
       },
     },
   });

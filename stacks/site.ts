@@ -24,17 +24,25 @@ export interface SiteOutputs {
 }
 
 /** Builds one site: its host, then the services its role and stack file place there. */
-export function deploySite(model: SiteModel, secrets: SiteSecrets): SiteOutputs {
-  const host = new Host(model.name, {
-    host: model.host,
-    ports: model.services.flatMap((s) => s.containers.flatMap((c) => c.ports)),
-    ...(secrets.sshPrivateKey ? { privateKey: secrets.sshPrivateKey } : {}),
-    ...(secrets.sshPrivateKeyFile ? { privateKeyFile: secrets.sshPrivateKeyFile } : {}),
-  });
+export function deploySite(
+  model: SiteModel,
+  secrets: SiteSecrets,
+  opts?: pulumi.ComponentResourceOptions,
+): SiteOutputs {
+  const host = new Host(
+    model.name,
+    {
+      host: model.host,
+      ports: model.services.flatMap((s) => s.containers.flatMap((c) => c.ports)),
+      ...(secrets.sshPrivateKey ? { privateKey: secrets.sshPrivateKey } : {}),
+      ...(secrets.sshPrivateKeyFile ? { privateKeyFile: secrets.sshPrivateKeyFile } : {}),
+    },
+    opts,
+  );
   const services = new ServiceSet(
     model.name,
     { site: model, provider: host.provider, configSecret: secrets.configSecret },
-    { dependsOn: [host.ready] },
+    { ...opts, dependsOn: [host.ready] },
   );
   return {
     site: model.name,

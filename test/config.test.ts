@@ -1,0 +1,317 @@
+import * as path from "node:path";
+import { ConfigError } from "../config/errors";
+import { fileSource, mapSource } from "../config/source";
+import { loadSite } from "../model/site";
+
+const ROOT = path.resolve(__dirname, "..");
+const SITE = "qui3tly-cloud:site";
+
+/** A valid services site; each case below breaks one thing. */
+function lady(): Record<string, any> {
+  return {
+    [SITE]: {
+      role: "services",
+      controlPlane: "master",
+      domain: "qui3tly.cloud",
+      acmeEmail: "ops@qui3tly.cloud",
+      host: { kind: "existing", address: "203.0.113.20" },
+      services: { nextcloud: true, unifi: true, uisp: true },
+    },
+  };
+}
+
+const hcloudHost = {
+  kind: "hcloud",
+  serverType: "cx22",
+  location: "fsn1",
+  sshKeys: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIO9 ops@laptop"],
+};
+
+type Case = [string, (c: Record<string, any>) => void, string, RegExp];
+const cases: Case[] = [
+  [
+    "unknown service",
+    (c) => (c[SITE].services.nextclod = true),
+    `${SITE}.services.nextclod`,
+    /unknown service; expected one of .*nextcloud/,
+  ],
+  [
+    "duplicate host port",
+    (c) => (c[SITE].services.headscale = true),
+    `${SITE}.services.unifi`,
+    /host port 3478\/udp of `unifi` is already published by `headscale`/,
+  ],
+  [
+    "missing hcloud token",
+    (c) => (c[SITE].host = hcloudHost),
+    "hcloud:token",
+    /missing secret: .*pulumi config set --secret hcloud:token/,
+  ],
+  [
+    "missing env secret",
+    (c) => (c[SITE].services.nextcloud = { env: { MAIL_SMTPPASSWORD: { secret: "smtpPassword" } } }),
+    "qui3tly-cloud:smtpPassword",
+    /missing secret: `nextcloud` reads it from env/,
+  ],
+  [
+    "plaintext SSH key",
+    (c) => (c["qui3tly-cloud:sshPrivateKey"] = "-----BEGIN OPENSSH PRIVATE KEY-----"),
+    "qui3tly-cloud:sshPrivateKey",
+    /expected a secret, found plain text/,
+  ],
+  [
+    "bad address",
+    (c) => (c[SITE].host.address = "300.1.1.1"),
+    `${SITE}.host.address`,
+    /expected an IPv4 or IPv6 address or a DNS name/,
+  ],
+  [
+    "bad domain",
+    (c) => (c[SITE].domain = "qui3tly"),
+    `${SITE}.domain`,
+    /expected a fully qualified domain name/,
+  ],
+  [
+    "unknown role",
+    (c) => (c[SITE].role = "database"),
+    `${SITE}.role`,
+    /expected one of "control-plane"\|"services"/,
+  ],
+  [
+    "invalid memory limit",
+    (c) => (c[SITE].services.nextcloud = { resources: { memory: "lots" } }),
+    `${SITE}.services.nextcloud.resources.memory`,
+    /expected a size such as `512m`/,
+  ],
+  [
+    "memory below Docker's minimum",
+    (c) => (c[SITE].services.nextcloud = { resources: { memory: "4m" } }),
+    `${SITE}.services.nextcloud.resources.memory`,
+    /at least `6m`/,
+  ],
+  [
+    "negative CPUs",
+    (c) => (c[SITE].services.unifi = { resources: { cpus: -1 } }),
+    `${SITE}.services.unifi.resources.cpus`,
+    /expected a positive number of CPUs/,
+  ],
+  [
+    "latest tag",
+    (c) => (c[SITE].services.nextcloud = { version: "latest" }),
+    `${SITE}.services.nextcloud.version`,
+    /not `latest`/,
+  ],
+  [
+    "bad digest",
+    (c) => (c[SITE].services.nextcloud = { digest: "sha256:abc" }),
+    `${SITE}.services.nextcloud.digest`,
+    /64 hex digits/,
+  ],
+  ["port out of range", (c) => (c[SITE].host.port = 70000), `${SITE}.host.port`, /expected a port 1-65535/],
+  ["unknown field", (c) => (c[SITE].hots = {}), SITE, /unknown field\(s\) `hots`/],
+  [
+    "unknown host kind",
+    (c) => (c[SITE].host.kind = "vmware"),
+    `${SITE}.host.kind`,
+    /expected `kind: existing` or `kind: hcloud`/,
+  ],
+  [
+    "missing control plane",
+    (c) => delete c[SITE].controlPlane,
+    `${SITE}.controlPlane`,
+    /expected the name of the control-plane site/,
+  ],
+  [
+    "control plane on a control plane",
+    (c) => (c[SITE].role = "control-plane"),
+    `${SITE}.controlPlane`,
+    /a control-plane site is its own/,
+  ],
+  [
+    "unknown container override",
+    (c) => (c[SITE].services.nextcloud = { containers: { web: { version: "1.0" } } }),
+    `${SITE}.services.nextcloud.containers.web`,
+    /unknown container; expected cron, db/,
+  ],
+  [
+    "unknown route override",
+    (c) => (c[SITE].services.nextcloud = { routes: { www: { host: "files.example.org" } } }),
+    `${SITE}.services.nextcloud.routes.www`,
+    /unknown route; expected web, office/,
+  ],
+  [
+    "route host taken",
+    (c) => (c[SITE].services.unifi = { routes: { ui: { host: "cloud.qui3tly.cloud" } } }),
+    `${SITE}.services.unifi.routes.ui.host`,
+    /`cloud.qui3tly.cloud\/` is already routed to `nextcloud`/,
+  ],
+  [
+    "routes without Traefik",
+    (c) => (c[SITE].services.traefik = false),
+    `${SITE}.services.traefik`,
+    /expected Traefik on a site with routes/,
+  ],
+  [
+    "bad SSH public key",
+    (c) => (c[SITE].host = { ...hcloudHost, sshKeys: ["not-a-key"] }),
+    `${SITE}.host.sshKeys[0]`,
+    /expected an OpenSSH public key/,
+  ],
+  ["bad ACME email", (c) => (c[SITE].acmeEmail = "ops"), `${SITE}.acmeEmail`, /expected an email address/],
+  ["missing domain", (c) => delete c[SITE].domain, `${SITE}.domain`, /required/],
+  [
+    "bad registry",
+    (c) => (c[SITE].images = { registry: "http://registry" }),
+    `${SITE}.images.registry`,
+    /expected a registry host/,
+  ],
+  [
+    "site as a secret",
+    (c) => (c[SITE] = { secure: "v1:abc" }),
+    SITE,
+    /expected a plain object, not a secret/,
+  ],
+  ["no site at all", (c) => delete c[SITE], SITE, /expected the site object/],
+];
+
+describe("a bad stack file fails with the file, the field and what was expected", () => {
+  test.each(cases)("%s", (_name, breakIt, field, expected) => {
+    const config = lady();
+    breakIt(config);
+    let error: unknown;
+    try {
+      loadSite(mapSource("Pulumi.lady.yaml", "lady", config));
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const issues = (error as ConfigError).issues;
+    const hit = issues.find((i) => i.path === field);
+    expect({ field, issues }).toEqual({
+      field,
+      issues: expect.arrayContaining([expect.objectContaining({ path: field })]),
+    });
+    expect(hit!.message).toMatch(expected);
+    expect((error as Error).message).toContain(`Pulumi.lady.yaml: \`${field}\`: `);
+  });
+
+  test("every problem is reported at once, not only the first", () => {
+    const config = lady();
+    config[SITE].domain = "qui3tly";
+    config[SITE].host.port = 0;
+    const paths = () => {
+      try {
+        loadSite(mapSource("Pulumi.lady.yaml", "lady", config));
+      } catch (e) {
+        return (e as ConfigError).issues.map((i) => i.path).sort();
+      }
+      return [];
+    };
+    expect(paths()).toEqual([`${SITE}.domain`, `${SITE}.host.port`]);
+  });
+
+  test("a stack name that is no site name is refused", () => {
+    expect(() => loadSite(mapSource("Pulumi.Lady_1.yaml", "Lady_1", lady()))).toThrow(
+      /Pulumi.Lady_1.yaml: `\(stack name\)`: `Lady_1`: expected a lowercase name/,
+    );
+  });
+
+  test("a file that is not YAML is refused with its name", () => {
+    expect(() => fileSource(path.join(__dirname, "fixtures", "Pulumi.broken.yaml"))).toThrow(
+      /Pulumi.broken.yaml: `\(file\)`: expected a readable YAML file/,
+    );
+  });
+});
+
+describe("valid configs", () => {
+  test("the secrets an env override names are accepted when set as secrets", () => {
+    const config = lady();
+    config[SITE].services.nextcloud = { env: { MAIL_SMTPPASSWORD: { secret: "smtpPassword" } } };
+    config["qui3tly-cloud:smtpPassword"] = { secure: "v1:abc" };
+    const nc = loadSite(mapSource("Pulumi.lady.yaml", "lady", config)).services.find(
+      (s) => s.name === "nextcloud",
+    )!;
+    expect(nc.containers.find((c) => c.key === "main")!.env.MAIL_SMTPPASSWORD).toEqual({
+      config: "smtpPassword",
+    });
+  });
+
+  test("an hcloud host with its token set as a secret is accepted, with defaults", () => {
+    const config = lady();
+    config[SITE].host = hcloudHost;
+    config["hcloud:token"] = { secure: "v1:abc" };
+    expect(loadSite(mapSource("Pulumi.lady.yaml", "lady", config)).host).toEqual({
+      ...hcloudHost,
+      image: "debian-12",
+      sshSources: ["0.0.0.0/0", "::/0"],
+    });
+  });
+
+  test("defaults: SSH as root on port 22, protected volumes, UTC", () => {
+    const m = loadSite(mapSource("Pulumi.lady.yaml", "lady", lady()));
+    expect(m.host).toEqual({ kind: "existing", address: "203.0.113.20", user: "root", port: 22 });
+    expect({ protect: m.protect, timezone: m.timezone, registry: m.registry }).toEqual({
+      protect: true,
+      timezone: "Etc/UTC",
+      registry: undefined,
+    });
+  });
+
+  test("overrides reach the right container: version drops the catalog digest, resources and env apply", () => {
+    const config = lady();
+    config[SITE].services.nextcloud = {
+      version: "30.0.5-apache",
+      resources: { memory: "3g", cpus: 1.5 },
+      env: { PHP_UPLOAD_LIMIT: "10G" },
+      containers: { db: { resources: { memory: "2g" } } },
+    };
+    const nc = loadSite(mapSource("Pulumi.lady.yaml", "lady", config)).services.find(
+      (s) => s.name === "nextcloud",
+    )!;
+    const main = nc.containers.find((c) => c.key === "main")!;
+    const db = nc.containers.find((c) => c.key === "db")!;
+    expect([main.image, main.memoryMb, main.cpus, main.env.PHP_UPLOAD_LIMIT]).toEqual([
+      "docker.io/library/nextcloud:30.0.5-apache",
+      3072,
+      1.5,
+      "10G",
+    ]);
+    // The cron job shares the app's image definition but is its own container: untouched.
+    expect(nc.containers.find((c) => c.key === "cron")!.image).toBe(
+      "docker.io/library/nextcloud:30.0.4-apache",
+    );
+    expect([db.memoryMb, db.image]).toEqual([2048, "docker.io/library/postgres:16.6-alpine"]);
+  });
+
+  test("a registry prefixes every image, keeping its path", () => {
+    const config = lady();
+    config[SITE].images = { registry: "registry:5000" };
+    const images = loadSite(mapSource("Pulumi.lady.yaml", "lady", config)).services.flatMap((s) =>
+      s.containers.map((c) => c.image),
+    );
+    expect(images.every((i) => i.startsWith("registry:5000/"))).toBe(true);
+    expect(images).toContain("registry:5000/docker.io/library/postgres:16.6-alpine");
+  });
+
+  test("`false` removes a role service", () => {
+    const config = lady();
+    config[SITE].services["portainer-agent"] = false;
+    const names = loadSite(mapSource("Pulumi.lady.yaml", "lady", config)).services.map((s) => s.name);
+    expect(names).not.toContain("portainer-agent");
+    expect(names).toContain("cadvisor");
+  });
+});
+
+describe("the committed stacks", () => {
+  test.each([
+    ["master", "control-plane", 17, 22],
+    ["lady", "services", 9, 25],
+  ])("%s: %s, %i services, %i containers", (stack, role, services, containers) => {
+    const m = loadSite(fileSource(path.join(ROOT, `Pulumi.${stack}.yaml`)));
+    expect([m.role, m.services.length, m.services.reduce((n, s) => n + s.containers.length, 0)]).toEqual([
+      role,
+      services,
+      containers,
+    ]);
+  });
+});

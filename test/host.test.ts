@@ -1,0 +1,63 @@
+import * as net from "node:net";
+import { preflight } from "../components/host";
+import { firewallRules, renderDockerBootstrap } from "../render/host";
+
+const existing = (port: number) => ({ kind: "existing" as const, address: "127.0.0.1", user: "root", port });
+
+describe("preflight: an unreachable host fails before anything is touched", () => {
+  test("a closed port names the site, the address, the reason and the stack file", async () => {
+    // Bind then close: a loopback port nobody listens on.
+    const server = net.createServer();
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const port = (server.address() as net.AddressInfo).port;
+    await new Promise((r) => server.close(r));
+    await expect(preflight("lady", "Pulumi.lady.yaml", existing(port))).rejects.toThrow(
+      new RegExp(
+        `^site \`lady\`: cannot reach 127.0.0.1:${port} \\(ECONNREFUSED\\); expected an SSH server there\\. ` +
+          "Check the host or `qui3tly-cloud:site.host` in Pulumi.lady.yaml\\.$",
+      ),
+    );
+  });
+
+  test("a listening port passes", async () => {
+    const server = net.createServer((s) => s.end());
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const port = (server.address() as net.AddressInfo).port;
+    await expect(preflight("lady", "Pulumi.lady.yaml", existing(port))).resolves.toBeUndefined();
+    await new Promise((r) => server.close(r));
+  });
+
+  test("a new hcloud server is not probed", async () => {
+    await expect(
+      preflight("madam", "Pulumi.madam.yaml", {
+        kind: "hcloud",
+        serverType: "cx22",
+        location: "fsn1",
+        image: "debian-12",
+        sshKeys: ["ssh-ed25519 AAAA"],
+        sshSources: ["0.0.0.0/0"],
+      }),
+    ).resolves.toBeUndefined();
+  });
+});
+
+describe("host renders", () => {
+  test("the Docker bootstrap installs only when missing and reports the version", () => {
+    const script = renderDockerBootstrap();
+    expect(script).toMatch(/^set -eu\n/);
+    expect(script).toContain("if ! command -v docker >/dev/null 2>&1; then");
+    expect(script.trim().split("\n").pop()).toBe("docker version --format 'docker {{.Server.Version}}'");
+  });
+
+  test("loopback-bound ports stay closed in the firewall; duplicates collapse", () => {
+    const rules = firewallRules(
+      ["0.0.0.0/0"],
+      [
+        { internal: 53, external: 53, protocol: "udp", ip: "127.0.0.1" },
+        { internal: 443, external: 443, protocol: "tcp", ip: "0.0.0.0" },
+        { internal: 443, external: 443, protocol: "tcp", ip: "0.0.0.0" },
+      ],
+    );
+    expect(rules.map((r) => `${r.port}/${r.protocol}`)).toEqual(["22/tcp", "443/tcp"]);
+  });
+});

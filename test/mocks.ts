@@ -1,0 +1,66 @@
+import * as pulumi from "@pulumi/pulumi";
+
+/** One registered resource, as the engine would have seen it. */
+export interface Recorded {
+  readonly type: string;
+  readonly name: string;
+  readonly inputs: Record<string, unknown>;
+  readonly opts: pulumi.CustomResourceOptions;
+}
+
+/**
+ * Installs Pulumi mocks that record every resource with its inputs, and with its options where `capture` is passed
+ * as a transformation. Outputs echo inputs, plus the few computed fields the program reads.
+ */
+export function recordResources(stack = "test"): {
+  recorded: Recorded[];
+  capture: pulumi.ResourceTransformation;
+} {
+  const recorded: Recorded[] = [];
+  const opts = new Map<string, pulumi.CustomResourceOptions>();
+  // Options (retainOnDelete, protect, deleteBeforeReplace ...) never reach the mock monitor: a transformation on
+  // the top components sees them for every child.
+  const capture: pulumi.ResourceTransformation = (a) => {
+    opts.set(a.name, a.opts);
+    return undefined;
+  };
+  pulumi.runtime.setMocks(
+    {
+      newResource(args: pulumi.runtime.MockResourceArgs) {
+        recorded.push({
+          type: args.type,
+          name: args.name,
+          inputs: args.inputs,
+          opts: opts.get(args.name) ?? {},
+        });
+        const state: Record<string, unknown> = { ...args.inputs };
+        if (args.type === "docker:index/remoteImage:RemoteImage") state.imageId = `sha256:${args.name}`;
+        if (args.type === "random:index/randomPassword:RandomPassword") state.result = `pw-${args.name}`;
+        if (args.type === "hcloud:index/server:Server") state.ipv4Address = "203.0.113.7";
+        return { id: `${args.name}-id`, state };
+      },
+      call: (args: pulumi.runtime.MockCallArgs) => args.inputs,
+    },
+    "qui3tly-cloud",
+    stack,
+    false,
+  );
+  return { recorded, capture };
+}
+
+/** Resolves an Output's value in tests. */
+export function valueOf<T>(o: pulumi.Output<T>): Promise<T> {
+  return new Promise((resolve) => o.apply((v) => resolve(v)));
+}
+
+/** How the SDK hands a secret value to the monitor (and so to the mocks). */
+const SECRET_SIG = "4dabf18193072939515e22adb298388d";
+
+export function isSecretValue(v: unknown): boolean {
+  return typeof v === "object" && v !== null && SECRET_SIG in v;
+}
+
+/** The value inside a secret wrapper, or the value itself. */
+export function reveal<T = unknown>(v: unknown): T {
+  return (isSecretValue(v) ? (v as { value: unknown }).value : v) as T;
+}

@@ -1,0 +1,137 @@
+import { execFileSync, spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import YAML from "yaml";
+import { fileSource } from "../config/source";
+import { loadSite } from "../model/site";
+import { renderSiteFiles } from "../render/site";
+import { renderTraefikDynamic } from "../render/traefik";
+import { GENERATED } from "../render/yaml";
+
+const ROOT = path.resolve(__dirname, "..");
+const site = (stack: string) => loadSite(fileSource(path.join(ROOT, `Pulumi.${stack}.yaml`)));
+
+describe("Traefik's dynamic config from the site's routes", () => {
+  const doc = YAML.parse(renderTraefikDynamic(site("lady").routes));
+
+  test("one router and one service per route, on websecure, addressed by container name", () => {
+    expect(Object.keys(doc.http.routers).sort()).toEqual([
+      "nextcloud-office",
+      "nextcloud-web",
+      "uisp-web",
+      "unifi-ui",
+    ]);
+    expect(doc.http.routers["nextcloud-web"]).toEqual({
+      rule: "Host(`cloud.qui3tly.cloud`)",
+      entryPoints: ["websecure"],
+      service: "nextcloud-web",
+    });
+    expect(doc.http.services["nextcloud-web"]).toEqual({
+      loadBalancer: { servers: [{ url: "http://nextcloud:80" }] },
+    });
+  });
+
+  test("private routes answer the tailnet only; TLS backends use the self-signed transport", () => {
+    expect(doc.http.routers["unifi-ui"].middlewares).toEqual(["tailnet-only"]);
+    expect(doc.http.middlewares["tailnet-only"].ipAllowList.sourceRange).toEqual([
+      "100.64.0.0/10",
+      "fd7a:115c:a1e0::/48",
+    ]);
+    expect(doc.http.services["unifi-ui"].loadBalancer).toEqual({
+      servers: [{ url: "https://unifi:8443" }],
+      serversTransport: "self-signed",
+    });
+    expect(doc.http.routers["nextcloud-web"].middlewares).toBeUndefined();
+  });
+
+  test("a path-scoped route adds PathPrefix", () => {
+    const master = YAML.parse(renderTraefikDynamic(site("master").routes));
+    expect(master.http.routers["headscale-ui"].rule).toBe(
+      "Host(`headscale.qui3tly.cloud`) && PathPrefix(`/web`)",
+    );
+  });
+});
+
+describe("npm run render", () => {
+  test.each(["master", "lady"])(
+    "%s: every generated YAML parses and says it is generated; no secret values",
+    (stack) => {
+      const files = renderSiteFiles(site(stack));
+      for (const [name, content] of Object.entries(files)) {
+        if (/\.ya?ml$/.test(name)) {
+          expect([name, content.startsWith(GENERATED)]).toEqual([name, true]);
+          expect(() => YAML.parse(content)).not.toThrow();
+        }
+      }
+      const summary = JSON.parse(files["site.json"]!);
+      expect(summary.containers).toHaveLength(stack === "master" ? 22 : 25);
+      // Secrets show their source only.
+      const env = Object.assign({}, ...summary.containers.map((c: { env: object }) => c.env));
+      expect(Object.values(env).filter((v) => String(v).startsWith("<")).length).toBeGreaterThan(0);
+      for (const v of Object.values(env))
+        expect(String(v)).toMatch(/^(<(generated password|secret config): \w+>|[^<].*|)$/);
+    },
+  );
+
+  test("writes the files to --out", () => {
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), "render-"));
+    const stdout = execFileSync(
+      "npx",
+      ["ts-node", "--transpile-only", "scripts/render.ts", "--stack", "master", "--out", out],
+      {
+        cwd: ROOT,
+        encoding: "utf8",
+      },
+    );
+    expect(stdout.trim()).toBe(`10 files in ${path.relative(ROOT, out)}`);
+    expect(fs.readFileSync(path.join(out, "headscale/etc/headscale/config.yaml"), "utf8")).toContain(
+      "server_url: https://headscale.qui3tly.cloud",
+    );
+    fs.rmSync(out, { recursive: true });
+  });
+});
+
+describe("npm run check", () => {
+  const run = (...files: string[]) =>
+    spawnSync("npx", ["ts-node", "--transpile-only", "scripts/check.ts", ...files], {
+      cwd: ROOT,
+      encoding: "utf8",
+    });
+
+  test("accepts the committed stacks", () => {
+    const r = run();
+    expect([r.status, r.stdout]).toEqual([
+      0,
+      "ok   Pulumi.lady.yaml: services, 9 services, 25 containers\n" +
+        "ok   Pulumi.master.yaml: control-plane, 17 services, 22 containers\n",
+    ]);
+  });
+
+  test("rejects a bad file with exit 1, naming the file and the field", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "check-"));
+    const bad = path.join(dir, "Pulumi.madam.yaml");
+    fs.writeFileSync(
+      bad,
+      YAML.stringify({
+        config: {
+          "qui3tly-cloud:site": {
+            role: "services",
+            controlPlane: "master",
+            domain: "qui3tly.cloud",
+            acmeEmail: "ops@qui3tly.cloud",
+            host: { kind: "existing", address: "madam.qui3tly.cloud", port: 0 },
+            services: { nextcloud: { resources: { memory: "2 GB" } } },
+          },
+        },
+      }),
+    );
+    const r = run(bad);
+    fs.rmSync(dir, { recursive: true });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toBe(
+      "FAIL Pulumi.madam.yaml: `qui3tly-cloud:site.host.port`: expected a port 1-65535\n" +
+        "FAIL Pulumi.madam.yaml: `qui3tly-cloud:site.services.nextcloud.resources.memory`: expected a size such as `512m` or `2g`\n",
+    );
+  });
+});

@@ -1,0 +1,196 @@
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import { isSecretValue, recordResources, reveal, valueOf, type Recorded } from "./mocks";
+import { fileSource, mapSource } from "../config/source";
+import { loadSite, type SiteModel } from "../model/site";
+import { deploySite, type SiteOutputs } from "../stacks/site";
+
+const { recorded, capture } = recordResources();
+const ROOT = path.resolve(__dirname, "..");
+
+const CONTAINER = "docker:index/container:Container";
+const VOLUME = "docker:index/volume:Volume";
+const PASSWORD = "random:index/randomPassword:RandomPassword";
+
+/** Deploys a model under mocks and returns what it registered, once every input has resolved. */
+async function deploy(model: SiteModel): Promise<{ out: SiteOutputs; res: Recorded[] }> {
+  recorded.length = 0;
+  const out = deploySite(
+    model,
+    { configSecret: (k) => pulumi.secret(`cfg-${k}`) },
+    { transformations: [capture] },
+  );
+  await valueOf(out.containers);
+  await new Promise((r) => setTimeout(r, 50)); // let the mock monitor receive the last registrations
+  return { out, res: [...recorded] };
+}
+
+const of = (res: Recorded[], type: string) => res.filter((r) => r.type === type);
+
+describe.each([
+  ["master", 22, 3, ["alertmanager", "crowdsec", "edge", "metrics", "pihole"]],
+  ["lady", 25, 7, ["edge", "metrics", "nextcloud", "uisp", "unifi"]],
+])("the %s stack under mocks", (stack, containers, passwords, networks) => {
+  let res: Recorded[];
+  let out: SiteOutputs;
+  const model = loadSite(fileSource(path.join(ROOT, `Pulumi.${stack}.yaml`)));
+  beforeAll(async () => ({ out, res } = await deploy(model)));
+
+  test(`${containers} containers, each named once, none on \`latest\``, () => {
+    const cs = of(res, CONTAINER);
+    expect(cs).toHaveLength(containers);
+    expect(new Set(cs.map((c) => c.inputs.name)).size).toBe(containers);
+    for (const img of of(res, "docker:index/remoteImage:RemoteImage")) {
+      expect(img.inputs.name).toMatch(/^[a-z0-9._/-]+:[A-Za-z0-9._-]+$/);
+      expect(img.inputs.name).not.toMatch(/:latest$/);
+      expect(img.inputs.keepLocally).toBe(true);
+    }
+    expect(out.counts.containers).toBe(containers);
+  });
+
+  test("every container: restart policy, limits, log rotation, labels, replaced delete-first", () => {
+    for (const c of of(res, CONTAINER)) {
+      expect(c.inputs).toMatchObject({
+        restart: "unless-stopped",
+        mustRun: true,
+        logDriver: "json-file",
+        logOpts: { "max-size": "10m", "max-file": "3" },
+      });
+      expect(c.inputs.memory).toBeGreaterThanOrEqual(32);
+      expect(Number(c.inputs.cpus)).toBeGreaterThan(0);
+      expect(c.inputs.labels).toEqual(
+        expect.arrayContaining([
+          { label: "cloud.qui3tly.site", value: stack },
+          { label: "cloud.qui3tly.managed-by", value: "pulumi" },
+        ]),
+      );
+      expect(c.opts.deleteBeforeReplace).toBe(true);
+    }
+  });
+
+  test("every stateful volume is retained on delete and protected", () => {
+    const vols = of(res, VOLUME);
+    expect(vols.length).toBeGreaterThan(5);
+    for (const v of vols)
+      expect([v.name, v.opts.retainOnDelete, v.opts.protect]).toEqual([v.name, true, true]);
+    // Every mounted named volume is one the program manages.
+    const names = new Set(vols.map((v) => v.inputs.name));
+    for (const c of of(res, CONTAINER)) {
+      for (const m of c.inputs.volumes as { volumeName?: string }[])
+        if (m.volumeName) expect(names).toContain(m.volumeName);
+    }
+  });
+
+  test(`${passwords} generated passwords; containers holding one have secret envs, the others plain`, () => {
+    expect(of(res, PASSWORD)).toHaveLength(passwords);
+    const holds = new Set(
+      model.services.flatMap((s) =>
+        s.containers
+          .filter((c) => Object.values(c.env).some((v) => typeof v !== "string"))
+          .map((c) => c.name),
+      ),
+    );
+    expect(holds.size).toBeGreaterThan(0);
+    for (const c of of(res, CONTAINER)) {
+      const secret = holds.has(c.inputs.name as string);
+      expect([c.inputs.name, isSecretValue(c.inputs.envs)]).toEqual([c.inputs.name, secret]);
+      expect(c.opts.additionalSecretOutputs).toEqual(secret ? ["envs"] : undefined);
+      // The password itself is only ever inside the secret.
+      if (!secret) expect(JSON.stringify(c.inputs)).not.toContain("pw-");
+    }
+  });
+
+  test("networks: the site-wide ones and one per multi-container service", () => {
+    const names = of(res, "docker:index/network:Network").map((n) => n.inputs.name);
+    expect(names).toEqual(expect.arrayContaining(networks.map((n) => `qcloud-${n}`)));
+    expect(names.every((n) => typeof n === "string" && n.startsWith("qcloud-"))).toBe(true);
+  });
+
+  test("the host: Docker bootstrap over SSH, then Docker over ssh://", () => {
+    const [bootstrap] = of(res, "command:remote:Command");
+    expect(reveal(bootstrap!.inputs.connection)).toMatchObject({
+      host: `${stack}.qui3tly.cloud`,
+      user: "root",
+      port: 22,
+    });
+    expect(bootstrap!.inputs.create).toContain("apt-get install -y -q docker.io");
+    const [provider] = of(res, "pulumi:providers:docker");
+    expect(provider!.inputs.host).toBe(`ssh://root@${stack}.qui3tly.cloud:22`);
+  });
+});
+
+describe("secrets stay secret", () => {
+  test("a secret read from config reaches the container as a secret", async () => {
+    const config = {
+      "qui3tly-cloud:site": {
+        role: "services",
+        controlPlane: "master",
+        domain: "qui3tly.cloud",
+        acmeEmail: "ops@qui3tly.cloud",
+        host: { kind: "existing", address: "203.0.113.20" },
+        services: { nextcloud: { env: { MAIL_SMTPPASSWORD: { secret: "smtpPassword" } } } },
+      },
+      "qui3tly-cloud:smtpPassword": { secure: "v1:abc" },
+    };
+    const { res } = await deploy(loadSite(mapSource("Pulumi.lady.yaml", "lady", config)));
+    const app = of(res, CONTAINER).find((c) => c.inputs.name === "nextcloud")!;
+    expect(isSecretValue(app.inputs.envs)).toBe(true);
+    expect(reveal(app.inputs.envs)).toContain("MAIL_SMTPPASSWORD=cfg-smtpPassword");
+    expect(app.opts.additionalSecretOutputs).toEqual(["envs"]);
+  });
+});
+
+describe("an hcloud host", () => {
+  const key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIO9 ops@laptop";
+  let res: Recorded[];
+  beforeAll(async () => {
+    const config = {
+      "qui3tly-cloud:site": {
+        role: "services",
+        controlPlane: "master",
+        domain: "qui3tly.cloud",
+        acmeEmail: "ops@qui3tly.cloud",
+        host: {
+          kind: "hcloud",
+          serverType: "cx32",
+          location: "nbg1",
+          sshKeys: [key],
+          sshSources: ["198.51.100.0/24"],
+        },
+        services: { unifi: true },
+      },
+      "hcloud:token": { secure: "v1:abc" },
+    };
+    ({ res } = await deploy(loadSite(mapSource("Pulumi.madam.yaml", "madam", config))));
+  });
+
+  test("a server with cloud-init that installs Docker, and its SSH key named by fingerprint", () => {
+    const [server] = of(res, "hcloud:index/server:Server");
+    expect(server!.inputs).toMatchObject({ serverType: "cx32", location: "nbg1", image: "debian-12" });
+    expect(server!.inputs.userData).toContain("packages: [docker.io]");
+    const keys = of(res, "hcloud:index/sshKey:SshKey");
+    expect(keys.map((k) => [k.name, k.inputs.publicKey])).toEqual([
+      [expect.stringMatching(/^madam-[0-9a-f]{12}$/), key],
+    ]);
+  });
+
+  test("the firewall opens SSH to the allowed sources and exactly the ports published on all addresses", () => {
+    const [fw] = of(res, "hcloud:index/firewall:Firewall");
+    const rules = (fw!.inputs.rules as { port: string; protocol: string; sourceIps: string[] }[]).map(
+      (r) => `${r.port}/${r.protocol} from ${r.sourceIps.join(",")}`,
+    );
+    expect(rules).toEqual([
+      "22/tcp from 198.51.100.0/24",
+      "80/tcp from 0.0.0.0/0,::/0",
+      "443/tcp from 0.0.0.0/0,::/0",
+      "3478/udp from 0.0.0.0/0,::/0",
+      "8080/tcp from 0.0.0.0/0,::/0",
+      "10001/udp from 0.0.0.0/0,::/0",
+    ]);
+  });
+
+  test("Docker is reached at the new server's address", () => {
+    const [provider] = of(res, "pulumi:providers:docker");
+    expect(provider!.inputs.host).toBe("ssh://root@203.0.113.7:22");
+  });
+});

@@ -1,4 +1,7 @@
+import * as fs from "node:fs";
 import * as net from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
 import * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
 import * as hcloud from "@pulumi/hcloud";
@@ -6,7 +9,13 @@ import * as pulumi from "@pulumi/pulumi";
 import type { HostConfig } from "../config/schema";
 import { SITE_KEY } from "../config/schema";
 import type { PortModel } from "../model/site";
-import { firewallRules, renderCloudInit, renderDockerBootstrap, sshKeyId } from "../render/host";
+import {
+  firewallRules,
+  knownHostsLine,
+  renderCloudInit,
+  renderDockerBootstrap,
+  sshKeyId,
+} from "../render/host";
 
 export interface HostArgs {
   readonly host: HostConfig;
@@ -14,8 +23,15 @@ export interface HostArgs {
   readonly ports: readonly PortModel[];
   /** The SSH private key (secret). Defaults to the SSH agent (`SSH_AUTH_SOCK`). */
   readonly privateKey?: pulumi.Input<string>;
-  /** The same key as a 0600 file for Docker's `ssh` client. Defaults to the agent and `~/.ssh`. */
-  readonly privateKeyFile?: string;
+  /** Files for Docker's `ssh` client (see `writeSshClientFiles`). Defaults to the agent and `~/.ssh`. */
+  readonly sshFiles?: SshClientFiles;
+}
+
+export interface SshClientFiles {
+  /** The private key, 0600. */
+  readonly privateKey?: string;
+  /** A known_hosts file holding only the pinned host key. */
+  readonly knownHosts?: string;
 }
 
 /** A server that runs Docker: an existing one over SSH, or a new Hetzner Cloud one. */
@@ -76,6 +92,8 @@ export class Host extends pulumi.ComponentResource {
           user,
           port,
           ...(args.privateKey === undefined ? {} : { privateKey: args.privateKey }),
+          // Without a pinned key the command provider does not check the host's identity at all.
+          ...(h.kind === "existing" && h.hostKey ? { hostKey: h.hostKey } : {}),
           dialErrorLimit: 20,
         },
         create: renderDockerBootstrap(),
@@ -89,21 +107,53 @@ export class Host extends pulumi.ComponentResource {
       name,
       {
         host: pulumi.interpolate`ssh://${user}@${this.address}:${port}`,
-        sshOpts: [
-          "-o",
-          "BatchMode=yes",
-          "-o",
-          "StrictHostKeyChecking=accept-new",
-          ...(args.privateKeyFile === undefined
-            ? []
-            : ["-o", "IdentitiesOnly=yes", "-i", args.privateKeyFile]),
-        ],
+        sshOpts: sshOptions(args.sshFiles ?? {}),
       },
       { parent: this, dependsOn: [this.ready] },
     );
 
     this.registerOutputs({ address: this.address });
   }
+}
+
+/** Options for Docker's `ssh` client: pinned host key when there is one, else trust on first use. */
+export function sshOptions(files: SshClientFiles): string[] {
+  return [
+    "-o",
+    "BatchMode=yes",
+    ...(files.knownHosts
+      ? ["-o", "StrictHostKeyChecking=yes", "-o", `UserKnownHostsFile=${files.knownHosts}`]
+      : ["-o", "StrictHostKeyChecking=accept-new"]),
+    ...(files.privateKey ? ["-o", "IdentitiesOnly=yes", "-i", files.privateKey] : []),
+  ];
+}
+
+/**
+ * Docker's ssh client reads keys from files, not from Pulumi: the secret key and the pinned host key go to 0600
+ * files in a 0700 directory, at paths stable across runs (the provider's inputs must not change run to run).
+ */
+export function writeSshClientFiles(
+  id: string,
+  host: HostConfig,
+  privateKey: string | undefined,
+  dir = path.join(os.tmpdir(), `qcloud-ssh-${os.userInfo().uid}`),
+): SshClientFiles {
+  const hostKey = host.kind === "existing" ? host.hostKey : undefined;
+  if (privateKey === undefined && hostKey === undefined) return {};
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const write = (name: string, content: string) => {
+    const file = path.join(dir, name);
+    fs.writeFileSync(file, content, { mode: 0o600 });
+    return file;
+  };
+  return {
+    ...(privateKey === undefined
+      ? {}
+      : { privateKey: write(`${id}.key`, privateKey.endsWith("\n") ? privateKey : `${privateKey}\n`) }),
+    ...(hostKey === undefined || host.kind !== "existing"
+      ? {}
+      : { knownHosts: write(`${id}.known_hosts`, knownHostsLine(host.address, host.port, hostKey)) }),
+  };
 }
 
 /**

@@ -109,6 +109,17 @@ const existingHost = z.strictObject({
     .default("root"),
   /** Defaults to 22. */
   port: port.default(22),
+  /**
+   * The host's SSH public key (`ssh-keyscan -t ed25519 <host>` without the host name), pinned: connections fail if
+   * it changes. Defaults to trust on first use (`~/.ssh/known_hosts`).
+   */
+  hostKey: z
+    .string()
+    .regex(
+      /^(ssh-ed25519|ecdsa-sha2-nistp256|ssh-rsa) [A-Za-z0-9+/=]+$/,
+      "expected `<type> <base64 key>`, as `ssh-keyscan` prints",
+    )
+    .optional(),
 });
 
 const hcloudHost = z.strictObject({

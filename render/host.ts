@@ -66,3 +66,8 @@ export function sshKeyId(publicKey: string): string {
     .digest("hex")
     .slice(0, 12);
 }
+
+/** The `known_hosts` line that pins a host's key (OpenSSH writes non-22 ports as `[host]:port`). */
+export function knownHostsLine(address: string, port: number, hostKey: string): string {
+  return `${port === 22 ? address : `[${address}]:${port}`} ${hostKey}\n`;
+}

@@ -80,7 +80,7 @@ async function runScenario(scenario: string): Promise<Result> {
   const outs = models.map((m) => deploySite(m, { configSecret: (k) => pulumi.secret(k) }));
   await Promise.all(outs.map((o) => new Promise((r) => o.containers.apply(r))));
   // Registration is asynchronous: wait until the count settles.
-  for (let last = -1; last !== resources; ) {
+  for (let last = -1; last !== resources;) {
     last = resources;
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -116,7 +116,9 @@ async function main(): Promise<void> {
   );
   const base = results[0]!;
   const perRes = (r: Result) => r.ms / r.resources;
-  console.log("scenario                  sites  containers  resources   wall ms  peak MiB  ms/resource  x master/resource");
+  console.log(
+    "scenario                  sites  containers  resources   wall ms  peak MiB  ms/resource  x master/resource",
+  );
   for (const r of results) {
     console.log(
       `${r.scenario.padEnd(24)} ${String(r.sites).padStart(6)} ${String(r.containers).padStart(11)} ${String(

@@ -1,13 +1,13 @@
 import * as pulumi from "@pulumi/pulumi";
-import { Host, ServiceSet } from "../components";
+import { Host, ServiceSet, type SshClientFiles } from "../components";
 import { PROJECT } from "../config/schema";
 import type { SiteModel } from "../model/site";
 
 export interface SiteSecrets {
   /** The SSH private key, when set in config; otherwise the SSH agent is used. */
   readonly sshPrivateKey?: pulumi.Output<string>;
-  /** Where the same key was written (0600) for Docker's ssh client. */
-  readonly sshPrivateKeyFile?: string;
+  /** The files Docker's ssh client reads (key, pinned host key). */
+  readonly sshFiles?: SshClientFiles;
   /** Reads `<project>:<key>` as a secret. */
   readonly configSecret: (key: string) => pulumi.Output<string>;
 }
@@ -35,7 +35,7 @@ export function deploySite(
       host: model.host,
       ports: model.services.flatMap((s) => s.containers.flatMap((c) => c.ports)),
       ...(secrets.sshPrivateKey ? { privateKey: secrets.sshPrivateKey } : {}),
-      ...(secrets.sshPrivateKeyFile ? { privateKeyFile: secrets.sshPrivateKeyFile } : {}),
+      ...(secrets.sshFiles ? { sshFiles: secrets.sshFiles } : {}),
     },
     opts,
   );

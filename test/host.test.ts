@@ -1,5 +1,8 @@
+import * as fs from "node:fs";
 import * as net from "node:net";
-import { preflight } from "../components/host";
+import * as os from "node:os";
+import * as path from "node:path";
+import { preflight, sshOptions, writeSshClientFiles } from "../components/host";
 import { firewallRules, renderDockerBootstrap } from "../render/host";
 
 const existing = (port: number) => ({ kind: "existing" as const, address: "127.0.0.1", user: "root", port });
@@ -59,5 +62,45 @@ describe("host renders", () => {
       ],
     );
     expect(rules.map((r) => `${r.port}/${r.protocol}`)).toEqual(["22/tcp", "443/tcp"]);
+  });
+});
+
+describe("SSH client files for Docker", () => {
+  const dir = () => fs.mkdtempSync(path.join(os.tmpdir(), "ssh-"));
+  const pinned = { ...existing(2201), hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostKey" };
+
+  test("a pinned host key becomes a known_hosts line, checked strictly; the key file is 0600", () => {
+    const d = dir();
+    const files = writeSshClientFiles("qc-lady", pinned, "KEY", d);
+    expect(files).toEqual({
+      privateKey: path.join(d, "qc-lady.key"),
+      knownHosts: path.join(d, "qc-lady.known_hosts"),
+    });
+    expect(fs.readFileSync(files.knownHosts!, "utf8")).toBe(
+      "[127.0.0.1]:2201 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostKey\n",
+    );
+    expect(fs.readFileSync(files.privateKey!, "utf8")).toBe("KEY\n");
+    expect(fs.statSync(files.privateKey!).mode & 0o777).toBe(0o600);
+    expect(sshOptions(files)).toEqual([
+      "-o",
+      "BatchMode=yes",
+      "-o",
+      "StrictHostKeyChecking=yes",
+      "-o",
+      `UserKnownHostsFile=${files.knownHosts}`,
+      "-o",
+      "IdentitiesOnly=yes",
+      "-i",
+      files.privateKey,
+    ]);
+    fs.rmSync(d, { recursive: true });
+  });
+
+  test("with neither key nor pin: no files, the agent and trust on first use", () => {
+    const d = dir();
+    expect(writeSshClientFiles("qc-lady", existing(22), undefined, d)).toEqual({});
+    expect(fs.readdirSync(d)).toEqual([]);
+    expect(sshOptions({})).toEqual(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new"]);
+    fs.rmSync(d, { recursive: true });
   });
 });

@@ -1,7 +1,14 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { LOG_OPTS, networkName, type ContainerModel, type ResolvedEnv, type SiteModel } from "../model/site";
+import {
+  LOG_OPTS,
+  networkName,
+  seconds,
+  type ContainerModel,
+  type ResolvedEnv,
+  type SiteModel,
+} from "../model/site";
 
 export interface ServiceSetArgs {
   readonly site: SiteModel;
@@ -9,13 +16,6 @@ export interface ServiceSetArgs {
   readonly provider: docker.Provider;
   /** Reads a secret config key (`pulumi config set --secret <key>`) that an env override names. */
   readonly configSecret: (key: string) => pulumi.Output<string>;
-}
-
-/** Docker's duration strings (`30s`, `5m`) in seconds. */
-export function seconds(duration: string): number {
-  const m = /^(\d+)(s|m|h)$/.exec(duration);
-  if (!m) throw new Error(`expected a duration such as \`30s\`, got \`${duration}\``);
-  return Number(m[1]) * { s: 1, m: 60, h: 3600 }[m[2] as "s" | "m" | "h"];
 }
 
 /** Resource names may not hold `:` or `/`: image refs become `docker.io-library-redis-7.4.1-alpine`. */
@@ -134,7 +134,10 @@ export class ServiceSet extends pulumi.ComponentResource {
           restart: c.restart,
           mustRun: true,
           memory: c.memoryMb,
-          cpus: String(c.cpus),
+          // No swap: a container at its limit should be killed and restarted, not thrash the host.
+          memorySwap: c.memoryMb,
+          // Docker reports whole CPUs as "1.0": say it the same way, or every preview shows a diff.
+          cpus: Number.isInteger(c.cpus) ? c.cpus.toFixed(1) : String(c.cpus),
           logDriver: "json-file",
           logOpts: { ...LOG_OPTS },
           networksAdvanced: c.networks.map((n) => ({ name: networks[n]!.name })),

@@ -102,6 +102,21 @@ export interface ContainerModel {
 /** Log rotation for every container: a full disk is the commonest way a small server dies. */
 export const LOG_OPTS = { "max-size": "10m", "max-file": "3" } as const;
 
+/** Durations (`30s`, `5m`, `1h`, or Go's `1m30s`) in seconds. */
+export function seconds(duration: string): number {
+  const m = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/.exec(duration);
+  if (!m || duration === "") throw new Error(`expected a duration such as \`30s\`, got \`${duration}\``);
+  return Number(m[1] ?? 0) * 3600 + Number(m[2] ?? 0) * 60 + Number(m[3] ?? 0);
+}
+
+/** Seconds as Go prints a duration (`1m0s`): Docker reports them so, and a different spelling is a diff. */
+export function goDuration(total: number): string {
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const s = total % 60;
+  return h > 0 ? `${h}h${m}m${s}s` : m > 0 ? `${m}m${s}s` : `${s}s`;
+}
+
 /** Docker network names: prefixed so they never collide with what an operator made by hand. */
 export const networkName = (name: string) => `qcloud-${name}`;
 export const containerName = (service: string, key: string) =>
@@ -381,10 +396,10 @@ function resolveContainer(
       ? {
           healthcheck: {
             test: hc.test,
-            interval: hc.interval ?? "30s",
-            timeout: hc.timeout ?? "5s",
+            interval: goDuration(seconds(hc.interval ?? "30s")),
+            timeout: goDuration(seconds(hc.timeout ?? "5s")),
             retries: hc.retries ?? 3,
-            startPeriod: hc.startPeriod ?? "30s",
+            startPeriod: goDuration(seconds(hc.startPeriod ?? "30s")),
           },
         }
       : {}),

@@ -1,7 +1,7 @@
 import * as path from "node:path";
 import { ConfigError } from "../config/errors";
 import { fileSource, mapSource } from "../config/source";
-import { loadSite } from "../model/site";
+import { goDuration, loadSite, seconds } from "../model/site";
 
 const ROOT = path.resolve(__dirname, "..");
 const SITE = "qui3tly-cloud:site";
@@ -313,5 +313,22 @@ describe("the committed stacks", () => {
       services,
       containers,
     ]);
+  });
+});
+
+describe("durations", () => {
+  test.each([
+    ["30s", 30, "30s"],
+    ["60s", 60, "1m0s"],
+    ["300s", 300, "5m0s"],
+    ["2m", 120, "2m0s"],
+    ["1h", 3600, "1h0m0s"],
+    ["1m30s", 90, "1m30s"],
+  ])("%s is %i seconds, which Docker reports as %s", (text, n, go) => {
+    expect([seconds(text), goDuration(n)]).toEqual([n, go]);
+  });
+
+  test("a malformed duration is refused", () => {
+    expect(() => seconds("1 minute")).toThrow("expected a duration such as `30s`, got `1 minute`");
   });
 });

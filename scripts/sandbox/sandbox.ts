@@ -1,0 +1,154 @@
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { writeSandboxProject, type SandboxHost } from "./stackConfig";
+
+/**
+ * The sandbox from TypeScript: toolchain, servers, and a Pulumi project with a local file backend, used by
+ * `npm run sandbox` and the e2e tests alike.
+ */
+
+export const REPO = path.resolve(__dirname, "../..");
+export const CACHE = process.env.QCLOUD_CACHE ?? path.join(os.homedir(), ".cache", "qui3tly-cloud");
+export const SANDBOX = path.join(CACHE, "sandbox");
+export const SSH_KEY = path.join(SANDBOX, "ssh", "id_ed25519");
+/** Each site's SSH port on 127.0.0.1. */
+export const SITES: Readonly<Record<string, number>> = { master: 2201, lady: 2202 };
+
+export interface Run {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs a command; throws with its output unless `allowFail`. Output is echoed when `echo` is set. */
+export function run(
+  cmd: string,
+  args: readonly string[],
+  opts: { env?: NodeJS.ProcessEnv; cwd?: string; allowFail?: boolean; input?: string; echo?: boolean } = {},
+): Run {
+  const r = spawnSync(cmd, args, {
+    cwd: opts.cwd ?? REPO,
+    env: opts.env ?? process.env,
+    encoding: "utf8",
+    input: opts.input ?? "",
+    maxBuffer: 256 * 2 ** 20,
+    stdio: opts.echo ? ["pipe", "inherit", "inherit"] : "pipe",
+  });
+  const out = { code: r.status ?? 1, stdout: r.stdout ?? "", stderr: r.stderr ?? "" };
+  if (r.error) throw r.error;
+  if (out.code !== 0 && !opts.allowFail) {
+    throw new Error(`\`${cmd} ${args.join(" ")}\` exited ${out.code}\n${out.stdout}\n${out.stderr}`);
+  }
+  return out;
+}
+
+/** The environment with the offline Pulumi toolchain on PATH (built on first use; see scripts/toolchain.sh). */
+export function toolchainEnv(echo = false): NodeJS.ProcessEnv {
+  // Progress goes to stderr; stdout carries only the resulting environment.
+  const r = run("bash", ["-c", "source scripts/pulumi-env.sh >&2 && env -0"], { allowFail: true });
+  if (echo || r.code !== 0) process.stderr.write(r.stderr);
+  if (r.code !== 0)
+    throw new Error(`the Pulumi toolchain is not available (scripts/toolchain.sh, exit ${r.code})`);
+  return Object.fromEntries(
+    r.stdout
+      .split("\0")
+      .filter(Boolean)
+      .map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]),
+  );
+}
+
+/** Docker, images and registry, then a fresh-or-running server per site. */
+export function startServers(sites: Readonly<Record<string, number>>, echo = true): void {
+  run("bash", ["scripts/sandbox/images.sh"], { echo });
+  for (const [site, port] of Object.entries(sites))
+    run("bash", ["scripts/sandbox/server.sh", "up", site, String(port)], { echo });
+}
+
+/** The server's SSH host key, to pin in the sandbox stack file. */
+export function hostKey(site: string): string {
+  const pub = run("docker", [
+    "exec",
+    `qcloud-sandbox-${site}`,
+    "cat",
+    "/etc/ssh/ssh_host_ed25519_key.pub",
+  ]).stdout;
+  return pub.trim().split(/\s+/).slice(0, 2).join(" ");
+}
+
+/** A command on a sandbox server, as root over SSH. */
+export function onServer(site: string, command: string, allowFail = false): Run {
+  const port = SITES[site];
+  if (port === undefined) throw new Error(`unknown sandbox site \`${site}\``);
+  return run(
+    "ssh",
+    [
+      "-i",
+      SSH_KEY,
+      "-p",
+      String(port),
+      "-o",
+      "BatchMode=yes",
+      "-o",
+      "StrictHostKeyChecking=no",
+      "-o",
+      "UserKnownHostsFile=/dev/null",
+      "-o",
+      "LogLevel=ERROR",
+      "root@127.0.0.1",
+      command,
+    ],
+    { allowFail },
+  );
+}
+
+/** A Pulumi project for the sandbox sites, with its own file backend and passphrase, in `dir`. */
+export class SandboxProject {
+  public readonly env: NodeJS.ProcessEnv;
+
+  constructor(
+    public readonly dir: string,
+    toolchain: NodeJS.ProcessEnv,
+  ) {
+    const state = path.join(dir, "state");
+    fs.mkdirSync(state, { recursive: true });
+    const passphrase = path.join(dir, "passphrase");
+    // A sandbox-only passphrase, never a real site's: it only protects throwaway keys on this machine.
+    if (!fs.existsSync(passphrase)) fs.writeFileSync(passphrase, "qcloud-sandbox\n", { mode: 0o600 });
+    this.env = {
+      ...toolchain,
+      PULUMI_BACKEND_URL: `file://${state}`,
+      PULUMI_CONFIG_PASSPHRASE_FILE: passphrase,
+      PULUMI_SKIP_UPDATE_CHECK: "true",
+      PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
+    };
+  }
+
+  /** Writes the sandbox stack files (pinning each server's host key), creates the stacks, sets the SSH key. */
+  init(sites: Readonly<Record<string, number>>): void {
+    const hosts: Record<string, SandboxHost> = {};
+    for (const [site, port] of Object.entries(sites)) hosts[site] = { port, hostKey: hostKey(site) };
+    writeSandboxProject(path.join(this.dir, "project"), REPO, hosts);
+    for (const site of Object.keys(sites)) {
+      if (this.pulumi(["stack", "select", site], { allowFail: true }).code !== 0) {
+        this.pulumi(["stack", "init", site, "--secrets-provider", "passphrase"]);
+      }
+      this.pulumi(["config", "set", "--secret", "sshPrivateKey", "--stack", site], {
+        input: fs.readFileSync(SSH_KEY, "utf8"),
+      });
+    }
+  }
+
+  pulumi(args: readonly string[], opts: { allowFail?: boolean; input?: string; echo?: boolean } = {}): Run {
+    return run("pulumi", ["--non-interactive", "-C", path.join(this.dir, "project"), ...args], {
+      ...opts,
+      env: this.env,
+    });
+  }
+
+  /** The sandbox stack file of a site (to break it on purpose in tests). */
+  stackFile(site: string): string {
+    return path.join(this.dir, "project", `Pulumi.${site}.yaml`);
+  }
+}

@@ -1,0 +1,66 @@
+import * as fs from "node:fs";
+import * as path from "node:path";
+import YAML from "yaml";
+import { SITE_KEY } from "../../config/schema";
+
+/** Where the sandbox's registry answers from inside the sandbox servers. */
+export const SANDBOX_REGISTRY = "registry:5000";
+
+export interface SandboxHost {
+  /** The SSH port published on 127.0.0.1. */
+  readonly port: number;
+  /** The server's SSH host key (`ssh-ed25519 AAAA...`): pinned, like a real site should be. */
+  readonly hostKey: string;
+}
+
+interface StackFile {
+  config?: Record<string, unknown>;
+  [key: string]: unknown;
+}
+
+/**
+ * A committed stack file's config turned into its sandbox twin: the same role, domain and services; the host is the
+ * local sandbox server, images come from the sandbox registry, and volumes are not protected (so destroy runs
+ * through, while `retainOnDelete` still keeps the data).
+ */
+export function sandboxSite(committed: StackFile, host: SandboxHost): Record<string, unknown> {
+  const site = committed.config?.[SITE_KEY] as Record<string, unknown>;
+  return {
+    ...site,
+    protect: false,
+    host: { kind: "existing", address: "127.0.0.1", user: "root", port: host.port, hostKey: host.hostKey },
+    images: { registry: SANDBOX_REGISTRY },
+  };
+}
+
+/**
+ * A Pulumi project directory for the sandbox: its own Pulumi.yaml whose `main` is this repository, and the sandbox
+ * stack files. The committed stack files stay untouched (Pulumi writes salts and secrets into stack files); in an
+ * existing sandbox file only the site object is replaced.
+ */
+export function writeSandboxProject(
+  dir: string,
+  repo: string,
+  sites: Readonly<Record<string, SandboxHost>>,
+): void {
+  const read = (file: string): StackFile =>
+    (YAML.parse(fs.readFileSync(file, "utf8")) as StackFile | null) ?? {};
+  fs.mkdirSync(dir, { recursive: true });
+  const project = read(path.join(repo, "Pulumi.yaml"));
+  fs.writeFileSync(
+    path.join(dir, "Pulumi.yaml"),
+    YAML.stringify({ ...project, main: path.relative(dir, repo) }),
+  );
+  for (const [site, host] of Object.entries(sites)) {
+    const file = path.join(dir, `Pulumi.${site}.yaml`);
+    const previous = fs.existsSync(file) ? read(file) : {};
+    const config = {
+      ...previous.config,
+      [SITE_KEY]: sandboxSite(read(path.join(repo, `Pulumi.${site}.yaml`)), host),
+    };
+    fs.writeFileSync(
+      file,
+      `# Sandbox twin of the committed Pulumi.${site}.yaml.\n${YAML.stringify({ ...previous, config })}`,
+    );
+  }
+}

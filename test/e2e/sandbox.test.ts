@@ -1,0 +1,185 @@
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import YAML from "yaml";
+import { SITE_KEY } from "../../config/schema";
+import { fileSource } from "../../config/source";
+import { loadSite } from "../../model/site";
+import {
+  SITES,
+  SandboxProject,
+  onServer,
+  run,
+  startServers,
+  toolchainEnv,
+} from "../../scripts/sandbox/sandbox";
+
+/**
+ * The real engine against the sandbox: converge, idempotence, drift repair, a one-container change that keeps its
+ * data, destroy that keeps data, and the two ways bad input must fail (config, unreachable host) before anything
+ * changes. The steps build on each other, in order.
+ */
+
+const timings: Record<string, number> = {};
+function timed<T>(what: string, f: () => T): T {
+  const t0 = Date.now();
+  const r = f();
+  timings[what] = (Date.now() - t0) / 1000;
+  return r;
+}
+
+let project: SandboxProject;
+const up = (site: string, ...extra: string[]) =>
+  project.pulumi(["up", "--yes", "--skip-preview", "--stack", site, ...extra], { allowFail: true });
+
+/** `name status health` of every container on a site's server. */
+function containers(site: string): Map<string, string> {
+  const out = onServer(
+    site,
+    "docker ps -a --filter label=cloud.qui3tly.managed-by=pulumi --format '{{.Names}}' | xargs -r docker inspect --format '{{.Name}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}-{{end}}'",
+  ).stdout;
+  return new Map(
+    out
+      .trim()
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => {
+        const [name, ...rest] = l.replace(/^\//, "").split(" ");
+        return [name!, rest.join(" ")];
+      }),
+  );
+}
+
+/** The model of a sandbox stack: what should run there. */
+const model = (site: string) => loadSite(fileSource(project.stackFile(site)));
+
+function editSite(site: string, edit: (s: Record<string, any>) => void): string {
+  const file = project.stackFile(site);
+  const before = fs.readFileSync(file, "utf8");
+  const doc = YAML.parse(before);
+  edit(doc.config[SITE_KEY]);
+  fs.writeFileSync(file, YAML.stringify(doc));
+  return before;
+}
+
+beforeAll(() => {
+  const env = timed("toolchain", () => toolchainEnv());
+  // A fresh estate: no server, volume or state left from an earlier run.
+  timed("sandbox down", () => run("bash", ["scripts/sandbox/down.sh"]));
+  timed("servers up", () => startServers(SITES, false));
+  project = new SandboxProject(fs.mkdtempSync(path.join(os.tmpdir(), "qcloud-e2e-")), env);
+  timed("stacks init", () => project.init(SITES));
+});
+
+afterAll(() => {
+  console.log(`e2e timings (s): ${JSON.stringify(timings)}`);
+  if (project) fs.rmSync(project.dir, { recursive: true, force: true });
+});
+
+describe("the sandbox estate under the real engine", () => {
+  test("a. up master, then lady: every container of the model runs, and is healthy where it has a healthcheck", () => {
+    for (const site of ["master", "lady"]) {
+      const r = timed(`up ${site}`, () => up(site));
+      expect([site, r.code, r.code === 0 ? "" : r.stdout + r.stderr]).toEqual([site, 0, ""]);
+      const running = containers(site);
+      const expected = model(site).services.flatMap((s) => s.containers);
+      expect([...running.keys()].sort()).toEqual(expected.map((c) => c.name).sort());
+      for (const c of expected) {
+        expect([c.name, running.get(c.name)]).toEqual([c.name, `running ${c.healthcheck ? "healthy" : "-"}`]);
+      }
+    }
+  });
+
+  test("b. a second preview finds nothing to change", () => {
+    for (const site of ["master", "lady"]) {
+      const r = timed(`no-op preview ${site}`, () =>
+        project.pulumi(["preview", "--expect-no-changes", "--stack", site], { allowFail: true }),
+      );
+      expect([site, r.code, r.code === 0 ? "" : r.stdout]).toEqual([site, 0, ""]);
+    }
+  });
+
+  test("c. a container removed behind Pulumi's back is restored by `up --refresh`", () => {
+    onServer("master", "docker rm -f prometheus");
+    expect(containers("master").has("prometheus")).toBe(false);
+    const r = timed("repair", () => up("master", "--refresh"));
+    expect(r.code).toBe(0);
+    expect(containers("master").get("prometheus")).toBe("running healthy");
+  });
+
+  test("d. changing one service's setting replaces only that container; its volume's data survives", () => {
+    onServer("lady", "docker exec nextcloud-redis sh -c 'echo kept > /data/e2e-marker'");
+    const ids = () => onServer("lady", "docker ps -q --no-trunc | sort").stdout;
+    const before = ids();
+    editSite(
+      "lady",
+      (s) =>
+        (s.services.nextcloud = { ...s.services.nextcloud, containers: { redis: { env: { E2E: "1" } } } }),
+    );
+    const preview = JSON.parse(project.pulumi(["preview", "--json", "--stack", "lady"]).stdout);
+    const changed = (preview.steps as { op: string; urn: string }[])
+      .filter((s) => s.op !== "same")
+      .map((s) => `${s.op} ${s.urn.split("::").pop()}`);
+    expect(changed).toEqual(["replace lady-nextcloud-redis"]);
+    expect(timed("one-container change", () => up("lady")).code).toBe(0);
+    const after = ids();
+    // Exactly one container id changed.
+    const gone = before.split("\n").filter((id) => !after.includes(id));
+    expect(gone).toHaveLength(1);
+    expect(onServer("lady", "docker exec nextcloud-redis cat /data/e2e-marker").stdout.trim()).toBe("kept");
+  });
+
+  test("e. destroy removes the containers; stateful volumes and their data survive", () => {
+    const volumes = model("lady").services.flatMap((s) => s.containers.flatMap((c) => c.ownedVolumes));
+    const r = timed("destroy lady", () =>
+      project.pulumi(["destroy", "--yes", "--skip-preview", "--stack", "lady"]),
+    );
+    expect(r.code).toBe(0);
+    expect(containers("lady").size).toBe(0);
+    const left = onServer("lady", "docker volume ls -q").stdout.trim().split("\n");
+    expect(left).toEqual(expect.arrayContaining(volumes));
+    const redis = model("lady")
+      .services.find((s) => s.name === "nextcloud")!
+      .containers.find((c) => c.key === "redis")!;
+    expect(
+      onServer(
+        "lady",
+        `docker run --rm -v nextcloud-redis-data:/d --entrypoint cat ${redis.image} /d/e2e-marker`,
+      ).stdout.trim(),
+    ).toBe("kept");
+  });
+
+  test("f. a broken stack file fails preview and up with the clear error, and nothing changes", () => {
+    const state = () => project.pulumi(["stack", "export", "--stack", "master"]).stdout;
+    const before = { state: state(), ps: containers("master") };
+    const saved = editSite("master", (s) => (s.services.grafana = { resources: { memory: "lots" } }));
+    try {
+      for (const cmd of [["preview"], ["up", "--yes", "--skip-preview"]]) {
+        const r = project.pulumi([...cmd, "--stack", "master"], { allowFail: true });
+        expect(r.code).not.toBe(0);
+        expect(r.stdout + r.stderr).toContain(
+          "Pulumi.master.yaml: `qui3tly-cloud:site.services.grafana.resources.memory`: expected a size such as `512m` or `2g`",
+        );
+      }
+      expect(JSON.parse(state()).deployment.resources.length).toBe(
+        JSON.parse(before.state).deployment.resources.length,
+      );
+      expect(containers("master")).toEqual(before.ps);
+    } finally {
+      fs.writeFileSync(project.stackFile("master"), saved);
+    }
+  });
+
+  test("g. an unreachable host fails with the preflight error", () => {
+    const saved = editSite("master", (s) => (s.host.port = 2299));
+    try {
+      const r = project.pulumi(["preview", "--stack", "master"], { allowFail: true });
+      expect(r.code).not.toBe(0);
+      expect(r.stdout + r.stderr).toContain(
+        "site `master`: cannot reach 127.0.0.1:2299 (ECONNREFUSED); expected an SSH server there.",
+      );
+    } finally {
+      fs.writeFileSync(project.stackFile("master"), saved);
+    }
+  });
+});

@@ -1,4 +1,5 @@
 import { LOG_OPTS, type SiteModel } from "../model/site";
+import { renderCompose } from "./compose";
 
 /** How a secret shows in reviewable output: its source, never its value. */
 function envForReview(v: SiteModel["services"][number]["containers"][number]["env"][string]): string {
@@ -15,7 +16,7 @@ export function renderSiteFiles(model: SiteModel): Record<string, string> {
   const files: Record<string, string> = {};
   for (const s of model.services) {
     for (const c of s.containers) {
-      for (const [p, content] of Object.entries(c.files)) files[`${c.name}${p}`] = content;
+      for (const [p, content] of Object.entries(c.files)) files[`files/${c.name}${p}`] = content;
     }
   }
   const containers = model.services.flatMap((s) =>
@@ -43,5 +44,6 @@ export function renderSiteFiles(model: SiteModel): Record<string, string> {
     null,
     2,
   )}\n`;
+  files["docker-compose.yml"] = renderCompose(model);
   return files;
 }

@@ -84,8 +84,8 @@ describe("npm run render", () => {
         encoding: "utf8",
       },
     );
-    expect(stdout.trim()).toBe(`10 files in ${path.relative(ROOT, out)}`);
-    expect(fs.readFileSync(path.join(out, "headscale/etc/headscale/config.yaml"), "utf8")).toContain(
+    expect(stdout.trim()).toBe(`11 files in ${path.relative(ROOT, out)}`);
+    expect(fs.readFileSync(path.join(out, "files/headscale/etc/headscale/config.yaml"), "utf8")).toContain(
       "server_url: https://headscale.qui3tly.cloud",
     );
     fs.rmSync(out, { recursive: true });
@@ -132,6 +132,41 @@ describe("npm run check", () => {
     expect(r.stderr).toBe(
       "FAIL Pulumi.madam.yaml: `qui3tly-cloud:site.host.port`: expected a port 1-65535\n" +
         "FAIL Pulumi.madam.yaml: `qui3tly-cloud:site.services.nextcloud.resources.memory`: expected a size such as `512m` or `2g`\n",
+    );
+  });
+});
+
+describe("the Docker Compose twin", () => {
+  const compose = YAML.parse(renderSiteFiles(site("lady"))["docker-compose.yml"]!);
+
+  test("the same containers with the same images, limits, volumes and health", () => {
+    const model = site("lady");
+    const containers = model.services.flatMap((s) => s.containers);
+    expect(Object.keys(compose.services).sort()).toEqual(containers.map((c) => c.name).sort());
+    expect(compose.services["nextcloud-db"]).toMatchObject({
+      image: "docker.io/library/postgres:16.6-alpine",
+      mem_limit: "1024m",
+      memswap_limit: "1024m",
+      cpus: 1,
+      restart: "unless-stopped",
+      volumes: ["nextcloud-db-data:/var/lib/postgresql/data"],
+      networks: ["qcloud-nextcloud"],
+      healthcheck: { test: ["CMD-SHELL", "pg_isready -U nextcloud -d nextcloud"], start_period: "30s" },
+    });
+    expect(compose.services.traefik.volumes).toContain(
+      "./files/traefik/etc/traefik/traefik.yml:/etc/traefik/traefik.yml:ro",
+    );
+  });
+
+  test("secrets are variables, never values", () => {
+    expect(compose.services["nextcloud-db"].environment.POSTGRES_PASSWORD).toBe("${QCLOUD_NEXTCLOUD_DB}");
+    expect(compose.services.nextcloud.environment.POSTGRES_PASSWORD).toBe("${QCLOUD_NEXTCLOUD_DB}");
+  });
+
+  test("a literal `$` survives compose's interpolation", () => {
+    // The redis command line reads its password from the container's env at run time.
+    expect(compose.services["nextcloud-redis"].command[2]).toBe(
+      'exec redis-server --requirepass "$$REDIS_PASSWORD" --appendonly yes',
     );
   });
 });

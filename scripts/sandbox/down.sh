@@ -4,7 +4,8 @@
 #   scripts/sandbox/down.sh          every sandbox server (qcloud-sandbox-<site>) and its docker volume,
 #                                    the registry container qcloud-registry and the network qcloud-sandbox;
 #                                    keeps the images, the registry's data (volume qcloud-registry-data) and
-#                                    $QCLOUD_CACHE/sandbox (rootfs tarball, SSH key), so the next up is quick
+#                                    $QCLOUD_CACHE/sandbox (rootfs tarball, SSH key), so the next up is quick;
+#                                    removes `npm run sandbox`'s Pulumi state ($QCLOUD_CACHE/sandbox/work)
 #   scripts/sandbox/down.sh --all    also the registry's data, every qcloud-sandbox/* and 127.0.0.1:5000/* image
 #                                    and $QCLOUD_CACHE/sandbox (a new SSH key is made next time)
 #
@@ -59,6 +60,11 @@ else
     fi
     docker image prune -f --filter "label=$HASH_LABEL" >/dev/null || true
   fi
+fi
+# `npm run sandbox`'s Pulumi project and state describe the servers just removed: they go with them.
+if [[ -d "$SANDBOX_CACHE/work" ]]; then
+  log "removing the sandbox's Pulumi state $SANDBOX_CACHE/work"
+  rm -rf "$SANDBOX_CACHE/work"
 fi
 if [[ $all -eq 1 && -d "$SANDBOX_CACHE" ]]; then
   log "removing $SANDBOX_CACHE (rootfs tarball, build contexts, SSH key, logs)"

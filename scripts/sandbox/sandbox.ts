@@ -77,30 +77,29 @@ export function hostKey(site: string): string {
   return pub.trim().split(/\s+/).slice(0, 2).join(" ");
 }
 
-/** A command on a sandbox server, as root over SSH. */
+const SSH_ARGS = (port: number) => [
+  ...["-i", SSH_KEY, "-p", String(port), "-o", "BatchMode=yes", "-o", "LogLevel=ERROR"],
+  // The sandbox's own throwaway servers: the stacks pin their host keys, these helpers need not.
+  ...["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"],
+  "root@127.0.0.1",
+];
+
+/** A command on a sandbox server (by its SSH port), as root. */
+export function onPort(port: number, command: string, allowFail = false): Run {
+  return run("ssh", [...SSH_ARGS(port), command], { allowFail });
+}
+
+/** Copies a local directory's contents to `dest` on a sandbox server. */
+export function copyTo(port: number, dir: string, dest: string): void {
+  const ssh = ["ssh", ...SSH_ARGS(port), `'mkdir -p ${dest} && tar -C ${dest} -x'`].join(" ");
+  run("bash", ["-c", `tar -C '${dir}' -c . | ${ssh}`]);
+}
+
+/** A command on a sandbox site's server, as root. */
 export function onServer(site: string, command: string, allowFail = false): Run {
   const port = SITES[site];
   if (port === undefined) throw new Error(`unknown sandbox site \`${site}\``);
-  return run(
-    "ssh",
-    [
-      "-i",
-      SSH_KEY,
-      "-p",
-      String(port),
-      "-o",
-      "BatchMode=yes",
-      "-o",
-      "StrictHostKeyChecking=no",
-      "-o",
-      "UserKnownHostsFile=/dev/null",
-      "-o",
-      "LogLevel=ERROR",
-      "root@127.0.0.1",
-      command,
-    ],
-    { allowFail },
-  );
+  return onPort(port, command, allowFail);
 }
 
 /** A Pulumi project for the sandbox sites, with its own file backend and passphrase, in `dir`. */
@@ -125,10 +124,19 @@ export class SandboxProject {
     };
   }
 
-  /** Writes the sandbox stack files (pinning each server's host key), creates the stacks, sets the SSH key. */
-  init(sites: Readonly<Record<string, number>>): void {
+  /**
+   * Writes the sandbox stack files (pinning each server's host key), creates the stacks, sets the SSH key.
+   * `templates` names the committed stack a site copies, when it is not its own (the benchmark's site).
+   */
+  init(sites: Readonly<Record<string, number>>, templates: Readonly<Record<string, string>> = {}): void {
     const hosts: Record<string, SandboxHost> = {};
-    for (const [site, port] of Object.entries(sites)) hosts[site] = { port, hostKey: hostKey(site) };
+    for (const [site, port] of Object.entries(sites)) {
+      hosts[site] = {
+        port,
+        hostKey: hostKey(site),
+        ...(templates[site] ? { template: templates[site] } : {}),
+      };
+    }
     writeSandboxProject(path.join(this.dir, "project"), REPO, hosts);
     for (const site of Object.keys(sites)) {
       if (this.pulumi(["stack", "select", site], { allowFail: true }).code !== 0) {

@@ -11,6 +11,8 @@ export interface SandboxHost {
   readonly port: number;
   /** The server's SSH host key (`ssh-ed25519 AAAA...`): pinned, like a real site should be. */
   readonly hostKey: string;
+  /** The committed stack to copy. Defaults to the site's own. */
+  readonly template?: string;
 }
 
 interface StackFile {
@@ -60,7 +62,7 @@ export function writeSandboxProject(
     };
     fs.writeFileSync(
       file,
-      `# Sandbox twin of the committed Pulumi.${site}.yaml.\n${YAML.stringify({ ...previous, config })}`,
+      `# Sandbox twin of the committed Pulumi.${host.template ?? site}.yaml.\n${YAML.stringify({ ...previous, config })}`,
     );
   }
 }

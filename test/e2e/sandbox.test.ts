@@ -152,7 +152,10 @@ describe("the sandbox estate under the real engine", () => {
   test("f. a broken stack file fails preview and up with the clear error, and nothing changes", () => {
     const state = () => project.pulumi(["stack", "export", "--stack", "master"]).stdout;
     const before = { state: state(), ps: containers("master") };
-    const saved = editSite("master", (s) => (s.services.grafana = { resources: { memory: "lots" } }));
+    const saved = editSite(
+      "master",
+      (s) => (s.services = { ...s.services, grafana: { resources: { memory: "lots" } } }),
+    );
     try {
       for (const cmd of [["preview"], ["up", "--yes", "--skip-preview"]]) {
         const r = project.pulumi([...cmd, "--stack", "master"], { allowFail: true });

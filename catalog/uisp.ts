@@ -1,10 +1,7 @@
 import { image } from "./helpers";
-import type { ContainerDef, ServiceDef } from "./types";
+import type { ServiceDef } from "./types";
 
-const VERSION = "2.4.155";
-const ubnt = (name: string): ContainerDef["image"] => image(`docker.io/ubnt/${name}`, VERSION);
-
-/** UISP (Ubiquiti ISP management) as its upstream multi-container install lays it out. */
+/** UISP (Ubiquiti ISP management) as its upstream multi-container install lays it out; its images share a version. */
 export const uisp: ServiceDef = {
   description: "UISP: Ubiquiti device management, with its PostgreSQL, RabbitMQ, SiriDB, NetFlow and CRM",
   // Devices connect over WSS on 443, which Traefik passes through as HTTP.
@@ -22,7 +19,7 @@ export const uisp: ServiceDef = {
     } as const;
     return {
       main: {
-        image: ubnt("unms"),
+        image: image("docker.io/ubnt/unms", "2.4.155"),
         env: { ...shared, NODE_ENV: "production" },
         volumes: { data: "/home/app/unms/data" },
         healthcheck: {
@@ -34,7 +31,7 @@ export const uisp: ServiceDef = {
         dependsOn: ["postgres", "rabbitmq", "siridb"],
       },
       crm: {
-        image: ubnt("unms-crm"),
+        image: image("docker.io/ubnt/unms-crm", "2.4.155"),
         env: shared,
         volumes: { data: "/data" },
         healthcheck: {
@@ -46,7 +43,7 @@ export const uisp: ServiceDef = {
         dependsOn: ["postgres", "main"],
       },
       nginx: {
-        image: ubnt("unms-nginx"),
+        image: image("docker.io/ubnt/unms-nginx", "2.4.155"),
         env: {
           ...shared,
           HTTP_PORT: "80",
@@ -65,7 +62,7 @@ export const uisp: ServiceDef = {
         dependsOn: ["main", "crm"],
       },
       netflow: {
-        image: ubnt("unms-netflow"),
+        image: image("docker.io/ubnt/unms-netflow", "2.4.155"),
         env: shared,
         ports: [{ internal: 2055, external: 2055, protocol: "udp" }],
         healthcheck: { none: "the netflow collector exposes no probe upstream" },
@@ -74,7 +71,7 @@ export const uisp: ServiceDef = {
         dependsOn: ["postgres"],
       },
       postgres: {
-        image: ubnt("unms-postgres"),
+        image: image("docker.io/ubnt/unms-postgres", "2.4.155"),
         env: { POSTGRES_DB: "unms", POSTGRES_USER: "unms", POSTGRES_PASSWORD: { generated: "db" } },
         volumes: { data: "/var/lib/postgresql/data" },
         healthcheck: { test: ["CMD-SHELL", "pg_isready -U unms -d unms"] },
@@ -89,14 +86,14 @@ export const uisp: ServiceDef = {
         cpus: 0.5,
       },
       siridb: {
-        image: ubnt("unms-siridb"),
+        image: image("docker.io/ubnt/unms-siridb", "2.4.155"),
         volumes: { data: "/var/lib/siridb" },
         healthcheck: { none: "SiriDB's image has no client to probe with" },
         memoryMb: 512,
         cpus: 0.5,
       },
       fluentd: {
-        image: ubnt("unms-fluentd"),
+        image: image("docker.io/ubnt/unms-fluentd", "2.4.155"),
         volumes: { logs: "/fluentd/log" },
         healthcheck: { none: "fluentd's image has no probe upstream" },
         memoryMb: 128,

@@ -58,7 +58,7 @@ export function writeSandboxProject(
     const previous = fs.existsSync(file) ? read(file) : {};
     const config = {
       ...previous.config,
-      [SITE_KEY]: sandboxSite(read(path.join(repo, `Pulumi.${site}.yaml`)), host),
+      [SITE_KEY]: sandboxSite(read(path.join(repo, `Pulumi.${host.template ?? site}.yaml`)), host),
     };
     fs.writeFileSync(
       file,

@@ -1,0 +1,91 @@
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { CATALOG, ROLE_SERVICES, SERVICE_NAMES } from "../catalog";
+import { loadSite } from "../model/site";
+import { mapSource } from "../config/source";
+
+const ROOT = path.resolve(__dirname, "..");
+
+/** Every service placed on one site, so every catalog entry resolves once. */
+function everything() {
+  const services = Object.fromEntries(SERVICE_NAMES.map((n) => [n, true]));
+  // headscale and unifi both publish 3478/udp: one site cannot run both, so resolve them apart.
+  const sites = [
+    { ...services, unifi: false },
+    { ...Object.fromEntries(SERVICE_NAMES.map((n) => [n, false])), traefik: true, unifi: true },
+  ];
+  return sites.flatMap((s) =>
+    loadSite(
+      mapSource("Pulumi.all.yaml", "all", {
+        "qui3tly-cloud:site": {
+          role: "services",
+          controlPlane: "master",
+          domain: "example.org",
+          acmeEmail: "ops@example.org",
+          host: { kind: "existing", address: "203.0.113.1" },
+          services: s,
+        },
+      }),
+    ).services.flatMap((x) => x.containers),
+  );
+}
+
+const NO_PROBE = [
+  "alertmanager-ntfy",
+  "nextcloud-exporter",
+  "nextcloud-redis-exporter",
+  "pihole-exporter",
+  "portainer",
+  "portainer-agent",
+  "promtail",
+  "uisp-fluentd",
+  "uisp-netflow",
+  "uisp-siridb",
+];
+
+describe("the catalog", () => {
+  const containers = everything();
+
+  test("every service resolves; every role lists only known services", () => {
+    expect(new Set(containers.map((c) => c.service))).toEqual(new Set(SERVICE_NAMES));
+    for (const names of Object.values(ROLE_SERVICES))
+      for (const n of names) expect(CATALOG).toHaveProperty([n]);
+  });
+
+  test("every image has an exact version tag; digests, where given, are sha256", () => {
+    for (const c of containers) {
+      expect([c.name, c.image]).toEqual([
+        c.name,
+        expect.stringMatching(/^[a-z0-9.-]+\/[a-z0-9._/-]+:[A-Za-z0-9._-]+(@sha256:[a-f0-9]{64})?$/),
+      ]);
+      expect(c.image).not.toMatch(/:(latest|stable|main)(@|$)/);
+    }
+  });
+
+  test("every container has a memory and CPU limit, and a healthcheck or the reason it has none", () => {
+    for (const c of containers) {
+      expect(c.memoryMb).toBeGreaterThanOrEqual(32);
+      expect(c.cpus).toBeGreaterThan(0);
+    }
+    // An image that cannot run a probe is named here on purpose (the catalog says why in `healthcheck.none`).
+    expect(
+      containers
+        .filter((c) => !c.healthcheck)
+        .map((c) => c.name)
+        .sort(),
+    ).toEqual(NO_PROBE);
+  });
+
+  test("Renovate's regex sees every image the catalog uses, so every tag and digest can be bumped", () => {
+    const renovate = JSON.parse(fs.readFileSync(path.join(ROOT, "renovate.json"), "utf8"));
+    const re = new RegExp(renovate.customManagers[0].matchStrings[0], "g");
+    const seen = new Set<string>();
+    for (const f of fs.readdirSync(path.join(ROOT, "catalog"))) {
+      if (!new RegExp(renovate.customManagers[0].fileMatch[0]).test(`catalog/${f}`)) continue;
+      for (const m of fs.readFileSync(path.join(ROOT, "catalog", f), "utf8").matchAll(re)) {
+        seen.add(`${m.groups!.depName}:${m.groups!.currentValue}`);
+      }
+    }
+    expect([...seen].sort()).toEqual([...new Set(containers.map((c) => c.image))].sort());
+  });
+});

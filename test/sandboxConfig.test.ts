@@ -1,0 +1,58 @@
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import YAML from "yaml";
+import { fileSource } from "../config/source";
+import { loadSite } from "../model/site";
+import { writeSandboxProject } from "../scripts/sandbox/stackConfig";
+
+const ROOT = path.resolve(__dirname, "..");
+const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFIdRTPTw6X0umMmBZzdePQhA3OukWrBjACn5HI8HwQR";
+
+describe("the sandbox twin of a stack file", () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "twin-"));
+  afterAll(() => fs.rmSync(dir, { recursive: true }));
+  writeSandboxProject(dir, ROOT, {
+    lady: { port: 2202, hostKey: KEY },
+    bench: { port: 2203, hostKey: KEY, template: "master" },
+  });
+
+  test("same role, services and containers; the host, registry and protection are the sandbox's", () => {
+    const real = loadSite(fileSource(path.join(ROOT, "Pulumi.lady.yaml")));
+    const twin = loadSite(fileSource(path.join(dir, "Pulumi.lady.yaml")));
+    expect(twin.host).toEqual({
+      kind: "existing",
+      address: "127.0.0.1",
+      user: "root",
+      port: 2202,
+      hostKey: KEY,
+    });
+    expect([twin.protect, twin.registry]).toEqual([false, "registry:5000"]);
+    const names = (m: typeof real) => m.services.flatMap((s) => s.containers.map((c) => c.name));
+    expect(names(twin)).toEqual(names(real));
+    expect(twin.services.flatMap((s) => s.containers.map((c) => c.image))).toEqual(
+      real.services.flatMap((s) => s.containers.map((c) => `registry:5000/${c.image}`)),
+    );
+  });
+
+  test("a site can copy another committed stack (the benchmark's), and the project's main is this repository", () => {
+    expect(loadSite(fileSource(path.join(dir, "Pulumi.bench.yaml"))).role).toBe("control-plane");
+    const project = YAML.parse(fs.readFileSync(path.join(dir, "Pulumi.yaml"), "utf8"));
+    expect([project.name, path.resolve(dir, project.main)]).toEqual(["qui3tly-cloud", ROOT]);
+  });
+
+  test("what Pulumi wrote into an existing twin (salt, encrypted key) is kept", () => {
+    const file = path.join(dir, "Pulumi.lady.yaml");
+    const doc = YAML.parse(fs.readFileSync(file, "utf8"));
+    doc.encryptionsalt = "v1:salt";
+    doc.config["qui3tly-cloud:sshPrivateKey"] = { secure: "v1:abc" };
+    fs.writeFileSync(file, YAML.stringify(doc));
+    writeSandboxProject(dir, ROOT, { lady: { port: 2299, hostKey: KEY } });
+    const again = YAML.parse(fs.readFileSync(file, "utf8"));
+    expect([
+      again.encryptionsalt,
+      again.config["qui3tly-cloud:sshPrivateKey"],
+      again.config["qui3tly-cloud:site"].host.port,
+    ]).toEqual(["v1:salt", { secure: "v1:abc" }, 2299]);
+  });
+});

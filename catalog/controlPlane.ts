@@ -6,7 +6,7 @@ import {
   renderLokiConfig,
   renderPrometheusConfig,
 } from "../render/monitoring";
-import { httpHealth, image } from "./helpers";
+import { STATIC_BINARY, httpHealth, image } from "./helpers";
 import type { ServiceDef } from "./types";
 
 /** Services of the control plane: the mesh, DNS, management and the monitoring stack. */
@@ -80,7 +80,7 @@ export const pihole: ServiceDef = {
         PIHOLE_PASSWORD: { generated: "admin" },
         PORT: "9617",
       },
-      healthcheck: { none: "the exporter image is a single static binary with no probe" },
+      healthcheck: STATIC_BINARY,
       memoryMb: 64,
       cpus: 0.1,
       networks: ["metrics"],
@@ -144,7 +144,7 @@ export const alertmanager: ServiceDef = {
     ntfy: {
       // Alertmanager's webhook format -> ntfy messages.
       image: image("docker.io/xenrox/ntfy-alertmanager", "0.4.0"),
-      healthcheck: { none: "the bridge image is a single static binary with no probe" },
+      healthcheck: STATIC_BINARY,
       memoryMb: 32,
       cpus: 0.1,
       networks: ["metrics"],

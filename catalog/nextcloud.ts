@@ -1,4 +1,4 @@
-import { httpHealth, image } from "./helpers";
+import { STATIC_BINARY, httpHealth, image } from "./helpers";
 import type { ServiceDef } from "./types";
 
 const APP = image("docker.io/library/nextcloud", "30.0.4-apache");
@@ -112,7 +112,7 @@ export const nextcloud: ServiceDef = {
       "redis-exporter": {
         image: image("docker.io/oliver006/redis_exporter", "v1.66.0"),
         env: { REDIS_ADDR: "redis://nextcloud-redis:6379", REDIS_PASSWORD: { generated: "redis" } },
-        healthcheck: { none: "the exporter image is a single static binary with no probe" },
+        healthcheck: STATIC_BINARY,
         memoryMb: 32,
         cpus: 0.1,
         networks: ["metrics"],
@@ -126,7 +126,7 @@ export const nextcloud: ServiceDef = {
           NEXTCLOUD_PASSWORD: { generated: "admin" },
           NEXTCLOUD_LISTEN_ADDRESS: ":9205",
         },
-        healthcheck: { none: "the exporter image is a single static binary with no probe" },
+        healthcheck: STATIC_BINARY,
         memoryMb: 32,
         cpus: 0.1,
         networks: ["metrics"],

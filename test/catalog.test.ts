@@ -3,6 +3,7 @@ import * as path from "node:path";
 import { CATALOG, ROLE_SERVICES, SERVICE_NAMES } from "../catalog";
 import { loadSite } from "../model/site";
 import { mapSource } from "../config/source";
+import { servicesSite } from "./fixtures";
 
 const ROOT = path.resolve(__dirname, "..");
 
@@ -16,16 +17,7 @@ function everything() {
   ];
   return sites.flatMap((s) =>
     loadSite(
-      mapSource("Pulumi.all.yaml", "all", {
-        "qui3tly-cloud:site": {
-          role: "services",
-          controlPlane: "master",
-          domain: "example.org",
-          acmeEmail: "ops@example.org",
-          host: { kind: "existing", address: "203.0.113.1" },
-          services: s,
-        },
-      }),
+      mapSource("Pulumi.all.yaml", "all", servicesSite({ domain: "example.org", services: s })),
     ).services.flatMap((x) => x.containers),
   );
 }

@@ -1,24 +1,14 @@
 import * as path from "node:path";
 import { ConfigError } from "../config/errors";
 import { fileSource, mapSource } from "../config/source";
+import { servicesSite } from "./fixtures";
 import { goDuration, loadSite, seconds } from "../model/site";
 
 const ROOT = path.resolve(__dirname, "..");
 const SITE = "qui3tly-cloud:site";
 
 /** A valid services site; each case below breaks one thing. */
-function lady(): Record<string, any> {
-  return {
-    [SITE]: {
-      role: "services",
-      controlPlane: "master",
-      domain: "qui3tly.cloud",
-      acmeEmail: "ops@qui3tly.cloud",
-      host: { kind: "existing", address: "203.0.113.20" },
-      services: { nextcloud: true, unifi: true, uisp: true },
-    },
-  };
-}
+const lady = () => servicesSite({ services: { nextcloud: true, unifi: true, uisp: true } });
 
 const hcloudHost = {
   kind: "hcloud",

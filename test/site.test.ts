@@ -1,5 +1,6 @@
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
+import { servicesSite } from "./fixtures";
 import { isSecretValue, recordResources, reveal, valueOf, type Recorded } from "./mocks";
 import { fileSource, mapSource } from "../config/source";
 import { loadSite, type SiteModel } from "../model/site";
@@ -121,17 +122,10 @@ describe.each([
 
 describe("secrets stay secret", () => {
   test("a secret read from config reaches the container as a secret", async () => {
-    const config = {
-      "qui3tly-cloud:site": {
-        role: "services",
-        controlPlane: "master",
-        domain: "qui3tly.cloud",
-        acmeEmail: "ops@qui3tly.cloud",
-        host: { kind: "existing", address: "203.0.113.20" },
-        services: { nextcloud: { env: { MAIL_SMTPPASSWORD: { secret: "smtpPassword" } } } },
-      },
-      "qui3tly-cloud:smtpPassword": { secure: "v1:abc" },
-    };
+    const config = servicesSite(
+      { services: { nextcloud: { env: { MAIL_SMTPPASSWORD: { secret: "smtpPassword" } } } } },
+      { "qui3tly-cloud:smtpPassword": { secure: "v1:abc" } },
+    );
     const { res } = await deploy(loadSite(mapSource("Pulumi.lady.yaml", "lady", config)));
     const app = of(res, CONTAINER).find((c) => c.inputs.name === "nextcloud")!;
     expect(isSecretValue(app.inputs.envs)).toBe(true);
@@ -144,12 +138,8 @@ describe("an hcloud host", () => {
   const key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIO9 ops@laptop";
   let res: Recorded[];
   beforeAll(async () => {
-    const config = {
-      "qui3tly-cloud:site": {
-        role: "services",
-        controlPlane: "master",
-        domain: "qui3tly.cloud",
-        acmeEmail: "ops@qui3tly.cloud",
+    const config = servicesSite(
+      {
         host: {
           kind: "hcloud",
           serverType: "cx32",
@@ -159,8 +149,8 @@ describe("an hcloud host", () => {
         },
         services: { unifi: true },
       },
-      "hcloud:token": { secure: "v1:abc" },
-    };
+      { "hcloud:token": { secure: "v1:abc" } },
+    );
     ({ res } = await deploy(loadSite(mapSource("Pulumi.madam.yaml", "madam", config))));
   });
 

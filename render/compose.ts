@@ -16,6 +16,9 @@ export function renderCompose(model: SiteModel): string {
   // Compose interpolates `$` in every string: `$$` keeps a literal one for the container's shell.
   const esc = (x: string) => x.replace(/\$/g, "$$$$");
   const services: Record<string, unknown> = {};
+  const probed = new Set(
+    model.services.flatMap((s) => s.containers.filter((c) => c.healthcheck).map((c) => c.name)),
+  );
   const volumes: Record<string, unknown> = {};
   for (const s of model.services) {
     for (const c of s.containers) {
@@ -61,7 +64,17 @@ export function renderCompose(model: SiteModel): string {
         ...(c.capabilities.length ? { cap_add: [...c.capabilities] } : {}),
         ...(c.devices.length ? { devices: [...c.devices] } : {}),
         labels: { ...c.labels, "cloud.qui3tly.managed-by": "compose" },
-        ...(c.dependsOn.length ? { depends_on: [...c.dependsOn] } : {}),
+        // Like the program: a dependent starts once its dependencies are healthy (or started, without a probe).
+        ...(c.dependsOn.length
+          ? {
+              depends_on: Object.fromEntries(
+                c.dependsOn.map((d) => [
+                  d,
+                  { condition: probed.has(d) ? "service_healthy" : "service_started" },
+                ]),
+              ),
+            }
+          : {}),
       };
     }
   }

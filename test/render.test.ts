@@ -158,6 +158,16 @@ describe("the Docker Compose twin", () => {
     );
   });
 
+  test("dependents wait for healthy dependencies, as under Pulumi", () => {
+    expect(compose.services.nextcloud.depends_on).toEqual({
+      "nextcloud-db": { condition: "service_healthy" },
+      "nextcloud-redis": { condition: "service_healthy" },
+    });
+    expect(compose.services["nextcloud-redis-exporter"].depends_on).toEqual({
+      "nextcloud-redis": { condition: "service_healthy" },
+    });
+  });
+
   test("secrets are variables, never values", () => {
     expect(compose.services["nextcloud-db"].environment.POSTGRES_PASSWORD).toBe("${QCLOUD_NEXTCLOUD_DB}");
     expect(compose.services.nextcloud.environment.POSTGRES_PASSWORD).toBe("${QCLOUD_NEXTCLOUD_DB}");

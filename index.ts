@@ -16,5 +16,5 @@ export = async () => {
     sshFiles: writeSshClientFiles(`${pulumi.getProject()}-${model.name}`, model.host, privateKey),
     configSecret: projectSecret,
   });
-  return { ...site };
+  return { ...site.outputs };
 };

@@ -82,6 +82,7 @@ export const cadvisor: ServiceDef = {
 
 export const promtail: ServiceDef = {
   description: "Log shipper: every container's logs to Loki on the control plane",
+  requires: ["socket-proxy"],
   containers: (ctx) => ({
     main: {
       image: image("docker.io/grafana/promtail", "3.3.2"),

@@ -26,7 +26,8 @@ export const headscale: ServiceDef = {
       ports: [{ internal: 3478, external: 3478, protocol: "udp" }],
       volumes: { data: "/var/lib/headscale" },
       files: { "/etc/headscale/config.yaml": renderHeadscaleConfig(ctx) },
-      healthcheck: { test: ["CMD", "headscale", "health"] },
+      // Distroless, and `headscale health` is newer than 0.23: nothing inside can probe.
+      healthcheck: { none: "distroless image without a health command in 0.23; Prometheus scrapes :9090" },
       memoryMb: 256,
       cpus: 0.5,
       networks: ["edge", "metrics"],
@@ -107,6 +108,7 @@ export const portainer: ServiceDef = {
 
 export const prometheus: ServiceDef = {
   description: "Metrics: scrapes every site's exporters and evaluates the alert rules",
+  requires: ["alertmanager"],
   routes: { ui: { subdomain: "prometheus", port: 9090, private: true } },
   containers: (ctx) => ({
     main: {
@@ -129,6 +131,7 @@ export const prometheus: ServiceDef = {
 
 export const alertmanager: ServiceDef = {
   description: "Routes alerts to the operator (ntfy)",
+  requires: ["ntfy"],
   routes: { ui: { subdomain: "alertmanager", port: 9093, private: true } },
   containers: () => ({
     main: {
@@ -154,6 +157,7 @@ export const alertmanager: ServiceDef = {
 
 export const grafana: ServiceDef = {
   description: "Dashboards over Prometheus and Loki",
+  requires: ["prometheus", "loki"],
   routes: { ui: { subdomain: "grafana", port: 3000, private: true } },
   generatedSecrets: ["admin"],
   containers: (ctx) => ({
@@ -216,6 +220,8 @@ export const ntfy: ServiceDef = {
       env: {
         NTFY_BASE_URL: `https://${ctx.hosts.web}`,
         NTFY_CACHE_FILE: "/var/cache/ntfy/cache.db",
+        // Without an auth file ntfy ignores the default and lets anyone publish and read.
+        NTFY_AUTH_FILE: "/var/cache/ntfy/user.db",
         NTFY_AUTH_DEFAULT_ACCESS: "deny-all",
         NTFY_BEHIND_PROXY: "true",
       },
@@ -245,6 +251,7 @@ export const uptimeKuma: ServiceDef = {
 
 export const crowdsec: ServiceDef = {
   description: "Intrusion prevention: reads Traefik's logs, bans abusers at the edge",
+  requires: ["socket-proxy", "traefik"],
   generatedSecrets: ["bouncerKey"],
   containers: () => ({
     main: {
@@ -266,7 +273,7 @@ export const crowdsec: ServiceDef = {
         CROWDSEC_BOUNCER_API_KEY: { generated: "bouncerKey" },
         CROWDSEC_AGENT_HOST: "crowdsec:8080",
       },
-      healthcheck: { test: ["CMD", "/app/healthcheck"] },
+      healthcheck: { test: ["CMD", "/healthchecker"] },
       memoryMb: 32,
       cpus: 0.1,
       networks: ["edge"],

@@ -22,7 +22,8 @@ export const nextcloud: ServiceDef = {
       ...db,
       REDIS_HOST: "nextcloud-redis",
       REDIS_HOST_PASSWORD: { generated: "redis" },
-      NEXTCLOUD_TRUSTED_DOMAINS: ctx.hosts.web,
+      // The exporter calls the app by its container name.
+      NEXTCLOUD_TRUSTED_DOMAINS: `${ctx.hosts.web} nextcloud`,
       TRUSTED_PROXIES: "172.16.0.0/12",
       OVERWRITEPROTOCOL: "https",
     } as const;
@@ -51,7 +52,8 @@ export const nextcloud: ServiceDef = {
         entrypoint: ["/cron.sh"],
         env: app,
         sharedVolumes: [{ container: "main", volume: "html", path: "/var/www/html" }],
-        healthcheck: { test: ["CMD-SHELL", "pgrep -f busybox >/dev/null || exit 1"] },
+        // The image has busybox (for crond) but no procps.
+        healthcheck: { test: ["CMD", "busybox", "pgrep", "-f", "crond"] },
         memoryMb: 512,
         cpus: 0.5,
         dependsOn: ["main"],

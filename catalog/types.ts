@@ -121,6 +121,8 @@ export interface ServiceDef {
   readonly description: string;
   /** Routes by name. */
   readonly routes?: Readonly<Record<string, RouteDef>>;
+  /** Services that must run on the same site (a dependency outside the service). */
+  readonly requires?: readonly string[];
   /** Passwords to generate, by name, shared by the containers as `{ generated: name }`. */
   readonly generatedSecrets?: readonly string[];
   /** The containers by key: `main` is named like the service, the others `<service>-<key>`. */

@@ -1,4 +1,4 @@
-import { httpHealth, image } from "./helpers";
+import { STATIC_BINARY, image } from "./helpers";
 import type { ServiceDef } from "./types";
 
 export const unifi: ServiceDef = {
@@ -68,7 +68,7 @@ export const unifi: ServiceDef = {
         MONGODB_PASSWORD: { generated: "dbRoot" },
         MONGODB_URI: "mongodb://unifi-db:27017/admin",
       },
-      healthcheck: httpHealth("http://127.0.0.1:9216/metrics"),
+      healthcheck: STATIC_BINARY,
       memoryMb: 64,
       cpus: 0.1,
       networks: ["metrics"],

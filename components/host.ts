@@ -23,6 +23,8 @@ export interface HostArgs {
   readonly ports: readonly PortModel[];
   /** The SSH private key (secret). Defaults to the SSH agent (`SSH_AUTH_SOCK`). */
   readonly privateKey?: pulumi.Input<string>;
+  /** Protect the server (hcloud) against deletion: its disk holds every volume. Defaults to true. */
+  readonly protect?: boolean;
   /** Files for Docker's `ssh` client (see `writeSshClientFiles`). Defaults to the agent and `~/.ssh`. */
   readonly sshFiles?: SshClientFiles;
 }
@@ -78,8 +80,9 @@ export class Host extends pulumi.ComponentResource {
           userData: renderCloudInit(),
           labels: { "managed-by": "qui3tly-cloud", site: name },
         },
-        // A new user-data would rebuild the server: it only matters on first boot.
-        { parent: this, ignoreChanges: ["userData"] },
+        // New user-data or SSH keys would rebuild the server, and its disk holds every volume: both only matter
+        // on first boot (manage later keys on the host).
+        { parent: this, ignoreChanges: ["userData", "sshKeys"], protect: args.protect ?? true },
       );
     }
     this.address = server ? server.ipv4Address : pulumi.output(h.kind === "existing" ? h.address : "");
@@ -106,7 +109,7 @@ export class Host extends pulumi.ComponentResource {
     this.provider = new docker.Provider(
       name,
       {
-        host: pulumi.interpolate`ssh://${user}@${this.address}:${port}`,
+        host: pulumi.interpolate`ssh://${user}@${this.address.apply(urlHost)}:${port}`,
         sshOpts: sshOptions(args.sshFiles ?? {}),
       },
       { parent: this, dependsOn: [this.ready] },
@@ -115,6 +118,9 @@ export class Host extends pulumi.ComponentResource {
     this.registerOutputs({ address: this.address });
   }
 }
+
+/** An address as a URL's host: IPv6 in brackets. */
+export const urlHost = (address: string) => (net.isIPv6(address) ? `[${address}]` : address);
 
 /** Options for Docker's `ssh` client: pinned host key when there is one, else trust on first use. */
 export function sshOptions(files: SshClientFiles): string[] {
@@ -141,9 +147,17 @@ export function writeSshClientFiles(
   const hostKey = host.kind === "existing" ? host.hostKey : undefined;
   if (privateKey === undefined && hostKey === undefined) return {};
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  // The directory is in a shared /tmp by default: refuse one that someone else made or can read.
+  const st = fs.lstatSync(dir);
+  if (!st.isDirectory() || st.uid !== os.userInfo().uid || (st.mode & 0o077) !== 0) {
+    throw new Error(
+      `${dir}: expected a directory owned by you with mode 0700, for SSH keys; remove it and retry`,
+    );
+  }
   const write = (name: string, content: string) => {
     const file = path.join(dir, name);
     fs.writeFileSync(file, content, { mode: 0o600 });
+    fs.chmodSync(file, 0o600); // `mode` applies only when the file is new
     return file;
   };
   return {

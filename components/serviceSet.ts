@@ -46,7 +46,8 @@ export class ServiceSet extends pulumi.ComponentResource {
           new random.RandomPassword(
             `${name}-${s.name}-${secret}`,
             { length: 32, special: false },
-            { parent: this },
+            // Databases keep the first password in their retained volumes: losing it locks the apps out.
+            { parent: this, protect: site.protect },
           ),
         );
       }

@@ -66,16 +66,20 @@ const memory = z
 const cpus = z
   .number()
   .positive("expected a positive number of CPUs such as `0.5`")
+  .min(0.01, "expected at least `0.01` CPUs (Docker's minimum)")
   .max(64, "expected at most 64 CPUs");
 
 export const resourcesSchema = z.strictObject({ memory: memory.optional(), cpus: cpus.optional() });
 
 const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "expected an environment variable name");
 /** A plain value, or a reference to a secret config key set with `pulumi config set --secret <key>`. */
-const envValue = z.union([
-  z.string(),
-  z.strictObject({ secret: z.string().regex(/^[A-Za-z][A-Za-z0-9]*$/, "expected a config key name") }),
-]);
+const envValue = z.union(
+  [
+    z.string(),
+    z.strictObject({ secret: z.string().regex(/^[A-Za-z][A-Za-z0-9]*$/, "expected a config key name") }),
+  ],
+  { error: "expected a string (quote numbers) or `{ secret: <config key> }`" },
+);
 export type EnvOverride = z.infer<typeof envValue>;
 
 const containerOverride = z.strictObject({
@@ -98,6 +102,15 @@ const serviceOverride = containerOverride.extend({
   containers: z.record(z.string(), containerOverride).optional(),
 });
 export type ServiceOverride = z.infer<typeof serviceOverride>;
+
+/**
+ * A stack file's entry for a service: `true` (add it), `false` (remove it) or its overrides. Normalised to an
+ * object before validation, not a union: zod reports a union's failure at the union, and the field would be lost.
+ */
+const serviceEntry = z.preprocess(
+  (v) => (v === true ? {} : v === false ? { enabled: false } : v),
+  serviceOverride.extend({ enabled: z.boolean().optional() }),
+);
 
 const existingHost = z.strictObject({
   kind: z.literal("existing"),
@@ -175,7 +188,7 @@ export const siteSchema = z.strictObject({
     })
     .default({}),
   /** Services to add to the role's set (`true` or overrides) or remove from it (`false`). */
-  services: z.record(z.string(), z.union([z.boolean(), serviceOverride])).default({}),
+  services: z.record(z.string(), serviceEntry).default({}),
 });
 export type SiteConfig = z.infer<typeof siteSchema>;
 

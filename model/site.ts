@@ -153,6 +153,9 @@ export function loadSite(source: ConfigSource): SiteModel {
   if (site.role === "services" && site.controlPlane === undefined) {
     issue(SITE("controlPlane"), "expected the name of the control-plane site this site reports to");
   }
+  if (site.role === "services" && site.controlPlane === source.stack) {
+    issue(SITE("controlPlane"), "expected another site: this site's role is `services`, not `control-plane`");
+  }
   if (site.role === "control-plane" && site.controlPlane !== undefined) {
     issue(SITE("controlPlane"), "expected no value: a control-plane site is its own control plane");
   }
@@ -165,6 +168,9 @@ export function loadSite(source: ConfigSource): SiteModel {
 }
 
 function zodMessage(i: z.core.$ZodIssue): string {
+  // A bad record key: zod wraps the key's own issue.
+  if (i.code === "invalid_key")
+    return `key \`${String(i.path.at(-1))}\`: ${i.issues[0]?.message ?? i.message}`;
   if (i.code === "unrecognized_keys") return `unknown field(s) ${i.keys.map((k) => `\`${k}\``).join(", ")}`;
   if (i.code === "invalid_type" && i.message.includes("received undefined")) return `required: ${i.message}`;
   return i.message;
@@ -187,7 +193,6 @@ function checkSecrets(site: SiteConfig, source: ConfigSource, issue: Issue): voi
   if (site.host.kind === "hcloud")
     mustBeSecret(HCLOUD_TOKEN_KEY, "an `hcloud` host needs the Hetzner Cloud API token");
   for (const [svc, override] of Object.entries(site.services)) {
-    if (typeof override !== "object") continue;
     const envs: [PropertyKey[], Record<string, EnvOverride> | undefined][] = [
       [[svc, "env"], override.env],
       ...Object.entries(override.containers ?? {}).map(
@@ -214,16 +219,23 @@ function placedServices(site: SiteConfig, issue: Issue): ServiceName[] {
       issue(SITE("services", name), `unknown service; expected one of ${SERVICE_NAMES.join(", ")}`);
       continue;
     }
-    if (override === false) placed.delete(name);
+    if (override.enabled === false) placed.delete(name);
     else placed.add(name);
+  }
+  for (const name of placed) {
+    for (const needed of (CATALOG[name] as ServiceDef).requires ?? []) {
+      if (!placed.has(needed as ServiceName)) {
+        const why = site.services[needed]?.enabled === false ? "do not set it to `false`" : "add it";
+        issue(SITE("services", needed), `\`${name}\` needs \`${needed}\` on the same site: ${why}`);
+      }
+    }
   }
   return [...placed].sort();
 }
 
 function resolve(source: ConfigSource, site: SiteConfig, names: ServiceName[], issue: Issue): SiteModel {
   const name = source.stack;
-  const overrideOf = (svc: ServiceName): ServiceOverride =>
-    typeof site.services[svc] === "object" ? (site.services[svc] as ServiceOverride) : {};
+  const overrideOf = (svc: ServiceName): ServiceOverride => site.services[svc] ?? {};
 
   // Pass 1: routes, so that every service (Traefik above all) can see the site's routes.
   const routes: Route[] = [];
@@ -306,17 +318,14 @@ function resolve(source: ConfigSource, site: SiteConfig, names: ServiceName[], i
       }
     }
     const multi = Object.keys(defs).length > 1;
-    const containers = Object.entries(defs).map(([key, cdef]) =>
-      resolveContainer(
-        name,
-        site.images.registry,
-        svc,
-        key,
-        cdef,
-        key === "main" ? override : (override.containers?.[key] ?? {}),
-        multi,
-      ),
-    );
+    const mainTag = defs.main?.image.tag;
+    const containers = Object.entries(defs).map(([key, cdef]) => {
+      const own = key === "main" ? override : (override.containers?.[key] ?? {});
+      // Containers released with the main one (same tag: Nextcloud's cron, UISP's parts) follow its version.
+      const follows = key !== "main" && override.version !== undefined && cdef.image.tag === mainTag;
+      const o = follows ? { version: override.version, ...own } : own;
+      return resolveContainer(name, site.images.registry, svc, key, cdef, o, multi);
+    });
     return {
       name: svc,
       description: def.description,

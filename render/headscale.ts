@@ -35,7 +35,8 @@ export function renderHeadscaleConfig(ctx: Pick<CatalogContext, "domain" | "host
       base_domain: `mesh.${ctx.domain}`,
       nameservers: { global: ["1.1.1.1", "9.9.9.9"] },
     },
-    unix_socket: "/var/run/headscale/headscale.sock",
+    // /var/run/headscale does not exist in the image; the data volume does.
+    unix_socket: "/var/lib/headscale/headscale.sock",
     unix_socket_permission: "0770",
   });
 }

@@ -77,14 +77,14 @@ async function runScenario(scenario: string): Promise<Result> {
   const sample = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 5);
   const t0 = process.hrtime.bigint();
   const models = SCENARIOS[scenario]!();
-  const outs = models.map((m) => deploySite(m, { configSecret: (k) => pulumi.secret(k) }));
-  await Promise.all(outs.map((o) => new Promise((r) => o.containers.apply(r))));
-  // Registration is asynchronous: wait until the count settles.
-  for (let last = -1; last !== resources;) {
-    last = resources;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  const ms = Number(process.hrtime.bigint() - t0) / 1e6 - 100;
+  const sites = models.map((m) => deploySite(m, { configSecret: (k) => pulumi.secret(k) }));
+  // A container registers once everything it uses has: all URNs in means the program is evaluated.
+  const urns = sites.flatMap((s) => [
+    s.host.ready.urn,
+    ...Object.values(s.services.containers).map((c) => c.urn),
+  ]);
+  await new Promise((r) => pulumi.all(urns).apply(r));
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   clearInterval(sample);
   peak = Math.max(peak, process.memoryUsage().rss);
   return {

@@ -16,7 +16,17 @@ if (!stack) {
 const out = path.resolve(flag(argv, "out") ?? path.join(ROOT, "out", stack));
 try {
   const files = renderSiteFiles(loadSite(fileSource(path.join(ROOT, `Pulumi.${stack}.yaml`))));
+  // Clear only a directory this command wrote before (or an empty one): `--out .` must not wipe a checkout.
+  const marker = path.join(out, ".qcloud-render");
+  if (fs.existsSync(out) && fs.readdirSync(out).length > 0 && !fs.existsSync(marker)) {
+    console.error(
+      `${out}: not empty and not written by \`npm run render\`; expected a new or earlier --out directory`,
+    );
+    process.exit(2);
+  }
   fs.rmSync(out, { recursive: true, force: true });
+  fs.mkdirSync(out, { recursive: true });
+  fs.writeFileSync(marker, "written by npm run render; this directory is replaced on the next render\n");
   for (const [rel, content] of Object.entries(files)) {
     fs.mkdirSync(path.dirname(path.join(out, rel)), { recursive: true });
     fs.writeFileSync(path.join(out, rel), content);

@@ -23,16 +23,24 @@ export interface SiteOutputs {
   readonly counts: { readonly services: number; readonly containers: number };
 }
 
+export interface Site {
+  readonly host: Host;
+  readonly services: ServiceSet;
+  /** What the stack exports. */
+  readonly outputs: SiteOutputs;
+}
+
 /** Builds one site: its host, then the services its role and stack file place there. */
 export function deploySite(
   model: SiteModel,
   secrets: SiteSecrets,
   opts?: pulumi.ComponentResourceOptions,
-): SiteOutputs {
+): Site {
   const host = new Host(
     model.name,
     {
       host: model.host,
+      protect: model.protect,
       ports: model.services.flatMap((s) => s.containers.flatMap((c) => c.ports)),
       ...(secrets.sshPrivateKey ? { privateKey: secrets.sshPrivateKey } : {}),
       ...(secrets.sshFiles ? { sshFiles: secrets.sshFiles } : {}),
@@ -42,9 +50,10 @@ export function deploySite(
   const services = new ServiceSet(
     model.name,
     { site: model, provider: host.provider, configSecret: secrets.configSecret },
+    // The caller's dependsOn applies to the host; the services wait for the host.
     { ...opts, dependsOn: [host.ready] },
   );
-  return {
+  const outputs: SiteOutputs = {
     site: model.name,
     role: model.role,
     hostAddress: host.address,
@@ -57,6 +66,7 @@ export function deploySite(
       containers: model.services.reduce((n, s) => n + s.containers.length, 0),
     },
   };
+  return { host, services, outputs };
 }
 
 /** Secret config keys of this project, read as secrets. */

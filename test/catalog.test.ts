@@ -24,6 +24,7 @@ function everything() {
 
 const NO_PROBE = [
   "alertmanager-ntfy",
+  "headscale",
   "nextcloud-exporter",
   "nextcloud-redis-exporter",
   "pihole-exporter",
@@ -33,6 +34,7 @@ const NO_PROBE = [
   "uisp-fluentd",
   "uisp-netflow",
   "uisp-siridb",
+  "unifi-exporter",
 ];
 
 describe("the catalog", () => {
@@ -42,6 +44,12 @@ describe("the catalog", () => {
     expect(new Set(containers.map((c) => c.service))).toEqual(new Set(SERVICE_NAMES));
     for (const names of Object.values(ROLE_SERVICES))
       for (const n of names) expect(CATALOG).toHaveProperty([n]);
+  });
+
+  test("every service a service requires is in the catalog", () => {
+    for (const def of Object.values(CATALOG) as { requires?: readonly string[] }[]) {
+      for (const r of def.requires ?? []) expect(SERVICE_NAMES).toContain(r);
+    }
   });
 
   test("every image has an exact version tag; digests, where given, are sha256", () => {

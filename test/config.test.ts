@@ -247,7 +247,7 @@ describe("valid configs", () => {
     });
   });
 
-  test("overrides reach the right container: version drops the catalog digest, resources and env apply", () => {
+  test("overrides reach the right container: version (and containers of the same release), resources, env", () => {
     const config = lady();
     config[SITE].services.nextcloud = {
       version: "30.0.5-apache",
@@ -266,9 +266,9 @@ describe("valid configs", () => {
       1.5,
       "10G",
     ]);
-    // The cron job shares the app's image definition but is its own container: untouched.
+    // The cron job runs the app's image: it follows the version; the database keeps its own.
     expect(nc.containers.find((c) => c.key === "cron")!.image).toBe(
-      "docker.io/library/nextcloud:30.0.4-apache",
+      "docker.io/library/nextcloud:30.0.5-apache",
     );
     expect([db.memoryMb, db.image]).toEqual([2048, "docker.io/library/postgres:16.6-alpine"]);
   });

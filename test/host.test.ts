@@ -2,7 +2,7 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
-import { preflight, sshOptions, writeSshClientFiles } from "../components/host";
+import { preflight, sshOptions, urlHost, writeSshClientFiles } from "../components/host";
 import { firewallRules, renderDockerBootstrap } from "../render/host";
 
 const existing = (port: number) => ({ kind: "existing" as const, address: "127.0.0.1", user: "root", port });
@@ -101,6 +101,23 @@ describe("SSH client files for Docker", () => {
     expect(writeSshClientFiles("qc-lady", existing(22), undefined, d)).toEqual({});
     expect(fs.readdirSync(d)).toEqual([]);
     expect(sshOptions({})).toEqual(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new"]);
+    fs.rmSync(d, { recursive: true });
+  });
+});
+
+describe("addresses and key directories", () => {
+  test.each([
+    ["203.0.113.7", "203.0.113.7"],
+    ["2001:db8::1", "[2001:db8::1]"],
+    ["lady.qui3tly.cloud", "lady.qui3tly.cloud"],
+  ])("%s in a URL is %s", (address, host) => expect(urlHost(address)).toBe(host));
+
+  test("a key directory others can read is refused", () => {
+    const d = fs.mkdtempSync(path.join(os.tmpdir(), "ssh-"));
+    fs.chmodSync(d, 0o755);
+    expect(() => writeSshClientFiles("qc", existing(22), "KEY", d)).toThrow(
+      `${d}: expected a directory owned by you with mode 0700, for SSH keys; remove it and retry`,
+    );
     fs.rmSync(d, { recursive: true });
   });
 });

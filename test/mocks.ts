@@ -21,7 +21,7 @@ export function recordResources(stack = "test"): {
   // Options (retainOnDelete, protect, deleteBeforeReplace ...) never reach the mock monitor: a transformation on
   // the top components sees them for every child.
   const capture: pulumi.ResourceTransformation = (a) => {
-    opts.set(a.name, a.opts);
+    opts.set(`${a.type}::${a.name}`, a.opts);
     return undefined;
   };
   pulumi.runtime.setMocks(
@@ -31,7 +31,7 @@ export function recordResources(stack = "test"): {
           type: args.type,
           name: args.name,
           inputs: args.inputs,
-          opts: opts.get(args.name) ?? {},
+          opts: opts.get(`${args.type}::${args.name}`) ?? {},
         });
         const state: Record<string, unknown> = { ...args.inputs };
         if (args.type === "docker:index/remoteImage:RemoteImage") state.imageId = `sha256:${args.name}`;

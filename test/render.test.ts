@@ -66,13 +66,42 @@ describe("npm run render", () => {
       }
       const summary = JSON.parse(files["site.json"]!);
       expect(summary.containers).toHaveLength(stack === "master" ? 22 : 25);
-      // Secrets show their source only.
-      const env = Object.assign({}, ...summary.containers.map((c: { env: object }) => c.env));
-      expect(Object.values(env).filter((v) => String(v).startsWith("<")).length).toBeGreaterThan(0);
-      for (const v of Object.values(env))
-        expect(String(v)).toMatch(/^(<(generated password|secret config): \w+>|[^<].*|)$/);
+      // Secrets show their source only: every non-plain env value of the model is exactly its placeholder.
+      const byName = new Map(
+        summary.containers.map((c: { name: string; env: Record<string, string> }) => [c.name, c.env]),
+      );
+      let secrets = 0;
+      for (const c of site(stack).services.flatMap((s) => s.containers)) {
+        for (const [k, v] of Object.entries(c.env)) {
+          if (typeof v === "string") continue;
+          secrets++;
+          const shown =
+            "generated" in v ? `<generated password: ${v.generated}>` : `<secret config: ${v.config}>`;
+          expect([c.name, k, (byName.get(c.name) as Record<string, string>)[k]]).toEqual([c.name, k, shown]);
+        }
+      }
+      expect(secrets).toBeGreaterThan(0);
     },
   );
+
+  test("refuses to clear a directory it did not write", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "render-"));
+    fs.writeFileSync(path.join(dir, "precious.txt"), "keep me");
+    const r = spawnSync(
+      "npx",
+      ["ts-node", "--transpile-only", "scripts/render.ts", "--stack", "lady", "--out", dir],
+      {
+        cwd: ROOT,
+        encoding: "utf8",
+      },
+    );
+    expect([r.status, r.stderr.trim(), fs.readFileSync(path.join(dir, "precious.txt"), "utf8")]).toEqual([
+      2,
+      `${dir}: not empty and not written by \`npm run render\`; expected a new or earlier --out directory`,
+      "keep me",
+    ]);
+    fs.rmSync(dir, { recursive: true });
+  });
 
   test("writes the files to --out", () => {
     const out = fs.mkdtempSync(path.join(os.tmpdir(), "render-"));

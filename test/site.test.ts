@@ -16,22 +16,24 @@ const PASSWORD = "random:index/randomPassword:RandomPassword";
 /** Deploys a model under mocks and returns what it registered, once every input has resolved. */
 async function deploy(model: SiteModel): Promise<{ out: SiteOutputs; res: Recorded[] }> {
   recorded.length = 0;
-  const out = deploySite(
+  const site = deploySite(
     model,
     { configSecret: (k) => pulumi.secret(`cfg-${k}`) },
     { transformations: [capture] },
   );
-  await valueOf(out.containers);
-  await new Promise((r) => setTimeout(r, 50)); // let the mock monitor receive the last registrations
-  return { out, res: [...recorded] };
+  // A container registers once its image, networks, volumes and passwords have: its URN means all are in.
+  await valueOf(
+    pulumi.all([site.host.ready.urn, ...Object.values(site.services.containers).map((c) => c.urn)]),
+  );
+  return { out: site.outputs, res: [...recorded] };
 }
 
 const of = (res: Recorded[], type: string) => res.filter((r) => r.type === type);
 
 describe.each([
-  ["master", 22, 3, ["alertmanager", "crowdsec", "edge", "metrics", "pihole"]],
-  ["lady", 25, 7, ["edge", "metrics", "nextcloud", "uisp", "unifi"]],
-])("the %s stack under mocks", (stack, containers, passwords, networks) => {
+  ["master", 22, 3, ["alertmanager", "crowdsec", "edge", "headscale", "metrics", "pihole"], 15],
+  ["lady", 25, 7, ["edge", "metrics", "nextcloud", "uisp", "unifi"], 14],
+])("the %s stack under mocks", (stack, containers, passwords, networks, volumes) => {
   let res: Recorded[];
   let out: SiteOutputs;
   const model = loadSite(fileSource(path.join(ROOT, `Pulumi.${stack}.yaml`)));
@@ -71,7 +73,7 @@ describe.each([
 
   test("every stateful volume is retained on delete and protected", () => {
     const vols = of(res, VOLUME);
-    expect(vols.length).toBeGreaterThan(5);
+    expect(vols).toHaveLength(volumes);
     for (const v of vols)
       expect([v.name, v.opts.retainOnDelete, v.opts.protect]).toEqual([v.name, true, true]);
     // Every mounted named volume is one the program manages.
@@ -103,7 +105,7 @@ describe.each([
 
   test("networks: the site-wide ones and one per multi-container service", () => {
     const names = of(res, "docker:index/network:Network").map((n) => n.inputs.name);
-    expect(names).toEqual(expect.arrayContaining(networks.map((n) => `qcloud-${n}`)));
+    expect(names.sort()).toEqual(networks.map((n) => `qcloud-${n}`));
     expect(names.every((n) => typeof n === "string" && n.startsWith("qcloud-"))).toBe(true);
   });
 
@@ -179,8 +181,52 @@ describe("an hcloud host", () => {
     ]);
   });
 
+  test("the server is protected, and new SSH keys or user-data never rebuild it", () => {
+    const [server] = of(res, "hcloud:index/server:Server");
+    expect([server!.opts.protect, server!.opts.ignoreChanges]).toEqual([true, ["userData", "sshKeys"]]);
+  });
+
   test("Docker is reached at the new server's address", () => {
     const [provider] = of(res, "pulumi:providers:docker");
     expect(provider!.inputs.host).toBe("ssh://root@203.0.113.7:22");
+  });
+});
+
+describe("health, waiting and protection", () => {
+  test("a probed container is created with its healthcheck and waited for; an unprobed one is not", async () => {
+    const { res } = await deploy(loadSite(fileSource(path.join(ROOT, "Pulumi.lady.yaml"))));
+    const db = of(res, CONTAINER).find((c) => c.inputs.name === "nextcloud-db")!;
+    expect(db.inputs).toMatchObject({
+      healthcheck: {
+        tests: ["CMD-SHELL", "pg_isready -U nextcloud -d nextcloud"],
+        interval: "30s",
+        timeout: "5s",
+        retries: 3,
+        startPeriod: "30s",
+      },
+      wait: true,
+      // start period + retries x interval + 30 s of slack
+      waitTimeout: 30 + 3 * 30 + 30,
+      memorySwap: 1024,
+      cpus: "1.0",
+    });
+    const promtail = of(res, CONTAINER).find((c) => c.inputs.name === "promtail")!;
+    expect([promtail.inputs.healthcheck, promtail.inputs.wait]).toEqual([undefined, undefined]);
+  });
+
+  test("`protect: false` (sandboxes) leaves volumes retained but unprotected", async () => {
+    const { res } = await deploy(
+      loadSite(
+        mapSource("Pulumi.lady.yaml", "lady", servicesSite({ protect: false, services: { unifi: true } })),
+      ),
+    );
+    for (const v of of(res, VOLUME))
+      expect([v.name, v.opts.retainOnDelete, v.opts.protect]).toEqual([v.name, true, false]);
+    for (const p of of(res, PASSWORD)) expect([p.name, p.opts.protect]).toEqual([p.name, false]);
+  });
+
+  test("generated passwords are protected on real sites: the databases keep the first one", async () => {
+    const { res } = await deploy(loadSite(fileSource(path.join(ROOT, "Pulumi.lady.yaml"))));
+    for (const p of of(res, PASSWORD)) expect([p.name, p.opts.protect]).toEqual([p.name, true]);
   });
 });

@@ -17,7 +17,9 @@ export const traefik: ServiceDef = {
       volumes: { acme: "/letsencrypt" },
       files: {
         "/etc/traefik/traefik.yml": renderTraefikStatic(ctx),
-        "/etc/traefik/dynamic/routes.yml": renderTraefikDynamic(ctx.siteRoutes),
+        "/etc/traefik/dynamic/routes.yml": renderTraefikDynamic(ctx.siteRoutes, {
+          crowdsec: ctx.siteServices.includes("crowdsec"),
+        }),
       },
       healthcheck: { test: ["CMD", "traefik", "healthcheck", "--ping"] },
       memoryMb: 256,

@@ -6,6 +6,7 @@ import {
   renderLokiConfig,
   renderPrometheusConfig,
 } from "../render/monitoring";
+import { renderCrowdsecAcquisition } from "../render/traefik";
 import { STATIC_BINARY, httpHealth, image } from "./helpers";
 import type { ServiceDef } from "./types";
 
@@ -262,6 +263,8 @@ export const crowdsec: ServiceDef = {
         DOCKER_HOST: "tcp://socket-proxy:2375",
       },
       volumes: { config: "/etc/crowdsec", data: "/var/lib/crowdsec/data" },
+      // Traefik's access log (JSON on stdout), read through the read-only Docker API.
+      files: { "/etc/crowdsec/acquis.d/traefik.yaml": renderCrowdsecAcquisition() },
       healthcheck: { test: ["CMD", "cscli", "lapi", "status"], startPeriod: "60s" },
       memoryMb: 256,
       cpus: 0.5,

@@ -11,6 +11,8 @@ export interface CatalogContext {
   readonly hosts: Readonly<Record<string, string>>;
   /** Every route on the site: Traefik renders its dynamic config from these. */
   readonly siteRoutes: readonly Route[];
+  /** Every service placed on the site. */
+  readonly siteServices: readonly string[];
   /** Where this site's log shipper pushes (Loki on the control plane). */
   readonly lokiPushUrl: string;
 }

@@ -303,6 +303,7 @@ function resolve(source: ConfigSource, site: SiteConfig, names: ServiceName[], i
       acmeEmail: site.acmeEmail,
       hosts: hostsBySvc.get(svc) ?? {},
       siteRoutes: routes,
+      siteServices: names,
       lokiPushUrl,
     };
     const defs = def.containers(ctx);

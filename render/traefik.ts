@@ -37,7 +37,10 @@ export function traefikRule(r: Route): string {
   return r.pathPrefix === undefined ? host : `${host} && PathPrefix(\`${r.pathPrefix}\`)`;
 }
 
-export function renderTraefikDynamic(routes: readonly Route[]): string {
+/** The CrowdSec bouncer Traefik asks before every request, where CrowdSec runs on the site. */
+export const CROWDSEC_BOUNCER = "http://crowdsec-bouncer:8080/api/v1/forwardAuth";
+
+export function renderTraefikDynamic(routes: readonly Route[], opts: { readonly crowdsec: boolean }): string {
   const routers: Record<string, unknown> = {};
   const services: Record<string, unknown> = {};
   for (const r of routes) {
@@ -46,7 +49,9 @@ export function renderTraefikDynamic(routes: readonly Route[]): string {
       rule: traefikRule(r),
       entryPoints: ["websecure"],
       service: id,
-      ...(r.private ? { middlewares: ["tailnet-only"] } : {}),
+      ...(r.private || opts.crowdsec
+        ? { middlewares: [...(r.private ? ["tailnet-only"] : []), ...(opts.crowdsec ? ["crowdsec"] : [])] }
+        : {}),
     };
     services[id] = {
       loadBalancer: {
@@ -58,10 +63,25 @@ export function renderTraefikDynamic(routes: readonly Route[]): string {
   }
   return toYaml({
     http: {
-      middlewares: { "tailnet-only": { ipAllowList: { sourceRange: [...TAILNET_RANGES] } } },
+      middlewares: {
+        "tailnet-only": { ipAllowList: { sourceRange: [...TAILNET_RANGES] } },
+        ...(opts.crowdsec
+          ? { crowdsec: { forwardAuth: { address: CROWDSEC_BOUNCER, trustForwardHeader: true } } }
+          : {}),
+      },
       serversTransports: { "self-signed": { insecureSkipVerify: true } },
       routers,
       services,
     },
+  });
+}
+
+/** CrowdSec reads Traefik's access log from Docker (through the socket proxy), parsed as Traefik's. */
+export function renderCrowdsecAcquisition(): string {
+  return toYaml({
+    source: "docker",
+    container_name: ["traefik"],
+    docker_host: "tcp://socket-proxy:2375",
+    labels: { type: "traefik" },
   });
 }

@@ -13,7 +13,7 @@ const ROOT = path.resolve(__dirname, "..");
 const site = (stack: string) => loadSite(fileSource(path.join(ROOT, `Pulumi.${stack}.yaml`)));
 
 describe("Traefik's dynamic config from the site's routes", () => {
-  const doc = YAML.parse(renderTraefikDynamic(site("lady").routes));
+  const doc = YAML.parse(renderTraefikDynamic(site("lady").routes, { crowdsec: false }));
 
   test("one router and one service per route, on websecure, addressed by container name", () => {
     expect(Object.keys(doc.http.routers).sort()).toEqual([
@@ -46,10 +46,26 @@ describe("Traefik's dynamic config from the site's routes", () => {
   });
 
   test("a path-scoped route adds PathPrefix", () => {
-    const master = YAML.parse(renderTraefikDynamic(site("master").routes));
+    const master = YAML.parse(renderTraefikDynamic(site("master").routes, { crowdsec: false }));
     expect(master.http.routers["headscale-ui"].rule).toBe(
       "Host(`headscale.qui3tly.cloud`) && PathPrefix(`/web`)",
     );
+  });
+
+  test("where CrowdSec runs, every route asks its bouncer first", () => {
+    const traefik = site("master").services.find((s) => s.name === "traefik")!.containers[0]!;
+    const master = YAML.parse(traefik.files["/etc/traefik/dynamic/routes.yml"]!);
+    expect(master.http.middlewares.crowdsec).toEqual({
+      forwardAuth: { address: "http://crowdsec-bouncer:8080/api/v1/forwardAuth", trustForwardHeader: true },
+    });
+    expect(master.http.routers["ntfy-web"].middlewares).toEqual(["crowdsec"]);
+    expect(master.http.routers["grafana-ui"].middlewares).toEqual(["tailnet-only", "crowdsec"]);
+    const crowdsec = site("master").services.find((s) => s.name === "crowdsec")!.containers[0]!;
+    expect(YAML.parse(crowdsec.files["/etc/crowdsec/acquis.d/traefik.yaml"]!)).toMatchObject({
+      source: "docker",
+      container_name: ["traefik"],
+      labels: { type: "traefik" },
+    });
   });
 });
 
@@ -113,7 +129,7 @@ describe("npm run render", () => {
         encoding: "utf8",
       },
     );
-    expect(stdout.trim()).toBe(`11 files in ${path.relative(ROOT, out)}`);
+    expect(stdout.trim()).toBe(`12 files in ${path.relative(ROOT, out)}`);
     expect(fs.readFileSync(path.join(out, "files/headscale/etc/headscale/config.yaml"), "utf8")).toContain(
       "server_url: https://headscale.qui3tly.cloud",
     );

@@ -170,13 +170,13 @@ HCLOUD_SUMS="github.com/hetznercloud/terraform-provider-hcloud v1.60.1 h1:odWlbo
 github.com/hetznercloud/terraform-provider-hcloud v1.60.1/go.mod h1:RJQZBFXcA10xfDOewutjExGYbYrCbHy9/skLwGf+Ya4="
 # command: own implementation (scripts/toolchain/command/main.go) on pulumi-go-provider
 # (v1.3.0, which pulumi-command 1.2.1 uses, does not compile against pkg v3.274; v1.4.0 does).
-# It serves command:local:Command, command:local:run, command:remote:Command,
-# command:remote:CopyToRemote and command:remote:CopyFile with the SDK's property names and
+# It serves command:remote:Command and command:local:Command (what the project and --verify
+# use; the rest of @pulumi/command is left out on purpose) with the SDK's property names and
 # the same lifecycle (create on create, update-or-create on update, delete on delete,
 # PULUMI_COMMAND_STDOUT/STDERR, triggers via the SDK's replaceOnChanges). Differences:
 # remote environment variables are sent with SSH setenv and, where sshd refuses them
-# (AcceptEnv), exported in front of the command; files are copied over a plain SSH session
-# (`cat >`, `tar -x`) instead of SFTP; no schema is served (`pulumi package get-schema`).
+# (AcceptEnv), exported in front of the command; no schema is served (`pulumi package
+# get-schema`).
 GO_PROVIDER_VERSION=v1.4.0
 GLOB_VERSION=v0.2.3
 # pulumi pkg/sdk for the command stand-in: the CLI's fallback version, so the two share

@@ -60,15 +60,14 @@ STRIP = os.environ.get("STANDIN_REGISTRY", "registry:5000").rstrip("/") + "/"
 # What the healthcheck shims probe: command -> (port, what the real command prints on success).
 SHIMS = {
     "traefik": (8082, ""),  # `traefik healthcheck --ping`: the ping entrypoint (metrics, :8082)
-    "headscale": (8080, ""),  # `headscale health`
     "cscli": (8080, ""),  # `cscli lapi status`: the local API
-    "/app/healthcheck": (8080, ""),  # traefik-crowdsec-bouncer
+    "/healthchecker": (8080, ""),  # traefik-crowdsec-bouncer
     "extra/healthcheck": (3001, ""),  # uptime-kuma (WORKDIR /app)
     "mongosh": (27017, "1"),  # `mongosh --eval "db.adminCommand('ping').ok"`
     "rabbitmq-diagnostics": (5672, ""),  # `rabbitmq-diagnostics -q ping`
 }
 # Programs the stand-in base really has: healthchecks calling them need no shim.
-TOOLS = {"wget", "curl", "dig", "drill", "pg_isready", "redis-cli", "pgrep", "sh", "test", "true", "psql"}
+TOOLS = {"wget", "curl", "dig", "drill", "pg_isready", "redis-cli", "pgrep", "sh", "test", "true", "psql", "busybox"}
 WORKDIRS = {"docker.io/louislam/uptime-kuma": "/app"}
 # Entrypoints the catalog sets that must behave like the real image's script, not just stay up.
 ENTRYPOINTS = {"/cron.sh": "exec /usr/local/lib/standin/cron.sh"}

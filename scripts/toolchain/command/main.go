@@ -1,12 +1,11 @@
 // Stand-in for pulumi-resource-command, written for qui3tly-cloud because the
 // pulumi-command module is not served by the Go module proxy this project can reach.
-// It implements the same tokens and properties as @pulumi/command's SDK:
-// command:local:Command, command:local:run, command:remote:Command,
-// command:remote:CopyToRemote and command:remote:CopyFile.
+// It implements the same tokens and properties as @pulumi/command's SDK for what this
+// project uses: command:remote:Command (hosts) and command:local:Command (the toolchain's
+// own --verify).
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -16,7 +15,6 @@ import (
 	"os"
 	"os/exec"
 	"path"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -38,10 +36,7 @@ func main() {
 		WithResources(
 			infer.Resource(&LocalCommand{}),
 			infer.Resource(&RemoteCommand{}),
-			infer.Resource(&CopyToRemote{}),
-			infer.Resource(&CopyFile{}),
 		).
-		WithFunctions(infer.Function(&LocalRun{})).
 		Build()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -297,26 +292,6 @@ func (*LocalCommand) Delete(ctx context.Context, req infer.DeleteRequest[LocalCo
 	return infer.DeleteResponse{}, runLocal(ctx, *s.Delete, s.LocalBaseInputs, &s.LocalBaseOutputs)
 }
 
-type LocalRun struct{}
-
-type LocalRunInputs struct {
-	LocalBaseInputs
-	Command string `pulumi:"command"`
-}
-
-type LocalRunOutputs struct {
-	LocalRunInputs
-	LocalBaseOutputs
-}
-
-func (*LocalRun) Annotate(a infer.Annotator) { a.SetToken("local", "run") }
-
-func (*LocalRun) Invoke(ctx context.Context, req infer.FunctionRequest[LocalRunInputs]) (infer.FunctionResponse[LocalRunOutputs], error) {
-	out := LocalRunOutputs{LocalRunInputs: req.Input}
-	err := runLocal(ctx, req.Input.Command, req.Input.LocalBaseInputs, &out.LocalBaseOutputs)
-	return infer.FunctionResponse[LocalRunOutputs]{Output: out}, err
-}
-
 // ---------- remote (SSH) ----------
 
 type ProxyConnection struct {
@@ -557,109 +532,4 @@ func (*RemoteCommand) Delete(ctx context.Context, req infer.DeleteRequest[Remote
 		return infer.DeleteResponse{}, nil
 	}
 	return infer.DeleteResponse{}, runRemote(ctx, *s.Delete, s.RemoteBaseInputs, &s)
-}
-
-// ---------- command:remote:CopyToRemote / CopyFile ----------
-// Files go over a plain SSH session (`cat >`, `tar -x`) so that no SFTP subsystem
-// (and no extra module) is needed.
-
-type CopyToRemote struct{}
-
-type CopyToRemoteInputs struct {
-	Connection *Connection          `pulumi:"connection" provider:"secret"`
-	Triggers   *[]any               `pulumi:"triggers,optional"`
-	Source     types.AssetOrArchive `pulumi:"source"`
-	RemotePath string               `pulumi:"remotePath"`
-}
-
-type CopyToRemoteOutputs struct{ CopyToRemoteInputs }
-
-func (*CopyToRemote) Annotate(a infer.Annotator) { a.SetToken("remote", "CopyToRemote") }
-
-func remoteRun(client *ssh.Client, cmd string, stdin io.Reader) error {
-	s, err := client.NewSession()
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	var errb bytes.Buffer
-	s.Stdin, s.Stderr = stdin, &errb
-	if err := s.Run(cmd); err != nil {
-		return fmt.Errorf("%w: %q: %s", err, cmd, errb.String())
-	}
-	return nil
-}
-
-func copyAsset(client *ssh.Client, a *resource.Asset, dest string) error {
-	r, err := a.Read()
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	return remoteRun(client, "mkdir -p "+shellQuote(path.Dir(dest))+" && cat > "+shellQuote(dest), r)
-}
-
-func (*CopyToRemote) Create(ctx context.Context, req infer.CreateRequest[CopyToRemoteInputs]) (infer.CreateResponse[CopyToRemoteOutputs], error) {
-	in := req.Inputs
-	id, err := resource.NewUniqueHex(req.Name, 8, 0)
-	out := infer.CreateResponse[CopyToRemoteOutputs]{ID: id, Output: CopyToRemoteOutputs{in}}
-	if err != nil || req.DryRun {
-		return out, err
-	}
-	client, err := in.Connection.Dial(ctx)
-	if err != nil {
-		return out, err
-	}
-	defer client.Close()
-	switch {
-	case in.Source.Asset != nil:
-		a := in.Source.Asset
-		dest := in.RemotePath
-		// Like the real provider: copying a local path into an existing remote
-		// directory keeps the file's name.
-		if a.IsPath() && strings.HasSuffix(dest, "/") {
-			dest = path.Join(dest, filepath.Base(a.Path))
-		}
-		return out, copyAsset(client, a, dest)
-	case in.Source.Archive != nil:
-		// Stream the archive as a tar into the remote directory.
-		pr, pw := io.Pipe()
-		go func() { pw.CloseWithError(in.Source.Archive.Archive(resource.TarArchive, pw)) }()
-		return out, remoteRun(client, "mkdir -p "+shellQuote(in.RemotePath)+" && tar -x -C "+shellQuote(in.RemotePath), pr)
-	default:
-		return out, fmt.Errorf("source must be an asset or an archive")
-	}
-}
-
-type CopyFile struct{}
-
-type CopyFileInputs struct {
-	Connection *Connection `pulumi:"connection" provider:"secret"`
-	Triggers   *[]any      `pulumi:"triggers,optional"`
-	LocalPath  string      `pulumi:"localPath"`
-	RemotePath string      `pulumi:"remotePath"`
-}
-
-type CopyFileOutputs struct{ CopyFileInputs }
-
-func (*CopyFile) Annotate(a infer.Annotator) { a.SetToken("remote", "CopyFile") }
-
-func (*CopyFile) Create(ctx context.Context, req infer.CreateRequest[CopyFileInputs]) (infer.CreateResponse[CopyFileOutputs], error) {
-	in := req.Inputs
-	id, err := resource.NewUniqueHex(req.Name, 8, 0)
-	out := infer.CreateResponse[CopyFileOutputs]{ID: id, Output: CopyFileOutputs{in}}
-	if err != nil || req.DryRun {
-		return out, err
-	}
-	client, err := in.Connection.Dial(ctx)
-	if err != nil {
-		return out, err
-	}
-	defer client.Close()
-	f, err := os.Open(in.LocalPath)
-	if err != nil {
-		return out, err
-	}
-	defer f.Close()
-	return out, remoteRun(client, "cat > "+shellQuote(in.RemotePath), bufio.NewReader(f))
 }

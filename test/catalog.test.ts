@@ -25,6 +25,7 @@ function everything() {
 const NO_PROBE = [
   "alertmanager-ntfy",
   "headscale",
+  "nextcloud-cron",
   "nextcloud-exporter",
   "nextcloud-redis-exporter",
   "pihole-exporter",

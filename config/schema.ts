@@ -18,7 +18,6 @@ export const HCLOUD_TOKEN_KEY = "hcloud:token";
 export const ROLES = ["control-plane", "services"] as const;
 export type Role = (typeof ROLES)[number];
 
-const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const FQDN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;
 
 export const siteName = z
@@ -49,13 +48,11 @@ const cidr = z.string().refine(
 );
 
 /** An image tag: exact, never `latest`. */
-export const imageTag = z
+const imageTag = z
   .string()
   .regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/, "expected a Docker image tag")
   .refine((t) => t !== "latest", { message: "expected an exact version tag, not `latest`" });
-export const imageDigest = z
-  .string()
-  .regex(/^sha256:[a-f0-9]{64}$/, "expected `sha256:` followed by 64 hex digits");
+const imageDigest = z.string().regex(/^sha256:[a-f0-9]{64}$/, "expected `sha256:` followed by 64 hex digits");
 
 /** Memory as Docker writes it: `512m`, `2g`. Parsed to MiB. */
 const memory = z
@@ -69,7 +66,7 @@ const cpus = z
   .min(0.01, "expected at least `0.01` CPUs (Docker's minimum)")
   .max(64, "expected at most 64 CPUs");
 
-export const resourcesSchema = z.strictObject({ memory: memory.optional(), cpus: cpus.optional() });
+const resourcesSchema = z.strictObject({ memory: memory.optional(), cpus: cpus.optional() });
 
 const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "expected an environment variable name");
 /** A plain value, or a reference to a secret config key set with `pulumi config set --secret <key>`. */
@@ -156,7 +153,7 @@ const hcloudHost = z.strictObject({
   sshSources: z.array(cidr).min(1).default(["0.0.0.0/0", "::/0"]),
 });
 
-export const hostSchema = z.discriminatedUnion("kind", [existingHost, hcloudHost], {
+const hostSchema = z.discriminatedUnion("kind", [existingHost, hcloudHost], {
   error: "expected `kind: existing` or `kind: hcloud`",
 });
 export type HostConfig = z.infer<typeof hostSchema>;
@@ -191,5 +188,3 @@ export const siteSchema = z.strictObject({
   services: z.record(z.string(), serviceEntry).default({}),
 });
 export type SiteConfig = z.infer<typeof siteSchema>;
-
-export { DNS_LABEL, FQDN };

@@ -26,7 +26,12 @@ for (const site of Object.keys(SITES)) {
   console.log(
     `\n--- ${site} (ssh -i ${path.join(SANDBOX, "ssh", "id_ed25519")} -p ${SITES[site]} root@127.0.0.1)`,
   );
-  console.log(onServer(site, "docker ps --format '{{.Names}}\\t{{.Status}}\\t{{.Image}}' | sort").stdout);
+  console.log(
+    onServer(
+      site,
+      "docker ps --format '{{.Names}}\\t{{.Status}}\\t{{.Label \"cloud.qui3tly.service\"}}' | sort",
+    ).stdout,
+  );
 }
 console.log(`Pulumi project: ${project.dir}/project (state: file://${project.dir}/state)`);
 console.log("Remove everything: npm run sandbox:down");

@@ -27,6 +27,7 @@ import {
   type SiteConfig,
 } from "../config/schema";
 import type { ConfigSource } from "../config/source";
+import { meshDomain } from "../render/headscale";
 
 /** The plain, fully resolved description of one site: what render functions and components consume. */
 export interface SiteModel {
@@ -122,7 +123,7 @@ export const networkName = (name: string) => `qcloud-${name}`;
 export const containerName = (service: string, key: string) =>
   key === "main" ? service : `${service}-${key}`;
 /** The name a site has on the tailnet (MagicDNS). */
-export const meshHost = (site: string, domain: string) => `${site}.mesh.${domain}`;
+export const meshHost = (site: string, domain: string) => `${site}.${meshDomain(domain)}`;
 
 const SITE = (...rest: PropertyKey[]) => joinPath([SITE_KEY, ...rest]);
 

@@ -2,6 +2,9 @@ import type { CatalogContext } from "../catalog/types";
 import { TAILNET_RANGES } from "./traefik";
 import { toYaml } from "./yaml";
 
+/** The tailnet's MagicDNS base domain: every site is `<site>.<this>`. */
+export const meshDomain = (domain: string) => `mesh.${domain}`;
+
 /** Headscale's config: the embedded DERP relay and MagicDNS, no dependence on Tailscale's servers. */
 export function renderHeadscaleConfig(ctx: Pick<CatalogContext, "domain" | "hosts">): string {
   return toYaml({
@@ -32,7 +35,7 @@ export function renderHeadscaleConfig(ctx: Pick<CatalogContext, "domain" | "host
     log: { level: "info", format: "text" },
     dns: {
       magic_dns: true,
-      base_domain: `mesh.${ctx.domain}`,
+      base_domain: meshDomain(ctx.domain),
       nameservers: { global: ["1.1.1.1", "9.9.9.9"] },
     },
     // /var/run/headscale does not exist in the image; the data volume does.

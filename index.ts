@@ -2,12 +2,13 @@ import * as pulumi from "@pulumi/pulumi";
 import { preflight, writeSshClientFiles } from "./components";
 import { SSH_KEY_KEY, SSH_KEY_NAME } from "./config/schema";
 import { runtimeSource } from "./config/source";
-import { loadSite } from "./model/site";
+import { loadProjectSite } from "./model/estate";
 import { deploySite, projectSecret } from "./stacks/site";
 
 // Config is parsed and the host probed before any resource is registered: bad input touches nothing.
 export = async () => {
-  const model = loadSite(runtimeSource());
+  // Pulumi runs the program in the project directory: every site's stack file is there.
+  const model = loadProjectSite(process.cwd(), pulumi.getStack(), runtimeSource());
   await preflight(model.name, model.file, model.host);
 
   const privateKey = pulumi.runtime.getConfig(SSH_KEY_KEY);

@@ -1,4 +1,5 @@
-import type { Role } from "../config/schema";
+import type { MeshConfig, Role } from "../config/schema";
+import type { Estate } from "../model/estate";
 
 /** What a catalog entry can know about the site it is placed on. */
 export interface CatalogContext {
@@ -15,6 +16,12 @@ export interface CatalogContext {
   readonly siteServices: readonly string[];
   /** Where this site's log shipper pushes (Loki on the control plane). */
   readonly lokiPushUrl: string;
+  /** Every site of the estate (this one included): what the control plane scrapes, probes and admits. */
+  readonly estate: Estate;
+  /** This site's mesh settings. */
+  readonly mesh: MeshConfig;
+  /** The control-plane site's name. */
+  readonly controlPlane: string;
 }
 
 /** A Traefik route: `https://<host>` to `<container>:<port>`. */
@@ -45,7 +52,9 @@ export type EnvValue =
   /** A password the program generates (random.RandomPassword), shared by the service's containers. */
   | { readonly generated: string }
   /** A secret the operator sets with `pulumi config set --secret <key>`. */
-  | { readonly config: string };
+  | { readonly config: string }
+  /** A secret the stack supplies at run time (e.g. the site's tailnet pre-auth key), by name. */
+  | { readonly input: string };
 
 export interface PortDef {
   readonly internal: number;
@@ -94,6 +103,11 @@ export interface ContainerDef {
   readonly files?: Readonly<Record<string, string>>;
   /** How Docker knows it works; `none` names why an image cannot say (e.g. no shell or client inside). */
   readonly healthcheck: HealthcheckDef | { readonly none: string };
+  /**
+   * Its Prometheus endpoint: the control plane scrapes it on this site's tailnet name at `port` (the tailnet node
+   * forwards it), or by container name on the control plane itself. Ports are unique per site.
+   */
+  readonly metrics?: { readonly port: number; /** Defaults to "/metrics". */ readonly path?: string };
   /** Defaults to "unless-stopped". */
   readonly restart?: "unless-stopped" | "always" | "on-failure";
   readonly memoryMb: number;

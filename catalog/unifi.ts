@@ -69,6 +69,7 @@ export const unifi: ServiceDef = {
         MONGODB_URI: "mongodb://unifi-db:27017/admin",
       },
       healthcheck: STATIC_BINARY,
+      metrics: { port: 9216 },
       memoryMb: 64,
       cpus: 0.1,
       networks: ["metrics"],

@@ -16,6 +16,8 @@ export interface ServiceSetArgs {
   readonly provider: docker.Provider;
   /** Reads a secret config key (`pulumi config set --secret <key>`) that an env override names. */
   readonly configSecret: (key: string) => pulumi.Output<string>;
+  /** Secrets the stack supplies by name (`{ input: name }` in the catalog), e.g. the tailnet pre-auth key. */
+  readonly inputs?: Readonly<Record<string, pulumi.Output<string>>>;
 }
 
 /** Resource names may not hold `:` or `/`: image refs become `docker.io-library-redis-7.4.1-alpine`. */
@@ -83,7 +85,10 @@ export class ServiceSet extends pulumi.ComponentResource {
       const value = (v: ResolvedEnv): pulumi.Input<string> => {
         if (typeof v === "string") return v;
         if ("generated" in v) return passwords.get(`${c.service}/${v.generated}`)!.result;
-        return args.configSecret(v.config);
+        if ("config" in v) return args.configSecret(v.config);
+        const input = args.inputs?.[v.input];
+        if (!input) throw new pulumi.ResourceError(`\`${c.name}\` needs the input \`${v.input}\``, this);
+        return input;
       };
       const keys = Object.keys(c.env).sort();
       const envs = pulumi.all(keys.map((k) => pulumi.interpolate`${k}=${value(c.env[k]!)}`));

@@ -153,6 +153,70 @@ const hcloudHost = z.strictObject({
   sshSources: z.array(cidr).min(1).default(["0.0.0.0/0", "::/0"]),
 });
 
+const ipv4 = z
+  .string()
+  .refine((s) => isIP(s) === 4, { message: "expected an IPv4 address such as `10.90.0.1`" });
+/** A tailnet user (Headscale user name or OIDC email). */
+const meshUser = z
+  .string()
+  .regex(/^[A-Za-z0-9._%+-]+(@[A-Za-z0-9.-]+)?$/, "expected a Headscale user name or an email address");
+/** Who a declared flow is from: a site, a role, or the admins. */
+const flowEnd = z
+  .string()
+  .regex(
+    /^(site:[a-z][a-z0-9-]*[a-z0-9]|role:(control-plane|services)|admins)$/,
+    "expected `site:<name>`, `role:control-plane`, `role:services` or `admins`",
+  );
+
+/** A WireGuard site-to-site endpoint: this site's side of a tunnel to every other site that has one. */
+const wireguardSchema = z.strictObject({
+  /** This site's address inside the tunnel network, unique in the estate. */
+  address: ipv4,
+  /** Defaults to 51820. */
+  port: port.default(51820),
+  /** Where peers reach this site. Defaults to the host's address. */
+  endpoint: address.optional(),
+  /** Private networks behind this site that peers route into the tunnel. */
+  subnets: z.array(cidr).default([]),
+});
+
+/** The site's place on the tailnet (Headscale + Tailscale) and its WireGuard tunnel. */
+const meshSchema = z.strictObject({
+  /** Private networks this site's node advertises to the tailnet (approved automatically for this site). */
+  routes: z.array(cidr).default([]),
+  /** Extra tags (without `tag:`) for this site's node, besides `tag:<site>` and `tag:<role>`. */
+  tags: z
+    .array(z.string().regex(/^[a-z][a-z0-9-]*$/, "expected a tag name such as `backup-target`"))
+    .default([]),
+  /**
+   * The Headscale URL nodes log in to. Defaults to `https://headscale.<domain>` on the control plane, through
+   * Traefik. Set it where nodes reach Headscale another way (the sandbox: no real Traefik there).
+   */
+  loginServer: z
+    .url({ protocol: /^https?$/, error: "expected an http(s) URL such as `https://headscale.example.org`" })
+    .optional(),
+  /** Control plane only: the tailnet users in `group:admins` (SSH and admin UIs on every site). */
+  admins: z.array(meshUser).default([]),
+  /**
+   * Control plane only: flows to allow besides the ones the model implies (monitoring, logs, admins), e.g.
+   * `{ from: site:lady, to: site:master, ports: [22], why: "restic over SFTP" }`. Everything else is denied.
+   */
+  flows: z
+    .array(
+      z.strictObject({
+        from: flowEnd,
+        to: flowEnd.refine((s) => s !== "admins", {
+          message: "expected a site or a role: admins are people",
+        }),
+        ports: z.array(port).min(1, "expected at least one port"),
+        why: z.string().min(1, "expected a reason: every open flow says why"),
+      }),
+    )
+    .default([]),
+  wireguard: wireguardSchema.optional(),
+});
+export type MeshConfig = z.infer<typeof meshSchema>;
+
 const hostSchema = z.discriminatedUnion("kind", [existingHost, hcloudHost], {
   error: "expected `kind: existing` or `kind: hcloud`",
 });
@@ -184,6 +248,8 @@ export const siteSchema = z.strictObject({
         .optional(),
     })
     .default({}),
+  /** Defaults to no extra routes, tags, flows, and no WireGuard tunnel. */
+  mesh: meshSchema.default({ routes: [], tags: [], admins: [], flows: [] }),
   /** Services to add to the role's set (`true` or overrides) or remove from it (`false`). */
   services: z.record(z.string(), serviceEntry).default({}),
 });

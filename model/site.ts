@@ -22,12 +22,14 @@ import {
   siteSchema,
   type EnvOverride,
   type HostConfig,
+  type MeshConfig,
   type Role,
   type ServiceOverride,
   type SiteConfig,
 } from "../config/schema";
 import type { ConfigSource } from "../config/source";
 import { meshDomain } from "../render/headscale";
+import type { Estate } from "./estate";
 
 /** The plain, fully resolved description of one site: what render functions and components consume. */
 export interface SiteModel {
@@ -49,6 +51,9 @@ export interface SiteModel {
   readonly routes: readonly Route[];
   /** Docker networks to create: the site-wide ones and one per multi-container service. */
   readonly networks: readonly string[];
+  readonly mesh: MeshConfig;
+  /** The other sites, as far as this one needs them (empty when loaded alone). */
+  readonly estate: Estate;
 }
 
 export interface ServiceModel {
@@ -59,7 +64,15 @@ export interface ServiceModel {
 }
 
 /** A resolved env value: plain text, a generated password, or a secret config key. */
-export type ResolvedEnv = string | { readonly generated: string } | { readonly config: string };
+export type ResolvedEnv =
+  string | { readonly generated: string } | { readonly config: string } | { readonly input: string };
+
+/** Where a secret env value comes from, for reviewable output: its source, never its value. */
+export function describeSecret(v: Exclude<ResolvedEnv, string>): string {
+  if ("generated" in v) return `<generated password: ${v.generated}>`;
+  if ("config" in v) return `<secret config: ${v.config}>`;
+  return `<secret input: ${v.input}>`;
+}
 
 export interface PortModel {
   readonly internal: number;
@@ -89,6 +102,7 @@ export interface ContainerModel {
   readonly binds: readonly { readonly hostPath: string; readonly path: string; readonly readOnly: boolean }[];
   readonly files: Readonly<Record<string, string>>;
   readonly healthcheck?: Required<HealthcheckDef>;
+  readonly metrics?: { readonly port: number; readonly path: string };
   readonly restart: "unless-stopped" | "always" | "on-failure";
   readonly memoryMb: number;
   readonly cpus: number;
@@ -128,7 +142,7 @@ export const meshHost = (site: string, domain: string) => `${site}.${meshDomain(
 const SITE = (...rest: PropertyKey[]) => joinPath([SITE_KEY, ...rest]);
 
 /** Reads, validates and resolves one stack's config. Throws ConfigError naming every problem. */
-export function loadSite(source: ConfigSource): SiteModel {
+export function loadSite(source: ConfigSource, estate: Estate = { sites: [] }): SiteModel {
   const issues: ConfigIssue[] = [];
   const issue = (path: string, message: string) => issues.push({ file: source.file, path, message });
 
@@ -163,7 +177,7 @@ export function loadSite(source: ConfigSource): SiteModel {
   const names = placedServices(site, issue);
   if (issues.length > 0) throw new ConfigError(issues);
 
-  const model = resolve(source, site, names, issue);
+  const model = resolve(source, site, names, estate, issue);
   if (issues.length > 0) throw new ConfigError(issues);
   return model;
 }
@@ -234,7 +248,13 @@ function placedServices(site: SiteConfig, issue: Issue): ServiceName[] {
   return [...placed].sort();
 }
 
-function resolve(source: ConfigSource, site: SiteConfig, names: ServiceName[], issue: Issue): SiteModel {
+function resolve(
+  source: ConfigSource,
+  site: SiteConfig,
+  names: ServiceName[],
+  estate: Estate,
+  issue: Issue,
+): SiteModel {
   const name = source.stack;
   const overrideOf = (svc: ServiceName): ServiceOverride => site.services[svc] ?? {};
 
@@ -306,6 +326,9 @@ function resolve(source: ConfigSource, site: SiteConfig, names: ServiceName[], i
       siteRoutes: routes,
       siteServices: names,
       lokiPushUrl,
+      estate,
+      mesh: site.mesh,
+      controlPlane,
     };
     const defs = def.containers(ctx);
     const override = overrideOf(svc);
@@ -337,6 +360,7 @@ function resolve(source: ConfigSource, site: SiteConfig, names: ServiceName[], i
   });
 
   checkHostPorts(services, issue);
+  checkMetricsPorts(services, issue);
 
   const networks = new Set<string>();
   for (const s of services) {
@@ -356,6 +380,8 @@ function resolve(source: ConfigSource, site: SiteConfig, names: ServiceName[], i
     services,
     routes,
     networks: [...networks].sort(),
+    mesh: site.mesh,
+    estate,
   };
 }
 
@@ -414,6 +440,7 @@ function resolveContainer(
           },
         }
       : {}),
+    ...(def.metrics ? { metrics: { port: def.metrics.port, path: def.metrics.path ?? "/metrics" } } : {}),
     restart: def.restart ?? "unless-stopped",
     memoryMb: o.resources?.memory ?? def.memoryMb,
     cpus: o.resources?.cpus ?? def.cpus,
@@ -428,6 +455,24 @@ function resolveContainer(
       "cloud.qui3tly.managed-by": "pulumi",
     },
   };
+}
+
+/** The tailnet node forwards each metrics port to its container: one container per port on a site. */
+function checkMetricsPorts(services: readonly ServiceModel[], issue: Issue): void {
+  const seen = new Map<number, string>();
+  for (const s of services) {
+    for (const c of s.containers) {
+      if (!c.metrics) continue;
+      const other = seen.get(c.metrics.port);
+      if (other) {
+        issue(
+          SITE("services", s.name),
+          `metrics port ${c.metrics.port} of \`${c.name}\` is already \`${other}\`'s; expected each metrics port once per site`,
+        );
+      }
+      seen.set(c.metrics.port, c.name);
+    }
+  }
 }
 
 /** Two containers cannot publish the same port and protocol on overlapping addresses. */

@@ -3,7 +3,12 @@ import { toYaml } from "./yaml";
 
 /** The `${VAR}` a compose file reads a secret from: the value goes in the environment or `.env`, never the file. */
 export function composeSecretVar(service: string, v: Exclude<ResolvedEnv, string>): string {
-  const name = "generated" in v ? `${service}_${v.generated}` : `config_${v.config}`;
+  const name =
+    "generated" in v
+      ? `${service}_${v.generated}`
+      : "config" in v
+        ? `config_${v.config}`
+        : `input_${v.input}`;
   return `QCLOUD_${name.replace(/[^A-Za-z0-9]/g, "_").toUpperCase()}`;
 }
 

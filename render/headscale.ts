@@ -10,7 +10,7 @@ export function renderHeadscaleConfig(ctx: Pick<CatalogContext, "domain" | "host
   return toYaml({
     server_url: `https://${ctx.hosts.api}`,
     listen_addr: "0.0.0.0:8080",
-    metrics_listen_addr: "0.0.0.0:9090",
+    metrics_listen_addr: "0.0.0.0:9091",
     grpc_listen_addr: "127.0.0.1:50443",
     grpc_allow_insecure: false,
     noise: { private_key_path: "/var/lib/headscale/noise_private.key" },

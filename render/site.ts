@@ -1,10 +1,9 @@
-import { LOG_OPTS, type SiteModel } from "../model/site";
+import { LOG_OPTS, describeSecret, type SiteModel } from "../model/site";
 import { renderCompose } from "./compose";
 
 /** How a secret shows in reviewable output: its source, never its value. */
 function envForReview(v: SiteModel["services"][number]["containers"][number]["env"][string]): string {
-  if (typeof v === "string") return v;
-  return "generated" in v ? `<generated password: ${v.generated}>` : `<secret config: ${v.config}>`;
+  return typeof v === "string" ? v : describeSecret(v);
 }
 
 /**

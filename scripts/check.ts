@@ -1,20 +1,24 @@
 import { ConfigError } from "../config/errors";
 import { fileSource } from "../config/source";
+import { loadEstate } from "../model/estate";
 import { loadSite } from "../model/site";
 import { stackFiles } from "./cli";
 
-/** `npm run check [-- files...]`: validates stack files without the Pulumi CLI; exit 1 on any problem. */
+/**
+ * `npm run check [-- files...]`: validates stack files without the Pulumi CLI, each on its own and together as
+ * an estate (references between sites, tunnel addresses, flows); exit 1 on any problem.
+ */
 const files = process.argv.slice(2);
-let failed = 0;
-for (const file of files.length ? files : stackFiles()) {
-  try {
-    const m = loadSite(fileSource(file));
+try {
+  const sources = (files.length ? files : stackFiles()).map(fileSource);
+  const estate = loadEstate(sources);
+  for (const source of sources) {
+    const m = loadSite(source, estate);
     const containers = m.services.reduce((n, s) => n + s.containers.length, 0);
     console.log(`ok   ${m.file}: ${m.role}, ${m.services.length} services, ${containers} containers`);
-  } catch (e) {
-    failed++;
-    if (!(e instanceof ConfigError)) throw e;
-    console.error(`FAIL ${e.message.split("\n").join("\nFAIL ")}`);
   }
+} catch (e) {
+  if (!(e instanceof ConfigError)) throw e;
+  console.error(`FAIL ${e.message.split("\n").join("\nFAIL ")}`);
+  process.exit(1);
 }
-process.exit(failed ? 1 : 0);

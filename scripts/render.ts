@@ -1,8 +1,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { ConfigError } from "../config/errors";
-import { fileSource } from "../config/source";
-import { loadSite } from "../model/site";
+import { loadProjectSite } from "../model/estate";
 import { renderSiteFiles } from "../render/site";
 import { ROOT, flag } from "./cli";
 
@@ -15,7 +14,7 @@ if (!stack) {
 }
 const out = path.resolve(flag(argv, "out") ?? path.join(ROOT, "out", stack));
 try {
-  const files = renderSiteFiles(loadSite(fileSource(path.join(ROOT, `Pulumi.${stack}.yaml`))));
+  const files = renderSiteFiles(loadProjectSite(ROOT, stack));
   // Clear only a directory this command wrote before (or an empty one): `--out .` must not wipe a checkout.
   const marker = path.join(out, ".qcloud-render");
   if (fs.existsSync(out) && fs.readdirSync(out).length > 0 && !fs.existsSync(marker)) {

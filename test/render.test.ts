@@ -92,7 +92,11 @@ describe("npm run render", () => {
           if (typeof v === "string") continue;
           secrets++;
           const shown =
-            "generated" in v ? `<generated password: ${v.generated}>` : `<secret config: ${v.config}>`;
+            "generated" in v
+              ? `<generated password: ${v.generated}>`
+              : "config" in v
+                ? `<secret config: ${v.config}>`
+                : `<secret input: ${v.input}>`;
           expect([c.name, k, (byName.get(c.name) as Record<string, string>)[k]]).toEqual([c.name, k, shown]);
         }
       }

@@ -1,0 +1,196 @@
+import * as fs from "node:fs";
+import * as path from "node:path";
+import type { Route } from "../catalog/types";
+import { ConfigError, joinPath, type ConfigIssue } from "../config/errors";
+import { SITE_KEY, type MeshConfig, type Role } from "../config/schema";
+import { fileSource, type ConfigSource } from "../config/source";
+import { loadSite, meshHost, type SiteModel } from "./site";
+
+/**
+ * The estate: every site of the project, as the control plane needs to know it (what to scrape, probe and admit
+ * to the tailnet). Read from the stack files next to the program, so adding `Pulumi.<site>.yaml` is all it
+ * takes; the control plane derives the rest from names (MagicDNS), never from the other stacks' state.
+ */
+
+/** A Prometheus endpoint of a container. */
+export interface MetricsEndpoint {
+  readonly service: string;
+  readonly container: string;
+  readonly port: number;
+  readonly path: string;
+}
+
+/** One site, as the rest of the estate sees it. */
+export interface EstateSite {
+  readonly name: string;
+  /** Its stack file, for error messages. */
+  readonly file: string;
+  readonly role: Role;
+  readonly domain: string;
+  readonly controlPlane: string;
+  /** Its MagicDNS name on the tailnet. */
+  readonly meshHost: string;
+  /** Where peers reach it from the internet: the host's address, when the stack file says it. */
+  readonly address?: string;
+  readonly services: readonly string[];
+  readonly routes: readonly Route[];
+  /** Sorted by port. */
+  readonly metrics: readonly MetricsEndpoint[];
+  readonly mesh: MeshConfig;
+}
+
+export interface Estate {
+  /** Sorted by name. */
+  readonly sites: readonly EstateSite[];
+}
+
+export const EMPTY_ESTATE: Estate = { sites: [] };
+
+/** What the rest of the estate needs to know of a site. */
+export function estateSite(model: SiteModel): EstateSite {
+  const metrics = model.services
+    .flatMap((s) =>
+      s.containers.flatMap((c) =>
+        c.metrics ? [{ service: s.name, container: c.name, port: c.metrics.port, path: c.metrics.path }] : [],
+      ),
+    )
+    .sort((a, b) => a.port - b.port);
+  return {
+    name: model.name,
+    file: model.file,
+    role: model.role,
+    domain: model.domain,
+    controlPlane: model.controlPlane,
+    meshHost: meshHost(model.name, model.domain),
+    ...(model.host.kind === "existing" ? { address: model.host.address } : {}),
+    services: model.services.map((s) => s.name),
+    routes: model.routes,
+    metrics,
+    mesh: model.mesh,
+  };
+}
+
+/** Loads every site, then checks what only the whole estate can show. Throws ConfigError naming every problem. */
+export function loadEstate(sources: readonly ConfigSource[]): Estate {
+  const issues: ConfigIssue[] = [];
+  const sites: EstateSite[] = [];
+  for (const source of sources) {
+    try {
+      sites.push(estateSite(loadSite(source)));
+    } catch (e) {
+      if (!(e instanceof ConfigError)) throw e;
+      issues.push(...e.issues);
+    }
+  }
+  if (issues.length > 0) throw new ConfigError(issues);
+  sites.sort((a, b) => a.name.localeCompare(b.name));
+  const estate = { sites };
+  const problems = checkEstate(estate);
+  if (problems.length > 0) throw new ConfigError(problems);
+  return estate;
+}
+
+/** The stack files in a directory (the project's). */
+export function stackFilesIn(dir: string): string[] {
+  return fs
+    .readdirSync(dir)
+    .filter((f) => /^Pulumi\.[^.]+\.ya?ml$/.test(f))
+    .sort()
+    .map((f) => path.join(dir, f));
+}
+
+/** The estate of the stack files in a directory (the project's). */
+export function projectEstate(dir: string): Estate {
+  return loadEstate(stackFilesIn(dir).map(fileSource));
+}
+
+/** One site of a project directory, resolved against its whole estate. */
+export function loadProjectSite(dir: string, stack: string, source?: ConfigSource): SiteModel {
+  const estate = projectEstate(dir);
+  siteOf(estate, stack);
+  return loadSite(source ?? fileSource(path.join(dir, `Pulumi.${stack}.yaml`)), estate);
+}
+
+/** The site of this name, or a clear error naming the file that should hold it. */
+export function siteOf(estate: Estate, name: string): EstateSite {
+  const s = estate.sites.find((x) => x.name === name);
+  if (!s) {
+    throw new ConfigError([
+      {
+        file: `Pulumi.${name}.yaml`,
+        path: "(file)",
+        message: `expected the stack file of site \`${name}\` next to the others (known: ${estate.sites.map((x) => x.name).join(", ") || "none"})`,
+      },
+    ]);
+  }
+  return s;
+}
+
+const MESH = (...rest: PropertyKey[]) => joinPath([SITE_KEY, "mesh", ...rest]);
+
+/** What no single stack file can check: references between sites, unique tunnel addresses, flows. */
+export function checkEstate(estate: Estate): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const byName = new Map(estate.sites.map((s) => [s.name, s]));
+  const wg = new Map<string, string>();
+  for (const s of estate.sites) {
+    const cp = byName.get(s.controlPlane);
+    if (!cp) {
+      issues.push({
+        file: s.file,
+        path: joinPath([SITE_KEY, "controlPlane"]),
+        message: `expected a site of the estate; there is no \`Pulumi.${s.controlPlane}.yaml\``,
+      });
+    } else if (cp.role !== "control-plane") {
+      issues.push({
+        file: s.file,
+        path: joinPath([SITE_KEY, "controlPlane"]),
+        message: `expected a site with role \`control-plane\`; \`${cp.name}\` has role \`${cp.role}\``,
+      });
+    }
+    if (s.role !== "control-plane") {
+      for (const field of ["admins", "flows"] as const) {
+        if (s.mesh[field].length > 0) {
+          issues.push({
+            file: s.file,
+            path: MESH(field),
+            message: `expected it on the control plane only (\`${s.controlPlane}\`): it owns the tailnet policy`,
+          });
+        }
+      }
+    }
+    s.mesh.flows.forEach((f, i) => {
+      for (const end of ["from", "to"] as const) {
+        const v = f[end];
+        if (v.startsWith("site:") && !byName.has(v.slice(5))) {
+          issues.push({
+            file: s.file,
+            path: MESH("flows", i, end),
+            message: `expected a site of the estate (${[...byName.keys()].map((n) => `site:${n}`).join(", ")})`,
+          });
+        }
+      }
+    });
+    const w = s.mesh.wireguard;
+    if (w) {
+      const other = wg.get(w.address);
+      if (other) {
+        issues.push({
+          file: s.file,
+          path: MESH("wireguard", "address"),
+          message: `\`${w.address}\` is already site \`${other}\`'s tunnel address; expected one address per site`,
+        });
+      }
+      wg.set(w.address, s.name);
+      if (w.endpoint === undefined && s.address === undefined) {
+        issues.push({
+          file: s.file,
+          path: MESH("wireguard", "endpoint"),
+          message:
+            "expected the address peers reach this site on (the host's address is not known before it exists)",
+        });
+      }
+    }
+  }
+  return issues;
+}

@@ -1,4 +1,4 @@
-import { renderHeadscaleConfig } from "../render/headscale";
+import { POLICY_PATH, renderHeadscaleConfig, renderHeadscalePolicy } from "../render/headscale";
 import {
   renderAlertmanagerConfig,
   renderBlackboxConfig,
@@ -26,7 +26,10 @@ export const headscale: ServiceDef = {
       // STUN for the embedded DERP server: UDP straight to the host, Traefik only carries HTTP.
       ports: [{ internal: 3478, external: 3478, protocol: "udp" }],
       volumes: { data: "/var/lib/headscale" },
-      files: { "/etc/headscale/config.yaml": renderHeadscaleConfig(ctx) },
+      files: {
+        "/etc/headscale/config.yaml": renderHeadscaleConfig(ctx),
+        [POLICY_PATH]: renderHeadscalePolicy(ctx),
+      },
       // Distroless, and `headscale health` is newer than 0.23: nothing inside can probe.
       healthcheck: { none: "distroless image without a health command in 0.23; Prometheus scrapes :9090" },
       metrics: { port: 9091 },

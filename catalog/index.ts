@@ -14,6 +14,7 @@ import {
   prometheus,
   uptimeKuma,
 } from "./controlPlane";
+import { tailscale } from "./mesh";
 import { nextcloud } from "./nextcloud";
 import type { ServiceDef } from "./types";
 import { uisp } from "./uisp";
@@ -29,6 +30,7 @@ export const CATALOG = {
   cadvisor,
   promtail,
   "portainer-agent": portainerAgent,
+  tailscale,
   headscale,
   pihole,
   portainer,
@@ -53,7 +55,14 @@ export function isServiceName(name: string): name is ServiceName {
   return Object.prototype.hasOwnProperty.call(CATALOG, name);
 }
 
-const AGENTS: readonly ServiceName[] = ["traefik", "socket-proxy", "node-exporter", "cadvisor", "promtail"];
+const AGENTS: readonly ServiceName[] = [
+  "traefik",
+  "socket-proxy",
+  "node-exporter",
+  "cadvisor",
+  "promtail",
+  "tailscale",
+];
 
 /** What a role runs before the stack file adds or removes anything. */
 export const ROLE_SERVICES: Readonly<Record<Role, readonly ServiceName[]>> = {

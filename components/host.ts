@@ -44,6 +44,8 @@ export class Host extends pulumi.ComponentResource {
   public readonly provider: docker.Provider;
   /** Done once Docker answers on the host: everything on it depends on this. */
   public readonly ready: command.remote.Command;
+  /** How `command.remote` reaches the host (pinned host key, the stack's private key). */
+  public readonly connection: command.types.input.remote.ConnectionArgs;
 
   constructor(name: string, args: HostArgs, opts?: pulumi.ComponentResourceOptions) {
     super("qcloud:host:Host", name, {}, opts);
@@ -87,18 +89,19 @@ export class Host extends pulumi.ComponentResource {
     }
     this.address = server ? server.ipv4Address : pulumi.output(h.kind === "existing" ? h.address : "");
 
+    this.connection = {
+      host: this.address,
+      user,
+      port,
+      ...(args.privateKey === undefined ? {} : { privateKey: args.privateKey }),
+      // Without a pinned key the command provider does not check the host's identity at all.
+      ...(h.kind === "existing" && h.hostKey ? { hostKey: h.hostKey } : {}),
+      dialErrorLimit: 20,
+    };
     this.ready = new command.remote.Command(
       `${name}-docker`,
       {
-        connection: {
-          host: this.address,
-          user,
-          port,
-          ...(args.privateKey === undefined ? {} : { privateKey: args.privateKey }),
-          // Without a pinned key the command provider does not check the host's identity at all.
-          ...(h.kind === "existing" && h.hostKey ? { hostKey: h.hostKey } : {}),
-          dialErrorLimit: 20,
-        },
+        connection: this.connection,
         create: renderDockerBootstrap(),
         // Re-run when the script changes, not on every up.
         triggers: [renderDockerBootstrap()],

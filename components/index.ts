@@ -1,2 +1,3 @@
 export * from "./host";
 export * from "./serviceSet";
+export * from "./mesh";

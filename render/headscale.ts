@@ -1,14 +1,32 @@
 import type { CatalogContext } from "../catalog/types";
+import type { Estate, EstateSite } from "../model/estate";
+import { LOKI_PORT, nodeTags, renderPolicyFile } from "./policy";
 import { TAILNET_RANGES } from "./traefik";
 import { toYaml } from "./yaml";
 
 /** The tailnet's MagicDNS base domain: every site is `<site>.<this>`. */
 export const meshDomain = (domain: string) => `mesh.${domain}`;
 
+/** Where Headscale's policy file is mounted. */
+export const POLICY_PATH = "/etc/headscale/policy.hujson";
+
+/**
+ * The URL nodes log in to: the control plane's `mesh.loginServer`, else its Headscale route through Traefik.
+ * Without the estate (a site loaded alone), Headscale's default host on this site's domain.
+ */
+export function loginServer(estate: Estate, controlPlane: string, domain: string): string {
+  const cp = estate.sites.find((s) => s.name === controlPlane);
+  if (cp?.mesh.loginServer) return cp.mesh.loginServer.replace(/\/$/, "");
+  const api = cp?.routes.find((r) => r.service === "headscale" && r.name === "api");
+  return `https://${api?.host ?? `headscale.${cp?.domain ?? domain}`}`;
+}
+
 /** Headscale's config: the embedded DERP relay and MagicDNS, no dependence on Tailscale's servers. */
-export function renderHeadscaleConfig(ctx: Pick<CatalogContext, "domain" | "hosts">): string {
+export function renderHeadscaleConfig(
+  ctx: Pick<CatalogContext, "domain" | "estate" | "site" | "mesh" | "hosts">,
+): string {
   return toYaml({
-    server_url: `https://${ctx.hosts.api}`,
+    server_url: ctx.mesh.loginServer?.replace(/\/$/, "") ?? `https://${ctx.hosts.api}`,
     listen_addr: "0.0.0.0:8080",
     metrics_listen_addr: "0.0.0.0:9091",
     grpc_listen_addr: "127.0.0.1:50443",
@@ -41,5 +59,72 @@ export function renderHeadscaleConfig(ctx: Pick<CatalogContext, "domain" | "host
     // /var/run/headscale does not exist in the image; the data volume does.
     unix_socket: "/var/lib/headscale/headscale.sock",
     unix_socket_permission: "0770",
+    // Default deny: only the flows of render/policy.ts.
+    policy: { mode: "file", path: POLICY_PATH },
   });
+}
+
+/** Headscale's policy: see render/policy.ts. */
+export function renderHeadscalePolicy(ctx: Pick<CatalogContext, "estate" | "site">): string {
+  return renderPolicyFile(ctx.estate, ctx.site);
+}
+
+/**
+ * The node's serve config: each tailnet port of the site's exporters (and the control plane's Loki) forwarded
+ * to its container. The policy decides who may connect; nothing here is published on the host.
+ */
+export function renderServeConfig(ctx: Pick<CatalogContext, "estate" | "site" | "siteServices">): string {
+  const me = ctx.estate.sites.find((s) => s.name === ctx.site);
+  const forwards: [number, string][] = (me?.metrics ?? [])
+    .filter((m) => m.service !== "tailscale")
+    .map((m) => [m.port, `${m.container}:${m.port}`]);
+  if (ctx.siteServices.includes("loki")) forwards.push([LOKI_PORT, `loki:${LOKI_PORT}`]);
+  forwards.sort((a, b) => a[0] - b[0]);
+  return `${JSON.stringify(
+    { TCP: Object.fromEntries(forwards.map(([port, to]) => [String(port), { TCPForward: to }])) },
+    null,
+    2,
+  )}\n`;
+}
+
+/** How long a site's pre-auth key lasts: long enough to restore a site from its stack without a new key. */
+export const PRE_AUTH_KEY_EXPIRY = "8760h";
+
+/**
+ * The script (run on the control-plane host) that makes a site's Headscale user, if missing, and a reusable,
+ * tagged pre-auth key; it prints the key as JSON.
+ */
+export function renderPreAuthKeyScript(site: Pick<EstateSite, "name" | "role" | "mesh">): string {
+  const tags = nodeTags(site).join(",");
+  return [
+    "set -eu",
+    'hs() { docker exec headscale headscale "$@"; }',
+    "i=0",
+    "until hs users list >/dev/null 2>&1; do",
+    '  i=$((i + 1)); [ "$i" -lt 90 ] || { echo "headscale does not answer after 90 s" >&2; exit 1; }; sleep 1',
+    "done",
+    `hs users list -o json | grep -q '"name": *"${site.name}"' || hs users create ${site.name} >/dev/null`,
+    `hs preauthkeys create --user ${site.name} --reusable --expiration ${PRE_AUTH_KEY_EXPIRY} --tags ${tags} -o json`,
+    "",
+  ].join("\n");
+}
+
+/** The key in `headscale preauthkeys create -o json`'s output. */
+export function parsePreAuthKey(stdout: string): string {
+  const key = (JSON.parse(stdout) as { key?: unknown }).key;
+  if (typeof key !== "string" || key.length === 0) throw new Error("headscale printed no pre-auth key");
+  return key;
+}
+
+/** Prints the site node's tailnet IPv4 address once it has joined (two minutes at most). */
+export function renderTailnetAddressScript(): string {
+  return [
+    "set -eu",
+    "i=0",
+    'until ip=$(docker exec tailscale tailscale ip -4 2>/dev/null) && [ -n "$ip" ]; do',
+    '  i=$((i + 1)); [ "$i" -lt 120 ] || { echo "the tailscale node has no tailnet address after 120 s" >&2; exit 1; }; sleep 1',
+    "done",
+    'echo "$ip"',
+    "",
+  ].join("\n");
 }

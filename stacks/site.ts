@@ -1,7 +1,10 @@
+import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
-import { Host, ServiceSet, type SshClientFiles } from "../components";
+import { Headscale, Host, ServiceSet, WireguardKeys, type SshClientFiles } from "../components";
 import { PROJECT } from "../config/schema";
-import type { SiteModel } from "../model/site";
+import { meshHost, type SiteModel } from "../model/site";
+import { loginServer, renderTailnetAddressScript } from "../render/headscale";
+import { renderWireguardConfig, tunnelSites } from "../render/wireguard";
 
 export interface SiteSecrets {
   /** The SSH private key, when set in config; otherwise the SSH agent is used. */
@@ -10,6 +13,20 @@ export interface SiteSecrets {
   readonly sshFiles?: SshClientFiles;
   /** Reads `<project>:<key>` as a secret. */
   readonly configSecret: (key: string) => pulumi.Output<string>;
+  /**
+   * Reads an output of the control-plane stack (a `StackReference`). Defaults to
+   * `<organization>/<project>/<control plane>`.
+   */
+  readonly controlPlaneOutput?: (name: string) => pulumi.Output<unknown>;
+}
+
+/** What the control-plane stack exports for the other sites of its tailnet. */
+export interface ControlPlaneOutputs {
+  /** Pre-auth keys by site: secret. */
+  readonly meshAuthKeys: pulumi.Output<Record<string, string>>;
+  /** WireGuard private keys by site: secret. */
+  readonly wireguardPrivateKeys: pulumi.Output<Record<string, string>>;
+  readonly wireguardPublicKeys: pulumi.Output<Record<string, string>>;
 }
 
 export interface SiteOutputs {
@@ -21,6 +38,17 @@ export interface SiteOutputs {
   /** `https://...` by `<service>-<route>`. */
   readonly urls: Record<string, string>;
   readonly counts: { readonly services: number; readonly containers: number };
+  readonly mesh: {
+    /** Its MagicDNS name. */
+    readonly name: string;
+    /** Its tailnet IPv4 address, once joined. */
+    readonly address: pulumi.Output<string>;
+    readonly loginServer: string;
+    /** Its `wg-quick` config, when it has a tunnel: secret (it holds the private key). */
+    readonly wireguardConfig?: pulumi.Output<string>;
+  };
+  /** The control plane's exports for its sites. */
+  readonly controlPlane?: ControlPlaneOutputs;
 }
 
 export interface Site {
@@ -47,12 +75,81 @@ export function deploySite(
     },
     opts,
   );
+  const isControlPlane = model.controlPlane === model.name;
+  const members = model.estate.sites.filter((s) => s.controlPlane === model.controlPlane);
+  const tunnels = tunnelSites(model.estate, model.controlPlane).map((s) => s.name);
+  // The control plane makes every site's keys; the others read theirs from its stack.
+  const [authKey, setAuthKey] = pulumi.deferredOutput<string>();
   const services = new ServiceSet(
     model.name,
-    { site: model, provider: host.provider, configSecret: secrets.configSecret },
+    {
+      site: model,
+      provider: host.provider,
+      configSecret: secrets.configSecret,
+      inputs: { meshAuthKey: pulumi.secret(authKey) },
+    },
     // The caller's dependsOn applies to the host; the services wait for the host.
     { ...opts, dependsOn: [host.ready] },
   );
+
+  let controlPlane: ControlPlaneOutputs | undefined;
+  let wgKeys: {
+    privateKeys: pulumi.Output<Record<string, string>>;
+    publicKeys: pulumi.Output<Record<string, string>>;
+  };
+  if (isControlPlane) {
+    const headscale = new Headscale(
+      model.name,
+      { connection: host.connection, sites: members, container: services.containers["headscale"]! },
+      opts,
+    );
+    const wg = new WireguardKeys(model.name, { sites: tunnels }, opts);
+    controlPlane = {
+      meshAuthKeys: headscale.authKeys,
+      wireguardPrivateKeys: wg.privateKeys,
+      wireguardPublicKeys: wg.publicKeys,
+    };
+    wgKeys = wg;
+    setAuthKey(keyOf(model.name, headscale.authKeys, model.controlPlane));
+  } else {
+    let ref: pulumi.StackReference | undefined;
+    const fromControlPlane =
+      secrets.controlPlaneOutput ??
+      ((key: string) => {
+        ref ??= new pulumi.StackReference(
+          `${model.name}-control-plane`,
+          { name: `${pulumi.getOrganization()}/${pulumi.getProject()}/${model.controlPlane}` },
+          opts,
+        );
+        return ref.requireOutput(key);
+      });
+    const read = (key: string) => fromControlPlane(key) as pulumi.Output<Record<string, string>>;
+    setAuthKey(keyOf(model.name, read("meshAuthKeys"), model.controlPlane));
+    wgKeys = { privateKeys: read("wireguardPrivateKeys"), publicKeys: read("wireguardPublicKeys") };
+  }
+  const tailscale = services.containers["tailscale"];
+  const address = tailscale
+    ? new command.remote.Command(
+        `${model.name}-tailnet-address`,
+        {
+          connection: host.connection,
+          create: renderTailnetAddressScript(),
+          // A new node container may have a new address.
+          triggers: [tailscale.id],
+        },
+        { ...opts, dependsOn: [tailscale] },
+      ).stdout.apply((s) => s.trim())
+    : pulumi.output("");
+  const wireguardConfig = tunnels.includes(model.name)
+    ? pulumi.secret(
+        pulumi.all([wgKeys.privateKeys, wgKeys.publicKeys]).apply(([priv, publicKeys]) =>
+          renderWireguardConfig(model.estate, model.name, {
+            privateKey: entryOf(priv, model.name, model.controlPlane),
+            publicKeys,
+          }),
+        ),
+      )
+    : undefined;
   const outputs: SiteOutputs = {
     site: model.name,
     role: model.role,
@@ -65,8 +162,34 @@ export function deploySite(
       services: model.services.length,
       containers: model.services.reduce((n, s) => n + s.containers.length, 0),
     },
+    mesh: {
+      name: meshHost(model.name, model.domain),
+      address,
+      loginServer: loginServer(model.estate, model.controlPlane, model.domain),
+      ...(wireguardConfig ? { wireguardConfig } : {}),
+    },
+    ...(controlPlane ? { controlPlane } : {}),
   };
   return { host, services, outputs };
+}
+
+/** A site's entry of a control-plane export, or the error that says which stack to run first. */
+function keyOf(
+  site: string,
+  keys: pulumi.Output<Record<string, string>>,
+  controlPlane: string,
+): pulumi.Output<string> {
+  return keys.apply((k) => entryOf(k, site, controlPlane));
+}
+
+function entryOf(keys: Record<string, string> | undefined, site: string, controlPlane: string): string {
+  const key = keys?.[site];
+  if (!key) {
+    throw new Error(
+      `site \`${site}\` has no key in \`${controlPlane}\`'s stack yet: run \`pulumi up --stack ${controlPlane}\` first (it makes one for every stack file)`,
+    );
+  }
+  return key;
 }
 
 /** Secret config keys of this project, read as secrets. */

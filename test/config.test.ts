@@ -294,8 +294,8 @@ describe("valid configs", () => {
 
 describe("the committed stacks", () => {
   test.each([
-    ["master", "control-plane", 17, 22],
-    ["lady", "services", 9, 25],
+    ["master", "control-plane", 18, 23],
+    ["lady", "services", 10, 26],
   ])("%s: %s, %i services, %i containers", (stack, role, services, containers) => {
     const m = loadSite(fileSource(path.join(ROOT, `Pulumi.${stack}.yaml`)));
     expect([m.role, m.services.length, m.services.reduce((n, s) => n + s.containers.length, 0)]).toEqual([

@@ -37,6 +37,21 @@ export function recordResources(stack = "test"): {
         if (args.type === "docker:index/remoteImage:RemoteImage") state.imageId = `sha256:${args.name}`;
         if (args.type === "random:index/randomPassword:RandomPassword") state.result = `pw-${args.name}`;
         if (args.type === "hcloud:index/server:Server") state.ipv4Address = "203.0.113.7";
+        if (args.type === "random:index/randomBytes:RandomBytes") {
+          state.base64 = Buffer.alloc(32, args.name.length).toString("base64");
+        }
+        if (args.type === "command:remote:Command") {
+          const site = /-key-(.+)$/.exec(args.name)?.[1];
+          if (site) state.stdout = JSON.stringify({ key: `key-${site}` });
+          if (args.name.endsWith("-tailnet-address")) state.stdout = "100.64.0.9\n";
+        }
+        if (args.type === "pulumi:pulumi:StackReference") {
+          state.outputs = {
+            meshAuthKeys: { lady: "key-lady", madam: "key-madam" },
+            wireguardPrivateKeys: {},
+            wireguardPublicKeys: {},
+          };
+        }
         return { id: `${args.name}-id`, state };
       },
       call: (args: pulumi.runtime.MockCallArgs) => args.inputs,
@@ -44,6 +59,7 @@ export function recordResources(stack = "test"): {
     "qui3tly-cloud",
     stack,
     false,
+    "organization",
   );
   return { recorded, capture };
 }

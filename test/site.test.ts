@@ -3,6 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { servicesSite } from "./fixtures";
 import { isSecretValue, recordResources, reveal, valueOf, type Recorded } from "./mocks";
 import { fileSource, mapSource } from "../config/source";
+import { loadProjectSite } from "../model/estate";
 import { loadSite, type SiteModel } from "../model/site";
 import { deploySite, type SiteOutputs } from "../stacks/site";
 
@@ -31,12 +32,12 @@ async function deploy(model: SiteModel): Promise<{ out: SiteOutputs; res: Record
 const of = (res: Recorded[], type: string) => res.filter((r) => r.type === type);
 
 describe.each([
-  ["master", 22, 3, ["alertmanager", "crowdsec", "edge", "headscale", "metrics", "pihole"], 15],
-  ["lady", 25, 7, ["edge", "metrics", "nextcloud", "uisp", "unifi"], 14],
+  ["master", 23, 3, ["alertmanager", "crowdsec", "edge", "headscale", "metrics", "pihole"], 16],
+  ["lady", 26, 7, ["edge", "metrics", "nextcloud", "uisp", "unifi"], 15],
 ])("the %s stack under mocks", (stack, containers, passwords, networks, volumes) => {
   let res: Recorded[];
   let out: SiteOutputs;
-  const model = loadSite(fileSource(path.join(ROOT, `Pulumi.${stack}.yaml`)));
+  const model = loadProjectSite(ROOT, stack);
   beforeAll(async () => ({ out, res } = await deploy(model)));
 
   test(`${containers} containers, each named once, none on \`latest\``, () => {

@@ -1,0 +1,54 @@
+import { loginServer, renderServeConfig } from "../render/headscale";
+import { nodeTags } from "../render/policy";
+import { httpHealth, image } from "./helpers";
+import type { CatalogContext, ServiceDef } from "./types";
+
+/** The tailnet: one Tailscale node per site, joined to the control plane's Headscale. */
+
+/** The tailnet's port for the node's own health and metrics (containerboot). */
+export const NODE_METRICS_PORT = 9002;
+/** Where containers on a site reach other sites by MagicDNS name: the node's outbound HTTP proxy. */
+export const MESH_PROXY = "http://tailscale:1055";
+
+const tagsOf = (ctx: CatalogContext) => nodeTags({ name: ctx.site, role: ctx.role, mesh: ctx.mesh });
+
+export const tailscale: ServiceDef = {
+  description:
+    "This site's tailnet node: forwards the site's exporters (and the control plane's Loki) to the tailnet, proxies scrapes and logs out",
+  containers: (ctx) => ({
+    main: {
+      image: image("docker.io/tailscale/tailscale", "v1.90.6"),
+      env: {
+        // Read on first login only (TS_AUTH_ONCE): the node key then lives in the state volume.
+        TS_AUTHKEY: { input: "meshAuthKey" },
+        TS_AUTH_ONCE: "true",
+        TS_HOSTNAME: ctx.site,
+        TS_STATE_DIR: "/var/lib/tailscale",
+        TS_USERSPACE: "false",
+        // The site's own resolver stays in charge; MagicDNS names resolve in the node's proxy.
+        TS_ACCEPT_DNS: "false",
+        TS_EXTRA_ARGS: [
+          `--login-server=${loginServer(ctx.estate, ctx.controlPlane, ctx.domain)}`,
+          `--advertise-tags=${tagsOf(ctx).join(",")}`,
+          "--accept-routes",
+        ].join(" "),
+        TS_ROUTES: ctx.mesh.routes.join(","),
+        TS_SERVE_CONFIG: "/config/serve.json",
+        TS_OUTBOUND_HTTP_PROXY_LISTEN: "0.0.0.0:1055",
+        TS_ENABLE_HEALTH_CHECK: "true",
+        TS_ENABLE_METRICS: "true",
+        TS_LOCAL_ADDR_PORT: `0.0.0.0:${NODE_METRICS_PORT}`,
+      },
+      volumes: { state: "/var/lib/tailscale" },
+      files: { "/config/serve.json": renderServeConfig(ctx) },
+      healthcheck: httpHealth(`http://127.0.0.1:${NODE_METRICS_PORT}/healthz`, "60s"),
+      metrics: { port: NODE_METRICS_PORT },
+      // A kernel TUN device in the container's own network namespace: the host's network is not touched.
+      devices: ["/dev/net/tun"],
+      capabilities: ["NET_ADMIN", "NET_RAW"],
+      memoryMb: 128,
+      cpus: 0.5,
+      networks: ["metrics"],
+    },
+  }),
+};

@@ -1,0 +1,43 @@
+import * as command from "@pulumi/command";
+import * as pulumi from "@pulumi/pulumi";
+import type { EstateSite } from "../../model/estate";
+import { parsePreAuthKey, renderPreAuthKeyScript } from "../../render/headscale";
+
+export interface HeadscaleArgs {
+  /** The control-plane host, over SSH. */
+  readonly connection: command.types.input.remote.ConnectionArgs;
+  /** The sites that join this control plane's tailnet, itself included. */
+  readonly sites: readonly EstateSite[];
+  /** The Headscale container: keys are made once it runs. */
+  readonly container: pulumi.Resource;
+}
+
+/**
+ * The tailnet's membership on the control plane: a Headscale user and a reusable pre-auth key per site, made
+ * once through the headscale CLI and kept in state as secrets. A node needs its key only to join (its own key
+ * then lives in its state volume), and again to rejoin after losing that volume: a restore.
+ */
+export class Headscale extends pulumi.ComponentResource {
+  /** Pre-auth keys by site name: secret. */
+  public readonly authKeys: pulumi.Output<Record<string, string>>;
+
+  constructor(name: string, args: HeadscaleArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("qcloud:mesh:Headscale", name, {}, opts);
+    const keys: Record<string, pulumi.Output<string>> = {};
+    for (const site of args.sites) {
+      const cmd = new command.remote.Command(
+        `${name}-key-${site.name}`,
+        {
+          connection: args.connection,
+          create: renderPreAuthKeyScript(site),
+          // A new script (new tags) makes a new key; the old one expires on its own.
+          triggers: [renderPreAuthKeyScript(site)],
+        },
+        { parent: this, dependsOn: [args.container], additionalSecretOutputs: ["stdout"] },
+      );
+      keys[site.name] = cmd.stdout.apply(parsePreAuthKey);
+    }
+    this.authKeys = pulumi.secret(pulumi.all(keys));
+    this.registerOutputs({ authKeys: this.authKeys });
+  }
+}

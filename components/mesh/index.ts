@@ -1,0 +1,2 @@
+export * from "./headscale";
+export * from "./wireguardKeys";

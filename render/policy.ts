@@ -1,0 +1,152 @@
+import type { Estate, EstateSite } from "../model/estate";
+
+/**
+ * The tailnet policy (Headscale's ACL file, Tailscale's syntax), rendered from the estate: default deny, one tag
+ * per site and per role, and only the flows the model implies or the control plane's stack file declares.
+ */
+
+export const siteTag = (site: string) => `tag:site-${site}`;
+export const roleTag = (role: string) => `tag:role-${role}`;
+export const extraTag = (tag: string) => `tag:${tag}`;
+export const ADMINS = "group:admins";
+
+/** The tags a site's node advertises (and its pre-auth key forces). */
+export function nodeTags(site: Pick<EstateSite, "name" | "role" | "mesh">): string[] {
+  return [siteTag(site.name), roleTag(site.role), ...site.mesh.tags.map(extraTag)];
+}
+
+/** A flow the policy admits: from a tag or group to a site's ports. */
+export interface Flow {
+  readonly from: string;
+  readonly to: string;
+  readonly ports: readonly number[];
+  readonly why: string;
+}
+
+/** Headscale's policy file. */
+export interface Policy {
+  readonly groups: Readonly<Record<string, readonly string[]>>;
+  readonly tagOwners: Readonly<Record<string, readonly string[]>>;
+  readonly acls: readonly { readonly action: "accept"; readonly src: string[]; readonly dst: string[] }[];
+  readonly autoApprovers: { readonly routes: Readonly<Record<string, readonly string[]>> };
+}
+
+/** The port the control plane's Loki takes logs on (through its tailnet node). */
+export const LOKI_PORT = 3100;
+/** What admins reach on every site: SSH and the private (admin) routes through Traefik. */
+export const ADMIN_PORTS = [22, 443] as const;
+
+const endTags = (end: string): string[] => {
+  if (end === "admins") return [ADMINS];
+  if (end.startsWith("role:")) return [roleTag(end.slice(5))];
+  if (end.startsWith("site:")) return [siteTag(end.slice(5))];
+  throw new Error(`unknown flow end \`${end}\``);
+};
+
+/** Every flow the estate admits, each with why: the policy is exactly these. */
+export function estateFlows(estate: Estate): Flow[] {
+  const flows: Flow[] = [];
+  const byName = new Map(estate.sites.map((s) => [s.name, s]));
+  for (const s of estate.sites) {
+    const cp = byName.get(s.controlPlane);
+    if (!cp) continue;
+    if (s.name !== cp.name && s.metrics.length > 0 && cp.services.includes("prometheus")) {
+      flows.push({
+        from: siteTag(cp.name),
+        to: siteTag(s.name),
+        ports: s.metrics.map((m) => m.port),
+        why: `monitoring: ${cp.name}'s Prometheus scrapes ${s.name}'s exporters`,
+      });
+    }
+    if (s.name !== cp.name && s.services.includes("promtail") && cp.services.includes("loki")) {
+      flows.push({
+        from: siteTag(s.name),
+        to: siteTag(cp.name),
+        ports: [LOKI_PORT],
+        why: `logs: ${s.name}'s shipper pushes to ${cp.name}'s Loki`,
+      });
+    }
+  }
+  for (const cp of estate.sites.filter((s) => s.role === "control-plane")) {
+    if (cp.mesh.admins.length > 0) {
+      for (const s of estate.sites.filter((x) => x.controlPlane === cp.name)) {
+        flows.push({
+          from: ADMINS,
+          to: siteTag(s.name),
+          ports: [...ADMIN_PORTS],
+          why: `admins: SSH and admin UIs on ${s.name}`,
+        });
+      }
+    }
+    for (const f of cp.mesh.flows) {
+      for (const from of endTags(f.from)) {
+        for (const to of endTags(f.to)) flows.push({ from, to, ports: f.ports, why: f.why });
+      }
+    }
+  }
+  return flows;
+}
+
+/** The policy of the tailnet a control plane runs: its sites only. */
+export function renderPolicy(estate: Estate, controlPlane: string): Policy {
+  const sites = estate.sites.filter((s) => s.controlPlane === controlPlane);
+  const admins = estate.sites.find((s) => s.name === controlPlane)?.mesh.admins ?? [];
+  const local: Estate = { sites };
+  // Only the admins may apply these tags by hand; sites get theirs from their pre-auth keys.
+  const owners = admins.length > 0 ? [ADMINS] : [];
+  const tags = [...new Set(sites.flatMap(nodeTags))].sort();
+  const routes: Record<string, string[]> = {};
+  for (const s of sites) {
+    for (const r of s.mesh.routes) routes[r] = [...(routes[r] ?? []), siteTag(s.name)];
+  }
+  return {
+    groups: { [ADMINS]: admins.map((a) => (a.includes("@") ? a : `${a}@`)) },
+    tagOwners: Object.fromEntries(tags.map((t) => [t, owners])),
+    acls: estateFlows(local).map((f) => ({
+      action: "accept",
+      src: [f.from],
+      dst: [`${f.to}:${[...f.ports].sort((a, b) => a - b).join(",")}`],
+    })),
+    autoApprovers: { routes },
+  };
+}
+
+/** The policy file: HuJSON (JSON with comments), each rule preceded by why it exists, for review in PRs. */
+export function renderPolicyFile(estate: Estate, controlPlane: string): string {
+  const policy = renderPolicy(estate, controlPlane);
+  const flows = estateFlows({ sites: estate.sites.filter((s) => s.controlPlane === controlPlane) });
+  const json = (v: unknown) => JSON.stringify(v, null, 2).replace(/\n/g, "\n  ");
+  const acls = policy.acls.map((rule, i) => `    // ${flows[i]!.why}\n    ${JSON.stringify(rule)}`);
+  return [
+    "// Generated by qui3tly-cloud from the estate's stack files: do not edit. Default deny: only these flows.",
+    "{",
+    `  "groups": ${json(policy.groups)},`,
+    `  "tagOwners": ${json(policy.tagOwners)},`,
+    `  "acls": [\n${acls.join(",\n")}\n  ],`,
+    `  "autoApprovers": ${json(policy.autoApprovers)}`,
+    "}",
+    "",
+  ].join("\n");
+}
+
+/**
+ * Does the policy let `src` (a node's tags, or a user's groups) reach `dst`'s `port`? Tailscale's semantics for
+ * what this policy uses: accept rules only, tag and group sources, `tag:x:p1,p2` destinations.
+ */
+export function policyAllows(
+  policy: Policy,
+  src: readonly string[],
+  dstTags: readonly string[],
+  port: number,
+): boolean {
+  return policy.acls.some(
+    (rule) =>
+      rule.src.some((s) => src.includes(s)) &&
+      rule.dst.some((d) => {
+        const i = d.lastIndexOf(":");
+        const target = d.slice(0, i);
+        const ports = d.slice(i + 1);
+        return dstTags.includes(target) && (ports === "*" || ports.split(",").map(Number).includes(port));
+      }),
+  );
+}

@@ -21,7 +21,7 @@ export const headscale: ServiceDef = {
   },
   containers: (ctx) => ({
     main: {
-      image: image("docker.io/headscale/headscale", "0.23.0"),
+      image: image("docker.io/headscale/headscale", "0.29.3"),
       command: ["serve"],
       // STUN for the embedded DERP server: UDP straight to the host, Traefik only carries HTTP.
       ports: [{ internal: 3478, external: 3478, protocol: "udp" }],
@@ -30,8 +30,8 @@ export const headscale: ServiceDef = {
         "/etc/headscale/config.yaml": renderHeadscaleConfig(ctx),
         [POLICY_PATH]: renderHeadscalePolicy(ctx),
       },
-      // Distroless, and `headscale health` is newer than 0.23: nothing inside can probe.
-      healthcheck: { none: "distroless image without a health command in 0.23; Prometheus scrapes :9090" },
+      // Distroless: the binary itself is the only program inside, and it can ask the server.
+      healthcheck: { test: ["CMD", "headscale", "health"] },
       metrics: { port: 9091 },
       memoryMb: 256,
       cpus: 0.5,

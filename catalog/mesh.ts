@@ -17,7 +17,7 @@ export const tailscale: ServiceDef = {
     "This site's tailnet node: forwards the site's exporters (and the control plane's Loki) to the tailnet, proxies scrapes and logs out",
   containers: (ctx) => ({
     main: {
-      image: image("docker.io/tailscale/tailscale", "v1.90.6"),
+      image: image("docker.io/tailscale/tailscale", "v1.102.5"),
       env: {
         // Read on first login only (TS_AUTH_ONCE): the node key then lives in the state volume.
         TS_AUTHKEY: { input: "meshAuthKey" },

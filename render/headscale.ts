@@ -48,7 +48,7 @@ export function renderHeadscaleConfig(
       auto_update_enabled: false,
     },
     disable_check_updates: true,
-    ephemeral_node_inactivity_timeout: "30m",
+    node: { ephemeral: { inactivity_timeout: "30m" } },
     database: { type: "sqlite", sqlite: { path: "/var/lib/headscale/db.sqlite", write_ahead_log: true } },
     log: { level: "info", format: "text" },
     dns: {
@@ -91,8 +91,8 @@ export function renderServeConfig(ctx: Pick<CatalogContext, "estate" | "site" | 
 export const PRE_AUTH_KEY_EXPIRY = "8760h";
 
 /**
- * The script (run on the control-plane host) that makes a site's Headscale user, if missing, and a reusable,
- * tagged pre-auth key; it prints the key as JSON.
+ * The script (run on the control-plane host) that makes a site's reusable pre-auth key, tagged with the site's
+ * tags: the node it joins is owned by those tags, not by a user. It prints the key as JSON.
  */
 export function renderPreAuthKeyScript(site: Pick<EstateSite, "name" | "role" | "mesh">): string {
   const tags = nodeTags(site).join(",");
@@ -100,11 +100,10 @@ export function renderPreAuthKeyScript(site: Pick<EstateSite, "name" | "role" | 
     "set -eu",
     'hs() { docker exec headscale headscale "$@"; }',
     "i=0",
-    "until hs users list >/dev/null 2>&1; do",
+    "until hs health >/dev/null 2>&1; do",
     '  i=$((i + 1)); [ "$i" -lt 90 ] || { echo "headscale does not answer after 90 s" >&2; exit 1; }; sleep 1',
     "done",
-    `hs users list -o json | grep -q '"name": *"${site.name}"' || hs users create ${site.name} >/dev/null`,
-    `hs preauthkeys create --user ${site.name} --reusable --expiration ${PRE_AUTH_KEY_EXPIRY} --tags ${tags} -o json`,
+    `hs preauthkeys create --reusable --expiration ${PRE_AUTH_KEY_EXPIRY} --tags ${tags} -o json`,
     "",
   ].join("\n");
 }

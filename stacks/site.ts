@@ -144,7 +144,7 @@ export function deploySite(
     ? pulumi.secret(
         pulumi.all([wgKeys.privateKeys, wgKeys.publicKeys]).apply(([priv, publicKeys]) =>
           renderWireguardConfig(model.estate, model.name, {
-            privateKey: entryOf(priv, model.name, model.controlPlane),
+            privateKey: controlPlaneEntry(priv, model.name, model.controlPlane),
             publicKeys,
           }),
         ),
@@ -179,10 +179,14 @@ function keyOf(
   keys: pulumi.Output<Record<string, string>>,
   controlPlane: string,
 ): pulumi.Output<string> {
-  return keys.apply((k) => entryOf(k, site, controlPlane));
+  return keys.apply((k) => controlPlaneEntry(k, site, controlPlane));
 }
 
-function entryOf(keys: Record<string, string> | undefined, site: string, controlPlane: string): string {
+export function controlPlaneEntry(
+  keys: Record<string, string> | undefined,
+  site: string,
+  controlPlane: string,
+): string {
   const key = keys?.[site];
   if (!key) {
     throw new Error(

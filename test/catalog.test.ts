@@ -24,7 +24,6 @@ function everything() {
 
 const NO_PROBE = [
   "alertmanager-ntfy",
-  "headscale",
   "nextcloud-cron",
   "nextcloud-exporter",
   "nextcloud-redis-exporter",

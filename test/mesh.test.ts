@@ -1,0 +1,361 @@
+import { execFileSync, spawnSync } from "node:child_process";
+import * as crypto from "node:crypto";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import YAML from "yaml";
+import { servicesSite } from "./fixtures";
+import { isSecretValue, recordResources, reveal, valueOf } from "./mocks";
+import { SITE_KEY } from "../config/schema";
+import { mapSource } from "../config/source";
+import { loadEstate, type Estate, type EstateSite } from "../model/estate";
+import { loadSite } from "../model/site";
+import { renderHeadscaleConfig, renderServeConfig } from "../render/headscale";
+import { nodeTags, policyAllows, renderPolicy, renderPolicyFile } from "../render/policy";
+import { renderWireguardConfig, wireguardPrivateKey, wireguardPublicKey } from "../render/wireguard";
+import { controlPlaneEntry, deploySite } from "../stacks/site";
+
+const { recorded, capture } = recordResources();
+const ROOT = path.resolve(__dirname, "..");
+
+/** A committed stack file's config map, with `site` fields merged in. */
+function committed(stack: string, site: Record<string, unknown>): Record<string, unknown> {
+  const doc = YAML.parse(fs.readFileSync(path.join(ROOT, `Pulumi.${stack}.yaml`), "utf8"));
+  return { ...doc.config, [SITE_KEY]: { ...doc.config[SITE_KEY], ...site } };
+}
+
+/** master and lady as committed, plus a third site that exists only as a new stack file. */
+const SOURCES = [
+  mapSource(
+    "Pulumi.master.yaml",
+    "master",
+    committed("master", {
+      mesh: {
+        admins: ["alice@example.org"],
+        flows: [{ from: "site:lady", to: "site:master", ports: [22], why: "backups: restic over SFTP" }],
+        // An address, not a name: wg resolves endpoints when it applies a config, and tests have no DNS.
+        wireguard: { address: "10.90.0.1", endpoint: "198.51.100.1", subnets: ["10.0.1.0/24"] },
+      },
+    }),
+  ),
+  mapSource(
+    "Pulumi.lady.yaml",
+    "lady",
+    committed("lady", {
+      mesh: {
+        routes: ["10.0.2.0/24"],
+        wireguard: { address: "10.90.0.2", endpoint: "198.51.100.2", subnets: ["10.0.2.0/24"] },
+      },
+    }),
+  ),
+  mapSource(
+    "Pulumi.madam.yaml",
+    "madam",
+    servicesSite({
+      host: { kind: "existing", address: "203.0.113.30" },
+      mesh: { wireguard: { address: "10.90.0.3", port: 51821 } },
+    }),
+  ),
+];
+const estate: Estate = loadEstate(SOURCES);
+const site = (name: string): EstateSite => estate.sites.find((s) => s.name === name)!;
+
+/** The mesh tools (real headscale, wg, wireguard-go), built or found by the project's own script. */
+function meshTools(): string {
+  const r = spawnSync("bash", [path.join(ROOT, "scripts/mesh-tools.sh")], { encoding: "utf8" });
+  if (r.status !== 0) {
+    throw new Error(`scripts/mesh-tools.sh failed (run it by hand to see why):\n${r.stderr}`);
+  }
+  return r.stdout.trim();
+}
+
+describe("the tailnet policy", () => {
+  const policy = renderPolicy(estate, "master");
+  // What the estate declares, written out by hand: the policy must admit exactly these.
+  const LADY_METRICS = [8080, 8082, 9002, 9080, 9100, 9121, 9187, 9205, 9216];
+  const MADAM_METRICS = [8080, 8082, 9002, 9080, 9100];
+  const declared = new Set([
+    ...LADY_METRICS.map((p) => `tag:site-master>lady:${p}`),
+    ...MADAM_METRICS.map((p) => `tag:site-master>madam:${p}`),
+    "tag:site-lady>master:3100",
+    "tag:site-madam>master:3100",
+    "tag:site-lady>master:22",
+    ...["master", "lady", "madam"].flatMap((s) => [`group:admins>${s}:22`, `group:admins>${s}:443`]),
+  ]);
+  const sources: [string, string[]][] = [
+    ...estate.sites.map((s): [string, string[]] => [`tag:site-${s.name}`, nodeTags(s)]),
+    ["group:admins", ["group:admins"]],
+  ];
+  const universe = [
+    ...new Set([
+      ...LADY_METRICS,
+      ...MADAM_METRICS,
+      22,
+      53,
+      80,
+      443,
+      3000,
+      3100,
+      5432,
+      8080,
+      9090,
+      9093,
+      65535,
+    ]),
+  ];
+
+  test("admits every declared flow and nothing else, between every pair of sites, on every port", () => {
+    const admitted: string[] = [];
+    for (const [name, tags] of sources) {
+      for (const dst of estate.sites) {
+        for (const port of universe) {
+          if (policyAllows(policy, tags, nodeTags(dst), port)) admitted.push(`${name}>${dst.name}:${port}`);
+        }
+      }
+    }
+    expect(admitted.sort()).toEqual([...declared].sort());
+  });
+
+  test("tags per site and role, owned by the admins; each site's routes approved for it alone", () => {
+    expect(Object.keys(policy.tagOwners)).toEqual([
+      "tag:role-control-plane",
+      "tag:role-services",
+      "tag:site-lady",
+      "tag:site-madam",
+      "tag:site-master",
+    ]);
+    expect(new Set(Object.values(policy.tagOwners).flat())).toEqual(new Set(["group:admins"]));
+    expect(policy.groups).toEqual({ "group:admins": ["alice@example.org"] });
+    expect(policy.autoApprovers).toEqual({ routes: { "10.0.2.0/24": ["tag:site-lady"] } });
+  });
+
+  test("Headscale itself accepts the policy and its config (headscale policy check, configtest)", () => {
+    const bin = meshTools();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "qcloud-headscale-"));
+    const model = loadSite(SOURCES[0]!, estate);
+    const hs = model.services.find((s) => s.name === "headscale")!.containers[0]!;
+    const config = hs.files["/etc/headscale/config.yaml"]!.replaceAll("/var/lib/headscale", dir).replace(
+      /\/etc\/headscale\/policy\.hujson/,
+      path.join(dir, "policy.hujson"),
+    );
+    fs.writeFileSync(path.join(dir, "config.yaml"), config);
+    fs.writeFileSync(path.join(dir, "policy.hujson"), hs.files["/etc/headscale/policy.hujson"]!);
+    const headscale = (...args: string[]) =>
+      spawnSync(path.join(bin, "headscale"), ["-c", path.join(dir, "config.yaml"), ...args], {
+        encoding: "utf8",
+      });
+    const ct = headscale("configtest");
+    expect([ct.status, ct.stderr]).toEqual([0, expect.not.stringMatching(/deprecated|ERR/)]);
+    const check = (file: string) =>
+      headscale("policy", "check", "--force", "--bypass-grpc-and-access-database-directly", "-f", file);
+    const ok = check(path.join(dir, "policy.hujson"));
+    expect([ok.status, ok.stdout.trim()]).toEqual([0, "Policy is valid"]);
+    // And the check is real: a broken owner is refused.
+    fs.writeFileSync(
+      path.join(dir, "bad.hujson"),
+      renderPolicyFile(estate, "master").replace('"group:admins"\n', '"nobody-at-all"\n'),
+    );
+    const bad = check(path.join(dir, "bad.hujson"));
+    expect([bad.status, bad.stderr]).toEqual([
+      1,
+      expect.stringContaining('invalid owner format: "nobody-at-all"'),
+    ]);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+describe("a new site from its stack file alone", () => {
+  test("madam gets its tags, its exporters forwarded to the tailnet, and its place in the policy", () => {
+    expect(nodeTags(site("madam"))).toEqual(["tag:site-madam", "tag:role-services"]);
+    const madam = loadSite(SOURCES[2]!, estate);
+    const node = madam.services.find((s) => s.name === "tailscale")!.containers[0]!;
+    expect(node.env.TS_EXTRA_ARGS).toBe(
+      "--login-server=https://headscale.qui3tly.cloud --advertise-tags=tag:site-madam,tag:role-services --accept-routes",
+    );
+    expect(node.env.TS_AUTHKEY).toEqual({ input: "meshAuthKey" });
+    expect(JSON.parse(node.files["/config/serve.json"]!)).toEqual({
+      TCP: {
+        "8080": { TCPForward: "cadvisor:8080" },
+        "8082": { TCPForward: "traefik:8082" },
+        "9080": { TCPForward: "promtail:9080" },
+        "9100": { TCPForward: "node-exporter:9100" },
+      },
+    });
+    // The control plane forwards its Loki too, for every site's shipper.
+    const master = loadSite(SOURCES[0]!, estate);
+    const serve = JSON.parse(
+      renderServeConfig({ estate, site: "master", siteServices: master.services.map((s) => s.name) }),
+    );
+    expect(serve.TCP["3100"]).toEqual({ TCPForward: "loki:3100" });
+  });
+
+  test("the control plane makes a tagged pre-auth key per site; the others read theirs through the stack reference", async () => {
+    recorded.length = 0;
+    const master = deploySite(
+      loadSite(SOURCES[0]!, estate),
+      { configSecret: (k) => pulumi.secret(`cfg-${k}`) },
+      { transformations: [capture] },
+    );
+    await valueOf(pulumi.all([master.outputs.controlPlane!.meshAuthKeys, master.outputs.mesh.address]));
+    const keys = recorded.filter((r) => r.type === "command:remote:Command" && /-key-/.test(r.name));
+    expect(keys.map((k) => k.name).sort()).toEqual([
+      "master-key-lady",
+      "master-key-madam",
+      "master-key-master",
+    ]);
+    expect(keys.find((k) => k.name === "master-key-madam")!.inputs.create).toContain(
+      "hs preauthkeys create --reusable --expiration 8760h --tags tag:site-madam,tag:role-services -o json",
+    );
+    expect(keys.every((k) => k.opts.additionalSecretOutputs?.includes("stdout"))).toBe(true);
+    const authKeys = await valueOf(master.outputs.controlPlane!.meshAuthKeys);
+    expect(authKeys).toEqual({ lady: "key-lady", madam: "key-madam", master: "key-master" });
+    expect(await pulumi.isSecret(master.outputs.controlPlane!.meshAuthKeys)).toBe(true);
+    // Three tunnel key pairs: random bytes in state, the public halves derived and public.
+    expect(
+      recorded.filter((r) => r.type === "random:index/randomBytes:RandomBytes").map((r) => r.name),
+    ).toEqual(["master-lady", "master-madam", "master-master"]);
+    expect(await pulumi.isSecret(master.outputs.controlPlane!.wireguardPrivateKeys)).toBe(true);
+    expect(await pulumi.isSecret(master.outputs.controlPlane!.wireguardPublicKeys)).toBe(false);
+    expect(await pulumi.isSecret(master.outputs.mesh.wireguardConfig!)).toBe(true);
+
+    recorded.length = 0;
+    const wg = await valueOf(
+      pulumi.all([
+        master.outputs.controlPlane!.wireguardPrivateKeys,
+        master.outputs.controlPlane!.wireguardPublicKeys,
+      ]),
+    );
+    const fromMaster: Record<string, unknown> = {
+      meshAuthKeys: { madam: "key-madam" },
+      wireguardPrivateKeys: wg[0],
+      wireguardPublicKeys: wg[1],
+    };
+    const madam = deploySite(
+      loadSite(SOURCES[2]!, estate),
+      {
+        configSecret: (k) => pulumi.secret(`cfg-${k}`),
+        controlPlaneOutput: (k) => pulumi.secret(fromMaster[k]),
+      },
+      { transformations: [capture] },
+    );
+    await valueOf(
+      pulumi.all([madam.services.containers["tailscale"]!.urn, madam.outputs.mesh.wireguardConfig!]),
+    );
+    const node = recorded.find(
+      (r) => r.type === "docker:index/container:Container" && r.name === "madam-tailscale",
+    )!;
+    expect(isSecretValue(node.inputs.envs)).toBe(true);
+    expect(reveal<string[]>(node.inputs.envs)).toContain("TS_AUTHKEY=key-madam");
+    expect(node.opts.additionalSecretOutputs).toEqual(["envs"]);
+    expect(await valueOf(madam.outputs.mesh.wireguardConfig!)).toContain(`PrivateKey = ${wg[0].madam}`);
+  });
+
+  test("a site the control plane has no key for yet says which stack to run first", () => {
+    expect(() => controlPlaneEntry({ lady: "k" }, "madam", "master")).toThrow(
+      "site `madam` has no key in `master`'s stack yet: run `pulumi up --stack master` first (it makes one for every stack file)",
+    );
+    expect(controlPlaneEntry({ madam: "k" }, "madam", "master")).toBe("k");
+  });
+});
+
+describe("WireGuard site-to-site", () => {
+  const keys = Object.fromEntries(
+    estate.sites.map((s) => [s.name, wireguardPrivateKey(crypto.randomBytes(32))] as const),
+  );
+  const publicKeys = Object.fromEntries(Object.entries(keys).map(([s, k]) => [s, wireguardPublicKey(k)]));
+  const configOf = (s: string) => renderWireguardConfig(estate, s, { privateKey: keys[s]!, publicKeys });
+
+  test("node:crypto derives the public key `wg pubkey` derives", () => {
+    meshTools();
+    for (const [s, k] of Object.entries(keys)) {
+      expect([s, execFileSync("wg", ["pubkey"], { input: `${k}\n`, encoding: "utf8" }).trim()]).toEqual([
+        s,
+        publicKeys[s],
+      ]);
+    }
+  });
+
+  test("each site's config: its address and port, every other site as a peer with its subnets", () => {
+    expect(configOf("lady").replace(/= [A-Za-z0-9+/]{43}=/g, "= <key>")).toBe(
+      [
+        "# Generated by qui3tly-cloud: WireGuard site-to-site tunnels. Do not edit.",
+        "[Interface]",
+        "Address = 10.90.0.2/32",
+        "ListenPort = 51820",
+        "PrivateKey = <key>",
+        "",
+        "# madam",
+        "[Peer]",
+        "PublicKey = <key>",
+        "Endpoint = 203.0.113.30:51821",
+        "AllowedIPs = 10.90.0.3/32",
+        "PersistentKeepalive = 25",
+        "",
+        "# master",
+        "[Peer]",
+        "PublicKey = <key>",
+        "Endpoint = 198.51.100.1:51820",
+        "AllowedIPs = 10.90.0.1/32, 10.0.1.0/24",
+        "PersistentKeepalive = 25",
+        "",
+      ].join("\n"),
+    );
+  });
+
+  test("wg takes every site's config on a userspace interface (wireguard-go), and reads back the same tunnel", () => {
+    const bin = meshTools();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "qcloud-wg-"));
+    for (const [i, s] of estate.sites.entries()) {
+      const ns = `qcloud-wgtest-${process.pid}-${s.name}`;
+      // wireguard-go's control socket (/var/run/wireguard/<name>.sock) is not namespaced: a name per run.
+      const wg = `qwg${i}-${process.pid % 100000}`;
+      const conf = path.join(dir, `${s.name}.conf`);
+      fs.writeFileSync(conf, configOf(s.name), { mode: 0o600 });
+      // wg-quick strip: the wg(8) part of a wg-quick file; then wg(8) itself parses and applies it.
+      const script = [
+        "set -eu",
+        `trap 'ip netns pids ${ns} | xargs -r kill; ip netns del ${ns}' EXIT`,
+        `ip netns add ${ns}`,
+        // Foreground, in the background: its daemon mode hangs wg's first request here.
+        `ip netns exec ${ns} ${bin}/wireguard-go -f ${wg} >/dev/null 2>&1 &`,
+        `for _ in $(seq 100); do [ -S /var/run/wireguard/${wg}.sock ] && break; sleep 0.1; done`,
+        `wg-quick strip ${conf} > ${conf}.wg`,
+        `ip netns exec ${ns} wg setconf ${wg} ${conf}.wg`,
+        `ip netns exec ${ns} wg showconf ${wg}`,
+      ].join("\n");
+      const r = spawnSync("bash", ["-c", script], { encoding: "utf8" });
+      expect([s.name, r.status, r.stderr]).toEqual([s.name, 0, ""]);
+      const shown = r.stdout;
+      expect(shown).toContain(`ListenPort = ${s.mesh.wireguard!.port}`);
+      expect(shown).toContain(`PrivateKey = ${keys[s.name]}`);
+      for (const peer of estate.sites.filter((p) => p.name !== s.name)) {
+        const block = shown.split("[Peer]").find((b) => b.includes(publicKeys[peer.name]!));
+        expect([peer.name, block]).toEqual([
+          peer.name,
+          expect.stringContaining(`${peer.mesh.wireguard!.address}/32`),
+        ]);
+      }
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+test("Headscale's config: served behind Traefik, embedded DERP only, MagicDNS, the policy file", () => {
+  const config = YAML.parse(
+    renderHeadscaleConfig({
+      domain: "qui3tly.cloud",
+      estate,
+      site: "master",
+      mesh: site("master").mesh,
+      hosts: { api: "headscale.qui3tly.cloud" },
+    }),
+  );
+  expect(config).toMatchObject({
+    server_url: "https://headscale.qui3tly.cloud",
+    derp: { server: { enabled: true, stun_listen_addr: "0.0.0.0:3478" }, urls: [], paths: [] },
+    dns: { magic_dns: true, base_domain: "mesh.qui3tly.cloud" },
+    policy: { mode: "file", path: "/etc/headscale/policy.hujson" },
+    database: { type: "sqlite", sqlite: { path: "/var/lib/headscale/db.sqlite" } },
+  });
+});

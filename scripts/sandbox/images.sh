@@ -8,7 +8,8 @@
 #              network qcloud-sandbox (alias `registry`), 127.0.0.1:5000, data in volume qcloud-registry-data
 #   server     qcloud-sandbox/server:bookworm: what scripts/sandbox/server.sh runs (sshd + dockerd)
 #   standins   a stand-in for every image ref the stacks use (npm run render), pushed as
-#              127.0.0.1:5000/<ref>, which the sandbox servers pull as registry:5000/<ref>
+#              127.0.0.1:5000/<ref>, which the sandbox servers pull as registry:5000/<ref>; the headscale,
+#              tailscale and wireguard kinds get real binaries from scripts/mesh-tools.sh (built on first use)
 #
 # Environment: QCLOUD_CACHE (default ~/.cache/qui3tly-cloud), QCLOUD_STACKS (default: every
 # Pulumi.<stack>.yaml), QCLOUD_DEBIAN_MIRROR (default: the one this machine's apt uses).
@@ -156,6 +157,27 @@ push_if_needed() {
 }
 
 # ------------------------------------------------------------------------------------------ standins
+# kind_context KIND: set KIND_CTX to the build context of images/standin-KIND. A recipe with a `mesh-binaries`
+# file (binary names, one a line, # comments) needs binaries built by scripts/mesh-tools.sh (Headscale,
+# Tailscale, wireguard-go): the recipe and those binaries are copied into a generated context under the cache
+# (the repository holds no binaries), so context_hash covers the binaries too and a new version rebuilds.
+KIND_CTX=""
+kind_context() {
+  local kind=$1 src="$IMAGES_DIR/standin-$1" ctx bindir b
+  KIND_CTX=$src
+  [[ -f "$src/mesh-binaries" ]] || return 0
+  bindir=$(bash "$REPO_DIR/scripts/mesh-tools.sh" </dev/null) || die "scripts/mesh-tools.sh failed (needed by the stand-in kind $kind)"
+  ctx="$SANDBOX_CACHE/contexts/standin-$kind"
+  rm -rf "$ctx"
+  mkdir -p "$ctx/bin"
+  cp -r "$src/." "$ctx/"
+  while read -r b; do
+    [[ -z "$b" || "$b" == \#* ]] && continue
+    cp "$bindir/$b" "$ctx/bin/$b" || die "scripts/mesh-tools.sh made no $b (in $bindir)"
+  done <"$src/mesh-binaries"
+  KIND_CTX=$ctx
+}
+
 standins() {
   local render_root stacks=() s plan
   if [[ -n "${QCLOUD_STACKS:-}" ]]; then
@@ -188,7 +210,8 @@ standins() {
   local kind
   while read -r kind; do
     [[ -d "$IMAGES_DIR/standin-$kind" ]] || die "no recipe for the stand-in kind $kind ($IMAGES_DIR/standin-$kind)"
-    build_image "qcloud-sandbox/standin-$kind:bookworm" "$IMAGES_DIR/standin-$kind"
+    kind_context "$kind"
+    build_image "qcloud-sandbox/standin-$kind:bookworm" "$KIND_CTX"
   done < <(cut -f2 <<<"$plan" | grep -v '^generic' | sort -u)
   local ref ctx built=0 pushed=0 t0=$EPOCHREALTIME
   while IFS=$'\t' read -r ref kind ctx; do

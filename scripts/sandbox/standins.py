@@ -8,8 +8,9 @@ generated config files). For every distinct image ref this writes OUT_DIR/<slug>
 with healthcheck shims and entrypoint paths) and prints `ref<TAB>kind<TAB>context-dir` on stdout;
 OUT_DIR/plan.json records what each stand-in serves and why.
 
-A stand-in is either the real program from Debian (KINDS below: the image's ENTRYPOINT/CMD contract is
-kept, the catalog's command is appended as with the official image), or the generic HTTP stand-in
+A stand-in is either the real program (KINDS below: from Debian, or for headscale, tailscale and wireguard-go
+built from their Go modules by scripts/mesh-tools.sh; the image's ENTRYPOINT/CMD contract is kept, the
+catalog's command is appended as with the official image), or the generic HTTP stand-in
 (images/standin-base/server.py) serving 200 on every port the container is expected to serve:
 its healthcheck URLs, its routes, its published TCP ports, the ports Prometheus scrapes it on, listen
 addresses in its env/command, and the few well-known ports in EXTRA_PORTS.
@@ -21,7 +22,7 @@ import re
 import shutil
 import sys
 
-# Repositories served by the real program from Debian: repository -> stand-in kind (images/standin-<kind>).
+# Repositories served by the real program: repository -> stand-in kind (images/standin-<kind>).
 KINDS = {
     "quay.io/prometheus/prometheus": "prometheus",
     "docker.io/prom/prometheus": "prometheus",
@@ -34,6 +35,20 @@ KINDS = {
     "docker.io/library/postgres": "postgres",
     "docker.io/ubnt/unms-postgres": "postgres",
     "docker.io/library/redis": "redis",
+    # Real binaries built from Go modules (scripts/mesh-tools.sh), copied in by images.sh.
+    "docker.io/headscale/headscale": "headscale",
+    "ghcr.io/juanfont/headscale": "headscale",
+    "docker.io/tailscale/tailscale": "tailscale",
+    "ghcr.io/tailscale/tailscale": "tailscale",
+    "lscr.io/linuxserver/wireguard": "wireguard",
+    "docker.io/linuxserver/wireguard": "wireguard",
+}
+# Programs a real-program stand-in has itself: a healthcheck or entrypoint naming them gets no shim (which
+# would hide the real program).
+REAL_PROGRAMS = {
+    "headscale": {"headscale"},
+    "tailscale": {"tailscale", "tailscaled", "containerboot", "run.sh"},
+    "wireguard": {"wg", "wg-quick", "wireguard-go", "init"},
 }
 # Generic stand-ins that also answer DNS on :53 (dnsmasq, local answers only: the sandbox never recurses
 # to the internet, which a real unbound would).
@@ -41,7 +56,6 @@ DNS = {"docker.io/pihole/pihole", "docker.io/mvance/unbound"}
 # Ports the real program serves that nothing in the site model names (so a client finds them).
 EXTRA_PORTS = {
     "docker.io/library/traefik": [80, 443, 8082],
-    "docker.io/headscale/headscale": [8080, 9090],
     "docker.io/crowdsecurity/crowdsec": [8080, 6060],
     "docker.io/fbonalair/traefik-crowdsec-bouncer": [8080],
     "docker.io/library/mongo": [27017],
@@ -137,13 +151,15 @@ def main(out, render_dirs):
                     ports.setdefault(int(internal), int(internal) in TLS_PORTS)
             for port in list(listen_ports(c)) + sorted(scrape.get(c["name"], ())) + EXTRA_PORTS.get(repo, []):
                 ports.setdefault(port, port in TLS_PORTS)
+            real = REAL_PROGRAMS.get(KINDS.get(repo, ""), set())
             prog = health_program(hc)
-            if prog and prog not in TOOLS:
+            if prog and prog not in TOOLS and os.path.basename(prog) not in real:
                 port, output = SHIMS.get(prog, (min(ports) if ports else 0, ""))
                 ports.setdefault(port, False) if port else None
                 p["shims"][prog] = (port, output)
             for ep in (c.get("entrypoint") or [])[:1]:
-                p["entrypoints"].add(ep)
+                if os.path.basename(ep) not in real:
+                    p["entrypoints"].add(ep)
             for port, tls in ports.items():
                 (p["https"] if tls else p["http"]).add(port)
     os.makedirs(out, exist_ok=True)

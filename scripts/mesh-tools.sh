@@ -1,0 +1,216 @@
+#!/usr/bin/env bash
+# scripts/mesh-tools.sh — the real Headscale, Tailscale and wireguard-go binaries, built offline from the Go
+# module proxy, for the sandbox's stand-in images (scripts/sandbox/images.sh) and the test suite; and Debian's
+# wireguard-tools (`wg`, `wg-quick`).
+#
+# Usage:
+#   scripts/mesh-tools.sh              build what is missing, print the bin dir (stdout; progress on stderr)
+#   scripts/mesh-tools.sh --print-env  the same, but print `export PATH=<bindir>:$PATH` (for eval)
+#   scripts/mesh-tools.sh --refresh    rebuild everything
+#
+# The bin dir holds headscale, tailscale, tailscaled, containerboot and wireguard-go (symlinks into the
+# per-version build dirs). Everything lives outside the repo, in
+#   ${QCLOUD_CACHE:-~/.cache/qui3tly-cloud}/mesh/<name>-<version>/    one build, keyed by its version
+#   ${QCLOUD_CACHE:-~/.cache/qui3tly-cloud}/mesh/bin-<key>/           the bin dir of the versions pinned below
+# A warm run only checks files (well under a second). Builds go to a temp dir and are renamed into place, so an
+# interrupted build never leaves a half-written binary; a lock serialises concurrent runs.
+#
+# How (found out on 2026-11-26): none of the three go.mod files has a replace directive, so `go install
+# MOD/cmd/X@VERSION` works, and it stamps the module version into the binary (`headscale version`, `tailscale
+# version`), which a `go build` inside a copied module dir would not. One catch: the proxy refuses the version
+# LIST of github.com/juanfont/headscale (403), while it serves each tag; `go install` asks for that list (to
+# look for a deprecation notice) and fails. So every build runs with the module cache's download dir as the
+# first GOPROXY: after `go mod download MOD@VERSION` that dir has a list holding VERSION, everything else
+# falls through to the machine's GOPROXY.
+set -euo pipefail
+
+# The versions. The newest each module serves that builds with this machine's Go (1.26.8), checked 2026-11-26:
+# - Headscale: the proxy lists no versions (403); tags probed one by one: v0.29.3 is served (needs go 1.26.5),
+#   v0.29.4, v0.30.0 are not. v0.29.3 supports Tailscale clients v1.80 and newer (its capver table ends at v1.98;
+#   newer clients are accepted).
+# - Tailscale: v1.104.5 is the newest served, but needs go >= 1.27.3; v1.102.5 (go 1.26.6) is the newest that
+#   builds with go 1.26 and is two minors from the one Headscale v0.29.3 is built against (v1.101.0-pre).
+#   A version needing a newer Go than the machine's is built with GOTOOLCHAIN=$NEWER_GO (see go_for).
+# - wireguard-go: no tags; the newest pseudo-version (2026-05-22, go 1.23.1).
+HEADSCALE_VERSION=v0.29.3
+TAILSCALE_VERSION=v1.102.5
+WIREGUARD_GO_VERSION=v0.0.0-20260522210424-ecfc5a8d5446
+# The only newer Go the proxy serves for this project (see /work/.library/env/packages/go-partial.tsv).
+NEWER_GO=go1.27.3
+# Bump when the build recipe (commands, flags) changes: builds of another revision are redone.
+RECIPE_REV=1
+
+# shellcheck source=sandbox/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/sandbox/lib.sh"
+# lib.sh's helpers (timed, apt_install, need_root) log through these: name this script instead of the sandbox.
+log() { printf '[mesh-tools %6ss] %s\n' "$(since "$_t0_script")" "$*" >&2; }
+die() {
+  printf '[mesh-tools] ERROR: %s\n' "$*" >&2
+  exit 1
+}
+
+MESH_CACHE="$QCLOUD_CACHE/mesh"
+MODE=bin-dir
+REFRESH=0
+for arg in "$@"; do
+  case "$arg" in
+    --print-env) MODE=print-env ;;
+    --refresh) REFRESH=1 ;;
+    -h | --help)
+      sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+      exit 0
+      ;;
+    *) die "unknown argument: $arg (expected --print-env, --refresh)" ;;
+  esac
+done
+
+# name -> "module@version main-package..." (main packages relative to the module; "." is the module root)
+declare -A TOOL_MOD=(
+  [headscale]="github.com/juanfont/headscale@$HEADSCALE_VERSION"
+  [tailscale]="tailscale.com@$TAILSCALE_VERSION"
+  [wireguard-go]="golang.zx2c4.com/wireguard@$WIREGUARD_GO_VERSION"
+)
+declare -A TOOL_PKGS=(
+  [headscale]="cmd/headscale"
+  [tailscale]="cmd/tailscale cmd/tailscaled cmd/containerboot"
+  [wireguard-go]="."
+)
+# name -> the binaries it yields (go install names a module-root main after the module: `wireguard`).
+declare -A TOOL_BINS=(
+  [headscale]="headscale"
+  [tailscale]="tailscale tailscaled containerboot"
+  [wireguard-go]="wireguard-go"
+)
+TOOLS=(headscale tailscale wireguard-go)
+
+tool_dir() { echo "$MESH_CACHE/$1-${TOOL_MOD[$1]##*@}"; }
+
+# built NAME: its dir has every binary and was made by this recipe revision.
+built() {
+  local dir b
+  dir=$(tool_dir "$1")
+  [[ "$(cat "$dir/RECIPE_REV" 2>/dev/null)" == "$RECIPE_REV" ]] || return 1
+  for b in ${TOOL_BINS[$1]}; do [[ -x "$dir/$b" ]] || return 1; done
+}
+
+# The bin dir of exactly these pins: a new pin gets a new dir, so two checkouts never fight over one.
+BIN_KEY=$(printf '%s\n' "$RECIPE_REV" "${TOOL_MOD[@]}" | sha256sum | cut -c1-12)
+BIN_DIR="$MESH_CACHE/bin-$BIN_KEY"
+
+bin_dir_ready() {
+  local t b
+  for t in "${TOOLS[@]}"; do
+    for b in ${TOOL_BINS[$t]}; do
+      [[ "$(readlink "$BIN_DIR/$b" 2>/dev/null)" == "$(tool_dir "$t")/$b" ]] || return 1
+    done
+  done
+}
+
+# go_for GOMOD: print the GOTOOLCHAIN for a module whose go.mod is GOMOD: local, or $NEWER_GO if it asks for
+# a newer Go than the machine's (`go` would otherwise refuse: GOTOOLCHAIN=local, never download silently).
+go_for() {
+  local want have
+  want=$(awk '$1 == "go" { print $2; exit }' "$1")
+  have=$(GOTOOLCHAIN=local go env GOVERSION)
+  have=${have#go}
+  if [[ -n "$want" && "$(printf '%s\n%s\n' "$want" "$have" | sort -V | tail -n1)" != "$have" ]]; then
+    echo "$NEWER_GO"
+  else
+    echo local
+  fi
+}
+
+# build NAME: go install its main packages into a temp dir, then rename the dir into place.
+build() {
+  local name=$1 mod=${TOOL_MOD[$1]} final tmp gomod commit toolchain pkgs=() p ldflags="-s -w"
+  final=$(tool_dir "$name")
+  mkdir -p "$MESH_CACHE/tmp"
+  tmp=$(mktemp -d "$MESH_CACHE/tmp/$name.XXXXXX")
+  # Populates the module cache (and its @v/list, which the file:// proxy below serves).
+  # A module asking for a newer Go fails here with "requires go >= X", yet its .mod is downloaded: go_for
+  # decides from it.
+  read -r gomod commit < <({ GOTOOLCHAIN=local go mod download -json "$mod" || true; } | python3 -c '
+import json, sys
+j = json.load(sys.stdin)
+print(j.get("GoMod") or sys.exit(j.get("Error") or "no GoMod"), (j.get("Origin") or {}).get("Hash", "-"))') ||
+    die "go mod download $mod failed"
+  [[ -n "$gomod" ]] || die "go mod download $mod failed"
+  if [[ "$name" == tailscale ]]; then
+    # Without these stamps (set by upstream's Dockerfile and build_dist.sh) `tailscale version` says
+    # "1.102.5-ERR-BuildInfo": the module zip has no VCS data.
+    local v=${mod#*@v} long=${mod#*@v}
+    [[ "$commit" == - ]] || long="$v-t${commit:0:9}"
+    ldflags+=" -X tailscale.com/version.shortStamp=$v -X tailscale.com/version.longStamp=$long"
+    [[ "$commit" == - ]] || ldflags+=" -X tailscale.com/version.gitCommitStamp=$commit"
+  fi
+  toolchain=$(go_for "$gomod")
+  [[ "$toolchain" == local ]] || log "$name: ${mod#*@} needs a newer Go than $(go env GOVERSION): GOTOOLCHAIN=$toolchain"
+  for p in ${TOOL_PKGS[$name]}; do
+    if [[ "$p" == . ]]; then pkgs+=("$mod"); else pkgs+=("${mod%@*}/$p@${mod#*@}"); fi
+  done
+  local modcache
+  modcache=$(go env GOMODCACHE)
+  local logf="$MESH_CACHE/logs/$name-${mod#*@}.log"
+  mkdir -p "$MESH_CACHE/logs"
+  log "$name: go install ${pkgs[*]} (log: $logf)"
+  timed_log "$logf" "$name ${mod#*@}: built" env GOTOOLCHAIN="$toolchain" GOBIN="$tmp" CGO_ENABLED=0 \
+    GOFLAGS="-buildvcs=false" GOPROXY="file://$modcache/cache/download,$(go env GOPROXY)" \
+    go install -trimpath -ldflags "$ldflags" "${pkgs[@]}" || die "go install of $mod failed: see $logf"
+  if [[ "$name" == wireguard-go ]]; then mv "$tmp/wireguard" "$tmp/wireguard-go"; fi
+  {
+    echo "${pkgs[*]}"
+    echo "go install -trimpath -ldflags '$ldflags', CGO_ENABLED=0, GOTOOLCHAIN=$toolchain ($(GOTOOLCHAIN=$toolchain go env GOVERSION))"
+    echo "recipe revision $RECIPE_REV, $(date -u +%FT%TZ)"
+  } >"$tmp/BUILT_FROM"
+  echo "$RECIPE_REV" >"$tmp/RECIPE_REV"
+  chmod 755 "$tmp" # mktemp's 700 would hide the binaries from other users
+  rm -rf "$final"
+  mv "$tmp" "$final"
+}
+
+link_bin_dir() {
+  local tmp t b
+  tmp=$(mktemp -d "$MESH_CACHE/tmp/bin.XXXXXX")
+  for t in "${TOOLS[@]}"; do
+    for b in ${TOOL_BINS[$t]}; do ln -s "$(tool_dir "$t")/$b" "$tmp/$b"; done
+  done
+  chmod 755 "$tmp"
+  rm -rf "$BIN_DIR"
+  mv "$tmp" "$BIN_DIR"
+}
+
+ready() {
+  local t
+  for t in "${TOOLS[@]}"; do built "$t" || return 1; done
+  bin_dir_ready && dpkg -s wireguard-tools >/dev/null 2>&1
+}
+
+ensure() {
+  if [[ $REFRESH == 0 ]] && ready; then return 0; fi # the warm path: no lock, no go, no apt
+  local t0=$EPOCHREALTIME t
+  mkdir -p "$MESH_CACHE"
+  exec 9>"$MESH_CACHE/.lock"
+  flock 9 # another run may be building: wait for it, then use its results
+  if [[ $REFRESH == 1 ]]; then
+    for t in "${TOOLS[@]}"; do rm -rf "$(tool_dir "$t")"; done
+  fi
+  rm -rf "$MESH_CACHE/tmp" # leftovers of interrupted builds
+  apt_install wireguard-tools
+  command -v go >/dev/null 2>&1 || die "'go' is required but not on PATH"
+  cd "$MESH_CACHE" # go must not see the caller's go.mod
+  for t in "${TOOLS[@]}"; do
+    if [[ $REFRESH == 1 ]] || ! built "$t"; then build "$t"; fi
+  done
+  bin_dir_ready || link_bin_dir
+  rm -rf "$MESH_CACHE/tmp"
+  log "ready in $(since "$t0")s: headscale $HEADSCALE_VERSION, tailscale $TAILSCALE_VERSION, wireguard-go $WIREGUARD_GO_VERSION in $BIN_DIR"
+}
+
+ensure
+if [[ $MODE == print-env ]]; then
+  # Prepend only once, so evaluating this repeatedly does not grow PATH.
+  # shellcheck disable=SC2016 # $PATH is expanded by the shell that evals this
+  printf 'case ":$PATH:" in *":%s:"*) ;; *) export PATH="%s:$PATH" ;; esac\n' "$BIN_DIR" "$BIN_DIR"
+else
+  echo "$BIN_DIR"
+fi

@@ -157,7 +157,7 @@ const rootDisk = (site: string) =>
   `100 * max(1 - node_filesystem_avail_bytes{site="${site}",mountpoint="/"} / node_filesystem_size_bytes{site="${site}",mountpoint="/"})`;
 
 /** Every site at a glance: one row of stats per site of the estate. */
-export function estateOverview(estate: Estate): string {
+function estateOverview(estate: Estate): string {
   const panels = estate.sites.flatMap((s): PanelSpec[] => [
     {
       title: `${s.name}: up`,
@@ -204,7 +204,7 @@ export function estateOverview(estate: Estate): string {
 }
 
 /** One site in depth; `$site` picks it. */
-export function siteDashboard(): string {
+function siteDashboard(): string {
   const site = "$site";
   return dashboard(
     "qcloud-site",
@@ -304,7 +304,7 @@ export function siteDashboard(): string {
 }
 
 /** One service across the sites it runs on; `$service` picks it. */
-export function serviceDashboard(): string {
+function serviceDashboard(): string {
   const svc = "$service";
   const byService = `container_label_cloud_qui3tly_service="${svc}"`;
   return dashboard(

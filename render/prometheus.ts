@@ -41,7 +41,7 @@ const INTERNAL_HEALTH: Readonly<Record<string, string>> = {
 };
 
 /** One job per site and service: a site's jobs share how they are reached (by name, or through the mesh). */
-export function scrapeConfigs(estate: Estate, self: string): object[] {
+function scrapeConfigs(estate: Estate, self: string): object[] {
   return estate.sites.flatMap((site) => {
     const local = site.name === self;
     const byService = new Map<string, MetricsEndpoint[]>();
@@ -70,7 +70,7 @@ interface ProbeTarget {
 }
 
 /** Every routed URL of the estate (private ones expect the allow-list's 403), and the internal health URLs. */
-export function probeTargets(estate: Estate, self: EstateSite | undefined): Record<ProbeKind, ProbeTarget[]> {
+function probeTargets(estate: Estate, self: EstateSite | undefined): Record<ProbeKind, ProbeTarget[]> {
   const routes = estate.sites.flatMap((s) =>
     s.routes.map((r) => ({
       private: r.private,

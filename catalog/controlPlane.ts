@@ -8,8 +8,8 @@ import {
   renderGrafanaDatasources,
 } from "../render/grafana";
 import { renderBlackboxConfig, renderLokiConfig } from "../render/monitoring";
-import { PROMETHEUS_DIR, RULES_FILE, renderPrometheusConfig } from "../render/prometheus";
-import { RUNBOOKS_PATH, alertDefs, renderAlertRules } from "../render/rules";
+import { PROMETHEUS_DIR, RULES_DIR, renderPrometheusConfig } from "../render/prometheus";
+import { RUNBOOKS_PATH, renderAlertRules, ruleFiles } from "../render/rules";
 import { renderCrowdsecAcquisition } from "../render/traefik";
 import { STATIC_BINARY, httpHealth, image } from "./helpers";
 import type { ServiceDef } from "./types";
@@ -131,9 +131,11 @@ export const prometheus: ServiceDef = {
       volumes: { data: "/prometheus" },
       files: {
         [`${PROMETHEUS_DIR}/prometheus.yml`]: renderPrometheusConfig(ctx),
-        [`${PROMETHEUS_DIR}/${RULES_FILE}`]: renderAlertRules(
-          alertDefs(ctx.estate),
-          ctx.monitoring.runbookUrl ?? RUNBOOKS_PATH,
+        ...Object.fromEntries(
+          Object.entries(ruleFiles(ctx.estate)).map(([f, defs]) => [
+            `${PROMETHEUS_DIR}/${RULES_DIR}/${f}`,
+            renderAlertRules(defs, ctx.monitoring.runbookUrl ?? RUNBOOKS_PATH),
+          ]),
         ),
       },
       healthcheck: httpHealth("http://127.0.0.1:9090/-/healthy"),

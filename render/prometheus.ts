@@ -11,8 +11,8 @@ import { toYaml } from "./yaml";
 /** Where containers on a site reach other sites by MagicDNS name: the site's tailnet node's HTTP proxy. */
 export const MESH_PROXY = "http://tailscale:1055";
 export const BLACKBOX = "blackbox:9115";
-/** The rules file, relative to Prometheus' config dir (promtool resolves it the same way). */
-export const RULES_FILE = "rules/qcloud.yml";
+/** The rules files' dir, relative to Prometheus' config dir (promtool resolves it the same way). */
+export const RULES_DIR = "rules";
 export const PROMETHEUS_DIR = "/etc/prometheus";
 
 /** Blackbox modules, by what a probe expects (their definitions: renderBlackboxConfig). */
@@ -110,7 +110,7 @@ export function renderPrometheusConfig(ctx: Pick<CatalogContext, "site" | "estat
   return toYaml({
     global: { scrape_interval: "30s", evaluation_interval: "30s", external_labels: { estate: "qui3tly" } },
     alerting: { alertmanagers: [{ static_configs: [{ targets: ["alertmanager:9093"] }] }] },
-    rule_files: [RULES_FILE],
+    rule_files: [`${RULES_DIR}/*.yml`],
     scrape_configs: [
       ...scrapeConfigs(ctx.estate, ctx.site),
       ...(Object.keys(PROBE_MODULES) as ProbeKind[])

@@ -69,9 +69,18 @@ const LADY_NODE = {
   container: "node-exporter",
 };
 
-/** Every alert of the estate. ContainerDown has one rule per site: what should run there comes from the model. */
-export function alertDefs(estate: Estate): AlertDef[] {
-  const defs: AlertDef[] = [
+/**
+ * The rules files by name (under Prometheus' rules dir): the fixed alerts, and ContainerDown, one rule per site
+ * from the model. Apart, because promtool evaluates every rule of a file in each case: the long per-site rules
+ * would slow every other alert's cases tenfold.
+ */
+export function ruleFiles(estate: Estate): Record<string, AlertDef[]> {
+  return { "qcloud.yml": alertDefs(), "containers.yml": containerDefs(estate) };
+}
+
+/** The alerts that do not depend on the estate's shape. */
+function alertDefs(): AlertDef[] {
+  return [
     alert(
       {
         alert: "SiteDown",
@@ -370,8 +379,12 @@ export function alertDefs(estate: Estate): AlertDef[] {
       },
     ),
   ];
+}
+
+/** ContainerDown: what should run on each site comes from the model. */
+function containerDefs(estate: Estate): AlertDef[] {
   const withContainers = estate.sites.filter((s) => s.containers.length > 0);
-  if (withContainers.length === 0) return defs;
+  if (withContainers.length === 0) return [];
   // cAdvisor sees running containers only: a stopped or missing one is an absent series.
   const seen = (site: string, name: string) => sel("container_last_seen", { site, name });
   const everyContainer = Object.fromEntries(
@@ -379,29 +392,30 @@ export function alertDefs(estate: Estate): AlertDef[] {
   );
   const first = withContainers[0]!;
   const missing = first.containers[0]!;
-  defs.splice(1, 0, {
-    alert: "ContainerDown",
-    rules: withContainers.map((s) => ({
+  return [
+    {
       alert: "ContainerDown",
-      // One rule per site: the site label keeps them apart for promtool's duplicate-rule lint.
-      labels: { site: s.name },
-      expr: s.containers.map((c) => `absent(${seen(s.name, c)})`).join(" or "),
-      for: "5m",
-      severity: "critical",
-      summary: "Container {{ $labels.name }} on {{ $labels.site }} is not running",
-      description:
-        "Container {{ $labels.name }} is part of site {{ $labels.site }}'s model, but cAdvisor has not seen it running for 5 minutes.",
-    })),
-    fires: {
-      series: Object.fromEntries(
-        Object.entries(everyContainer).filter(([k]) => k !== seen(first.name, missing)),
-      ),
-      at: "10m",
-      fires: [{ site: first.name, name: missing }],
+      rules: withContainers.map((s) => ({
+        alert: "ContainerDown",
+        // One rule per site: the site label keeps them apart for promtool's duplicate-rule lint.
+        labels: { site: s.name },
+        expr: s.containers.map((c) => `absent(${seen(s.name, c)})`).join(" or "),
+        for: "5m",
+        severity: "critical",
+        summary: "Container {{ $labels.name }} on {{ $labels.site }} is not running",
+        description:
+          "Container {{ $labels.name }} is part of site {{ $labels.site }}'s model, but cAdvisor has not seen it running for 5 minutes.",
+      })),
+      fires: {
+        series: Object.fromEntries(
+          Object.entries(everyContainer).filter(([k]) => k !== seen(first.name, missing)),
+        ),
+        at: "10m",
+        fires: [{ site: first.name, name: missing }],
+      },
+      silent: { series: everyContainer, at: "10m", fires: [] },
     },
-    silent: { series: everyContainer, at: "10m", fires: [] },
-  });
-  return defs;
+  ];
 }
 
 /** A rule's annotations; `runbooks` is where docs/runbooks.md is read, each alert has its section. */

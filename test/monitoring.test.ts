@@ -9,8 +9,8 @@ import { projectEstate, stackFilesIn, type Estate } from "../model/estate";
 import { loadSite } from "../model/site";
 import { SECRET_PATHS } from "../render/alertmanager";
 import { DATASOURCES } from "../render/grafana";
-import { MESH_PROXY, RULES_FILE } from "../render/prometheus";
-import { RUNBOOKS_PATH, alertDefs, renderRuleTests } from "../render/rules";
+import { MESH_PROXY, RULES_DIR } from "../render/prometheus";
+import { RUNBOOKS_PATH, renderRuleTests, ruleFiles } from "../render/rules";
 import { renderSiteFiles } from "../render/site";
 import { servicesSite } from "./fixtures";
 
@@ -112,25 +112,29 @@ describe.each(ESTATES)("%s: the control plane's monitoring files", (_name, rende
     r = render();
   });
 
-  test("promtool check config (and the rules file it loads)", () => {
+  test("promtool check config (and the rules files it loads)", () => {
     expect(run(`${bin}/promtool`, ["check", "config", "prometheus.yml"], promDir())).toContain(
-      "SUCCESS: 1 rule files found",
+      "SUCCESS: 2 rule files found",
     );
   });
 
-  test("promtool check rules; promtool test rules: every alert fires when it should and stays silent when not", () => {
-    run(`${bin}/promtool`, ["check", "rules", RULES_FILE], promDir());
-    const rules = YAML.parse(master(`prometheus/etc/prometheus/${RULES_FILE}`));
-    const runbooks = rules.groups[0].rules[0].annotations.runbook_url.split("#")[0];
-    const defs = alertDefs(r.estate);
-    fs.writeFileSync(path.join(promDir(), "tests.yml"), renderRuleTests(defs, RULES_FILE, runbooks));
-    expect(run(`${bin}/promtool`, ["test", "rules", "tests.yml"], promDir())).toContain("SUCCESS");
-    // Both cases of every alert in the file, and nothing else in it.
-    const names = [...new Set(rules.groups[0].rules.map((x: { alert: string }) => x.alert))].sort();
-    expect(defs.map((d) => d.alert).sort()).toEqual(names);
-    for (const d of defs)
-      expect([d.alert, d.fires.fires.length > 0, d.silent.fires.length]).toEqual([d.alert, true, 0]);
-  });
+  test.each(Object.keys(ruleFiles({ sites: [] })))(
+    "%s: promtool check rules; promtool test rules: every alert fires when it should and stays silent when not",
+    (file) => {
+      const rel = `${RULES_DIR}/${file}`;
+      run(`${bin}/promtool`, ["check", "rules", rel], promDir());
+      const rules = YAML.parse(master(`prometheus/etc/prometheus/${rel}`)).groups[0].rules;
+      const runbooks = rules[0].annotations.runbook_url.split("#")[0];
+      const defs = ruleFiles(r.estate)[file]!;
+      fs.writeFileSync(path.join(promDir(), `${file}.tests`), renderRuleTests(defs, rel, runbooks));
+      expect(run(`${bin}/promtool`, ["test", "rules", `${file}.tests`], promDir())).toContain("SUCCESS");
+      // Both cases of every alert in the file, and nothing else in it.
+      const names = [...new Set(rules.map((x: { alert: string }) => x.alert))].sort();
+      expect(defs.map((d) => d.alert).sort()).toEqual(names);
+      for (const d of defs)
+        expect([d.alert, d.fires.fires.length > 0, d.silent.fires.length]).toEqual([d.alert, true, 0]);
+    },
+  );
 
   test("amtool check-config", () => {
     run(
@@ -235,7 +239,7 @@ describe("a new site is picked up with no code change", () => {
     expect(master("prometheus/etc/prometheus/prometheus.yml")).toContain("- job_name: madam/node-exporter");
     expect(master("prometheus/etc/prometheus/prometheus.yml")).toContain(`- ${madam.meshHost}:9100`);
     expect(master("prometheus/etc/prometheus/prometheus.yml")).toContain("- https://unifi.qui3tly.cloud/");
-    expect(master(`prometheus/etc/prometheus/${RULES_FILE}`)).toContain(
+    expect(master(`prometheus/etc/prometheus/${RULES_DIR}/containers.yml`)).toContain(
       'absent(container_last_seen{site="madam",name="unifi"})',
     );
     expect(master("grafana/etc/grafana/dashboards/estate.json")).toContain(
@@ -310,7 +314,7 @@ describe("Alertmanager from the stack file", () => {
     expect(prometheus.command).toEqual(
       expect.arrayContaining(["--storage.tsdb.retention.time=90d", "--storage.tsdb.retention.size=50GB"]),
     );
-    expect(files[`files/prometheus/etc/prometheus/${RULES_FILE}`]).toContain(
+    expect(files[`files/prometheus/etc/prometheus/${RULES_DIR}/qcloud.yml`]).toContain(
       "runbook_url: https://git.qui3tly.cloud/ops/qui3tly-cloud/src/branch/main/docs/runbooks.md#sitedown",
     );
   });
@@ -321,8 +325,8 @@ describe("docs", () => {
     const doc = fs.readFileSync(path.join(ROOT, RUNBOOKS_PATH), "utf8");
     const sections = [...doc.matchAll(/^## (\w+)$/gm)].map((m) => m[1]);
     expect(sections.sort()).toEqual(
-      alertDefs(projectEstate(ROOT))
-        .map((d) => d.alert)
+      Object.values(ruleFiles(projectEstate(ROOT)))
+        .flatMap((defs) => defs.map((d) => d.alert))
         .sort(),
     );
   });

@@ -1,4 +1,5 @@
 import { renderPromtailConfig } from "../render/monitoring";
+import { TEXTFILE_DIR } from "../render/rules";
 import { renderTraefikDynamic, renderTraefikStatic } from "../render/traefik";
 import { httpHealth, image } from "./helpers";
 import type { ServiceDef } from "./types";
@@ -53,8 +54,14 @@ export const nodeExporter: ServiceDef = {
       command: [
         "--path.rootfs=/host",
         "--collector.filesystem.mount-points-exclude=^/(dev|proc|sys|run)($|/)",
+        "--collector.textfile.directory=/textfile",
       ],
-      binds: [{ hostPath: "/", path: "/host" }],
+      binds: [
+        { hostPath: "/", path: "/host" },
+        // Backup and sync jobs write their gauges here (docs/metrics.md): on the host, so cron jobs and
+        // containers alike can.
+        { hostPath: TEXTFILE_DIR, path: "/textfile" },
+      ],
       healthcheck: httpHealth("http://127.0.0.1:9100/metrics"),
       metrics: { port: 9100 },
       memoryMb: 64,

@@ -1,11 +1,15 @@
+import { alertmanagerSecretFiles, renderAlertmanagerConfig } from "../render/alertmanager";
 import { POLICY_PATH, renderHeadscaleConfig, renderHeadscalePolicy } from "../render/headscale";
 import {
-  renderAlertmanagerConfig,
-  renderBlackboxConfig,
+  DASHBOARDS_DIR,
+  GRAFANA_PROVISIONING,
+  renderDashboardProvider,
+  renderDashboards,
   renderGrafanaDatasources,
-  renderLokiConfig,
-  renderPrometheusConfig,
-} from "../render/monitoring";
+} from "../render/grafana";
+import { renderBlackboxConfig, renderLokiConfig } from "../render/monitoring";
+import { PROMETHEUS_DIR, RULES_DIR, renderPrometheusConfig } from "../render/prometheus";
+import { RUNBOOKS_PATH, renderAlertRules, ruleFiles } from "../render/rules";
 import { renderCrowdsecAcquisition } from "../render/traefik";
 import { STATIC_BINARY, httpHealth, image } from "./helpers";
 import type { ServiceDef } from "./types";
@@ -15,7 +19,8 @@ import type { ServiceDef } from "./types";
 export const headscale: ServiceDef = {
   description: "Tailnet control server (Tailscale-compatible) with its embedded DERP relay",
   routes: {
-    api: { subdomain: "headscale", port: 8080 },
+    // Its root is a 404: the probe asks the health endpoint.
+    api: { subdomain: "headscale", port: 8080, probePath: "/health" },
     // The UI is served under the API's host name at /web, as upstream documents.
     ui: { subdomain: "headscale", pathPrefix: "/web", container: "ui", port: 8080, private: true },
   },
@@ -120,13 +125,22 @@ export const prometheus: ServiceDef = {
     main: {
       image: image("quay.io/prometheus/prometheus", "v2.55.1"),
       command: [
-        "--config.file=/etc/prometheus/prometheus.yml",
+        `--config.file=${PROMETHEUS_DIR}/prometheus.yml`,
         "--storage.tsdb.path=/prometheus",
-        "--storage.tsdb.retention.time=30d",
+        `--storage.tsdb.retention.time=${ctx.monitoring.retention.time}`,
+        `--storage.tsdb.retention.size=${ctx.monitoring.retention.size}`,
         "--web.enable-lifecycle",
       ],
       volumes: { data: "/prometheus" },
-      files: { "/etc/prometheus/prometheus.yml": renderPrometheusConfig(ctx) },
+      files: {
+        [`${PROMETHEUS_DIR}/prometheus.yml`]: renderPrometheusConfig(ctx),
+        ...Object.fromEntries(
+          Object.entries(ruleFiles(ctx.estate)).map(([f, defs]) => [
+            `${PROMETHEUS_DIR}/${RULES_DIR}/${f}`,
+            renderAlertRules(defs, ctx.monitoring.runbookUrl ?? RUNBOOKS_PATH),
+          ]),
+        ),
+      },
       healthcheck: httpHealth("http://127.0.0.1:9090/-/healthy"),
       metrics: { port: 9090 },
       memoryMb: 1024,
@@ -137,15 +151,16 @@ export const prometheus: ServiceDef = {
 };
 
 export const alertmanager: ServiceDef = {
-  description: "Routes alerts to the operator (ntfy)",
+  description: "Routes alerts to the operator: critical ones page (ntfy), warnings as an email digest",
   requires: ["ntfy"],
   routes: { ui: { subdomain: "alertmanager", port: 9093, private: true } },
-  containers: () => ({
+  containers: (ctx) => ({
     main: {
       image: image("quay.io/prometheus/alertmanager", "v0.27.0"),
       command: ["--config.file=/etc/alertmanager/alertmanager.yml", "--storage.path=/alertmanager"],
       volumes: { data: "/alertmanager" },
-      files: { "/etc/alertmanager/alertmanager.yml": renderAlertmanagerConfig() },
+      files: { "/etc/alertmanager/alertmanager.yml": renderAlertmanagerConfig(ctx.monitoring) },
+      secretFiles: alertmanagerSecretFiles(ctx.monitoring),
       healthcheck: httpHealth("http://127.0.0.1:9093/-/healthy"),
       metrics: { port: 9093 },
       memoryMb: 128,
@@ -178,7 +193,13 @@ export const grafana: ServiceDef = {
         GF_ANALYTICS_REPORTING_ENABLED: "false",
       },
       volumes: { data: "/var/lib/grafana" },
-      files: { "/etc/grafana/provisioning/datasources/qcloud.yml": renderGrafanaDatasources() },
+      files: {
+        [`${GRAFANA_PROVISIONING}/datasources/qcloud.yml`]: renderGrafanaDatasources(),
+        [`${GRAFANA_PROVISIONING}/dashboards/qcloud.yml`]: renderDashboardProvider(),
+        ...Object.fromEntries(
+          Object.entries(renderDashboards(ctx.estate)).map(([f, json]) => [`${DASHBOARDS_DIR}/${f}`, json]),
+        ),
+      },
       healthcheck: httpHealth("http://127.0.0.1:3000/api/health"),
       metrics: { port: 3000 },
       memoryMb: 256,

@@ -1,5 +1,6 @@
 import { loginServer, renderServeConfig } from "../render/headscale";
 import { nodeTags } from "../render/policy";
+import { MESH_PROXY_PORT } from "../render/prometheus";
 import { httpHealth, image } from "./helpers";
 import type { CatalogContext, ServiceDef } from "./types";
 
@@ -7,8 +8,6 @@ import type { CatalogContext, ServiceDef } from "./types";
 
 /** The tailnet's port for the node's own health and metrics (containerboot). */
 export const NODE_METRICS_PORT = 9002;
-/** Where containers on a site reach other sites by MagicDNS name: the node's outbound HTTP proxy. */
-export const MESH_PROXY = "http://tailscale:1055";
 
 const tagsOf = (ctx: CatalogContext) => nodeTags({ name: ctx.site, role: ctx.role, mesh: ctx.mesh });
 
@@ -34,7 +33,8 @@ export const tailscale: ServiceDef = {
         ].join(" "),
         TS_ROUTES: ctx.mesh.routes.join(","),
         TS_SERVE_CONFIG: "/config/serve.json",
-        TS_OUTBOUND_HTTP_PROXY_LISTEN: "0.0.0.0:1055",
+        // Where containers on the site reach other sites by MagicDNS name (Prometheus, promtail).
+        TS_OUTBOUND_HTTP_PROXY_LISTEN: `0.0.0.0:${MESH_PROXY_PORT}`,
         TS_ENABLE_HEALTH_CHECK: "true",
         TS_ENABLE_METRICS: "true",
         TS_LOCAL_ADDR_PORT: `0.0.0.0:${NODE_METRICS_PORT}`,

@@ -1,4 +1,4 @@
-import type { MeshConfig, Role } from "../config/schema";
+import type { MeshConfig, MonitoringConfig, Role } from "../config/schema";
 import type { Estate } from "../model/estate";
 
 /** What a catalog entry can know about the site it is placed on. */
@@ -22,6 +22,8 @@ export interface CatalogContext {
   readonly mesh: MeshConfig;
   /** The control-plane site's name. */
   readonly controlPlane: string;
+  /** Retention and alert receivers (the control plane's; defaults elsewhere, where nothing reads them). */
+  readonly monitoring: MonitoringConfig;
 }
 
 /** A Traefik route: `https://<host>` to `<container>:<port>`. */
@@ -35,6 +37,8 @@ export interface Route {
   readonly scheme: "http" | "https";
   /** Reachable from the tailnet only. */
   readonly private: boolean;
+  /** The path the outside-in probe requests. */
+  readonly probePath: string;
 }
 
 export interface ImageRef {
@@ -99,8 +103,13 @@ export interface ContainerDef {
     readonly path: string;
     readonly readOnly?: boolean;
   }[];
-  /** Generated config files (never secrets: those go through env), uploaded into the container. */
+  /** Generated config files (never secrets: those go through env or `secretFiles`), uploaded into the container. */
   readonly files?: Readonly<Record<string, string>>;
+  /**
+   * Files holding one secret each, by path: for configs that read secrets from files (Alertmanager's `*_file`
+   * fields), so the rendered config holds a path, never the value.
+   */
+  readonly secretFiles?: Readonly<Record<string, { readonly config: string }>>;
   /** How Docker knows it works; `none` names why an image cannot say (e.g. no shell or client inside). */
   readonly healthcheck: HealthcheckDef | { readonly none: string };
   /**
@@ -131,6 +140,8 @@ export interface RouteDef {
   readonly scheme?: "http" | "https";
   /** Reachable from the tailnet only (Traefik ip allow-list). Defaults to false. */
   readonly private?: boolean;
+  /** What the outside-in probe requests, where the route's root is no health signal. Defaults to the path prefix or `/`. */
+  readonly probePath?: string;
 }
 
 export interface ServiceDef {

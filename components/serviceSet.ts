@@ -81,6 +81,7 @@ export class ServiceSet extends pulumi.ComponentResource {
     }
 
     const holdsSecret = (c: ContainerModel) => Object.values(c.env).some((v) => typeof v !== "string");
+    const holdsSecretFile = (c: ContainerModel) => Object.keys(c.secretFiles).length > 0;
     const envOf = (c: ContainerModel): pulumi.Output<string[]> => {
       const value = (v: ResolvedEnv): pulumi.Input<string> => {
         if (typeof v === "string") return v;
@@ -122,7 +123,14 @@ export class ServiceSet extends pulumi.ComponentResource {
             ...c.mounts.map((m) => ({ volumeName: m.volume, containerPath: m.path })),
             ...c.binds.map((b) => ({ hostPath: b.hostPath, containerPath: b.path, readOnly: b.readOnly })),
           ],
-          uploads: Object.entries(c.files).map(([file, content]) => ({ file, content })),
+          uploads: [
+            ...Object.entries(c.files).map(([file, content]) => ({ file, content })),
+            // Secret files (credentials Alertmanager reads with `*_file`): secret in state like the env.
+            ...Object.entries(c.secretFiles).map(([file, v]) => ({
+              file,
+              content: args.configSecret(v.config),
+            })),
+          ],
           ...(hc
             ? {
                 healthcheck: {
@@ -156,7 +164,14 @@ export class ServiceSet extends pulumi.ComponentResource {
           dependsOn: [...deps, ...c.mounts.map((m) => volumes.get(m.volume)!)],
           // Names are fixed (Traefik and peers address containers by name): the old one must go first.
           deleteBeforeReplace: true,
-          ...(holdsSecret(c) ? { additionalSecretOutputs: ["envs"] } : {}),
+          ...(holdsSecret(c) || holdsSecretFile(c)
+            ? {
+                additionalSecretOutputs: [
+                  ...(holdsSecret(c) ? ["envs"] : []),
+                  ...(holdsSecretFile(c) ? ["uploads"] : []),
+                ],
+              }
+            : {}),
         },
       );
       return containers[c.name]!;

@@ -217,6 +217,66 @@ const meshSchema = z.strictObject({
 });
 export type MeshConfig = z.infer<typeof meshSchema>;
 
+/** A secret config key name (`pulumi config set --secret <key>`), as in env overrides. */
+const secretKey = z
+  .string()
+  .regex(/^[A-Za-z][A-Za-z0-9]*$/, "expected a config key name such as `smtpPassword`");
+const httpUrl = z.url({ protocol: /^https?$/, error: "expected an http(s) URL" });
+/** Prometheus durations and sizes, as its flags take them. */
+const promDuration = z.string().regex(/^[1-9][0-9]*(h|d|w|y)$/, "expected a duration such as `30d` or `12w`");
+const promSize = z.string().regex(/^[1-9][0-9]*(MB|GB|TB)$/, "expected a size such as `20GB`");
+
+/** Control plane only: how long metrics are kept, and where alerts go. */
+const monitoringSchema = z.strictObject({
+  retention: z
+    .strictObject({
+      /** Defaults to "30d". */
+      time: promDuration.default("30d"),
+      /** Defaults to "20GB": the oldest blocks go first when the volume would grow past it. */
+      size: promSize.default("20GB"),
+    })
+    .default({ time: "30d", size: "20GB" }),
+  /**
+   * Where this repository's `docs/runbooks.md` is readable (a Git web view): every alert links its section.
+   * Defaults to the path `docs/runbooks.md`, relative to a checkout.
+   */
+  runbookUrl: httpUrl.optional(),
+  /** Without any, every alert goes to the ntfy bridge on the control plane. */
+  receivers: z
+    .strictObject({
+      /** Warnings, as a digest. */
+      email: z
+        .strictObject({
+          /** `host:port` of the SMTP server (STARTTLS). */
+          smarthost: z
+            .string()
+            .regex(/^[a-z0-9.-]+:[0-9]{1,5}$/, "expected `host:port` such as `smtp.example.org:587`"),
+          from: z.email("expected an email address"),
+          to: z.array(z.email("expected an email address")).min(1, "expected at least one address"),
+          /** Defaults to `from`. */
+          username: z.string().min(1).optional(),
+          /** The secret config key holding the SMTP password. */
+          passwordSecret: secretKey,
+        })
+        .optional(),
+      /** Critical alerts, as push notifications. */
+      ntfy: z
+        .strictObject({
+          /** The topic URL, e.g. `https://ntfy.example.org/alerts`. */
+          url: httpUrl,
+          /** The secret config key holding an ntfy access token (`tk_...`). */
+          tokenSecret: secretKey,
+        })
+        .optional(),
+      /** Every alert, to a chat or incident tool. */
+      webhook: z.strictObject({ url: httpUrl, bearerSecret: secretKey.optional() }).optional(),
+    })
+    .default({}),
+});
+export type MonitoringConfig = z.infer<typeof monitoringSchema>;
+/** What a control plane gets when its stack file says nothing. */
+export const DEFAULT_MONITORING: MonitoringConfig = monitoringSchema.parse({});
+
 const hostSchema = z.discriminatedUnion("kind", [existingHost, hcloudHost], {
   error: "expected `kind: existing` or `kind: hcloud`",
 });
@@ -250,6 +310,8 @@ export const siteSchema = z.strictObject({
     .default({}),
   /** Defaults to no extra routes, tags, flows, and no WireGuard tunnel. */
   mesh: meshSchema.default({ routes: [], tags: [], admins: [], flows: [] }),
+  /** Control plane only: metrics retention and alert receivers. Defaults to 30d/20GB, alerts to the ntfy bridge. */
+  monitoring: monitoringSchema.optional(),
   /** Services to add to the role's set (`true` or overrides) or remove from it (`false`). */
   services: z.record(z.string(), serviceEntry).default({}),
 });

@@ -33,6 +33,8 @@ export interface EstateSite {
   /** Where peers reach it from the internet: the host's address, when the stack file says it. */
   readonly address?: string;
   readonly services: readonly string[];
+  /** Every container's name, sorted: what should be running there. */
+  readonly containers: readonly string[];
   readonly routes: readonly Route[];
   /** Sorted by port. */
   readonly metrics: readonly MetricsEndpoint[];
@@ -64,6 +66,7 @@ export function estateSite(model: SiteModel): EstateSite {
     meshHost: meshHost(model.name, model.domain),
     ...(model.host.kind === "existing" ? { address: model.host.address } : {}),
     services: model.services.map((s) => s.name),
+    containers: model.services.flatMap((s) => s.containers.map((c) => c.name)).sort(),
     routes: model.routes,
     metrics,
     mesh: model.mesh,

@@ -22,7 +22,9 @@ import {
   siteSchema,
   type EnvOverride,
   type HostConfig,
+  DEFAULT_MONITORING,
   type MeshConfig,
+  type MonitoringConfig,
   type Role,
   type ServiceOverride,
   type SiteConfig,
@@ -52,6 +54,8 @@ export interface SiteModel {
   /** Docker networks to create: the site-wide ones and one per multi-container service. */
   readonly networks: readonly string[];
   readonly mesh: MeshConfig;
+  /** Control plane only: retention and alert receivers, defaults filled in. */
+  readonly monitoring?: MonitoringConfig;
   /** The other sites, as far as this one needs them (empty when loaded alone). */
   readonly estate: Estate;
 }
@@ -101,6 +105,8 @@ export interface ContainerModel {
   readonly ownedVolumes: readonly string[];
   readonly binds: readonly { readonly hostPath: string; readonly path: string; readonly readOnly: boolean }[];
   readonly files: Readonly<Record<string, string>>;
+  /** Files holding one secret config value each, by path. */
+  readonly secretFiles: Readonly<Record<string, { readonly config: string }>>;
   readonly healthcheck?: Required<HealthcheckDef>;
   readonly metrics?: { readonly port: number; readonly path: string };
   readonly restart: "unless-stopped" | "always" | "on-failure";
@@ -171,6 +177,12 @@ export function loadSite(source: ConfigSource, estate: Estate = { sites: [] }): 
   if (site.role === "services" && site.controlPlane === source.stack) {
     issue(SITE("controlPlane"), "expected another site: this site's role is `services`, not `control-plane`");
   }
+  if (site.role === "services" && site.monitoring !== undefined) {
+    issue(
+      SITE("monitoring"),
+      "expected it on the control plane only: its Prometheus and Alertmanager read it",
+    );
+  }
   if (site.role === "control-plane" && site.controlPlane !== undefined) {
     issue(SITE("controlPlane"), "expected no value: a control-plane site is its own control plane");
   }
@@ -207,6 +219,14 @@ function checkSecrets(site: SiteConfig, source: ConfigSource, issue: Issue): voi
   if (source.has(SSH_KEY_KEY)) mustBeSecret(SSH_KEY_KEY, "the SSH private key");
   if (site.host.kind === "hcloud")
     mustBeSecret(HCLOUD_TOKEN_KEY, "an `hcloud` host needs the Hetzner Cloud API token");
+  const receivers = site.monitoring?.receivers;
+  for (const [receiver, key] of [
+    ["email", receivers?.email?.passwordSecret],
+    ["ntfy", receivers?.ntfy?.tokenSecret],
+    ["webhook", receivers?.webhook?.bearerSecret],
+  ] as const) {
+    if (key !== undefined) mustBeSecret(`${PROJECT}:${key}`, `the \`${receiver}\` alert receiver reads it`);
+  }
   for (const [svc, override] of Object.entries(site.services)) {
     const envs: [PropertyKey[], Record<string, EnvOverride> | undefined][] = [
       [[svc, "env"], override.env],
@@ -287,6 +307,7 @@ function resolve(
         port: rd.port,
         scheme: rd.scheme ?? "http",
         private: o.private ?? rd.private ?? false,
+        probePath: rd.probePath ?? rd.pathPrefix ?? "/",
       });
     }
     hostsBySvc.set(svc, hosts);
@@ -329,6 +350,7 @@ function resolve(
       estate,
       mesh: site.mesh,
       controlPlane,
+      monitoring: site.monitoring ?? DEFAULT_MONITORING,
     };
     const defs = def.containers(ctx);
     const override = overrideOf(svc);
@@ -381,6 +403,7 @@ function resolve(
     routes,
     networks: [...networks].sort(),
     mesh: site.mesh,
+    ...(site.role === "control-plane" ? { monitoring: site.monitoring ?? DEFAULT_MONITORING } : {}),
     estate,
   };
 }
@@ -429,6 +452,7 @@ function resolveContainer(
       readOnly: b.readOnly ?? true,
     })),
     files: { ...def.files },
+    secretFiles: { ...def.secretFiles },
     ...("test" in hc
       ? {
           healthcheck: {

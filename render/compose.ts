@@ -15,7 +15,8 @@ export function composeSecretVar(service: string, v: Exclude<ResolvedEnv, string
 /**
  * A Docker Compose file (format 2.4, which docker-compose 1.x and 2.x both take) for the same containers the
  * program deploys: for the converge benchmark and for operators who want to compare. Config files are bind-mounted
- * from `./files/<container>/<path>` (render them with `npm run render`); secrets come from `${QCLOUD_...}`.
+ * from `./files/<container>/<path>` (render them with `npm run render`); secrets come from `${QCLOUD_...}`, secret
+ * files from `./secrets/<container>/<path>`.
  */
 export function renderCompose(model: SiteModel): string {
   // Compose interpolates `$` in every string: `$$` keeps a literal one for the container's shell.
@@ -48,6 +49,8 @@ export function renderCompose(model: SiteModel): string {
           ...c.mounts.map((m) => `${m.volume}:${m.path}`),
           ...c.binds.map((b) => `${b.hostPath}:${b.path}${b.readOnly ? ":ro" : ""}`),
           ...Object.keys(c.files).map((f) => `./files/${c.name}${f}:${f}:ro`),
+          // Secret files are never rendered: the operator puts each value at this path beside the compose file.
+          ...Object.keys(c.secretFiles).map((f) => `./secrets/${c.name}${f}:${f}:ro`),
         ],
         ...(hc
           ? {

@@ -1,39 +1,8 @@
 import type { CatalogContext } from "../catalog/types";
+import { MESH_PROXY, PROBE_MODULES } from "./prometheus";
 import { toYaml } from "./yaml";
 
-/**
- * The monitoring stack's own config files. This is the site-local baseline; the monitoring issue extends it to
- * every site of the estate (targets by MagicDNS name), rules and dashboards.
- */
-
-const LOCAL_TARGETS: Readonly<Record<string, string>> = {
-  prometheus: "127.0.0.1:9090",
-  node: "node-exporter:9100",
-  cadvisor: "cadvisor:8080",
-  traefik: "traefik:8082",
-  loki: "loki:3100",
-  alertmanager: "alertmanager:9093",
-};
-
-export function renderPrometheusConfig(ctx: Pick<CatalogContext, "site" | "role">): string {
-  return toYaml({
-    global: { scrape_interval: "30s", evaluation_interval: "30s", external_labels: { estate: "qui3tly" } },
-    alerting: { alertmanagers: [{ static_configs: [{ targets: ["alertmanager:9093"] }] }] },
-    scrape_configs: Object.entries(LOCAL_TARGETS).map(([job, target]) => ({
-      job_name: job,
-      static_configs: [{ targets: [target], labels: { site: ctx.site, role: ctx.role } }],
-    })),
-  });
-}
-
-export function renderAlertmanagerConfig(): string {
-  return toYaml({
-    route: { receiver: "ntfy", group_by: ["alertname", "site"], group_wait: "30s", repeat_interval: "4h" },
-    receivers: [
-      { name: "ntfy", webhook_configs: [{ url: "http://alertmanager-ntfy:8080", send_resolved: true }] },
-    ],
-  });
-}
+/** The monitoring stack's smaller config files: Loki, the blackbox exporter and every site's log shipper. */
 
 export function renderLokiConfig(): string {
   return toYaml({
@@ -65,40 +34,37 @@ export function renderLokiConfig(): string {
   });
 }
 
-export function renderGrafanaDatasources(): string {
-  return toYaml({
-    apiVersion: 1,
-    datasources: [
-      {
-        name: "Prometheus",
-        uid: "prometheus",
-        type: "prometheus",
-        url: "http://prometheus:9090",
-        isDefault: true,
-      },
-      { name: "Loki", uid: "loki", type: "loki", url: "http://loki:3100" },
-    ],
-  });
-}
-
 export function renderBlackboxConfig(): string {
   return toYaml({
     modules: {
-      http_2xx: {
+      [PROBE_MODULES.public]: {
         prober: "http",
         timeout: "10s",
         http: { preferred_ip_protocol: "ip4", fail_if_not_ssl: true },
       },
-      tcp_connect: { prober: "tcp", timeout: "5s" },
+      // From here a private route is outside the tailnet: Traefik's allow-list must refuse it, over valid TLS.
+      [PROBE_MODULES.private]: {
+        prober: "http",
+        timeout: "10s",
+        http: { preferred_ip_protocol: "ip4", fail_if_not_ssl: true, valid_status_codes: [403] },
+      },
+      [PROBE_MODULES.internal]: { prober: "http", timeout: "5s", http: { preferred_ip_protocol: "ip4" } },
     },
   });
 }
 
-export function renderPromtailConfig(ctx: Pick<CatalogContext, "site" | "lokiPushUrl">): string {
+/** Sites other than the control plane push through their tailnet node's proxy to Loki's MagicDNS name. */
+export function renderPromtailConfig(ctx: Pick<CatalogContext, "site" | "role" | "lokiPushUrl">): string {
   return toYaml({
     server: { http_listen_port: 9080, grpc_listen_port: 0 },
     positions: { filename: "/var/lib/promtail/positions.yaml" },
-    clients: [{ url: ctx.lokiPushUrl, external_labels: { site: ctx.site } }],
+    clients: [
+      {
+        url: ctx.lokiPushUrl,
+        ...(ctx.role === "control-plane" ? {} : { proxy_url: MESH_PROXY }),
+        external_labels: { site: ctx.site },
+      },
+    ],
     scrape_configs: [
       {
         job_name: "containers",

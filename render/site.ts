@@ -26,6 +26,13 @@ export function renderSiteFiles(model: SiteModel): Record<string, string> {
       ...(c.command ? { command: c.command } : {}),
       ...(c.entrypoint ? { entrypoint: c.entrypoint } : {}),
       env: Object.fromEntries(Object.entries(c.env).map(([k, v]) => [k, envForReview(v)])),
+      ...(Object.keys(c.secretFiles).length > 0
+        ? {
+            secretFiles: Object.fromEntries(
+              Object.entries(c.secretFiles).map(([p, v]) => [p, describeSecret(v)]),
+            ),
+          }
+        : {}),
       ports: c.ports.map((p) => `${p.ip}:${p.external}:${p.internal}/${p.protocol}`),
       volumes: c.mounts.map((m) => `${m.volume}:${m.path}`),
       binds: c.binds.map((b) => `${b.hostPath}:${b.path}${b.readOnly ? ":ro" : ""}`),

@@ -162,6 +162,45 @@ const cases: Case[] = [
     /expected a plain object, not a secret/,
   ],
   ["no site at all", (c) => delete c[SITE], SITE, /expected the site object/],
+  [
+    "monitoring off the control plane",
+    (c) => (c[SITE].monitoring = {}),
+    `${SITE}.monitoring`,
+    /expected it on the control plane only/,
+  ],
+  [
+    "bad retention size",
+    (c) => (c[SITE].monitoring = { retention: { size: "20G" } }),
+    `${SITE}.monitoring.retention.size`,
+    /expected a size such as `20GB`/,
+  ],
+  [
+    "receiver secret in plain text",
+    (c) => {
+      c[SITE].monitoring = {
+        receivers: { ntfy: { url: "https://ntfy.example.org/alerts", tokenSecret: "ntfyToken" } },
+      };
+      c["qui3tly-cloud:ntfyToken"] = "tk_plain";
+    },
+    "qui3tly-cloud:ntfyToken",
+    /expected a secret, found plain text/,
+  ],
+  [
+    "missing email password",
+    (c) =>
+      (c[SITE].monitoring = {
+        receivers: {
+          email: {
+            smarthost: "smtp.example.org:587",
+            from: "a@example.org",
+            to: ["b@example.org"],
+            passwordSecret: "smtpPassword",
+          },
+        },
+      }),
+    "qui3tly-cloud:smtpPassword",
+    /missing secret: the `email` alert receiver reads it/,
+  ],
 ];
 
 describe("a bad stack file fails with the file, the field and what was expected", () => {

@@ -133,7 +133,7 @@ describe("npm run render", () => {
         encoding: "utf8",
       },
     );
-    expect(stdout.trim()).toBe(`14 files in ${path.relative(ROOT, out)}`);
+    expect(stdout.trim()).toBe(`20 files in ${path.relative(ROOT, out)}`);
     expect(fs.readFileSync(path.join(out, "files/headscale/etc/headscale/config.yaml"), "utf8")).toContain(
       "server_url: https://headscale.qui3tly.cloud",
     );

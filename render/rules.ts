@@ -1,0 +1,480 @@
+import type { Estate } from "../model/estate";
+import { PROBE_JOB_PREFIX, probeJob } from "./prometheus";
+import { toYaml } from "./yaml";
+
+/**
+ * The alert rules, generated from the estate, and their `promtool test rules` cases: each alert is defined once,
+ * with a case where it fires and one where it stays silent, so the rules and their tests cannot drift apart.
+ */
+
+/**
+ * The host directory node-exporter's textfile collector reads: backup and sync jobs write their `*.prom` files
+ * there (the contract: docs/metrics.md).
+ */
+export const TEXTFILE_DIR = "/var/lib/qcloud/metrics";
+
+/** Where the runbooks are when the stack file names no URL: a path in this repository. */
+export const RUNBOOKS_PATH = "docs/runbooks.md";
+
+export type Severity = "critical" | "warning";
+type Labels = Readonly<Record<string, string>>;
+
+export interface AlertRule {
+  readonly alert: string;
+  readonly expr: string;
+  /** How long the condition holds before it fires. */
+  readonly for: string;
+  readonly severity: Severity;
+  /** Labels besides `severity`. */
+  readonly labels?: Labels;
+  /** Templates may use `{{ $labels.<name> }}` only (the tests expand them). */
+  readonly summary: string;
+  readonly description: string;
+}
+
+/** A promtool case: series (selector -> promtool values, one sample a minute), when to look, what fires then. */
+export interface AlertCase {
+  readonly series: Readonly<Record<string, string>>;
+  readonly at: string;
+  /** The firing alerts' labels besides `alertname` and `severity`; none for a silent case. */
+  readonly fires: readonly Labels[];
+}
+
+export interface AlertDef {
+  readonly alert: string;
+  readonly rules: readonly AlertRule[];
+  readonly fires: AlertCase;
+  readonly silent: AlertCase;
+}
+
+/** Builds a series selector: `name{a="1",b="2"}`. */
+const sel = (name: string, labels: Labels) =>
+  `${name}{${Object.entries(labels)
+    .map(([k, v]) => `${k}="${v}"`)
+    .join(",")}}`;
+
+/** One rule and its two cases. */
+function alert(
+  rule: Omit<AlertRule, "alert"> & { alert: string },
+  cases: { fires: AlertCase; silent: Omit<AlertCase, "fires"> },
+): AlertDef {
+  return { alert: rule.alert, rules: [rule], fires: cases.fires, silent: { ...cases.silent, fires: [] } };
+}
+
+const LADY = { site: "lady", role: "services" } as const;
+const LADY_NODE = {
+  job: "lady/node-exporter",
+  ...LADY,
+  service: "node-exporter",
+  container: "node-exporter",
+};
+
+/**
+ * The rules files by name (under Prometheus' rules dir): the fixed alerts, and ContainerDown, one rule per site
+ * from the model. Apart, because promtool evaluates every rule of a file in each case: the long per-site rules
+ * would slow every other alert's cases tenfold.
+ */
+export function ruleFiles(estate: Estate): Record<string, AlertDef[]> {
+  return { "qcloud.yml": alertDefs(), "containers.yml": containerDefs(estate) };
+}
+
+/** The alerts that do not depend on the estate's shape. */
+function alertDefs(): AlertDef[] {
+  return [
+    alert(
+      {
+        alert: "SiteDown",
+        expr: `max by (site, role) (up{job!~"${PROBE_JOB_PREFIX}.*"}) == 0`,
+        for: "3m",
+        severity: "critical",
+        summary: "Site {{ $labels.site }} is down",
+        description:
+          "No scrape target of site {{ $labels.site }} has answered for 3 minutes: the host, its Docker daemon or its path to the control plane (its tailnet node) is down.",
+      },
+      {
+        fires: {
+          series: {
+            [sel("up", LADY_NODE)]: "0x10",
+            [sel("up", { ...LADY, job: "lady/cadvisor" })]: "0x10",
+            [sel("up", { site: "master", role: "control-plane", job: "master/node-exporter" })]: "1x10",
+            // A probe of lady's route from the control plane says nothing about lady's scrape targets.
+            [sel("up", { site: "lady", job: probeJob("public") })]: "1x10",
+          },
+          at: "10m",
+          fires: [LADY],
+        },
+        silent: {
+          series: {
+            [sel("up", LADY_NODE)]: "0x10",
+            [sel("up", { ...LADY, job: "lady/cadvisor" })]: "1x10",
+          },
+          at: "10m",
+        },
+      },
+    ),
+    alert(
+      {
+        alert: "ContainerRestartLoop",
+        expr: 'changes(container_start_time_seconds{name!=""}[15m]) >= 3',
+        for: "5m",
+        severity: "warning",
+        summary: "Container {{ $labels.name }} on {{ $labels.site }} keeps restarting",
+        description:
+          "Container {{ $labels.name }} on site {{ $labels.site }} started at least 3 times in 15 minutes.",
+      },
+      {
+        fires: {
+          series: { [sel("container_start_time_seconds", { site: "lady", name: "nextcloud" })]: "0+60x30" },
+          at: "25m",
+          fires: [{ site: "lady", name: "nextcloud" }],
+        },
+        silent: {
+          series: { [sel("container_start_time_seconds", { site: "lady", name: "nextcloud" })]: "100x30" },
+          at: "25m",
+        },
+      },
+    ),
+    alert(
+      {
+        alert: "DiskAbove85",
+        expr: '100 * (1 - node_filesystem_avail_bytes{fstype!~"tmpfs|overlay|squashfs|nsfs"} / node_filesystem_size_bytes) > 85',
+        for: "10m",
+        severity: "warning",
+        summary: "Disk {{ $labels.mountpoint }} on {{ $labels.site }} is over 85% full",
+        description:
+          "Filesystem {{ $labels.mountpoint }} on site {{ $labels.site }} has had less than 15% free for 10 minutes.",
+      },
+      {
+        fires: {
+          series: {
+            [sel("node_filesystem_avail_bytes", { site: "lady", mountpoint: "/", fstype: "ext4" })]: "10x20",
+            [sel("node_filesystem_size_bytes", { site: "lady", mountpoint: "/", fstype: "ext4" })]: "100x20",
+            // Overlay mounts are containers' views of the same disk: counted once, as the host's.
+            [sel("node_filesystem_avail_bytes", { site: "lady", mountpoint: "/o", fstype: "overlay" })]:
+              "1x20",
+            [sel("node_filesystem_size_bytes", { site: "lady", mountpoint: "/o", fstype: "overlay" })]:
+              "100x20",
+          },
+          at: "15m",
+          fires: [{ site: "lady", mountpoint: "/", fstype: "ext4" }],
+        },
+        silent: {
+          series: {
+            [sel("node_filesystem_avail_bytes", { site: "lady", mountpoint: "/", fstype: "ext4" })]: "20x20",
+            [sel("node_filesystem_size_bytes", { site: "lady", mountpoint: "/", fstype: "ext4" })]: "100x20",
+          },
+          at: "15m",
+        },
+      },
+    ),
+    alert(
+      {
+        alert: "MemoryPressure",
+        expr: "node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes < 0.1",
+        for: "10m",
+        severity: "warning",
+        summary: "Site {{ $labels.site }} is short of memory",
+        description:
+          "Less than 10% of site {{ $labels.site }}'s memory has been available for 10 minutes: the kernel will soon kill containers.",
+      },
+      {
+        fires: {
+          series: {
+            [sel("node_memory_MemAvailable_bytes", { site: "lady" })]: "5x20",
+            [sel("node_memory_MemTotal_bytes", { site: "lady" })]: "100x20",
+          },
+          at: "15m",
+          fires: [{ site: "lady" }],
+        },
+        silent: {
+          series: {
+            [sel("node_memory_MemAvailable_bytes", { site: "lady" })]: "30x20",
+            [sel("node_memory_MemTotal_bytes", { site: "lady" })]: "100x20",
+          },
+          at: "15m",
+        },
+      },
+    ),
+    alert(
+      {
+        alert: "EndpointProbeFailed",
+        expr: "probe_success == 0",
+        for: "5m",
+        severity: "critical",
+        summary: "{{ $labels.instance }} fails its probe",
+        description:
+          "The blackbox probe ({{ $labels.job }}) of {{ $labels.instance }}, service {{ $labels.service }} on site {{ $labels.site }}, has failed for 5 minutes.",
+      },
+      {
+        fires: {
+          series: {
+            [sel("probe_success", {
+              job: probeJob("public"),
+              instance: "https://cloud.qui3tly.cloud/",
+              site: "lady",
+              service: "nextcloud",
+            })]: "0x10",
+          },
+          at: "10m",
+          fires: [
+            {
+              job: probeJob("public"),
+              instance: "https://cloud.qui3tly.cloud/",
+              site: "lady",
+              service: "nextcloud",
+            },
+          ],
+        },
+        silent: {
+          series: {
+            [sel("probe_success", { job: probeJob("public"), instance: "https://cloud.qui3tly.cloud/" })]:
+              "1x10",
+          },
+          at: "10m",
+        },
+      },
+    ),
+    alert(
+      {
+        alert: "TLSCertExpiringSoon",
+        expr: "probe_ssl_earliest_cert_expiry - time() < 14 * 86400",
+        for: "10m",
+        severity: "warning",
+        summary: "The TLS certificate of {{ $labels.instance }} expires within 14 days",
+        description:
+          "The certificate served for {{ $labels.instance }} (site {{ $labels.site }}) expires in less than 14 days: Traefik's Let's Encrypt renewal is failing.",
+      },
+      {
+        fires: {
+          // 1e6 s after the epoch: 11.6 days after the test's clock starts.
+          series: {
+            [sel("probe_ssl_earliest_cert_expiry", {
+              site: "lady",
+              instance: "https://cloud.qui3tly.cloud/",
+            })]: "1000000x20",
+          },
+          at: "15m",
+          fires: [{ site: "lady", instance: "https://cloud.qui3tly.cloud/" }],
+        },
+        silent: {
+          series: {
+            [sel("probe_ssl_earliest_cert_expiry", {
+              site: "lady",
+              instance: "https://cloud.qui3tly.cloud/",
+            })]: "5000000x20",
+          },
+          at: "15m",
+        },
+      },
+    ),
+    alert(
+      {
+        alert: "MeshNodeOffline",
+        expr: 'up{service="tailscale"} == 0',
+        for: "5m",
+        severity: "critical",
+        summary: "The tailnet node of {{ $labels.site }} is offline",
+        description:
+          "The control plane cannot reach site {{ $labels.site }}'s tailscale container: that site's metrics and logs no longer reach the control plane. On the control plane itself, every other site goes dark.",
+      },
+      {
+        fires: {
+          series: { [sel("up", { site: "lady", service: "tailscale" })]: "0x10" },
+          at: "10m",
+          fires: [{ site: "lady", service: "tailscale" }],
+        },
+        silent: { series: { [sel("up", { site: "lady", service: "tailscale" })]: "1x10" }, at: "10m" },
+      },
+    ),
+    alert(
+      {
+        alert: "BackupTooOld",
+        expr: "time() - qcloud_backup_last_success_timestamp_seconds > 26 * 3600",
+        for: "5m",
+        severity: "warning",
+        summary: "Backup {{ $labels.backup }} of {{ $labels.site }} is more than 26 hours old",
+        description:
+          "The last successful run of backup {{ $labels.backup }} on site {{ $labels.site }} is more than 26 hours ago: a daily backup has been missed.",
+      },
+      {
+        fires: {
+          series: {
+            // 100000 s before the test's clock starts: 27.8 hours old at once.
+            [sel("qcloud_backup_last_success_timestamp_seconds", { site: "lady", backup: "volumes" })]:
+              "-100000x20",
+          },
+          at: "15m",
+          fires: [{ site: "lady", backup: "volumes" }],
+        },
+        silent: {
+          series: {
+            [sel("qcloud_backup_last_success_timestamp_seconds", { site: "lady", backup: "volumes" })]:
+              "0+60x20",
+          },
+          at: "15m",
+        },
+      },
+    ),
+    alert(
+      {
+        alert: "BackupMetricAbsent",
+        expr: 'max by (site) (up{service="node-exporter"} == 1) unless on (site) qcloud_backup_last_success_timestamp_seconds',
+        // The jobs write the gauge (0 until a first success) when installed: its absence means no job, not "not yet".
+        for: "1h",
+        severity: "warning",
+        summary: "Site {{ $labels.site }} reports no backup",
+        description:
+          "Site {{ $labels.site }}'s node-exporter answers, but no backup job has written qcloud_backup_last_success_timestamp_seconds there for an hour: no job is installed, or it writes elsewhere.",
+      },
+      {
+        fires: {
+          series: { [sel("up", { site: "lady", service: "node-exporter" })]: "1x90" },
+          at: "80m",
+          fires: [{ site: "lady" }],
+        },
+        silent: {
+          series: {
+            [sel("up", { site: "lady", service: "node-exporter" })]: "1x90",
+            [sel("qcloud_backup_last_success_timestamp_seconds", { site: "lady", backup: "volumes" })]:
+              "0x90",
+          },
+          at: "80m",
+        },
+      },
+    ),
+    alert(
+      {
+        alert: "CrossSiteSyncStale",
+        expr: "time() - qcloud_sync_last_success_timestamp_seconds > 2 * qcloud_sync_interval_seconds",
+        for: "5m",
+        severity: "warning",
+        summary: "Sync {{ $labels.task }} from {{ $labels.site }} to {{ $labels.peer }} is stale",
+        description:
+          "Sync task {{ $labels.task }} on site {{ $labels.site }} (peer {{ $labels.peer }}) has not succeeded for more than two of its intervals.",
+      },
+      {
+        fires: {
+          series: {
+            [sel("qcloud_sync_last_success_timestamp_seconds", {
+              site: "lady",
+              peer: "master",
+              task: "files",
+            })]: "0x40",
+            [sel("qcloud_sync_interval_seconds", { site: "lady", peer: "master", task: "files" })]: "600x40",
+          },
+          at: "30m",
+          fires: [{ site: "lady", peer: "master", task: "files" }],
+        },
+        silent: {
+          series: {
+            [sel("qcloud_sync_last_success_timestamp_seconds", {
+              site: "lady",
+              peer: "master",
+              task: "files",
+            })]: "0+60x40",
+            [sel("qcloud_sync_interval_seconds", { site: "lady", peer: "master", task: "files" })]: "600x40",
+          },
+          at: "30m",
+        },
+      },
+    ),
+  ];
+}
+
+/** ContainerDown: what should run on each site comes from the model. */
+function containerDefs(estate: Estate): AlertDef[] {
+  const withContainers = estate.sites.filter((s) => s.containers.length > 0);
+  if (withContainers.length === 0) return [];
+  // cAdvisor sees running containers only: a stopped or missing one is an absent series.
+  const seen = (site: string, name: string) => sel("container_last_seen", { site, name });
+  const everyContainer = Object.fromEntries(
+    withContainers.flatMap((s) => s.containers.map((c) => [seen(s.name, c), "1x10"])),
+  );
+  const first = withContainers[0]!;
+  const missing = first.containers[0]!;
+  return [
+    {
+      alert: "ContainerDown",
+      rules: withContainers.map((s) => ({
+        alert: "ContainerDown",
+        // One rule per site: the site label keeps them apart for promtool's duplicate-rule lint.
+        labels: { site: s.name },
+        expr: s.containers.map((c) => `absent(${seen(s.name, c)})`).join(" or "),
+        for: "5m",
+        severity: "critical",
+        summary: "Container {{ $labels.name }} on {{ $labels.site }} is not running",
+        description:
+          "Container {{ $labels.name }} is part of site {{ $labels.site }}'s model, but cAdvisor has not seen it running for 5 minutes.",
+      })),
+      fires: {
+        series: Object.fromEntries(
+          Object.entries(everyContainer).filter(([k]) => k !== seen(first.name, missing)),
+        ),
+        at: "10m",
+        fires: [{ site: first.name, name: missing }],
+      },
+      silent: { series: everyContainer, at: "10m", fires: [] },
+    },
+  ];
+}
+
+/** A rule's annotations; `runbooks` is where docs/runbooks.md is read, each alert has its section. */
+function annotations(rule: AlertRule, runbooks: string): Labels {
+  return {
+    summary: rule.summary,
+    description: rule.description,
+    runbook_url: `${runbooks}#${rule.alert.toLowerCase()}`,
+  };
+}
+
+/** The rules file Prometheus loads (`rule_files`). */
+export function renderAlertRules(defs: readonly AlertDef[], runbooks: string): string {
+  return toYaml({
+    groups: [
+      {
+        name: "qcloud",
+        rules: defs.flatMap((d) =>
+          d.rules.map((r) => ({
+            alert: r.alert,
+            expr: r.expr,
+            ...(r.for === "0m" ? {} : { for: r.for }),
+            labels: { severity: r.severity, ...r.labels },
+            annotations: annotations(r, runbooks),
+          })),
+        ),
+      },
+    ],
+  });
+}
+
+/** Expands `{{ $labels.x }}` as Prometheus would, for the expected annotations. */
+const expand = (template: string, labels: Labels) =>
+  template.replace(/\{\{ \$labels\.([a-zA-Z_]+) \}\}/g, (_, k: string) => labels[k] ?? "");
+
+/** A `promtool test rules` file for the rules file `rulesFile`: both cases of every alert. */
+export function renderRuleTests(defs: readonly AlertDef[], rulesFile: string, runbooks: string): string {
+  const rule = (d: AlertDef) => d.rules[0]!;
+  const test = (d: AlertDef, c: AlertCase) => ({
+    interval: "1m",
+    input_series: Object.entries(c.series).map(([series, values]) => ({ series, values })),
+    alert_rule_test: [
+      {
+        eval_time: c.at,
+        alertname: d.alert,
+        exp_alerts: c.fires.map((labels) => {
+          const all = { ...labels, severity: rule(d).severity };
+          const a = annotations(rule(d), runbooks);
+          return {
+            exp_labels: all,
+            exp_annotations: Object.fromEntries(Object.entries(a).map(([k, v]) => [k, expand(v, all)])),
+          };
+        }),
+      },
+    ],
+  });
+  return toYaml({
+    rule_files: [rulesFile],
+    evaluation_interval: "1m",
+    tests: defs.flatMap((d) => [test(d, d.fires), test(d, d.silent)]),
+  });
+}

@@ -135,7 +135,7 @@ export const prometheus: ServiceDef = {
       files: {
         [`${PROMETHEUS_DIR}/prometheus.yml`]: renderPrometheusConfig(ctx),
         ...Object.fromEntries(
-          Object.entries(ruleFiles(ctx.estate)).map(([f, defs]) => [
+          Object.entries(ruleFiles(ctx.estate, ctx.monitoring.interval)).map(([f, defs]) => [
             `${PROMETHEUS_DIR}/${RULES_DIR}/${f}`,
             renderAlertRules(defs, ctx.monitoring.runbookUrl ?? RUNBOOKS_PATH),
           ]),

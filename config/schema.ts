@@ -228,6 +228,14 @@ const promSize = z.string().regex(/^[1-9][0-9]*(MB|GB|TB)$/, "expected a size su
 
 /** Control plane only: how long metrics are kept, and where alerts go. */
 const monitoringSchema = z.strictObject({
+  /**
+   * How often Prometheus scrapes and evaluates rules. Defaults to "30s". Alerts that wait for consecutive failed
+   * scrapes (SiteDown: 6) scale with it: the sandbox sets `5s` to see an alert fire in half a minute.
+   */
+  interval: z
+    .string()
+    .regex(/^[1-9][0-9]*s$/, "expected seconds such as `30s`")
+    .default("30s"),
   retention: z
     .strictObject({
       /** Defaults to "30d". */

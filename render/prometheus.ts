@@ -104,13 +104,17 @@ function probeConfig(kind: ProbeKind, targets: readonly ProbeTarget[]): object {
   };
 }
 
-export function renderPrometheusConfig(ctx: Pick<CatalogContext, "site" | "estate">): string {
+export function renderPrometheusConfig(ctx: Pick<CatalogContext, "site" | "estate" | "monitoring">): string {
   const probes = probeTargets(
     ctx.estate,
     ctx.estate.sites.find((s) => s.name === ctx.site),
   );
   return toYaml({
-    global: { scrape_interval: "30s", evaluation_interval: "30s", external_labels: { estate: "qui3tly" } },
+    global: {
+      scrape_interval: ctx.monitoring.interval,
+      evaluation_interval: ctx.monitoring.interval,
+      external_labels: { estate: "qui3tly" },
+    },
     alerting: { alertmanagers: [{ static_configs: [{ targets: ["alertmanager:9093"] }] }] },
     rule_files: [`${RULES_DIR}/*.yml`],
     scrape_configs: [

@@ -1,5 +1,5 @@
 import type { Estate } from "../model/estate";
-import { PROBE_JOB_PREFIX, probeJob } from "./prometheus";
+import { probeJob } from "./prometheus";
 import { toYaml } from "./yaml";
 
 /**
@@ -74,39 +74,50 @@ const LADY_NODE = {
  * from the model. Apart, because promtool evaluates every rule of a file in each case: the long per-site rules
  * would slow every other alert's cases tenfold.
  */
-export function ruleFiles(estate: Estate): Record<string, AlertDef[]> {
-  return { "qcloud.yml": alertDefs(), "containers.yml": containerDefs(estate) };
+export function ruleFiles(estate: Estate, interval = "30s"): Record<string, AlertDef[]> {
+  return { "qcloud.yml": alertDefs(interval), "containers.yml": containerDefs(estate) };
 }
 
-/** The alerts that do not depend on the estate's shape. */
-function alertDefs(): AlertDef[] {
+/** How many failed scrapes in a row make a site down. */
+const SITE_DOWN_SCRAPES = 6;
+
+/** The alerts that do not depend on the estate's shape; `interval` is the scrape interval (`30s`). */
+function alertDefs(interval: string): AlertDef[] {
+  const siteDownFor = `${SITE_DOWN_SCRAPES * Number(interval.slice(0, -1))}s`;
   return [
     alert(
       {
         alert: "SiteDown",
-        expr: `max by (site, role) (up{job!~"${PROBE_JOB_PREFIX}.*"}) == 0`,
-        for: "3m",
+        // The host's own exporter is the site's heartbeat: it answers while the host, its Docker and its path
+        // to the control plane (the tailnet node) all work.
+        expr: 'up{service="node-exporter"} == 0',
+        for: siteDownFor,
         severity: "critical",
         summary: "Site {{ $labels.site }} is down",
-        description:
-          "No scrape target of site {{ $labels.site }} has answered for 3 minutes: the host, its Docker daemon or its path to the control plane (its tailnet node) is down.",
+        description: `The host exporter of site {{ $labels.site }} has not answered ${SITE_DOWN_SCRAPES} scrapes in a row: the host, its Docker daemon, its path to the control plane (its tailnet node) or the exporter itself is down.`,
       },
       {
         fires: {
           series: {
             [sel("up", LADY_NODE)]: "0x10",
-            [sel("up", { ...LADY, job: "lady/cadvisor" })]: "0x10",
-            [sel("up", { site: "master", role: "control-plane", job: "master/node-exporter" })]: "1x10",
-            // A probe of lady's route from the control plane says nothing about lady's scrape targets.
-            [sel("up", { site: "lady", job: probeJob("public") })]: "1x10",
+            [sel("up", { ...LADY, job: "lady/cadvisor", service: "cadvisor" })]: "1x10",
+            [sel("up", {
+              site: "master",
+              role: "control-plane",
+              job: "master/node-exporter",
+              service: "node-exporter",
+            })]: "1x10",
+            // A probe of lady's route from the control plane says nothing about lady's host.
+            [sel("up", { site: "lady", job: probeJob("public") })]: "0x10",
           },
           at: "10m",
-          fires: [LADY],
+          fires: [LADY_NODE],
         },
         silent: {
           series: {
-            [sel("up", LADY_NODE)]: "0x10",
-            [sel("up", { ...LADY, job: "lady/cadvisor" })]: "1x10",
+            // Down for less than six scrapes: a blip, not a site down.
+            [sel("up", LADY_NODE)]: "1x5 0x1 1x4",
+            [sel("up", { ...LADY, job: "lady/cadvisor", service: "cadvisor" })]: "0x10",
           },
           at: "10m",
         },

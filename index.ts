@@ -7,8 +7,9 @@ import { deploySite, projectSecret } from "./stacks/site";
 
 // Config is parsed and the host probed before any resource is registered: bad input touches nothing.
 export = async () => {
-  // Pulumi runs the program in the project directory: every site's stack file is there.
-  const model = loadProjectSite(process.cwd(), pulumi.getStack(), runtimeSource());
+  // Every site's stack file sits next to Pulumi.yaml (the program itself may live elsewhere: the sandbox's does).
+  const root = pulumi.runtime.getRootDirectory() || process.cwd();
+  const model = loadProjectSite(root, pulumi.getStack(), runtimeSource());
   await preflight(model.name, model.file, model.host);
 
   const privateKey = pulumi.runtime.getConfig(SSH_KEY_KEY);

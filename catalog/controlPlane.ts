@@ -28,8 +28,13 @@ export const headscale: ServiceDef = {
     main: {
       image: image("docker.io/headscale/headscale", "0.29.3"),
       command: ["serve"],
-      // STUN for the embedded DERP server: UDP straight to the host, Traefik only carries HTTP.
-      ports: [{ internal: 3478, external: 3478, protocol: "udp" }],
+      ports: [
+        // STUN for the embedded DERP server: UDP straight to the host, Traefik only carries HTTP.
+        { internal: 3478, external: 3478, protocol: "udp" },
+        ...(ctx.mesh.headscalePort === undefined
+          ? []
+          : [{ internal: 8080, external: ctx.mesh.headscalePort }]),
+      ],
       volumes: { data: "/var/lib/headscale" },
       files: {
         "/etc/headscale/config.yaml": renderHeadscaleConfig(ctx),

@@ -14,41 +14,48 @@ const tagsOf = (ctx: CatalogContext) => nodeTags({ name: ctx.site, role: ctx.rol
 export const tailscale: ServiceDef = {
   description:
     "This site's tailnet node: forwards the site's exporters (and the control plane's Loki) to the tailnet, proxies scrapes and logs out",
-  containers: (ctx) => ({
-    main: {
-      image: image("docker.io/tailscale/tailscale", "v1.102.5"),
-      env: {
-        // Read on first login only (TS_AUTH_ONCE): the node key then lives in the state volume.
-        TS_AUTHKEY: { input: "meshAuthKey" },
-        TS_AUTH_ONCE: "true",
-        TS_HOSTNAME: ctx.site,
-        TS_STATE_DIR: "/var/lib/tailscale",
-        TS_USERSPACE: "false",
-        // The site's own resolver stays in charge; MagicDNS names resolve in the node's proxy.
-        TS_ACCEPT_DNS: "false",
-        TS_EXTRA_ARGS: [
-          `--login-server=${loginServer(ctx.estate, ctx.controlPlane, ctx.domain)}`,
-          `--advertise-tags=${tagsOf(ctx).join(",")}`,
-          "--accept-routes",
-        ].join(" "),
-        TS_ROUTES: ctx.mesh.routes.join(","),
-        TS_SERVE_CONFIG: "/config/serve.json",
-        // Where containers on the site reach other sites by MagicDNS name (Prometheus, promtail).
-        TS_OUTBOUND_HTTP_PROXY_LISTEN: `0.0.0.0:${MESH_PROXY_PORT}`,
-        TS_ENABLE_HEALTH_CHECK: "true",
-        TS_ENABLE_METRICS: "true",
-        TS_LOCAL_ADDR_PORT: `0.0.0.0:${NODE_METRICS_PORT}`,
+  containers: (ctx) => {
+    const server = loginServer(ctx.estate, ctx.controlPlane, ctx.domain);
+    return {
+      main: {
+        image: image("docker.io/tailscale/tailscale", "v1.102.5"),
+        env: {
+          // A self-hosted tailnet: no log upload to Tailscale Inc.
+          TS_NO_LOGS_NO_SUPPORT: "true",
+          // The embedded DERP relay speaks what Headscale speaks: plain HTTP only where the login server does.
+          ...(server.startsWith("http://") ? { TS_DEBUG_USE_DERP_HTTP: "1" } : {}),
+          // Read on first login only (TS_AUTH_ONCE): the node key then lives in the state volume.
+          TS_AUTHKEY: { input: "meshAuthKey" },
+          TS_AUTH_ONCE: "true",
+          TS_HOSTNAME: ctx.site,
+          TS_STATE_DIR: "/var/lib/tailscale",
+          TS_USERSPACE: "false",
+          // The site's own resolver stays in charge; MagicDNS names resolve in the node's proxy.
+          TS_ACCEPT_DNS: "false",
+          TS_EXTRA_ARGS: [
+            `--login-server=${server}`,
+            `--advertise-tags=${tagsOf(ctx).join(",")}`,
+            "--accept-routes",
+          ].join(" "),
+          TS_ROUTES: ctx.mesh.routes.join(","),
+          TS_SERVE_CONFIG: "/config/serve.json",
+          // Where containers on the site reach other sites by MagicDNS name (Prometheus, promtail).
+          TS_OUTBOUND_HTTP_PROXY_LISTEN: `0.0.0.0:${MESH_PROXY_PORT}`,
+          TS_ENABLE_HEALTH_CHECK: "true",
+          TS_ENABLE_METRICS: "true",
+          TS_LOCAL_ADDR_PORT: `0.0.0.0:${NODE_METRICS_PORT}`,
+        },
+        volumes: { state: "/var/lib/tailscale" },
+        files: { "/config/serve.json": renderServeConfig(ctx) },
+        healthcheck: httpHealth(`http://127.0.0.1:${NODE_METRICS_PORT}/healthz`, "60s"),
+        metrics: { port: NODE_METRICS_PORT },
+        // A kernel TUN device in the container's own network namespace: the host's network is not touched.
+        devices: ["/dev/net/tun"],
+        capabilities: ["NET_ADMIN", "NET_RAW"],
+        memoryMb: 128,
+        cpus: 0.5,
+        networks: ["metrics"],
       },
-      volumes: { state: "/var/lib/tailscale" },
-      files: { "/config/serve.json": renderServeConfig(ctx) },
-      healthcheck: httpHealth(`http://127.0.0.1:${NODE_METRICS_PORT}/healthz`, "60s"),
-      metrics: { port: NODE_METRICS_PORT },
-      // A kernel TUN device in the container's own network namespace: the host's network is not touched.
-      devices: ["/dev/net/tun"],
-      capabilities: ["NET_ADMIN", "NET_RAW"],
-      memoryMb: 128,
-      cpus: 0.5,
-      networks: ["metrics"],
-    },
-  }),
+    };
+  },
 };

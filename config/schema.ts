@@ -195,6 +195,11 @@ const meshSchema = z.strictObject({
   loginServer: z
     .url({ protocol: /^https?$/, error: "expected an http(s) URL such as `https://headscale.example.org`" })
     .optional(),
+  /**
+   * Control plane only: also publish Headscale's HTTP API on this host port, for a `loginServer` that does not go
+   * through Traefik (the sandbox). Defaults to none: nodes log in through Traefik with TLS.
+   */
+  headscalePort: port.optional(),
   /** Control plane only: the tailnet users in `group:admins` (SSH and admin UIs on every site). */
   admins: z.array(meshUser).default([]),
   /**

@@ -152,8 +152,9 @@ export function checkEstate(estate: Estate): ConfigIssue[] {
       });
     }
     if (s.role !== "control-plane") {
-      for (const field of ["admins", "flows"] as const) {
-        if (s.mesh[field].length > 0) {
+      for (const field of ["admins", "flows", "headscalePort"] as const) {
+        const v = s.mesh[field];
+        if (Array.isArray(v) ? v.length > 0 : v !== undefined) {
           issues.push({
             file: s.file,
             path: MESH(field),

@@ -14,7 +14,7 @@ describe("the sandbox twin of a stack file", () => {
   afterAll(() => fs.rmSync(dir, { recursive: true }));
   writeSandboxProject(dir, ROOT, {
     lady: { port: 2202, hostKey: KEY },
-    bench: { port: 2203, hostKey: KEY, template: "master" },
+    bench: { port: 2203, hostKey: KEY, template: "master", address: "172.30.0.3" },
   });
 
   test("same role, services and containers; the host, registry and protection are the sandbox's", () => {
@@ -36,7 +36,16 @@ describe("the sandbox twin of a stack file", () => {
   });
 
   test("a site can copy another committed stack (the benchmark's), and the project's main is this repository", () => {
-    expect(loadSite(fileSource(path.join(dir, "Pulumi.bench.yaml"))).role).toBe("control-plane");
+    const bench = loadSite(fileSource(path.join(dir, "Pulumi.bench.yaml")));
+    expect(bench.role).toBe("control-plane");
+    // No Traefik in the sandbox: the tailnet logs in to Headscale published on the server's own address.
+    expect([bench.mesh.loginServer, bench.mesh.headscalePort]).toEqual(["http://172.30.0.3:18080", 18080]);
+    expect(bench.services.find((s) => s.name === "headscale")!.containers[0]!.ports).toContainEqual({
+      internal: 8080,
+      external: 18080,
+      protocol: "tcp",
+      ip: "0.0.0.0",
+    });
     const project = YAML.parse(fs.readFileSync(path.join(dir, "Pulumi.yaml"), "utf8"));
     expect([project.name, path.resolve(dir, project.main)]).toEqual(["qui3tly-cloud", ROOT]);
   });

@@ -77,6 +77,16 @@ export function hostKey(site: string): string {
   return pub.trim().split(/\s+/).slice(0, 2).join(" ");
 }
 
+/** The server's address on the sandbox network (see scripts/sandbox/server.sh). */
+export function serverAddress(site: string): string {
+  return run("docker", [
+    "inspect",
+    "--format",
+    '{{(index .NetworkSettings.Networks "qcloud-sandbox").IPAddress}}',
+    `qcloud-sandbox-${site}`,
+  ]).stdout.trim();
+}
+
 const SSH_ARGS = (port: number) => [
   ...["-i", SSH_KEY, "-p", String(port), "-o", "BatchMode=yes", "-o", "LogLevel=ERROR"],
   // The sandbox's own throwaway servers: the stacks pin their host keys, these helpers need not.
@@ -134,6 +144,7 @@ export class SandboxProject {
       hosts[site] = {
         port,
         hostKey: hostKey(site),
+        address: serverAddress(site),
         ...(templates[site] ? { template: templates[site] } : {}),
       };
     }

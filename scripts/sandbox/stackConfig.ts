@@ -5,6 +5,10 @@ import { SITE_KEY } from "../../config/schema";
 
 /** Where the sandbox's registry answers from inside the sandbox servers. */
 export const SANDBOX_REGISTRY = "registry:5000";
+/** The sandbox has no real Traefik: Headscale's API is published on the control plane's server at this port. */
+export const SANDBOX_HEADSCALE_PORT = 18080;
+/** Scrapes and rule evaluations this often, so an alert fires within a test's patience. */
+export const SANDBOX_MONITORING_INTERVAL = "5s";
 
 export interface SandboxHost {
   /** The SSH port published on 127.0.0.1. */
@@ -13,6 +17,11 @@ export interface SandboxHost {
   readonly hostKey: string;
   /** The committed stack to copy. Defaults to the site's own. */
   readonly template?: string;
+  /**
+   * The server's address on the sandbox's Docker network, where the other servers' containers reach it (they
+   * cannot resolve its name). A control plane's tailnet logs in there.
+   */
+  readonly address?: string;
 }
 
 interface StackFile {
@@ -27,11 +36,24 @@ interface StackFile {
  */
 export function sandboxSite(committed: StackFile, host: SandboxHost): Record<string, unknown> {
   const site = committed.config?.[SITE_KEY] as Record<string, unknown>;
+  const controlPlane = site.role === "control-plane";
   return {
     ...site,
     protect: false,
     host: { kind: "existing", address: "127.0.0.1", user: "root", port: host.port, hostKey: host.hostKey },
     images: { registry: SANDBOX_REGISTRY },
+    ...(controlPlane && host.address
+      ? {
+          mesh: {
+            ...(site.mesh as object | undefined),
+            loginServer: `http://${host.address}:${SANDBOX_HEADSCALE_PORT}`,
+            headscalePort: SANDBOX_HEADSCALE_PORT,
+          },
+        }
+      : {}),
+    ...(controlPlane
+      ? { monitoring: { ...(site.monitoring as object | undefined), interval: SANDBOX_MONITORING_INTERVAL } }
+      : {}),
   };
 }
 

@@ -99,6 +99,112 @@ describe("the sandbox estate under the real engine", () => {
     }
   });
 
+  test("h. the tailnet: master runs Headscale, both sites joined with their tags; the time to join", () => {
+    const nodes = JSON.parse(
+      onServer("master", "docker exec headscale headscale nodes list -o json").stdout,
+    ) as {
+      given_name: string;
+      online: boolean;
+      tags?: string[];
+      created_at: { seconds: number };
+    }[];
+    const bySite = new Map(nodes.map((n) => [n.given_name, n]));
+    for (const site of ["master", "lady"]) {
+      expect([site, bySite.get(site)?.online, bySite.get(site)?.tags?.sort()]).toEqual([
+        site,
+        true,
+        [`tag:role-${site === "master" ? "control-plane" : "services"}`, `tag:site-${site}`],
+      ]);
+    }
+    // From lady's node container starting to Headscale registering it.
+    const started = Date.parse(
+      onServer("lady", "docker inspect -f '{{.State.StartedAt}}' tailscale").stdout.trim(),
+    );
+    timings["lady joins the tailnet"] = bySite.get("lady")!.created_at.seconds - started / 1000;
+    expect(timings["lady joins the tailnet"]).toBeLessThan(120);
+  });
+
+  /** Fetches a URL from a site's tailnet node, through its proxy (as Prometheus and promtail do). */
+  const overTailnet = (from: string, url: string) =>
+    onServer(
+      from,
+      `docker exec -e http_proxy=http://127.0.0.1:1055 tailscale wget -q -T 10 -O - ${url} 2>&1 | head -c 100000`,
+      true,
+    );
+
+  test("i. a declared flow works across the tailnet (master scrapes lady); an undeclared one is refused", () => {
+    const declared = overTailnet("master", "http://lady.mesh.qui3tly.cloud:9100/metrics");
+    expect(declared.stdout).toMatch(/^node_uname_info\{/m);
+    // lady may push logs to master's Loki (declared) but not read master's exporters (served, but not allowed).
+    expect(overTailnet("lady", "http://master.mesh.qui3tly.cloud:3100/ready").code).toBe(0);
+    const refused = overTailnet("lady", "http://master.mesh.qui3tly.cloud:9100/metrics");
+    expect(refused.stdout).not.toMatch(/node_uname_info/);
+    expect(refused.stdout).toMatch(/error|timed out|Bad Gateway|502/i);
+  });
+
+  /** Prometheus' API on master. */
+  const prometheus = (query: string) =>
+    JSON.parse(
+      onServer("master", `docker exec prometheus wget -q -O - 'http://127.0.0.1:9090/api/v1/${query}'`)
+        .stdout,
+    ).data;
+  const until = (what: string, f: () => boolean, seconds: number): number => {
+    const t0 = Date.now();
+    while (!f()) {
+      if (Date.now() - t0 > seconds * 1000) throw new Error(`${what}: not within ${seconds} s`);
+      run("sleep", ["1"]);
+    }
+    return (Date.now() - t0) / 1000;
+  };
+
+  test("j. Prometheus on master scrapes both sites over the tailnet: every site's heartbeat is up", () => {
+    const upOf = () =>
+      new Map(
+        (
+          prometheus("query?query=up%7Bservice%3D%22node-exporter%22%7D") as {
+            metric: { site: string };
+            value: [number, string];
+          }[]
+        ).map((r) => [r.metric.site, r.value[1]]),
+      );
+    timings["both sites scraped"] = until(
+      "up{service=node-exporter} is 1 for master and lady",
+      () => upOf().get("master") === "1" && upOf().get("lady") === "1",
+      90,
+    );
+  });
+
+  test("k. lady's exporter stopped: SiteDown fires for lady; the time it takes", () => {
+    const firing = () =>
+      (prometheus("alerts").alerts as { labels: Record<string, string>; state: string }[]).some(
+        (a) => a.labels.alertname === "SiteDown" && a.labels.site === "lady" && a.state === "firing",
+      );
+    expect(firing()).toBe(false);
+    onServer("lady", "docker stop node-exporter");
+    timings["exporter stopped -> SiteDown firing"] = until("SiteDown firing for lady", firing, 180);
+    // And Alertmanager has it, to route.
+    const inAlertmanager = () =>
+      onServer(
+        "master",
+        "docker exec alertmanager wget -q -O - 'http://127.0.0.1:9093/api/v2/alerts?filter=alertname=\"SiteDown\"'",
+      ).stdout.includes('"site":"lady"');
+    timings["-> in Alertmanager"] = until("SiteDown in Alertmanager", inAlertmanager, 60);
+    onServer("lady", "docker start node-exporter");
+  });
+
+  test("l. failover: with Headscale stopped, the existing tunnel still carries master's scrapes of lady", () => {
+    onServer("master", "docker stop headscale");
+    try {
+      run("sleep", ["5"]);
+      expect(overTailnet("master", "http://lady.mesh.qui3tly.cloud:9100/metrics").stdout).toMatch(
+        /^node_uname_info\{/m,
+      );
+    } finally {
+      onServer("master", "docker start headscale");
+    }
+    until("headscale healthy again", () => containers("master").get("headscale") === "running healthy", 90);
+  });
+
   test("c. a container removed behind Pulumi's back is restored by `up --refresh`", () => {
     onServer("master", "docker rm -f prometheus");
     expect(containers("master").has("prometheus")).toBe(false);

@@ -8,12 +8,13 @@ import { loadProjectSite } from "./model/estate";
 import { deploySite, projectSecret } from "./stacks/site";
 
 /**
- * Where Pulumi.yaml and every site's stack file are: the program may live elsewhere (the sandbox's does). Pulumi
- * runs programs there; newer language hosts also say so (older ones pass a placeholder, hence the check).
+ * Where Pulumi.yaml and every site's stack file are. Normally the program's own directory, where Pulumi runs it; a
+ * project whose `main` is elsewhere (the sandbox's) says so in QCLOUD_PROJECT_DIR, since the language host this
+ * toolchain builds passes no usable root directory.
  */
 function projectDir(): string {
-  const candidates = [pulumi.runtime.getRootDirectory(), process.cwd()];
-  const dir = candidates.find((d) => d && fs.existsSync(path.join(d, "Pulumi.yaml")));
+  const candidates = [process.env.QCLOUD_PROJECT_DIR, pulumi.runtime.getRootDirectory(), process.cwd()];
+  const dir = candidates.find((d): d is string => !!d && fs.existsSync(path.join(d, "Pulumi.yaml")));
   if (!dir)
     throw new Error(`no Pulumi.yaml in ${candidates.join(" or ")}: run the program through \`pulumi\``);
   return dir;

@@ -208,6 +208,8 @@ describe("a new site from its stack file alone", () => {
       "hs preauthkeys create --reusable --expiration 8760h --tags tag:site-madam,tag:role-services -o json",
     );
     expect(keys.every((k) => k.opts.additionalSecretOutputs?.includes("stdout"))).toBe(true);
+    // The key is the command's stdout: never streamed to the engine's log.
+    expect(keys.map((k) => k.inputs.logging)).toEqual(["stderr", "stderr", "stderr"]);
     const authKeys = await valueOf(master.outputs.controlPlane!.meshAuthKeys);
     expect(authKeys).toEqual({ lady: "key-lady", madam: "key-madam", master: "key-master" });
     expect(await pulumi.isSecret(master.outputs.controlPlane!.meshAuthKeys)).toBe(true);

@@ -30,6 +30,8 @@ export class Headscale extends pulumi.ComponentResource {
         {
           connection: args.connection,
           create: renderPreAuthKeyScript(site),
+          // Its stdout is the key: kept out of the engine's log (and so out of CI logs), secret in state.
+          logging: "stderr",
           // A new script (new tags) makes a new key; the old one expires on its own.
           triggers: [renderPreAuthKeyScript(site)],
         },

@@ -128,6 +128,8 @@ export class SandboxProject {
     this.env = {
       ...toolchain,
       PULUMI_BACKEND_URL: `file://${state}`,
+      // The project's stack files (the estate) are here, not next to the program (see index.ts).
+      QCLOUD_PROJECT_DIR: path.join(dir, "project"),
       PULUMI_CONFIG_PASSPHRASE_FILE: passphrase,
       PULUMI_SKIP_UPDATE_CHECK: "true",
       PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",

@@ -14,7 +14,7 @@ import {
   prometheus,
   uptimeKuma,
 } from "./controlPlane";
-import { tailscale } from "./mesh";
+import { tailscale, wireguard } from "./mesh";
 import { nextcloud } from "./nextcloud";
 import type { ServiceDef } from "./types";
 import { uisp } from "./uisp";
@@ -31,6 +31,7 @@ export const CATALOG = {
   promtail,
   "portainer-agent": portainerAgent,
   tailscale,
+  wireguard,
   headscale,
   pihole,
   portainer,

@@ -1,5 +1,6 @@
 import { loginServer, renderServeConfig } from "../render/headscale";
 import { nodeTags } from "../render/policy";
+import { WG_INTERFACE } from "../render/wireguard";
 import { MESH_PROXY_PORT } from "../render/prometheus";
 import { httpHealth, image } from "./helpers";
 import type { CatalogContext, ServiceDef } from "./types";
@@ -58,4 +59,29 @@ export const tailscale: ServiceDef = {
       },
     };
   },
+};
+
+/** The tunnel's interface (render/wireguard.ts names the same). */
+const WG_CONFIG = `/config/wg_confs/${WG_INTERFACE}.conf`;
+
+export const wireguard: ServiceDef = {
+  description:
+    "WireGuard site-to-site tunnels to the estate's other tunnel sites: what must not depend on the control plane",
+  containers: (ctx) => ({
+    main: {
+      image: image("lscr.io/linuxserver/wireguard", "1.0.20250521"),
+      // The host's network: the tunnel routes between the host and the peers' private subnets.
+      networkMode: "host",
+      env: { TZ: ctx.timezone },
+      // Holds the private key: a secret in state, made by the control plane's stack.
+      secretFiles: { [WG_CONFIG]: { input: "wireguardConfig" } },
+      // The kernel module where the host has it; /dev/net/tun for wireguard-go where it does not.
+      binds: [{ hostPath: "/lib/modules", path: "/lib/modules" }],
+      capabilities: ["NET_ADMIN", "SYS_MODULE"],
+      devices: ["/dev/net/tun"],
+      healthcheck: { test: ["CMD", "wg", "show", WG_INTERFACE], startPeriod: "60s" },
+      memoryMb: 64,
+      cpus: 0.25,
+    },
+  }),
 };

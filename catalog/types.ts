@@ -50,6 +50,9 @@ export interface ImageRef {
   readonly digest?: string;
 }
 
+/** A secret from a config key the operator sets, or from the stack at run time (by input name). */
+export type SecretSource = { readonly config: string } | { readonly input: string };
+
 /** A value of an environment variable. */
 export type EnvValue =
   | string
@@ -109,7 +112,9 @@ export interface ContainerDef {
    * Files holding one secret each, by path: for configs that read secrets from files (Alertmanager's `*_file`
    * fields), so the rendered config holds a path, never the value.
    */
-  readonly secretFiles?: Readonly<Record<string, { readonly config: string }>>;
+  readonly secretFiles?: Readonly<Record<string, SecretSource>>;
+  /** `host`: the host's network stack (a WireGuard tunnel routing the host's subnets). Defaults to bridge networks. */
+  readonly networkMode?: "host";
   /** How Docker knows it works; `none` names why an image cannot say (e.g. no shell or client inside). */
   readonly healthcheck: HealthcheckDef | { readonly none: string };
   /**

@@ -82,17 +82,17 @@ export class ServiceSet extends pulumi.ComponentResource {
 
     const holdsSecret = (c: ContainerModel) => Object.values(c.env).some((v) => typeof v !== "string");
     const holdsSecretFile = (c: ContainerModel) => Object.keys(c.secretFiles).length > 0;
+    const value = (c: ContainerModel, v: ResolvedEnv): pulumi.Input<string> => {
+      if (typeof v === "string") return v;
+      if ("generated" in v) return passwords.get(`${c.service}/${v.generated}`)!.result;
+      if ("config" in v) return args.configSecret(v.config);
+      const input = args.inputs?.[v.input];
+      if (!input) throw new pulumi.ResourceError(`\`${c.name}\` needs the input \`${v.input}\``, this);
+      return input;
+    };
     const envOf = (c: ContainerModel): pulumi.Output<string[]> => {
-      const value = (v: ResolvedEnv): pulumi.Input<string> => {
-        if (typeof v === "string") return v;
-        if ("generated" in v) return passwords.get(`${c.service}/${v.generated}`)!.result;
-        if ("config" in v) return args.configSecret(v.config);
-        const input = args.inputs?.[v.input];
-        if (!input) throw new pulumi.ResourceError(`\`${c.name}\` needs the input \`${v.input}\``, this);
-        return input;
-      };
       const keys = Object.keys(c.env).sort();
-      const envs = pulumi.all(keys.map((k) => pulumi.interpolate`${k}=${value(c.env[k]!)}`));
+      const envs = pulumi.all(keys.map((k) => pulumi.interpolate`${k}=${value(c, c.env[k]!)}`));
       // Explicit, not only inherited: one secret value makes the whole list secret in state and outputs.
       return holdsSecret(c) ? pulumi.secret(envs) : envs;
     };
@@ -125,10 +125,10 @@ export class ServiceSet extends pulumi.ComponentResource {
           ],
           uploads: [
             ...Object.entries(c.files).map(([file, content]) => ({ file, content })),
-            // Secret files (credentials Alertmanager reads with `*_file`): secret in state like the env.
+            // Secret files (Alertmanager's `*_file` credentials, a tunnel's config): secret in state like the env.
             ...Object.entries(c.secretFiles).map(([file, v]) => ({
               file,
-              content: args.configSecret(v.config),
+              content: pulumi.secret(value(c, v)),
             })),
           ],
           ...(hc
@@ -154,7 +154,9 @@ export class ServiceSet extends pulumi.ComponentResource {
           cpus: Number.isInteger(c.cpus) ? c.cpus.toFixed(1) : String(c.cpus),
           logDriver: "json-file",
           logOpts: { ...LOG_OPTS },
-          networksAdvanced: c.networks.map((n) => ({ name: networks[n]!.name })),
+          ...(c.networkMode
+            ? { networkMode: c.networkMode }
+            : { networksAdvanced: c.networks.map((n) => ({ name: networks[n]!.name })) }),
           ...(c.capabilities.length ? { capabilities: { adds: [...c.capabilities] } } : {}),
           ...(c.devices.length ? { devices: c.devices.map((hostPath) => ({ hostPath })) } : {}),
           labels: Object.entries(c.labels).map(([label, value]) => ({ label, value })),

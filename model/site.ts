@@ -9,6 +9,7 @@ import {
   type EnvValue,
   type HealthcheckDef,
   type Route,
+  type SecretSource,
   type ServiceDef,
   type ServiceName,
 } from "../catalog";
@@ -105,8 +106,9 @@ export interface ContainerModel {
   readonly ownedVolumes: readonly string[];
   readonly binds: readonly { readonly hostPath: string; readonly path: string; readonly readOnly: boolean }[];
   readonly files: Readonly<Record<string, string>>;
-  /** Files holding one secret config value each, by path. */
-  readonly secretFiles: Readonly<Record<string, { readonly config: string }>>;
+  /** Files holding one secret each, by path. */
+  readonly secretFiles: Readonly<Record<string, SecretSource>>;
+  readonly networkMode?: "host";
   readonly healthcheck?: Required<HealthcheckDef>;
   readonly metrics?: { readonly port: number; readonly path: string };
   readonly restart: "unless-stopped" | "always" | "on-failure";
@@ -256,6 +258,15 @@ function placedServices(site: SiteConfig, issue: Issue): ServiceName[] {
     }
     if (override.enabled === false) placed.delete(name);
     else placed.add(name);
+  }
+  // The tunnel runs where the mesh settings say, from them alone.
+  if (site.mesh.wireguard) placed.add("wireguard");
+  else if (placed.has("wireguard")) {
+    placed.delete("wireguard");
+    issue(
+      SITE("services", "wireguard"),
+      "expected `mesh.wireguard` instead: the tunnel is set up from there",
+    );
   }
   for (const name of placed) {
     for (const needed of (CATALOG[name] as ServiceDef).requires ?? []) {
@@ -453,6 +464,7 @@ function resolveContainer(
     })),
     files: { ...def.files },
     secretFiles: { ...def.secretFiles },
+    ...(def.networkMode ? { networkMode: def.networkMode } : {}),
     ...("test" in hc
       ? {
           healthcheck: {

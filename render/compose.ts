@@ -68,7 +68,7 @@ export function renderCompose(model: SiteModel): string {
         memswap_limit: `${c.memoryMb}m`,
         cpus: c.cpus,
         logging: { driver: "json-file", options: { ...LOG_OPTS } },
-        networks: c.networks.map(networkName),
+        ...(c.networkMode ? { network_mode: c.networkMode } : { networks: c.networks.map(networkName) }),
         ...(c.capabilities.length ? { cap_add: [...c.capabilities] } : {}),
         ...(c.devices.length ? { devices: [...c.devices] } : {}),
         labels: { ...c.labels, "cloud.qui3tly.managed-by": "compose" },

@@ -69,7 +69,20 @@ export function deploySite(
     {
       host: model.host,
       protect: model.protect,
-      ports: model.services.flatMap((s) => s.containers.flatMap((c) => c.ports)),
+      ports: [
+        ...model.services.flatMap((s) => s.containers.flatMap((c) => c.ports)),
+        // The tunnel listens on the host's network: no published port says so.
+        ...(model.mesh.wireguard
+          ? [
+              {
+                internal: model.mesh.wireguard.port,
+                external: model.mesh.wireguard.port,
+                protocol: "udp" as const,
+                ip: "0.0.0.0",
+              },
+            ]
+          : []),
+      ],
       ...(secrets.sshPrivateKey ? { privateKey: secrets.sshPrivateKey } : {}),
       ...(secrets.sshFiles ? { sshFiles: secrets.sshFiles } : {}),
     },
@@ -78,39 +91,15 @@ export function deploySite(
   const isControlPlane = model.controlPlane === model.name;
   const members = model.estate.sites.filter((s) => s.controlPlane === model.controlPlane);
   const tunnels = tunnelSites(model.estate, model.controlPlane).map((s) => s.name);
-  // The control plane makes every site's keys; the others read theirs from its stack.
-  const [authKey, setAuthKey] = pulumi.deferredOutput<string>();
-  const services = new ServiceSet(
-    model.name,
-    {
-      site: model,
-      provider: host.provider,
-      configSecret: secrets.configSecret,
-      inputs: { meshAuthKey: pulumi.secret(authKey) },
-    },
-    // The caller's dependsOn applies to the host; the services wait for the host.
-    { ...opts, dependsOn: [host.ready] },
-  );
 
-  let controlPlane: ControlPlaneOutputs | undefined;
+  // The control plane makes every site's keys; the others read theirs from its stack.
   let wgKeys: {
     privateKeys: pulumi.Output<Record<string, string>>;
     publicKeys: pulumi.Output<Record<string, string>>;
   };
+  let read: ((key: string) => pulumi.Output<Record<string, string>>) | undefined;
   if (isControlPlane) {
-    const headscale = new Headscale(
-      model.name,
-      { connection: host.connection, sites: members, container: services.containers["headscale"]! },
-      opts,
-    );
-    const wg = new WireguardKeys(model.name, { sites: tunnels }, opts);
-    controlPlane = {
-      meshAuthKeys: headscale.authKeys,
-      wireguardPrivateKeys: wg.privateKeys,
-      wireguardPublicKeys: wg.publicKeys,
-    };
-    wgKeys = wg;
-    setAuthKey(keyOf(model.name, headscale.authKeys, model.controlPlane));
+    wgKeys = new WireguardKeys(model.name, { sites: tunnels }, opts);
   } else {
     let ref: pulumi.StackReference | undefined;
     const fromControlPlane =
@@ -123,9 +112,52 @@ export function deploySite(
         );
         return ref.requireOutput(key);
       });
-    const read = (key: string) => fromControlPlane(key) as pulumi.Output<Record<string, string>>;
-    setAuthKey(keyOf(model.name, read("meshAuthKeys"), model.controlPlane));
+    read = (key) => fromControlPlane(key) as pulumi.Output<Record<string, string>>;
     wgKeys = { privateKeys: read("wireguardPrivateKeys"), publicKeys: read("wireguardPublicKeys") };
+  }
+  const wireguardConfig = tunnels.includes(model.name)
+    ? pulumi.secret(
+        pulumi.all([wgKeys.privateKeys, wgKeys.publicKeys]).apply(([priv, publicKeys]) =>
+          renderWireguardConfig(model.estate, model.name, {
+            privateKey: controlPlaneEntry(priv, model.name, model.controlPlane),
+            publicKeys,
+          }),
+        ),
+      )
+    : undefined;
+
+  // On the control plane the key comes from Headscale, which runs in the same set: resolved once it does.
+  const [authKey, setAuthKey] = pulumi.deferredOutput<string>();
+  const services = new ServiceSet(
+    model.name,
+    {
+      site: model,
+      provider: host.provider,
+      configSecret: secrets.configSecret,
+      inputs: {
+        meshAuthKey: pulumi.secret(authKey),
+        ...(wireguardConfig ? { wireguardConfig } : {}),
+      },
+    },
+    // The caller's dependsOn applies to the host; the services wait for the host.
+    { ...opts, dependsOn: [host.ready] },
+  );
+
+  let controlPlane: ControlPlaneOutputs | undefined;
+  if (isControlPlane) {
+    const headscale = new Headscale(
+      model.name,
+      { connection: host.connection, sites: members, container: services.containers["headscale"]! },
+      opts,
+    );
+    controlPlane = {
+      meshAuthKeys: headscale.authKeys,
+      wireguardPrivateKeys: wgKeys.privateKeys,
+      wireguardPublicKeys: wgKeys.publicKeys,
+    };
+    setAuthKey(keyOf(model.name, headscale.authKeys, model.controlPlane));
+  } else {
+    setAuthKey(keyOf(model.name, read!("meshAuthKeys"), model.controlPlane));
   }
   const tailscale = services.containers["tailscale"];
   const address = tailscale
@@ -140,16 +172,6 @@ export function deploySite(
         { ...opts, dependsOn: [tailscale] },
       ).stdout.apply((s) => s.trim())
     : pulumi.output("");
-  const wireguardConfig = tunnels.includes(model.name)
-    ? pulumi.secret(
-        pulumi.all([wgKeys.privateKeys, wgKeys.publicKeys]).apply(([priv, publicKeys]) =>
-          renderWireguardConfig(model.estate, model.name, {
-            privateKey: controlPlaneEntry(priv, model.name, model.controlPlane),
-            publicKeys,
-          }),
-        ),
-      )
-    : undefined;
   const outputs: SiteOutputs = {
     site: model.name,
     role: model.role,

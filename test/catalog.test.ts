@@ -9,15 +9,17 @@ const ROOT = path.resolve(__dirname, "..");
 
 /** Every service placed on one site, so every catalog entry resolves once. */
 function everything() {
-  const services = Object.fromEntries(SERVICE_NAMES.map((n) => [n, true]));
+  // The tunnel comes from `mesh.wireguard`, not from the services list.
+  const services = Object.fromEntries(SERVICE_NAMES.filter((n) => n !== "wireguard").map((n) => [n, true]));
   // headscale and unifi both publish 3478/udp: one site cannot run both, so resolve them apart.
   const sites = [
     { ...services, unifi: false },
     { ...Object.fromEntries(SERVICE_NAMES.map((n) => [n, false])), traefik: true, unifi: true },
   ];
+  const mesh = { wireguard: { address: "10.90.0.9" } };
   return sites.flatMap((s) =>
     loadSite(
-      mapSource("Pulumi.all.yaml", "all", servicesSite({ domain: "example.org", services: s })),
+      mapSource("Pulumi.all.yaml", "all", servicesSite({ domain: "example.org", services: s, mesh })),
     ).services.flatMap((x) => x.containers),
   );
 }

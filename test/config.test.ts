@@ -20,6 +20,12 @@ const hcloudHost = {
 type Case = [string, (c: Record<string, any>) => void, string, RegExp];
 const cases: Case[] = [
   [
+    "a tunnel asked for in the services list",
+    (c) => (c[SITE].services.wireguard = true),
+    `${SITE}.services.wireguard`,
+    /expected `mesh.wireguard` instead/,
+  ],
+  [
     "unknown service",
     (c) => (c[SITE].services.nextclod = true),
     `${SITE}.services.nextclod`,

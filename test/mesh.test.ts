@@ -251,6 +251,16 @@ describe("a new site from its stack file alone", () => {
     expect(reveal<string[]>(node.inputs.envs)).toContain("TS_AUTHKEY=key-madam");
     expect(node.opts.additionalSecretOutputs).toEqual(["envs"]);
     expect(await valueOf(madam.outputs.mesh.wireguardConfig!)).toContain(`PrivateKey = ${wg[0].madam}`);
+    // The tunnel runs on the host's network, its config (private key and all) uploaded as a secret.
+    const tunnel = recorded.find(
+      (r) => r.type === "docker:index/container:Container" && r.name === "madam-wireguard",
+    )!;
+    expect([tunnel.inputs.networkMode, tunnel.inputs.networksAdvanced]).toEqual(["host", undefined]);
+    expect(isSecretValue(tunnel.inputs.uploads)).toBe(true);
+    expect(reveal<{ file: string; content: string }[]>(tunnel.inputs.uploads)).toEqual([
+      { file: "/config/wg_confs/wg0.conf", content: await valueOf(madam.outputs.mesh.wireguardConfig!) },
+    ]);
+    expect(tunnel.opts.additionalSecretOutputs).toEqual(["uploads"]);
   });
 
   test("a site the control plane has no key for yet says which stack to run first", () => {

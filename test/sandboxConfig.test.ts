@@ -40,6 +40,14 @@ describe("the sandbox twin of a stack file", () => {
     expect(bench.role).toBe("control-plane");
     // No Traefik in the sandbox: the tailnet logs in to Headscale published on the server's own address.
     expect([bench.mesh.loginServer, bench.mesh.headscalePort]).toEqual(["http://172.30.0.3:18080", 18080]);
+    // And a WireGuard tunnel on the server's address.
+    expect(bench.mesh.wireguard).toEqual({
+      address: "10.90.0.3",
+      endpoint: "172.30.0.3",
+      port: 51820,
+      subnets: [],
+    });
+    expect(bench.services.map((s) => s.name)).toContain("wireguard");
     expect(bench.services.find((s) => s.name === "headscale")!.containers[0]!.ports).toContainEqual({
       internal: 8080,
       external: 18080,

@@ -42,12 +42,18 @@ export function sandboxSite(committed: StackFile, host: SandboxHost): Record<str
     protect: false,
     host: { kind: "existing", address: "127.0.0.1", user: "root", port: host.port, hostKey: host.hostKey },
     images: { registry: SANDBOX_REGISTRY },
-    ...(controlPlane && host.address
+    ...(host.address
       ? {
           mesh: {
             ...(site.mesh as object | undefined),
-            loginServer: `http://${host.address}:${SANDBOX_HEADSCALE_PORT}`,
-            headscalePort: SANDBOX_HEADSCALE_PORT,
+            ...(controlPlane
+              ? {
+                  loginServer: `http://${host.address}:${SANDBOX_HEADSCALE_PORT}`,
+                  headscalePort: SANDBOX_HEADSCALE_PORT,
+                }
+              : {}),
+            // Every sandbox site gets a tunnel, on its server's address: 10.90.0.<ssh port - 2200>.
+            wireguard: { address: `10.90.0.${host.port - 2200}`, endpoint: host.address },
           },
         }
       : {}),

@@ -205,6 +205,24 @@ describe("the sandbox estate under the real engine", () => {
     until("headscale healthy again", () => containers("master").get("headscale") === "running healthy", 90);
   });
 
+  test("m. WireGuard site-to-site: master reaches lady's SSH through the tunnel, which needs no Headscale", () => {
+    // The sandbox's kernel has no WireGuard module: wg-quick falls back to wireguard-go, in userspace.
+    for (const site of ["master", "lady"]) {
+      expect([site, containers(site).get("wireguard")]).toEqual([site, "running healthy"]);
+    }
+    onServer("master", "docker stop headscale");
+    try {
+      onServer("master", "timeout 10 bash -c '</dev/tcp/10.90.0.2/22'");
+      const handshake = onServer("master", "docker exec wireguard wg show wg0 latest-handshakes")
+        .stdout.trim()
+        .split(/\s+/)[1];
+      expect(Number(handshake)).toBeGreaterThan(0);
+    } finally {
+      onServer("master", "docker start headscale");
+    }
+    until("headscale healthy again", () => containers("master").get("headscale") === "running healthy", 90);
+  });
+
   test("c. a container removed behind Pulumi's back is restored by `up --refresh`", () => {
     onServer("master", "docker rm -f prometheus");
     expect(containers("master").has("prometheus")).toBe(false);

@@ -1,16 +1,13 @@
 import { loginServer, renderServeConfig } from "../render/headscale";
-import { nodeTags } from "../render/policy";
 import { WG_INTERFACE } from "../render/wireguard";
 import { MESH_PROXY_PORT } from "../render/prometheus";
 import { httpHealth, image } from "./helpers";
-import type { CatalogContext, ServiceDef } from "./types";
+import type { ServiceDef } from "./types";
 
 /** The tailnet: one Tailscale node per site, joined to the control plane's Headscale. */
 
 /** The tailnet's port for the node's own health and metrics (containerboot). */
 export const NODE_METRICS_PORT = 9002;
-
-const tagsOf = (ctx: CatalogContext) => nodeTags({ name: ctx.site, role: ctx.role, mesh: ctx.mesh });
 
 export const tailscale: ServiceDef = {
   description:
@@ -33,11 +30,9 @@ export const tailscale: ServiceDef = {
           TS_USERSPACE: "false",
           // The site's own resolver stays in charge; MagicDNS names resolve in the node's proxy.
           TS_ACCEPT_DNS: "false",
-          TS_EXTRA_ARGS: [
-            `--login-server=${server}`,
-            `--advertise-tags=${tagsOf(ctx).join(",")}`,
-            "--accept-routes",
-          ].join(" "),
+          // No --advertise-tags: the pre-auth key carries the site's tags (render/policy.ts nodeTags), and Headscale
+          // refuses tags a node asks for itself unless an owner may grant them.
+          TS_EXTRA_ARGS: [`--login-server=${server}`, "--accept-routes"].join(" "),
           TS_ROUTES: ctx.mesh.routes.join(","),
           TS_SERVE_CONFIG: "/config/serve.json",
           // Where containers on the site reach other sites by MagicDNS name (Prometheus, promtail).

@@ -170,9 +170,7 @@ describe("a new site from its stack file alone", () => {
     expect(nodeTags(site("madam"))).toEqual(["tag:site-madam", "tag:role-services"]);
     const madam = loadSite(SOURCES[2]!, estate);
     const node = madam.services.find((s) => s.name === "tailscale")!.containers[0]!;
-    expect(node.env.TS_EXTRA_ARGS).toBe(
-      "--login-server=https://headscale.qui3tly.cloud --advertise-tags=tag:site-madam,tag:role-services --accept-routes",
-    );
+    expect(node.env.TS_EXTRA_ARGS).toBe("--login-server=https://headscale.qui3tly.cloud --accept-routes");
     expect(node.env.TS_AUTHKEY).toEqual({ input: "meshAuthKey" });
     expect(JSON.parse(node.files["/config/serve.json"]!)).toEqual({
       TCP: {

@@ -15,9 +15,10 @@ import {
 } from "../../scripts/sandbox/sandbox";
 
 /**
- * The real engine against the sandbox: converge, idempotence, drift repair, a one-container change that keeps its
- * data, destroy that keeps data, and the two ways bad input must fail (config, unreachable host) before anything
- * changes. The steps build on each other, in order.
+ * The real engine against the sandbox: converge, idempotence, the tailnet (join, policy, scrapes, an alert,
+ * failover), the WireGuard tunnel, drift repair, a one-container change that keeps its data, destroy that keeps
+ * data, and the two ways bad input must fail (config, unreachable host) before anything changes. The steps build
+ * on each other, in order.
  */
 
 const timings: Record<string, number> = {};
@@ -99,7 +100,7 @@ describe("the sandbox estate under the real engine", () => {
     }
   });
 
-  test("h. the tailnet: master runs Headscale, both sites joined with their tags; the time to join", () => {
+  test("c. the tailnet: master runs Headscale, both sites joined with their tags; the time to join", () => {
     const nodes = JSON.parse(
       onServer("master", "docker exec headscale headscale nodes list -o json").stdout,
     ) as {
@@ -132,7 +133,7 @@ describe("the sandbox estate under the real engine", () => {
       true,
     );
 
-  test("i. a declared flow works across the tailnet (master scrapes lady); an undeclared one is refused", () => {
+  test("d. a declared flow works across the tailnet (master scrapes lady); an undeclared one is refused", () => {
     const declared = overTailnet("master", "http://lady.mesh.qui3tly.cloud:9100/metrics");
     expect(declared.stdout).toMatch(/^node_uname_info\{/m);
     // lady may push logs to master's Loki (declared) but not read master's exporters (served, but not allowed).
@@ -157,7 +158,7 @@ describe("the sandbox estate under the real engine", () => {
     return (Date.now() - t0) / 1000;
   };
 
-  test("j. Prometheus on master scrapes both sites over the tailnet: every site's heartbeat is up", () => {
+  test("e. Prometheus on master scrapes both sites over the tailnet: every site's heartbeat is up", () => {
     const upOf = () =>
       new Map(
         (
@@ -174,7 +175,7 @@ describe("the sandbox estate under the real engine", () => {
     );
   });
 
-  test("k. lady's exporter stopped: SiteDown fires for lady; the time it takes", () => {
+  test("f. lady's exporter stopped: SiteDown fires for lady; the time it takes", () => {
     const firing = () =>
       (prometheus("alerts").alerts as { labels: Record<string, string>; state: string }[]).some(
         (a) => a.labels.alertname === "SiteDown" && a.labels.site === "lady" && a.state === "firing",
@@ -192,7 +193,7 @@ describe("the sandbox estate under the real engine", () => {
     onServer("lady", "docker start node-exporter");
   });
 
-  test("l. failover: with Headscale stopped, the existing tunnel still carries master's scrapes of lady", () => {
+  test("g. failover: with Headscale stopped, the existing tunnel still carries master's scrapes of lady", () => {
     onServer("master", "docker stop headscale");
     try {
       run("sleep", ["5"]);
@@ -205,7 +206,7 @@ describe("the sandbox estate under the real engine", () => {
     until("headscale healthy again", () => containers("master").get("headscale") === "running healthy", 90);
   });
 
-  test("m. WireGuard site-to-site: master reaches lady's SSH through the tunnel, which needs no Headscale", () => {
+  test("h. WireGuard site-to-site: master reaches lady's SSH through the tunnel, which needs no Headscale", () => {
     // The sandbox's kernel has no WireGuard module: wg-quick falls back to wireguard-go, in userspace.
     for (const site of ["master", "lady"]) {
       expect([site, containers(site).get("wireguard")]).toEqual([site, "running healthy"]);
@@ -223,7 +224,7 @@ describe("the sandbox estate under the real engine", () => {
     until("headscale healthy again", () => containers("master").get("headscale") === "running healthy", 90);
   });
 
-  test("c. a container removed behind Pulumi's back is restored by `up --refresh`", () => {
+  test("i. a container removed behind Pulumi's back is restored by `up --refresh`", () => {
     onServer("master", "docker rm -f prometheus");
     expect(containers("master").has("prometheus")).toBe(false);
     const r = timed("repair", () => up("master", "--refresh"));
@@ -231,7 +232,7 @@ describe("the sandbox estate under the real engine", () => {
     expect(containers("master").get("prometheus")).toBe("running healthy");
   });
 
-  test("d. changing one service's setting replaces only that container; its volume's data survives", () => {
+  test("j. changing one service's setting replaces only that container; its volume's data survives", () => {
     onServer("lady", "docker exec nextcloud-redis sh -c 'echo kept > /data/e2e-marker'");
     const ids = () => onServer("lady", "docker ps -q --no-trunc | sort").stdout;
     const before = ids();
@@ -253,7 +254,7 @@ describe("the sandbox estate under the real engine", () => {
     expect(onServer("lady", "docker exec nextcloud-redis cat /data/e2e-marker").stdout.trim()).toBe("kept");
   });
 
-  test("e. destroy removes the containers; stateful volumes and their data survive", () => {
+  test("k. destroy removes the containers; stateful volumes and their data survive", () => {
     const volumes = model("lady").services.flatMap((s) => s.containers.flatMap((c) => c.ownedVolumes));
     const r = timed("destroy lady", () =>
       project.pulumi(["destroy", "--yes", "--skip-preview", "--stack", "lady"]),
@@ -273,7 +274,7 @@ describe("the sandbox estate under the real engine", () => {
     ).toBe("kept");
   });
 
-  test("f. a broken stack file fails preview and up with the clear error, and nothing changes", () => {
+  test("l. a broken stack file fails preview and up with the clear error, and nothing changes", () => {
     const state = () => project.pulumi(["stack", "export", "--stack", "master"]).stdout;
     const before = { state: state(), ps: containers("master") };
     const saved = editSite(
@@ -297,7 +298,7 @@ describe("the sandbox estate under the real engine", () => {
     }
   });
 
-  test("g. an unreachable host fails with the preflight error", () => {
+  test("m. an unreachable host fails with the preflight error", () => {
     const saved = editSite("master", (s) => (s.host.port = 2299));
     try {
       const r = project.pulumi(["preview", "--stack", "master"], { allowFail: true });

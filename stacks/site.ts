@@ -14,7 +14,7 @@ export interface SiteSecrets {
   /** Reads `<project>:<key>` as a secret. */
   readonly configSecret: (key: string) => pulumi.Output<string>;
   /**
-   * Reads an output of the control-plane stack (a `StackReference`). Defaults to
+   * Reads an entry of the control-plane stack's `controlPlane` output. Defaults to a `StackReference` to
    * `<organization>/<project>/<control plane>`.
    */
   readonly controlPlaneOutput?: (name: string) => pulumi.Output<unknown>;
@@ -110,7 +110,8 @@ export function deploySite(
           { name: `${pulumi.getOrganization()}/${pulumi.getProject()}/${model.controlPlane}` },
           opts,
         );
-        return ref.requireOutput(key);
+        // The control plane exports them under `controlPlane` (see index.ts).
+        return ref.requireOutput("controlPlane").apply((cp) => (cp as Record<string, unknown>)[key]);
       });
     read = (key) => fromControlPlane(key) as pulumi.Output<Record<string, string>>;
     wgKeys = { privateKeys: read("wireguardPrivateKeys"), publicKeys: read("wireguardPublicKeys") };

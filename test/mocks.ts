@@ -47,9 +47,11 @@ export function recordResources(stack = "test"): {
         }
         if (args.type === "pulumi:pulumi:StackReference") {
           state.outputs = {
-            meshAuthKeys: { lady: "key-lady", madam: "key-madam" },
-            wireguardPrivateKeys: {},
-            wireguardPublicKeys: {},
+            controlPlane: {
+              meshAuthKeys: { lady: "key-lady", madam: "key-madam" },
+              wireguardPrivateKeys: {},
+              wireguardPublicKeys: {},
+            },
           };
         }
         return { id: `${args.name}-id`, state };

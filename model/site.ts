@@ -32,7 +32,7 @@ import {
 } from "../config/schema";
 import type { ConfigSource } from "../config/source";
 import { meshDomain } from "../render/headscale";
-import type { Estate } from "./estate";
+import { estateSite, type Estate } from "./estate";
 
 /** The plain, fully resolved description of one site: what render functions and components consume. */
 export interface SiteModel {
@@ -191,7 +191,15 @@ export function loadSite(source: ConfigSource, estate: Estate = { sites: [] }): 
   const names = placedServices(site, issue);
   if (issues.length > 0) throw new ConfigError(issues);
 
-  const model = resolve(source, site, names, estate, issue);
+  // A site loaded without its estate (or before it joins one) is its own: its node forwards its own exporters,
+  // its tunnel has no peers yet.
+  let within = estate;
+  if (!estate.sites.some((x) => x.name === source.stack)) {
+    const alone = resolve(source, site, names, estate, issue);
+    if (issues.length > 0) throw new ConfigError(issues);
+    within = { sites: [...estate.sites, estateSite(alone)].sort((a, b) => a.name.localeCompare(b.name)) };
+  }
+  const model = resolve(source, site, names, within, issue);
   if (issues.length > 0) throw new ConfigError(issues);
   return model;
 }

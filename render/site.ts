@@ -1,5 +1,6 @@
 import { LOG_OPTS, describeSecret, type SiteModel } from "../model/site";
 import { renderCompose } from "./compose";
+import { WG_INTERFACE, renderWireguardConfig, tunnelSites } from "./wireguard";
 
 /** How a secret shows in reviewable output: its source, never its value. */
 function envForReview(v: SiteModel["services"][number]["containers"][number]["env"][string]): string {
@@ -17,6 +18,16 @@ export function renderSiteFiles(model: SiteModel): Record<string, string> {
     for (const c of s.containers) {
       for (const [p, content] of Object.entries(c.files)) files[`files/${c.name}${p}`] = content;
     }
+  }
+  if (model.mesh.wireguard) {
+    // The tunnel's config is a secret (its private key) made at deploy time: reviewed here with the keys named.
+    const peers = tunnelSites(model.estate, model.controlPlane).map((p) => p.name);
+    files[`mesh/${WG_INTERFACE}.conf`] = renderWireguardConfig(model.estate, model.name, {
+      privateKey: `<secret: ${model.name}'s private key, from ${model.controlPlane}'s stack>`,
+      publicKeys: Object.fromEntries(
+        peers.map((p) => [p, `<${p}'s public key, from ${model.controlPlane}'s stack>`]),
+      ),
+    });
   }
   const containers = model.services.flatMap((s) =>
     s.containers.map((c) => ({

@@ -49,8 +49,9 @@ export function recordResources(stack = "test"): {
           state.outputs = {
             controlPlane: {
               meshAuthKeys: { lady: "key-lady", madam: "key-madam" },
-              wireguardPrivateKeys: {},
-              wireguardPublicKeys: {},
+              // Any 32 bytes base64 make a key the config takes.
+              wireguardPrivateKeys: { lady: Buffer.alloc(32, 1).toString("base64") },
+              wireguardPublicKeys: { master: Buffer.alloc(32, 2).toString("base64") },
             },
           };
         }

@@ -81,7 +81,7 @@ describe("npm run render", () => {
         }
       }
       const summary = JSON.parse(files["site.json"]!);
-      expect(summary.containers).toHaveLength(stack === "master" ? 23 : 26);
+      expect(summary.containers).toHaveLength(stack === "master" ? 24 : 27);
       // Secrets show their source only: every non-plain env value of the model is exactly its placeholder.
       const byName = new Map(
         summary.containers.map((c: { name: string; env: Record<string, string> }) => [c.name, c.env]),
@@ -133,7 +133,7 @@ describe("npm run render", () => {
         encoding: "utf8",
       },
     );
-    expect(stdout.trim()).toBe(`20 files in ${path.relative(ROOT, out)}`);
+    expect(stdout.trim()).toBe(`21 files in ${path.relative(ROOT, out)}`);
     expect(fs.readFileSync(path.join(out, "files/headscale/etc/headscale/config.yaml"), "utf8")).toContain(
       "server_url: https://headscale.qui3tly.cloud",
     );
@@ -152,8 +152,8 @@ describe("npm run check", () => {
     const r = run();
     expect([r.status, r.stdout]).toEqual([
       0,
-      "ok   Pulumi.lady.yaml: services, 10 services, 26 containers\n" +
-        "ok   Pulumi.master.yaml: control-plane, 18 services, 23 containers\n",
+      "ok   Pulumi.lady.yaml: services, 11 services, 27 containers\n" +
+        "ok   Pulumi.master.yaml: control-plane, 19 services, 24 containers\n",
     ]);
   });
 

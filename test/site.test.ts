@@ -32,8 +32,8 @@ async function deploy(model: SiteModel): Promise<{ out: SiteOutputs; res: Record
 const of = (res: Recorded[], type: string) => res.filter((r) => r.type === type);
 
 describe.each([
-  ["master", 23, 3, ["alertmanager", "crowdsec", "edge", "headscale", "metrics", "pihole"], 16],
-  ["lady", 26, 7, ["edge", "metrics", "nextcloud", "uisp", "unifi"], 15],
+  ["master", 24, 3, ["alertmanager", "crowdsec", "edge", "headscale", "metrics", "pihole"], 16],
+  ["lady", 27, 7, ["edge", "metrics", "nextcloud", "uisp", "unifi"], 15],
 ])("the %s stack under mocks", (stack, containers, passwords, networks, volumes) => {
   let res: Recorded[];
   let out: SiteOutputs;
@@ -95,10 +95,21 @@ describe.each([
       ),
     );
     expect(holds.size).toBeGreaterThan(0);
+    const secretFiles = new Set(
+      model.services.flatMap((s) =>
+        s.containers.filter((c) => Object.keys(c.secretFiles).length > 0).map((c) => c.name),
+      ),
+    );
     for (const c of of(res, CONTAINER)) {
       const secret = holds.has(c.inputs.name as string);
-      expect([c.inputs.name, isSecretValue(c.inputs.envs)]).toEqual([c.inputs.name, secret]);
-      expect(c.opts.additionalSecretOutputs).toEqual(secret ? ["envs"] : undefined);
+      const secretFile = secretFiles.has(c.inputs.name as string);
+      expect([c.inputs.name, isSecretValue(c.inputs.envs), isSecretValue(c.inputs.uploads)]).toEqual([
+        c.inputs.name,
+        secret,
+        secretFile,
+      ]);
+      const hidden = [...(secret ? ["envs"] : []), ...(secretFile ? ["uploads"] : [])];
+      expect(c.opts.additionalSecretOutputs).toEqual(hidden.length ? hidden : undefined);
       // The password itself is only ever inside the secret.
       if (!secret) expect(JSON.stringify(c.inputs)).not.toContain("pw-");
     }

@@ -129,7 +129,7 @@ describe("the sandbox estate under the real engine", () => {
   const overTailnet = (from: string, url: string) =>
     onServer(
       from,
-      `docker exec -e http_proxy=http://127.0.0.1:1055 tailscale wget -q -T 10 -O - ${url} 2>&1 | head -c 100000`,
+      `docker exec -e http_proxy=http://127.0.0.1:1055 tailscale wget -q -T 10 -O - ${url}`,
       true,
     );
 
@@ -139,8 +139,7 @@ describe("the sandbox estate under the real engine", () => {
     // lady may push logs to master's Loki (declared) but not read master's exporters (served, but not allowed).
     expect(overTailnet("lady", "http://master.mesh.qui3tly.cloud:3100/ready").code).toBe(0);
     const refused = overTailnet("lady", "http://master.mesh.qui3tly.cloud:9100/metrics");
-    expect(refused.stdout).not.toMatch(/node_uname_info/);
-    expect(refused.stdout).toMatch(/error|timed out|Bad Gateway|502/i);
+    expect([refused.code === 0, refused.stdout]).toEqual([false, ""]);
   });
 
   /** Prometheus' API on master. */

@@ -6,6 +6,8 @@ import type { ServiceDef } from "./types";
 
 /** The tailnet: one Tailscale node per site, joined to the control plane's Headscale. */
 
+/** The node's WireGuard (disco) port, Tailscale's default. */
+export const NODE_WIREGUARD_PORT = 41641;
 /** The tailnet's port for the node's own health and metrics (containerboot). */
 export const NODE_METRICS_PORT = 9002;
 
@@ -40,7 +42,11 @@ export const tailscale: ServiceDef = {
           TS_ENABLE_HEALTH_CHECK: "true",
           TS_ENABLE_METRICS: "true",
           TS_LOCAL_ADDR_PORT: `0.0.0.0:${NODE_METRICS_PORT}`,
+          // A fixed WireGuard port, published: peers connect directly instead of through the DERP relay, and
+          // keep connecting while Headscale (and the relay it embeds) is down.
+          TS_TAILSCALED_EXTRA_ARGS: `--port=${NODE_WIREGUARD_PORT}`,
         },
+        ports: [{ internal: NODE_WIREGUARD_PORT, external: NODE_WIREGUARD_PORT, protocol: "udp" }],
         volumes: { state: "/var/lib/tailscale" },
         files: { "/config/serve.json": renderServeConfig(ctx) },
         healthcheck: httpHealth(`http://127.0.0.1:${NODE_METRICS_PORT}/healthz`, "60s"),

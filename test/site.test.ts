@@ -190,6 +190,8 @@ describe("an hcloud host", () => {
       "3478/udp from 0.0.0.0/0,::/0",
       "8080/tcp from 0.0.0.0/0,::/0",
       "10001/udp from 0.0.0.0/0,::/0",
+      // The tailnet node: direct connections between sites.
+      "41641/udp from 0.0.0.0/0,::/0",
     ]);
   });
 

@@ -4,6 +4,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { fileSource } from "../config/source";
 import { loadSite, type ServiceModel, type SiteModel } from "../model/site";
 import { deploySite } from "../stacks/site";
+import { computedOutputs } from "../test/mocks";
 import { ROOT } from "./cli";
 
 /**
@@ -41,6 +42,7 @@ function synthetic(site: string, n: number): SiteModel {
           key: "main",
           name,
           env: Object.fromEntries(Object.entries(c.env).filter(([, v]) => typeof v === "string")),
+          secretFiles: {},
           mounts: c.ownedVolumes.map((_v, j) => ({ volume: `${name}-v${j}`, path: `/data${j}` })),
           ownedVolumes: c.ownedVolumes.map((_v, j) => `${name}-v${j}`),
           dependsOn: [],
@@ -65,19 +67,28 @@ async function runScenario(scenario: string): Promise<Result> {
     {
       newResource: (a) => {
         resources++;
-        return { id: `${a.name}-id`, state: { ...a.inputs, imageId: "sha256:0", result: "x" } };
+        return { id: `${a.name}-id`, state: { ...a.inputs, ...computedOutputs(a.type, a.name) } };
       },
       call: (a) => a.inputs,
     },
     "qui3tly-cloud",
     "bench",
     false,
+    "organization",
   );
   let peak = 0;
   const sample = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 5);
   const t0 = process.hrtime.bigint();
   const models = SCENARIOS[scenario]!();
-  const sites = models.map((m) => deploySite(m, { configSecret: (k) => pulumi.secret(k) }));
+  // What the control plane's stack would hand every other site: a key per site.
+  const key = Buffer.alloc(32, 1).toString("base64");
+  const fromControlPlane = (k: string) =>
+    pulumi.secret(
+      Object.fromEntries(models.map((m) => [m.name, k === "meshAuthKeys" ? `key-${m.name}` : key])),
+    );
+  const sites = models.map((m) =>
+    deploySite(m, { configSecret: (k) => pulumi.secret(k), controlPlaneOutput: fromControlPlane }),
+  );
   // A container registers once everything it uses has: all URNs in means the program is evaluated.
   const urns = sites.flatMap((s) => [
     s.host.ready.urn,

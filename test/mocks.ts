@@ -33,28 +33,7 @@ export function recordResources(stack = "test"): {
           inputs: args.inputs,
           opts: opts.get(`${args.type}::${args.name}`) ?? {},
         });
-        const state: Record<string, unknown> = { ...args.inputs };
-        if (args.type === "docker:index/remoteImage:RemoteImage") state.imageId = `sha256:${args.name}`;
-        if (args.type === "random:index/randomPassword:RandomPassword") state.result = `pw-${args.name}`;
-        if (args.type === "hcloud:index/server:Server") state.ipv4Address = "203.0.113.7";
-        if (args.type === "random:index/randomBytes:RandomBytes") {
-          state.base64 = Buffer.alloc(32, args.name.length).toString("base64");
-        }
-        if (args.type === "command:remote:Command") {
-          const site = /-key-(.+)$/.exec(args.name)?.[1];
-          if (site) state.stdout = JSON.stringify({ key: `key-${site}` });
-          if (args.name.endsWith("-tailnet-address")) state.stdout = "100.64.0.9\n";
-        }
-        if (args.type === "pulumi:pulumi:StackReference") {
-          state.outputs = {
-            controlPlane: {
-              meshAuthKeys: { lady: "key-lady", madam: "key-madam" },
-              // Any 32 bytes base64 make a key the config takes.
-              wireguardPrivateKeys: { lady: Buffer.alloc(32, 1).toString("base64") },
-              wireguardPublicKeys: { master: Buffer.alloc(32, 2).toString("base64") },
-            },
-          };
-        }
+        const state: Record<string, unknown> = { ...args.inputs, ...computedOutputs(args.type, args.name) };
         return { id: `${args.name}-id`, state };
       },
       call: (args: pulumi.runtime.MockCallArgs) => args.inputs,
@@ -65,6 +44,33 @@ export function recordResources(stack = "test"): {
     "organization",
   );
   return { recorded, capture };
+}
+
+/** The computed outputs the program reads, as a provider would return them (test values). */
+export function computedOutputs(type: string, name: string): Record<string, unknown> {
+  const state: Record<string, unknown> = {};
+  if (type === "docker:index/remoteImage:RemoteImage") state.imageId = `sha256:${name}`;
+  if (type === "random:index/randomPassword:RandomPassword") state.result = `pw-${name}`;
+  if (type === "hcloud:index/server:Server") state.ipv4Address = "203.0.113.7";
+  if (type === "random:index/randomBytes:RandomBytes") {
+    state.base64 = Buffer.alloc(32, name.length).toString("base64");
+  }
+  if (type === "command:remote:Command") {
+    const site = /-key-(.+)$/.exec(name)?.[1];
+    if (site) state.stdout = JSON.stringify({ key: `key-${site}` });
+    if (name.endsWith("-tailnet-address")) state.stdout = "100.64.0.9\n";
+  }
+  if (type === "pulumi:pulumi:StackReference") {
+    state.outputs = {
+      controlPlane: {
+        meshAuthKeys: { lady: "key-lady", madam: "key-madam" },
+        // Any 32 bytes base64 make a key the config takes.
+        wireguardPrivateKeys: { lady: Buffer.alloc(32, 1).toString("base64") },
+        wireguardPublicKeys: { master: Buffer.alloc(32, 2).toString("base64") },
+      },
+    };
+  }
+  return state;
 }
 
 /** Resolves an Output's value in tests. */

@@ -9,7 +9,7 @@
 #   scripts/sandbox/down.sh --all    also the registry's data, every qcloud-sandbox/* and 127.0.0.1:5000/* image
 #                                    and $QCLOUD_CACHE/sandbox (a new SSH key is made next time)
 #
-# The Docker engine itself is left running.
+# The Docker engine itself is left running (and is started when it is installed but stopped).
 set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -25,9 +25,13 @@ case "${1:-}" in
 esac
 t0=$EPOCHREALTIME
 
-if ! docker info >/dev/null 2>&1; then
-  log "no Docker engine answers: no containers to remove"
+if ! command -v dockerd >/dev/null && ! docker info >/dev/null 2>&1; then
+  log "no Docker engine here: no containers to remove"
 else
+  # An engine that is installed but stopped (a new session on this machine) still holds the servers and
+  # volumes of the last run in /var/lib/docker: start it, or they come back with the next up.
+  # shellcheck source=docker.sh
+  source "$SANDBOX_DIR/docker.sh"
   mapfile -t servers < <(docker ps -a --filter label=cloud.qui3tly.sandbox=server --format '{{.Names}}')
   for name in "${servers[@]}"; do
     remove_server "${name#qcloud-sandbox-}"

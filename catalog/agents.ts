@@ -26,7 +26,12 @@ export const traefik: ServiceDef = {
       metrics: { port: 8082 },
       memoryMb: 256,
       cpus: 1,
-      networks: ["edge", "metrics"],
+      // `ingress`: where the tailnet node forwards admins' HTTPS (render/traefik.ts TAILNET_ENTRYPOINT_PORT).
+      networks: [
+        "edge",
+        "metrics",
+        ...(ctx.siteServices.includes("tailscale") ? (["ingress"] as const) : []),
+      ],
     },
   }),
 };

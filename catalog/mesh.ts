@@ -56,7 +56,7 @@ export const tailscale: ServiceDef = {
         capabilities: ["NET_ADMIN", "NET_RAW"],
         memoryMb: 128,
         cpus: 0.5,
-        networks: ["metrics"],
+        networks: ["metrics", "ingress"],
       },
     };
   },

@@ -20,6 +20,8 @@ export interface CatalogContext {
   readonly estate: Estate;
   /** This site's mesh settings. */
   readonly mesh: MeshConfig;
+  /** The port the host's SSH server listens on (the tailnet node forwards admins' SSH there). */
+  readonly sshPort: number;
   /** The control-plane site's name. */
   readonly controlPlane: string;
   /** Retention and alert receivers (the control plane's; defaults elsewhere, where nothing reads them). */
@@ -126,8 +128,11 @@ export interface ContainerDef {
   readonly restart?: "unless-stopped" | "always" | "on-failure";
   readonly memoryMb: number;
   readonly cpus: number;
-  /** Site networks to join besides the service's own: `edge` (reached by Traefik), `metrics` (scraped). */
-  readonly networks?: readonly ("edge" | "metrics")[];
+  /**
+   * Site networks to join besides the service's own: `edge` (reached by Traefik), `metrics` (scraped), `ingress`
+   * (the tailnet node and Traefik alone, on `mesh.ingressSubnet`).
+   */
+  readonly networks?: readonly ("edge" | "metrics" | "ingress")[];
   readonly capabilities?: readonly string[];
   readonly devices?: readonly string[];
   /** Keys of containers of the same service that must exist first. */

@@ -4,6 +4,7 @@ import * as random from "@pulumi/random";
 import {
   LOG_OPTS,
   networkName,
+  networkSubnet,
   seconds,
   type ContainerModel,
   type ResolvedEnv,
@@ -36,7 +37,17 @@ export class ServiceSet extends pulumi.ComponentResource {
     const child = { parent: this, provider };
 
     const networks = Object.fromEntries(
-      site.networks.map((n) => [n, new docker.Network(`${name}-${n}`, { name: networkName(n) }, child)]),
+      site.networks.map((n) => {
+        const fixed = networkSubnet(site, n);
+        return [
+          n,
+          new docker.Network(
+            `${name}-${n}`,
+            { name: networkName(n), ...(fixed ? { ipamConfigs: [fixed] } : {}) },
+            child,
+          ),
+        ];
+      }),
     );
 
     const passwords = new Map<string, random.RandomPassword>();

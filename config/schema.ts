@@ -153,6 +153,9 @@ const hcloudHost = z.strictObject({
   sshSources: z.array(cidr).min(1).default(["0.0.0.0/0", "::/0"]),
 });
 
+/** An IPv4 address as a 32-bit number. */
+export const ipv4Int = (ip: string): number => ip.split(".").reduce((n, o) => n * 256 + Number(o), 0);
+
 const ipv4 = z
   .string()
   .refine((s) => isIP(s) === 4, { message: "expected an IPv4 address such as `10.90.0.1`" });
@@ -219,6 +222,21 @@ const meshSchema = z.strictObject({
     )
     .default([]),
   wireguard: wireguardSchema.optional(),
+  /**
+   * The Docker network between this site's tailnet node and Traefik, and nothing else: Traefik trusts the PROXY
+   * header (the tailnet client's address, which `private` routes check) from this range only, and the node reaches
+   * the host's SSH at its gateway (the first address). An IPv4 range of at least 8 addresses (/29) that no other
+   * network on the host uses. Defaults to "10.255.255.248/29".
+   */
+  ingressSubnet: cidr
+    .refine(
+      (s) => {
+        const [ip, bits] = s.split("/");
+        return isIP(ip!) === 4 && Number(bits) <= 29 && ipv4Int(ip!) % 2 ** (32 - Number(bits)) === 0;
+      },
+      { message: "expected an IPv4 network of /29 or larger, such as `10.255.255.248/29`" },
+    )
+    .default("10.255.255.248/29"),
 });
 export type MeshConfig = z.infer<typeof meshSchema>;
 
@@ -322,7 +340,7 @@ export const siteSchema = z.strictObject({
     })
     .default({}),
   /** Defaults to no extra routes, tags, flows, and no WireGuard tunnel. */
-  mesh: meshSchema.default({ routes: [], tags: [], admins: [], flows: [] }),
+  mesh: meshSchema.prefault({}),
   /** Control plane only: metrics retention and alert receivers. Defaults to 30d/20GB, alerts to the ntfy bridge. */
   monitoring: monitoringSchema.optional(),
   /** Services to add to the role's set (`true` or overrides) or remove from it (`false`). */

@@ -32,6 +32,7 @@ import {
 } from "../config/schema";
 import type { ConfigSource } from "../config/source";
 import { meshDomain } from "../render/headscale";
+import { ingressGateway } from "../render/traefik";
 import { estateSite, type Estate } from "./estate";
 
 /** The plain, fully resolved description of one site: what render functions and components consume. */
@@ -142,6 +143,14 @@ export function goDuration(total: number): string {
 
 /** Docker network names: prefixed so they never collide with what an operator made by hand. */
 export const networkName = (name: string) => `qcloud-${name}`;
+/** A network's fixed addresses, where it has them (`ingress`: Traefik trusts that range's PROXY headers). */
+export function networkSubnet(
+  site: Pick<SiteModel, "mesh">,
+  name: string,
+): { readonly subnet: string; readonly gateway: string } | undefined {
+  if (name !== "ingress") return undefined;
+  return { subnet: site.mesh.ingressSubnet, gateway: ingressGateway(site.mesh.ingressSubnet) };
+}
 export const containerName = (service: string, key: string) =>
   key === "main" ? service : `${service}-${key}`;
 /** The name a site has on the tailnet (MagicDNS). */
@@ -368,6 +377,7 @@ function resolve(
       lokiPushUrl,
       estate,
       mesh: site.mesh,
+      sshPort: site.host.kind === "existing" ? site.host.port : 22,
       controlPlane,
       monitoring: site.monitoring ?? DEFAULT_MONITORING,
     };

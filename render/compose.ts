@@ -1,4 +1,4 @@
-import { LOG_OPTS, networkName, type ResolvedEnv, type SiteModel } from "../model/site";
+import { LOG_OPTS, networkName, networkSubnet, type ResolvedEnv, type SiteModel } from "../model/site";
 import { toYaml } from "./yaml";
 
 /** The `${VAR}` a compose file reads a secret from: the value goes in the environment or `.env`, never the file. */
@@ -89,7 +89,12 @@ export function renderCompose(model: SiteModel): string {
   return toYaml({
     version: "2.4",
     services,
-    networks: Object.fromEntries(model.networks.map((n) => [networkName(n), { name: networkName(n) }])),
+    networks: Object.fromEntries(
+      model.networks.map((n) => {
+        const fixed = networkSubnet(model, n);
+        return [networkName(n), { name: networkName(n), ...(fixed ? { ipam: { config: [fixed] } } : {}) }];
+      }),
+    ),
     volumes,
   });
 }

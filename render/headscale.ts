@@ -1,7 +1,7 @@
 import type { CatalogContext } from "../catalog/types";
 import type { Estate, EstateSite } from "../model/estate";
-import { LOKI_PORT, nodeTags, renderPolicyFile } from "./policy";
-import { TAILNET_RANGES } from "./traefik";
+import { HTTPS_PORT, LOKI_PORT, SSH_PORT, nodeTags, renderPolicyFile } from "./policy";
+import { TAILNET_ENTRYPOINT_PORT, TAILNET_RANGES, ingressGateway } from "./traefik";
 import { toYaml } from "./yaml";
 
 /** The tailnet's MagicDNS base domain: every site is `<site>.<this>`. */
@@ -70,21 +70,26 @@ export function renderHeadscalePolicy(ctx: Pick<CatalogContext, "estate" | "site
 }
 
 /**
- * The node's serve config: each tailnet port of the site's exporters (and the control plane's Loki) forwarded
- * to its container. The policy decides who may connect; nothing here is published on the host.
+ * The node's serve config: what the site offers the tailnet, each port forwarded from the node:
+ * - the site's exporters (and the control plane's Loki) to their containers;
+ * - 22 to the host's SSH server (at the `ingress` network's gateway, the host);
+ * - 443 to Traefik's tailnet entrypoint, with a PROXY header carrying the client's tailnet address, which
+ *   `private` routes admit.
+ * The policy decides who may connect to which; nothing here is published on the host.
  */
-export function renderServeConfig(ctx: Pick<CatalogContext, "estate" | "site" | "siteServices">): string {
+export function renderServeConfig(
+  ctx: Pick<CatalogContext, "estate" | "site" | "siteServices" | "mesh" | "sshPort">,
+): string {
   const me = ctx.estate.sites.find((s) => s.name === ctx.site);
-  const forwards: [number, string][] = (me?.metrics ?? [])
+  const forwards: [number, { TCPForward: string; ProxyProtocol?: 2 }][] = (me?.metrics ?? [])
     .filter((m) => m.service !== "tailscale")
-    .map((m) => [m.port, `${m.container}:${m.port}`]);
-  if (ctx.siteServices.includes("loki")) forwards.push([LOKI_PORT, `loki:${LOKI_PORT}`]);
+    .map((m) => [m.port, { TCPForward: `${m.container}:${m.port}` }]);
+  if (ctx.siteServices.includes("loki")) forwards.push([LOKI_PORT, { TCPForward: `loki:${LOKI_PORT}` }]);
+  forwards.push([SSH_PORT, { TCPForward: `${ingressGateway(ctx.mesh.ingressSubnet)}:${ctx.sshPort}` }]);
+  if (ctx.siteServices.includes("traefik"))
+    forwards.push([HTTPS_PORT, { TCPForward: `traefik:${TAILNET_ENTRYPOINT_PORT}`, ProxyProtocol: 2 }]);
   forwards.sort((a, b) => a[0] - b[0]);
-  return `${JSON.stringify(
-    { TCP: Object.fromEntries(forwards.map(([port, to]) => [String(port), { TCPForward: to }])) },
-    null,
-    2,
-  )}\n`;
+  return `${JSON.stringify({ TCP: Object.fromEntries(forwards.map(([port, h]) => [String(port), h])) }, null, 2)}\n`;
 }
 
 /** How long a site's pre-auth key lasts: long enough to restore a site from its stack without a new key. */

@@ -33,8 +33,11 @@ export interface Policy {
 
 /** The port the control plane's Loki takes logs on (through its tailnet node). */
 export const LOKI_PORT = 3100;
+/** The host's SSH, and Traefik's routes, as each site's node offers them to the tailnet (render/headscale.ts). */
+export const SSH_PORT = 22;
+export const HTTPS_PORT = 443;
 /** What admins reach on every site: SSH and the private (admin) routes through Traefik. */
-export const ADMIN_PORTS = [22, 443] as const;
+export const ADMIN_PORTS = [SSH_PORT, HTTPS_PORT] as const;
 
 const endTags = (end: string): string[] => {
   if (end === "admins") return [ADMINS];

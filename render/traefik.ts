@@ -1,10 +1,23 @@
 import type { CatalogContext, Route } from "../catalog/types";
+import { ipv4Int } from "../config/schema";
 import { toYaml } from "./yaml";
 
 /** Tailscale's address ranges: `private` routes answer only these. */
 export const TAILNET_RANGES = ["100.64.0.0/10", "fd7a:115c:a1e0::/48"] as const;
 
-export function renderTraefikStatic(ctx: Pick<CatalogContext, "acmeEmail">): string {
+/**
+ * Traefik's entrypoint for the tailnet: the site's node forwards its port 443 here with a PROXY header, so routes
+ * see the tailnet client's address. Not published on the host; reached on the `ingress` network only.
+ */
+export const TAILNET_ENTRYPOINT_PORT = 8443;
+
+/** The `ingress` network's gateway, the host itself: its first address (Docker's own choice, made explicit). */
+export function ingressGateway(subnet: string): string {
+  const n = ipv4Int(subnet.split("/")[0]!) + 1;
+  return [24, 16, 8, 0].map((shift) => Math.floor(n / 2 ** shift) % 256).join(".");
+}
+
+export function renderTraefikStatic(ctx: Pick<CatalogContext, "acmeEmail" | "mesh">): string {
   return toYaml({
     global: { checkNewVersion: false, sendAnonymousUsage: false },
     log: { level: "INFO" },
@@ -12,6 +25,12 @@ export function renderTraefikStatic(ctx: Pick<CatalogContext, "acmeEmail">): str
     entryPoints: {
       web: { address: ":80", http: { redirections: { entryPoint: { to: "websecure", scheme: "https" } } } },
       websecure: { address: ":443", http: { tls: { certResolver: "letsencrypt" } } },
+      // The PROXY header is believed only from the ingress network, where the node and Traefik are alone.
+      tailnet: {
+        address: `:${TAILNET_ENTRYPOINT_PORT}`,
+        proxyProtocol: { trustedIPs: [ctx.mesh.ingressSubnet] },
+        http: { tls: { certResolver: "letsencrypt" } },
+      },
       metrics: { address: ":8082" },
     },
     ping: { entryPoint: "metrics" },
@@ -47,7 +66,7 @@ export function renderTraefikDynamic(routes: readonly Route[], opts: { readonly 
     const id = routeId(r);
     routers[id] = {
       rule: traefikRule(r),
-      entryPoints: ["websecure"],
+      entryPoints: ["websecure", "tailnet"],
       service: id,
       ...(r.private || opts.crowdsec
         ? { middlewares: [...(r.private ? ["tailnet-only"] : []), ...(opts.crowdsec ? ["crowdsec"] : [])] }

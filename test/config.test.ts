@@ -26,6 +26,18 @@ const cases: Case[] = [
     /expected `mesh.wireguard` instead/,
   ],
   [
+    "an ingress network too small for the node, Traefik and the gateway",
+    (c) => (c[SITE].mesh = { ingressSubnet: "10.255.255.252/30" }),
+    `${SITE}.mesh.ingressSubnet`,
+    /expected an IPv4 network of \/29 or larger/,
+  ],
+  [
+    "an ingress network given by a host address, not its network address",
+    (c) => (c[SITE].mesh = { ingressSubnet: "10.255.255.250/29" }),
+    `${SITE}.mesh.ingressSubnet`,
+    /expected an IPv4 network of \/29 or larger, such as `10.255.255.248\/29`/,
+  ],
+  [
     "unknown service",
     (c) => (c[SITE].services.nextclod = true),
     `${SITE}.services.nextclod`,

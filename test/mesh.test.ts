@@ -53,7 +53,7 @@ const SOURCES = [
     "Pulumi.madam.yaml",
     "madam",
     servicesSite({
-      host: { kind: "existing", address: "203.0.113.30" },
+      host: { kind: "existing", address: "203.0.113.30", port: 2222 },
       mesh: { wireguard: { address: "10.90.0.3", port: 51821 } },
     }),
   ),
@@ -174,6 +174,10 @@ describe("a new site from its stack file alone", () => {
     expect(node.env.TS_AUTHKEY).toEqual({ input: "meshAuthKey" });
     expect(JSON.parse(node.files["/config/serve.json"]!)).toEqual({
       TCP: {
+        // Admins' SSH to the host's sshd (its port from the stack file), at the ingress network's gateway.
+        "22": { TCPForward: "10.255.255.249:2222" },
+        // Admins' HTTPS to Traefik's tailnet entrypoint, with the client's tailnet address in a PROXY header.
+        "443": { TCPForward: "traefik:8443", ProxyProtocol: 2 },
         "8080": { TCPForward: "cadvisor:8080" },
         "8082": { TCPForward: "traefik:8082" },
         "9080": { TCPForward: "promtail:9080" },
@@ -183,7 +187,13 @@ describe("a new site from its stack file alone", () => {
     // The control plane forwards its Loki too, for every site's shipper.
     const master = loadSite(SOURCES[0]!, estate);
     const serve = JSON.parse(
-      renderServeConfig({ estate, site: "master", siteServices: master.services.map((s) => s.name) }),
+      renderServeConfig({
+        estate,
+        site: "master",
+        siteServices: master.services.map((s) => s.name),
+        mesh: master.mesh,
+        sshPort: 22,
+      }),
     );
     expect(serve.TCP["3100"]).toEqual({ TCPForward: "loki:3100" });
   });

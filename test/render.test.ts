@@ -12,10 +12,31 @@ import { GENERATED } from "../render/yaml";
 const ROOT = path.resolve(__dirname, "..");
 const site = (stack: string) => loadSite(fileSource(path.join(ROOT, `Pulumi.${stack}.yaml`)));
 
+describe("Traefik's static config", () => {
+  const lady = site("lady");
+  const traefik = lady.services.find((s) => s.name === "traefik")!.containers[0]!;
+  const doc = YAML.parse(traefik.files["/etc/traefik/traefik.yml"]!);
+
+  test("the tailnet entrypoint believes PROXY headers from the ingress network only, and is not published", () => {
+    expect(doc.entryPoints.tailnet).toEqual({
+      address: ":8443",
+      proxyProtocol: { trustedIPs: ["10.255.255.248/29"] },
+      http: { tls: { certResolver: "letsencrypt" } },
+    });
+    expect(doc.entryPoints.websecure.proxyProtocol).toBeUndefined();
+    expect(traefik.ports.map((p) => p.internal)).toEqual([80, 443]);
+    // On the ingress network, alone with the tailnet node.
+    const onIngress = lady.services
+      .flatMap((s) => s.containers)
+      .filter((c) => c.networks.includes("ingress"));
+    expect(onIngress.map((c) => c.name).sort()).toEqual(["tailscale", "traefik"]);
+  });
+});
+
 describe("Traefik's dynamic config from the site's routes", () => {
   const doc = YAML.parse(renderTraefikDynamic(site("lady").routes, { crowdsec: false }));
 
-  test("one router and one service per route, on websecure, addressed by container name", () => {
+  test("one router and one service per route, on websecure and the tailnet entrypoint, addressed by container name", () => {
     expect(Object.keys(doc.http.routers).sort()).toEqual([
       "nextcloud-office",
       "nextcloud-web",
@@ -24,7 +45,7 @@ describe("Traefik's dynamic config from the site's routes", () => {
     ]);
     expect(doc.http.routers["nextcloud-web"]).toEqual({
       rule: "Host(`cloud.qui3tly.cloud`)",
-      entryPoints: ["websecure"],
+      entryPoints: ["websecure", "tailnet"],
       service: "nextcloud-web",
     });
     expect(doc.http.services["nextcloud-web"]).toEqual({

@@ -40,6 +40,8 @@ describe("the sandbox twin of a stack file", () => {
     expect(bench.role).toBe("control-plane");
     // No Traefik in the sandbox: the tailnet logs in to Headscale published on the server's own address.
     expect([bench.mesh.loginServer, bench.mesh.headscalePort]).toEqual(["http://172.30.0.3:18080", 18080]);
+    // The e2e's admin device logs in as the sandbox's admin.
+    expect(bench.mesh.admins).toEqual(["ops"]);
     // And a WireGuard tunnel on the server's address.
     expect(bench.mesh.wireguard).toEqual({
       address: "10.90.0.3",

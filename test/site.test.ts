@@ -32,8 +32,8 @@ async function deploy(model: SiteModel): Promise<{ out: SiteOutputs; res: Record
 const of = (res: Recorded[], type: string) => res.filter((r) => r.type === type);
 
 describe.each([
-  ["master", 24, 3, ["alertmanager", "crowdsec", "edge", "headscale", "metrics", "pihole"], 16],
-  ["lady", 27, 7, ["edge", "metrics", "nextcloud", "uisp", "unifi"], 15],
+  ["master", 24, 3, ["alertmanager", "crowdsec", "edge", "headscale", "ingress", "metrics", "pihole"], 16],
+  ["lady", 27, 7, ["edge", "ingress", "metrics", "nextcloud", "uisp", "unifi"], 15],
 ])("the %s stack under mocks", (stack, containers, passwords, networks, volumes) => {
   let res: Recorded[];
   let out: SiteOutputs;
@@ -119,6 +119,11 @@ describe.each([
     const names = of(res, "docker:index/network:Network").map((n) => n.inputs.name);
     expect(names.sort()).toEqual(networks.map((n) => `qcloud-${n}`));
     expect(names.every((n) => typeof n === "string" && n.startsWith("qcloud-"))).toBe(true);
+    // Only `ingress` has fixed addresses: Traefik trusts PROXY headers from that range alone.
+    const fixed = of(res, "docker:index/network:Network").filter((n) => n.inputs.ipamConfigs);
+    expect(fixed.map((n) => [n.inputs.name, n.inputs.ipamConfigs])).toEqual([
+      ["qcloud-ingress", [{ subnet: "10.255.255.248/29", gateway: "10.255.255.249" }]],
+    ]);
   });
 
   test("the host: Docker bootstrap over SSH, then Docker over ssh://", () => {

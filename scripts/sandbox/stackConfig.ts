@@ -7,6 +7,8 @@ import { SITE_KEY } from "../../config/schema";
 export const SANDBOX_REGISTRY = "registry:5000";
 /** The sandbox has no real Traefik: Headscale's API is published on the control plane's server at this port. */
 export const SANDBOX_HEADSCALE_PORT = 18080;
+/** The tailnet user in the sandbox's `group:admins` (SSH and admin UIs on every site). */
+export const SANDBOX_ADMIN = "ops";
 /** Scrapes and rule evaluations this often, so an alert fires within a test's patience. */
 export const SANDBOX_MONITORING_INTERVAL = "5s";
 
@@ -50,6 +52,8 @@ export function sandboxSite(committed: StackFile, host: SandboxHost): Record<str
               ? {
                   loginServer: `http://${host.address}:${SANDBOX_HEADSCALE_PORT}`,
                   headscalePort: SANDBOX_HEADSCALE_PORT,
+                  // The e2e's admin device logs in as this user.
+                  admins: [SANDBOX_ADMIN],
                 }
               : {}),
             // Every sandbox site gets a tunnel, on its server's address: 10.90.0.<ssh port - 2200>.

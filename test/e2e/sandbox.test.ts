@@ -1,3 +1,4 @@
+import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -5,11 +6,14 @@ import YAML from "yaml";
 import { SITE_KEY } from "../../config/schema";
 import { fileSource } from "../../config/source";
 import { loadSite } from "../../model/site";
+import { SANDBOX_ADMIN, SANDBOX_HEADSCALE_PORT } from "../../scripts/sandbox/stackConfig";
 import {
   SITES,
+  SSH_KEY,
   SandboxProject,
   onServer,
   run,
+  serverAddress,
   startServers,
   toolchainEnv,
 } from "../../scripts/sandbox/sandbox";
@@ -232,7 +236,71 @@ describe("the sandbox estate under the real engine", () => {
     until("headscale healthy again", () => containers("master").get("headscale") === "running healthy", 90);
   });
 
-  test("i. a container removed behind Pulumi's back is restored by `up --refresh`", () => {
+  test("i. an admin's device on the tailnet reaches every site's SSH, and nothing the policy does not give admins", () => {
+    // The admin: a Headscale user in the control plane's `group:admins`, with a key of their own.
+    const hs = (args: string) => onServer("master", `docker exec headscale headscale ${args}`).stdout;
+    hs(`users create ${SANDBOX_ADMIN}`);
+    const users = JSON.parse(hs("users list -o json")) as { id: number; name: string }[];
+    const user = users.find((u) => u.name === SANDBOX_ADMIN)!;
+    const key = (
+      JSON.parse(hs(`preauthkeys create --user ${user.id} --expiration 1h -o json`)) as { key: string }
+    ).key;
+    // Their laptop: this machine, with the real tailscaled in userspace (no TUN), and a SOCKS5 proxy into the tailnet.
+    const bin = run("bash", ["scripts/mesh-tools.sh"]).stdout.trim();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "qcloud-admin-"));
+    const socks = "127.0.0.1:21080";
+    const log = fs.openSync(path.join(dir, "tailscaled.log"), "w");
+    const daemon = spawn(
+      path.join(bin, "tailscaled"),
+      [
+        "--tun=userspace-networking",
+        `--socket=${dir}/sock`,
+        `--statedir=${dir}`,
+        "--port=0",
+        "--no-logs-no-support",
+        `--socks5-server=${socks}`,
+      ],
+      // The sandbox's Headscale speaks plain HTTP, and its relay with it.
+      { env: { ...process.env, TS_DEBUG_USE_DERP_HTTP: "1" }, stdio: ["ignore", log, log] },
+    );
+    const tailscale = (args: string[], allowFail = false) =>
+      run(path.join(bin, "tailscale"), [`--socket=${dir}/sock`, ...args], { allowFail });
+    try {
+      until("the laptop's tailscaled answers", () => tailscale(["version"], true).code === 0, 30);
+      const login = `http://${serverAddress("master")}:${SANDBOX_HEADSCALE_PORT}`;
+      tailscale([
+        "up",
+        `--login-server=${login}`,
+        `--authkey=${key}`,
+        "--hostname=ops-laptop",
+        "--timeout=60s",
+      ]);
+      // SSH to each site's host, through its node's forward to the host's sshd.
+      for (const site of ["master", "lady"]) {
+        const ssh = run("ssh", [
+          ...["-i", SSH_KEY, "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=20"],
+          ...["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"],
+          ...["-o", `ProxyCommand=${path.join(bin, "tailscale")} --socket=${dir}/sock nc %h %p`],
+          `root@${site}.mesh.qui3tly.cloud`,
+          "hostname",
+        ]);
+        expect([site, ssh.stdout.trim()]).toEqual([site, site]);
+      }
+      // The node serves lady's exporter to the tailnet, but the policy gives it to the control plane only.
+      const exporter = run(
+        "curl",
+        ["-sS", "-m", "15", "--socks5-hostname", socks, "http://lady.mesh.qui3tly.cloud:9100/metrics"],
+        { allowFail: true },
+      );
+      expect([exporter.code === 0, exporter.stdout]).toEqual([false, ""]);
+    } finally {
+      daemon.kill();
+      fs.closeSync(log);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("j. a container removed behind Pulumi's back is restored by `up --refresh`", () => {
     onServer("master", "docker rm -f prometheus");
     expect(containers("master").has("prometheus")).toBe(false);
     const r = timed("repair", () => up("master", "--refresh"));
@@ -240,7 +308,7 @@ describe("the sandbox estate under the real engine", () => {
     expect(containers("master").get("prometheus")).toBe("running healthy");
   });
 
-  test("j. changing one service's setting replaces only that container; its volume's data survives", () => {
+  test("k. changing one service's setting replaces only that container; its volume's data survives", () => {
     onServer("lady", "docker exec nextcloud-redis sh -c 'echo kept > /data/e2e-marker'");
     const ids = () => onServer("lady", "docker ps -q --no-trunc | sort").stdout;
     const before = ids();
@@ -263,7 +331,7 @@ describe("the sandbox estate under the real engine", () => {
     expect(onServer("lady", "docker exec nextcloud-redis cat /data/e2e-marker").stdout.trim()).toBe("kept");
   });
 
-  test("k. destroy removes the containers; stateful volumes and their data survive", () => {
+  test("l. destroy removes the containers; stateful volumes and their data survive", () => {
     const volumes = model("lady").services.flatMap((s) => s.containers.flatMap((c) => c.ownedVolumes));
     const r = timed("destroy lady", () =>
       project.pulumi(["destroy", "--yes", "--skip-preview", "--stack", "lady"]),
@@ -283,7 +351,7 @@ describe("the sandbox estate under the real engine", () => {
     ).toBe("kept");
   });
 
-  test("l. a broken stack file fails preview and up with the clear error, and nothing changes", () => {
+  test("m. a broken stack file fails preview and up with the clear error, and nothing changes", () => {
     const state = () => project.pulumi(["stack", "export", "--stack", "master"]).stdout;
     const before = { state: state(), ps: containers("master") };
     const saved = editSite(
@@ -307,7 +375,7 @@ describe("the sandbox estate under the real engine", () => {
     }
   });
 
-  test("m. an unreachable host fails with the preflight error", () => {
+  test("n. an unreachable host fails with the preflight error", () => {
     const saved = editSite("master", (s) => (s.host.port = 2299));
     try {
       const r = project.pulumi(["preview", "--stack", "master"], { allowFail: true });

@@ -1,27 +1,30 @@
 #!/usr/bin/env bash
-# scripts/mesh-tools.sh — the real Headscale, Tailscale and wireguard-go binaries, built offline from the Go
-# module proxy, for the sandbox's stand-in images (scripts/sandbox/images.sh) and the test suite; and Debian's
-# wireguard-tools (`wg`, `wg-quick`).
+# scripts/mesh-tools.sh — the real Headscale, Tailscale, wireguard-go and Traefik binaries, built offline from
+# the Go module proxy, for the sandbox's stand-in images (scripts/sandbox/images.sh) and the test suite; and
+# Debian's wireguard-tools (`wg`, `wg-quick`). Traefik is here as the tailnet's way into each site: its tailnet
+# entrypoint (PROXY headers, `private` routes) is what admins reach through the node.
 #
 # Usage:
 #   scripts/mesh-tools.sh              build what is missing, print the bin dir (stdout; progress on stderr)
 #   scripts/mesh-tools.sh --print-env  the same, but print `export PATH=<bindir>:$PATH` (for eval)
 #   scripts/mesh-tools.sh --refresh    rebuild everything
 #
-# The bin dir holds headscale, tailscale, tailscaled, containerboot and wireguard-go (symlinks into the
+# The bin dir holds headscale, tailscale, tailscaled, containerboot, wireguard-go and traefik (symlinks into the
 # per-version build dirs). Everything lives outside the repo, in
 #   ${QCLOUD_CACHE:-~/.cache/qui3tly-cloud}/mesh/<name>-<version>/    one build, keyed by its version
 #   ${QCLOUD_CACHE:-~/.cache/qui3tly-cloud}/mesh/bin-<key>/           the bin dir of the versions pinned below
 # A warm run only checks files (well under a second). Builds go to a temp dir and are renamed into place, so an
 # interrupted build never leaves a half-written binary; a lock serialises concurrent runs.
 #
-# How (found out on 2026-11-26): none of the three go.mod files has a replace directive, so `go install
+# How (found out on 2026-11-26): the go.mod files of the first three have no replace directive, so `go install
 # MOD/cmd/X@VERSION` works, and it stamps the module version into the binary (`headscale version`, `tailscale
 # version`), which a `go build` inside a copied module dir would not. One catch: the proxy refuses the version
 # LIST of github.com/juanfont/headscale (403), while it serves each tag; `go install` asks for that list (to
 # look for a deprecation notice) and fails. So every build runs with the module cache's download dir as the
 # first GOPROXY: after `go mod download MOD@VERSION` that dir has a list holding VERSION, everything else
-# falls through to the machine's GOPROXY.
+# falls through to the machine's GOPROXY. Traefik's go.mod has replace directives, which `go install` refuses:
+# it is built with `go build` inside a copy of its module, its version stamped by -ldflags. Its cold build is the
+# longest (about 16 minutes on 2 cores, 8 of them downloading its dependencies).
 set -euo pipefail
 
 # The versions. The newest each module serves that builds with this machine's Go (1.26.8), checked 2026-11-26:
@@ -35,6 +38,8 @@ set -euo pipefail
 HEADSCALE_VERSION=v0.29.3
 TAILSCALE_VERSION=v1.102.5
 WIREGUARD_GO_VERSION=v0.0.0-20260522210424-ecfc5a8d5446
+# - Traefik: the catalog's pin (catalog/agents.ts), go 1.23.
+TRAEFIK_VERSION=v3.2.3
 # The only newer Go the proxy serves for this project (see /work/.library/env/packages/go-partial.tsv).
 NEWER_GO=go1.27.3
 # Bump when the build recipe (commands, flags) changes: builds of another revision are redone.
@@ -69,19 +74,22 @@ declare -A TOOL_MOD=(
   [headscale]="github.com/juanfont/headscale@$HEADSCALE_VERSION"
   [tailscale]="tailscale.com@$TAILSCALE_VERSION"
   [wireguard-go]="golang.zx2c4.com/wireguard@$WIREGUARD_GO_VERSION"
+  [traefik]="github.com/traefik/traefik/v3@$TRAEFIK_VERSION"
 )
 declare -A TOOL_PKGS=(
   [headscale]="cmd/headscale"
   [tailscale]="cmd/tailscale cmd/tailscaled cmd/containerboot"
   [wireguard-go]="."
+  [traefik]="cmd/traefik"
 )
 # name -> the binaries it yields (go install names a module-root main after the module: `wireguard`).
 declare -A TOOL_BINS=(
   [headscale]="headscale"
   [tailscale]="tailscale tailscaled containerboot"
   [wireguard-go]="wireguard-go"
+  [traefik]="traefik"
 )
-TOOLS=(headscale tailscale wireguard-go)
+TOOLS=(headscale tailscale wireguard-go traefik)
 
 tool_dir() { echo "$MESH_CACHE/$1-${TOOL_MOD[$1]##*@}"; }
 
@@ -122,17 +130,18 @@ go_for() {
 
 # build NAME: go install its main packages into a temp dir, then rename the dir into place.
 build() {
-  local name=$1 mod=${TOOL_MOD[$1]} final tmp gomod commit toolchain pkgs=() p ldflags="-s -w"
+  local name=$1 mod=${TOOL_MOD[$1]} final tmp gomod moddir commit toolchain pkgs=() p ldflags="-s -w"
   final=$(tool_dir "$name")
   mkdir -p "$MESH_CACHE/tmp"
   tmp=$(mktemp -d "$MESH_CACHE/tmp/$name.XXXXXX")
   # Populates the module cache (and its @v/list, which the file:// proxy below serves).
   # A module asking for a newer Go fails here with "requires go >= X", yet its .mod is downloaded: go_for
   # decides from it.
-  read -r gomod commit < <({ GOTOOLCHAIN=local go mod download -json "$mod" || true; } | python3 -c '
+  read -r gomod commit moddir < <({ GOTOOLCHAIN=local go mod download -json "$mod" || true; } | python3 -c '
 import json, sys
 j = json.load(sys.stdin)
-print(j.get("GoMod") or sys.exit(j.get("Error") or "no GoMod"), (j.get("Origin") or {}).get("Hash", "-"))') ||
+print(j.get("GoMod") or sys.exit(j.get("Error") or "no GoMod"), (j.get("Origin") or {}).get("Hash", "-"),
+      j.get("Dir", "-"))') ||
     die "go mod download $mod failed"
   [[ -n "$gomod" ]] || die "go mod download $mod failed"
   if [[ "$name" == tailscale ]]; then
@@ -152,14 +161,28 @@ print(j.get("GoMod") or sys.exit(j.get("Error") or "no GoMod"), (j.get("Origin")
   modcache=$(go env GOMODCACHE)
   local logf="$MESH_CACHE/logs/$name-${mod#*@}.log"
   mkdir -p "$MESH_CACHE/logs"
-  log "$name: go install ${pkgs[*]} (log: $logf)"
-  timed_log "$logf" "$name ${mod#*@}: built" env GOTOOLCHAIN="$toolchain" GOBIN="$tmp" CGO_ENABLED=0 \
-    GOFLAGS="-buildvcs=false" GOPROXY="file://$modcache/cache/download,$(go env GOPROXY)" \
-    go install -trimpath -ldflags "$ldflags" "${pkgs[@]}" || die "go install of $mod failed: see $logf"
+  local goenv=(env GOTOOLCHAIN="$toolchain" CGO_ENABLED=0 GOFLAGS="-buildvcs=false"
+    GOPROXY="file://$modcache/cache/download,$(go env GOPROXY)")
+  if [[ "$name" == traefik ]]; then
+    # Its replace directives apply only where its go.mod is the main module: build in a copy of the module.
+    [[ -d "$moddir" ]] || die "go mod download $mod gave no module dir"
+    cp -r "$moddir" "$tmp/src"
+    chmod -R u+w "$tmp/src"
+    ldflags+=" -X github.com/traefik/traefik/v3/pkg/version.Version=${mod#*@}"
+    log "$name: go build ./${TOOL_PKGS[$name]} in a copy of ${mod} (log: $logf)"
+    (cd "$tmp/src" && timed_log "$logf" "$name ${mod#*@}: built" "${goenv[@]}" \
+      go build -trimpath -ldflags "$ldflags" -o "$tmp/traefik" "./${TOOL_PKGS[$name]}") ||
+      die "go build of $mod failed: see $logf"
+    rm -rf "$tmp/src"
+  else
+    log "$name: go install ${pkgs[*]} (log: $logf)"
+    timed_log "$logf" "$name ${mod#*@}: built" "${goenv[@]}" GOBIN="$tmp" \
+      go install -trimpath -ldflags "$ldflags" "${pkgs[@]}" || die "go install of $mod failed: see $logf"
+  fi
   if [[ "$name" == wireguard-go ]]; then mv "$tmp/wireguard" "$tmp/wireguard-go"; fi
   {
     echo "${pkgs[*]}"
-    echo "go install -trimpath -ldflags '$ldflags', CGO_ENABLED=0, GOTOOLCHAIN=$toolchain ($(GOTOOLCHAIN=$toolchain go env GOVERSION))"
+    echo "-trimpath -ldflags '$ldflags', CGO_ENABLED=0, GOTOOLCHAIN=$toolchain ($(GOTOOLCHAIN=$toolchain go env GOVERSION))"
     echo "recipe revision $RECIPE_REV, $(date -u +%FT%TZ)"
   } >"$tmp/BUILT_FROM"
   echo "$RECIPE_REV" >"$tmp/RECIPE_REV"
@@ -203,7 +226,7 @@ ensure() {
   done
   bin_dir_ready || link_bin_dir
   rm -rf "$MESH_CACHE/tmp"
-  log "ready in $(since "$t0")s: headscale $HEADSCALE_VERSION, tailscale $TAILSCALE_VERSION, wireguard-go $WIREGUARD_GO_VERSION in $BIN_DIR"
+  log "ready in $(since "$t0")s: headscale $HEADSCALE_VERSION, tailscale $TAILSCALE_VERSION, wireguard-go $WIREGUARD_GO_VERSION, traefik $TRAEFIK_VERSION in $BIN_DIR"
 }
 
 ensure

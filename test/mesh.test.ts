@@ -379,3 +379,74 @@ test("Headscale's config: served behind Traefik, embedded DERP only, MagicDNS, t
     database: { type: "sqlite", sqlite: { path: "/var/lib/headscale/db.sqlite" } },
   });
 });
+
+describe("the tailnet's way into Traefik, with the real traefik", () => {
+  /** Sends an HTTPS request, with a PROXY v2 header claiming `claims` if given, from `from` to 127.0.0.1:port. */
+  const CLIENT = String.raw`
+import ipaddress, socket, ssl, struct, sys
+def get(port, src, claims, host):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(src, 0))
+    if claims != "-":
+        addrs = ipaddress.IPv4Address(claims).packed + ipaddress.IPv4Address("127.0.0.1").packed
+        s.sendall(b"\r\n\r\n\x00\r\nQUIT\n\x21\x11" + struct.pack("!H", 12) + addrs + struct.pack("!HH", 40000, port))
+    ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+    t = ctx.wrap_socket(s, server_hostname=host)
+    t.sendall(("GET / HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % host).encode())
+    return t.recv(64).split(b" ")[1].decode()
+for line in sys.stdin:
+    port, src, claims, host = line.split()
+    try: print(get(int(port), src, claims, host))
+    except Exception as e: print(type(e).__name__)
+`;
+
+  test("private routes answer a tailnet client through the node (PROXY header from the ingress network), and nobody else", () => {
+    const bin = meshTools();
+    const lady = loadSite(SOURCES[1]!, estate);
+    const traefik = lady.services.find((s) => s.name === "traefik")!.containers[0]!;
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "qcloud-traefik-"));
+    // The rendered configs as they are, but for where files live and where the routes lead (one local server).
+    const staticConfig = YAML.parse(traefik.files["/etc/traefik/traefik.yml"]!);
+    staticConfig.providers.file.directory = path.join(dir, "dynamic");
+    staticConfig.certificatesResolvers.letsencrypt.acme.storage = path.join(dir, "acme.json");
+    const dynamic = YAML.parse(traefik.files["/etc/traefik/dynamic/routes.yml"]!);
+    for (const svc of Object.values(dynamic.http.services) as { loadBalancer: Record<string, unknown> }[]) {
+      svc.loadBalancer = { servers: [{ url: "http://127.0.0.1:18999" }] };
+    }
+    fs.mkdirSync(path.join(dir, "dynamic"));
+    fs.writeFileSync(path.join(dir, "traefik.yml"), YAML.stringify(staticConfig));
+    fs.writeFileSync(path.join(dir, "dynamic", "routes.yml"), YAML.stringify(dynamic));
+    fs.writeFileSync(path.join(dir, "client.py"), CLIENT);
+    const privateHost = lady.routes.find((r) => r.private)!.host;
+    const publicHost = lady.routes.find((r) => !r.private)!.host;
+    // [what, port, from, claimed client address, host, expected status]
+    const cases = [
+      ["node, tailnet client, private route", 8443, "10.255.255.250", "100.64.0.5", privateHost, "200"],
+      ["node, tailnet client, public route", 8443, "10.255.255.250", "100.64.0.5", publicHost, "200"],
+      ["node, a client outside the tailnet", 8443, "10.255.255.250", "203.0.113.9", privateHost, "403"],
+      ["not the node: the header is not believed", 8443, "127.0.0.1", "100.64.0.5", privateHost, "403"],
+      ["the public entrypoint, private route", 443, "127.0.0.1", "-", privateHost, "403"],
+      ["the public entrypoint, public route", 443, "127.0.0.1", "-", publicHost, "200"],
+    ] as const;
+    const ns = `qcloud-traefik-${process.pid}`;
+    // Its own network namespace: the rendered ports (443, 8443) as they are, and an address in the ingress range.
+    const script = [
+      "set -eu",
+      `trap 'ip netns pids ${ns} | xargs -r kill; ip netns del ${ns}' EXIT`,
+      `ip netns add ${ns}`,
+      `ip -n ${ns} link set lo up`,
+      `ip -n ${ns} addr add 10.255.255.250/32 dev lo`,
+      `ip netns exec ${ns} python3 -m http.server 18999 --bind 127.0.0.1 >/dev/null 2>&1 &`,
+      `ip netns exec ${ns} ${bin}/traefik --configFile=${dir}/traefik.yml >${dir}/traefik.log 2>&1 &`,
+      `for _ in $(seq 100); do ip netns exec ${ns} bash -c '</dev/tcp/127.0.0.1/8443 && </dev/tcp/127.0.0.1/18999' 2>/dev/null && break; sleep 0.1; done`,
+      `ip netns exec ${ns} python3 ${dir}/client.py`,
+    ].join("\n");
+    const r = spawnSync("bash", ["-c", script], {
+      encoding: "utf8",
+      input: cases.map((c) => c.slice(1, 5).join(" ")).join("\n"),
+    });
+    expect([r.status, r.stderr]).toEqual([0, ""]);
+    const got = r.stdout.trim().split("\n");
+    expect(cases.map((c, i) => [c[0], got[i]])).toEqual(cases.map((c) => [c[0], c[5]]));
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+});

@@ -38,7 +38,7 @@ describe("the sandbox twin of a stack file", () => {
   test("a site can copy another committed stack (the benchmark's), and the project's main is this repository", () => {
     const bench = loadSite(fileSource(path.join(dir, "Pulumi.bench.yaml")));
     expect(bench.role).toBe("control-plane");
-    // No Traefik in the sandbox: the tailnet logs in to Headscale published on the server's own address.
+    // No trusted certificate in the sandbox: the tailnet logs in to Headscale published on the server's own address.
     expect([bench.mesh.loginServer, bench.mesh.headscalePort]).toEqual(["http://172.30.0.3:18080", 18080]);
     // The e2e's admin device logs in as the sandbox's admin.
     expect(bench.mesh.admins).toEqual(["ops"]);

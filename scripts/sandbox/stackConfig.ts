@@ -5,7 +5,10 @@ import { SITE_KEY } from "../../config/schema";
 
 /** Where the sandbox's registry answers from inside the sandbox servers. */
 export const SANDBOX_REGISTRY = "registry:5000";
-/** The sandbox has no real Traefik: Headscale's API is published on the control plane's server at this port. */
+/**
+ * The sandbox's Traefik has no trusted certificate (no ACME server answers): Headscale's API is published on the
+ * control plane's server at this port, and nodes log in over HTTP.
+ */
 export const SANDBOX_HEADSCALE_PORT = 18080;
 /** The tailnet user in the sandbox's `group:admins` (SSH and admin UIs on every site). */
 export const SANDBOX_ADMIN = "ops";

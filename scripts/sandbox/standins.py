@@ -8,7 +8,7 @@ generated config files). For every distinct image ref this writes OUT_DIR/<slug>
 with healthcheck shims and entrypoint paths) and prints `ref<TAB>kind<TAB>context-dir` on stdout;
 OUT_DIR/plan.json records what each stand-in serves and why.
 
-A stand-in is either the real program (KINDS below: from Debian, or for headscale, tailscale and wireguard-go
+A stand-in is either the real program (KINDS below: from Debian, or for headscale, tailscale, wireguard-go and traefik
 built from their Go modules by scripts/mesh-tools.sh; the image's ENTRYPOINT/CMD contract is kept, the
 catalog's command is appended as with the official image), or the generic HTTP stand-in
 (images/standin-base/server.py) serving 200 on every port the container is expected to serve:
@@ -42,6 +42,7 @@ KINDS = {
     "ghcr.io/tailscale/tailscale": "tailscale",
     "lscr.io/linuxserver/wireguard": "wireguard",
     "docker.io/linuxserver/wireguard": "wireguard",
+    "docker.io/library/traefik": "traefik",
 }
 # Programs a real-program stand-in has itself: a healthcheck or entrypoint naming them gets no shim (which
 # would hide the real program).
@@ -49,13 +50,13 @@ REAL_PROGRAMS = {
     "headscale": {"headscale"},
     "tailscale": {"tailscale", "tailscaled", "containerboot", "run.sh"},
     "wireguard": {"wg", "wg-quick", "wireguard-go", "init"},
+    "traefik": {"traefik"},
 }
 # Generic stand-ins that also answer DNS on :53 (dnsmasq, local answers only: the sandbox never recurses
 # to the internet, which a real unbound would).
 DNS = {"docker.io/pihole/pihole", "docker.io/mvance/unbound"}
 # Ports the real program serves that nothing in the site model names (so a client finds them).
 EXTRA_PORTS = {
-    "docker.io/library/traefik": [80, 443, 8082],
     "docker.io/crowdsecurity/crowdsec": [8080, 6060],
     "docker.io/fbonalair/traefik-crowdsec-bouncer": [8080],
     "docker.io/library/mongo": [27017],
@@ -73,7 +74,6 @@ TLS_PORTS = {443, 8443, 9443}
 STRIP = os.environ.get("STANDIN_REGISTRY", "registry:5000").rstrip("/") + "/"
 # What the healthcheck shims probe: command -> (port, what the real command prints on success).
 SHIMS = {
-    "traefik": (8082, ""),  # `traefik healthcheck --ping`: the ping entrypoint (metrics, :8082)
     "cscli": (8080, ""),  # `cscli lapi status`: the local API
     "/healthchecker": (8080, ""),  # traefik-crowdsec-bouncer
     "extra/healthcheck": (3001, ""),  # uptime-kuma (WORKDIR /app)

@@ -236,7 +236,7 @@ describe("the sandbox estate under the real engine", () => {
     until("headscale healthy again", () => containers("master").get("headscale") === "running healthy", 90);
   });
 
-  test("i. an admin's device on the tailnet reaches every site's SSH, and nothing the policy does not give admins", () => {
+  test("i. an admin's device on the tailnet reaches every site's SSH and private routes, and nothing the policy does not give admins", () => {
     // The admin: a Headscale user in the control plane's `group:admins`, with a key of their own.
     const hs = (args: string) => onServer("master", `docker exec headscale headscale ${args}`).stdout;
     hs(`users create ${SANDBOX_ADMIN}`);
@@ -286,6 +286,32 @@ describe("the sandbox estate under the real engine", () => {
         ]);
         expect([site, ssh.stdout.trim()]).toEqual([site, site]);
       }
+      // A private route on lady: through the node, Traefik sees the laptop's tailnet address (the PROXY header)
+      // and serves it; from outside, the same route is refused.
+      const route = model("lady").routes.find((r) => r.private)!;
+      const https = (...how: string[]) =>
+        run(
+          "curl",
+          [
+            "-sk",
+            "-m",
+            "20",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            ...how,
+            `https://${route.host}${route.probePath}`,
+          ],
+          {
+            allowFail: true,
+          },
+        ).stdout;
+      expect([
+        route.host,
+        https("--socks5-hostname", socks, "--connect-to", "::lady.mesh.qui3tly.cloud:443"),
+        https("--resolve", `${route.host}:443:${serverAddress("lady")}`),
+      ]).toEqual([route.host, "200", "403"]);
       // The node serves lady's exporter to the tailnet, but the policy gives it to the control plane only.
       const exporter = run(
         "curl",

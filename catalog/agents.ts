@@ -20,6 +20,7 @@ export const traefik: ServiceDef = {
         "/etc/traefik/traefik.yml": renderTraefikStatic(ctx),
         "/etc/traefik/dynamic/routes.yml": renderTraefikDynamic(ctx.siteRoutes, {
           crowdsec: ctx.siteServices.includes("crowdsec"),
+          tailnet: ctx.siteServices.includes("tailscale"),
         }),
       },
       healthcheck: { test: ["CMD", "traefik", "healthcheck", "--ping"] },

@@ -3,6 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import {
   LOG_OPTS,
+  fixedAddress,
   networkName,
   networkSubnet,
   seconds,
@@ -167,7 +168,12 @@ export class ServiceSet extends pulumi.ComponentResource {
           logOpts: { ...LOG_OPTS },
           ...(c.networkMode
             ? { networkMode: c.networkMode }
-            : { networksAdvanced: c.networks.map((n) => ({ name: networks[n]!.name })) }),
+            : {
+                networksAdvanced: c.networks.map((n) => {
+                  const address = fixedAddress(site, n, c.name);
+                  return { name: networks[n]!.name, ...(address ? { ipv4Address: address } : {}) };
+                }),
+              }),
           ...(c.capabilities.length ? { capabilities: { adds: [...c.capabilities] } } : {}),
           ...(c.devices.length ? { devices: c.devices.map((hostPath) => ({ hostPath })) } : {}),
           labels: Object.entries(c.labels).map(([label, value]) => ({ label, value })),

@@ -120,6 +120,11 @@ const existingHost = z.strictObject({
   /** Defaults to 22. */
   port: port.default(22),
   /**
+   * The port the host's SSH server listens on, where it differs from `port` (a NAT or port forward between the
+   * operator and the host): the tailnet node forwards admins' SSH there. Defaults to `port`.
+   */
+  sshdPort: port.optional(),
+  /**
    * The host's SSH public key (`ssh-keyscan -t ed25519 <host>` without the host name), pinned: connections fail if
    * it changes. Defaults to trust on first use (`~/.ssh/known_hosts`).
    */
@@ -193,7 +198,7 @@ const meshSchema = z.strictObject({
     .default([]),
   /**
    * The Headscale URL nodes log in to. Defaults to `https://headscale.<domain>` on the control plane, through
-   * Traefik. Set it where nodes reach Headscale another way (the sandbox: no real Traefik there).
+   * Traefik. Set it where nodes reach Headscale another way (the sandbox: its Traefik has no trusted certificate).
    */
   loginServer: z
     .url({ protocol: /^https?$/, error: "expected an http(s) URL such as `https://headscale.example.org`" })
@@ -225,16 +230,24 @@ const meshSchema = z.strictObject({
   /**
    * The Docker network between this site's tailnet node and Traefik, and nothing else: Traefik trusts the PROXY
    * header (the tailnet client's address, which `private` routes check) from this range only, and the node reaches
-   * the host's SSH at its gateway (the first address). An IPv4 range of at least 8 addresses (/29) that no other
-   * network on the host uses. Defaults to "10.255.255.248/29".
+   * the host's SSH at its gateway (the first address). A private IPv4 network of /16 to /29 that no other network
+   * on the host uses. Defaults to "10.255.255.248/29".
    */
   ingressSubnet: cidr
     .refine(
       (s) => {
         const [ip, bits] = s.split("/");
-        return isIP(ip!) === 4 && Number(bits) <= 29 && ipv4Int(ip!) % 2 ** (32 - Number(bits)) === 0;
+        const n = Number(bits);
+        if (isIP(ip!) !== 4 || n < 16 || n > 29 || ipv4Int(ip!) % 2 ** (32 - n) !== 0) return false;
+        const a = ipv4Int(ip!);
+        const within = (net: string, len: number) =>
+          Math.floor(a / 2 ** (32 - len)) === ipv4Int(net) / 2 ** (32 - len);
+        return within("10.0.0.0", 8) || within("172.16.0.0", 12) || within("192.168.0.0", 16);
       },
-      { message: "expected an IPv4 network of /29 or larger, such as `10.255.255.248/29`" },
+      {
+        message:
+          "expected a private IPv4 network (in 10/8, 172.16/12 or 192.168/16) of /16 to /29, such as `10.255.255.248/29`",
+      },
     )
     .default("10.255.255.248/29"),
 });

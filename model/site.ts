@@ -32,7 +32,7 @@ import {
 } from "../config/schema";
 import type { ConfigSource } from "../config/source";
 import { meshDomain } from "../render/headscale";
-import { ingressGateway } from "../render/traefik";
+import { ingressAddresses } from "../render/traefik";
 import { estateSite, type Estate } from "./estate";
 
 /** The plain, fully resolved description of one site: what render functions and components consume. */
@@ -143,13 +143,24 @@ export function goDuration(total: number): string {
 
 /** Docker network names: prefixed so they never collide with what an operator made by hand. */
 export const networkName = (name: string) => `qcloud-${name}`;
-/** A network's fixed addresses, where it has them (`ingress`: Traefik trusts that range's PROXY headers). */
+/** A network's fixed range, where it has one: `ingress` (render/traefik.ts ingressAddresses). */
 export function networkSubnet(
   site: Pick<SiteModel, "mesh">,
   name: string,
 ): { readonly subnet: string; readonly gateway: string } | undefined {
   if (name !== "ingress") return undefined;
-  return { subnet: site.mesh.ingressSubnet, gateway: ingressGateway(site.mesh.ingressSubnet) };
+  return { subnet: site.mesh.ingressSubnet, gateway: ingressAddresses(site.mesh.ingressSubnet).gateway };
+}
+
+/** A container's fixed address on a network, where it has one: the tailnet node and Traefik on `ingress`. */
+export function fixedAddress(
+  site: Pick<SiteModel, "mesh">,
+  network: string,
+  container: string,
+): string | undefined {
+  if (network !== "ingress") return undefined;
+  const addresses = ingressAddresses(site.mesh.ingressSubnet);
+  return container === "tailscale" ? addresses.node : container === "traefik" ? addresses.traefik : undefined;
 }
 export const containerName = (service: string, key: string) =>
   key === "main" ? service : `${service}-${key}`;
@@ -377,7 +388,7 @@ function resolve(
       lokiPushUrl,
       estate,
       mesh: site.mesh,
-      sshPort: site.host.kind === "existing" ? site.host.port : 22,
+      sshPort: site.host.kind === "existing" ? (site.host.sshdPort ?? site.host.port) : 22,
       controlPlane,
       monitoring: site.monitoring ?? DEFAULT_MONITORING,
     };

@@ -1,4 +1,11 @@
-import { LOG_OPTS, networkName, networkSubnet, type ResolvedEnv, type SiteModel } from "../model/site";
+import {
+  LOG_OPTS,
+  fixedAddress,
+  networkName,
+  networkSubnet,
+  type ResolvedEnv,
+  type SiteModel,
+} from "../model/site";
 import { toYaml } from "./yaml";
 
 /** The `${VAR}` a compose file reads a secret from: the value goes in the environment or `.env`, never the file. */
@@ -68,7 +75,18 @@ export function renderCompose(model: SiteModel): string {
         memswap_limit: `${c.memoryMb}m`,
         cpus: c.cpus,
         logging: { driver: "json-file", options: { ...LOG_OPTS } },
-        ...(c.networkMode ? { network_mode: c.networkMode } : { networks: c.networks.map(networkName) }),
+        ...(c.networkMode
+          ? { network_mode: c.networkMode }
+          : c.networks.some((n) => fixedAddress(model, n, c.name))
+            ? {
+                networks: Object.fromEntries(
+                  c.networks.map((n) => {
+                    const address = fixedAddress(model, n, c.name);
+                    return [networkName(n), address ? { ipv4_address: address } : {}];
+                  }),
+                ),
+              }
+            : { networks: c.networks.map(networkName) }),
         ...(c.capabilities.length ? { cap_add: [...c.capabilities] } : {}),
         ...(c.devices.length ? { devices: [...c.devices] } : {}),
         labels: { ...c.labels, "cloud.qui3tly.managed-by": "compose" },

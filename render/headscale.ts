@@ -1,7 +1,7 @@
 import type { CatalogContext } from "../catalog/types";
 import type { Estate, EstateSite } from "../model/estate";
 import { HTTPS_PORT, LOKI_PORT, SSH_PORT, nodeTags, renderPolicyFile } from "./policy";
-import { TAILNET_ENTRYPOINT_PORT, TAILNET_RANGES, ingressGateway } from "./traefik";
+import { TAILNET_ENTRYPOINT_PORT, TAILNET_RANGES, ingressAddresses } from "./traefik";
 import { toYaml } from "./yaml";
 
 /** The tailnet's MagicDNS base domain: every site is `<site>.<this>`. */
@@ -82,12 +82,18 @@ export function renderServeConfig(
 ): string {
   const me = ctx.estate.sites.find((s) => s.name === ctx.site);
   const forwards: [number, { TCPForward: string; ProxyProtocol?: 2 }][] = (me?.metrics ?? [])
-    .filter((m) => m.service !== "tailscale")
+    // The node serves its own metrics on the tailnet; everything else, the egress node's too, is forwarded.
+    .filter((m) => m.container !== "tailscale")
     .map((m) => [m.port, { TCPForward: `${m.container}:${m.port}` }]);
   if (ctx.siteServices.includes("loki")) forwards.push([LOKI_PORT, { TCPForward: `loki:${LOKI_PORT}` }]);
-  forwards.push([SSH_PORT, { TCPForward: `${ingressGateway(ctx.mesh.ingressSubnet)}:${ctx.sshPort}` }]);
+  const ingress = ingressAddresses(ctx.mesh.ingressSubnet);
+  forwards.push([SSH_PORT, { TCPForward: `${ingress.gateway}:${ctx.sshPort}` }]);
+  // By address, not by name: Traefik is on `metrics` too, where it would not believe the node.
   if (ctx.siteServices.includes("traefik"))
-    forwards.push([HTTPS_PORT, { TCPForward: `traefik:${TAILNET_ENTRYPOINT_PORT}`, ProxyProtocol: 2 }]);
+    forwards.push([
+      HTTPS_PORT,
+      { TCPForward: `${ingress.traefik}:${TAILNET_ENTRYPOINT_PORT}`, ProxyProtocol: 2 },
+    ]);
   forwards.sort((a, b) => a[0] - b[0]);
   return `${JSON.stringify({ TCP: Object.fromEntries(forwards.map(([port, h]) => [String(port), h])) }, null, 2)}\n`;
 }

@@ -53,7 +53,7 @@ export function renderBlackboxConfig(): string {
   });
 }
 
-/** Sites other than the control plane push through their tailnet node's proxy to Loki's MagicDNS name. */
+/** Sites other than the control plane push through their egress node's proxy to Loki's MagicDNS name. */
 export function renderPromtailConfig(ctx: Pick<CatalogContext, "site" | "role" | "lokiPushUrl">): string {
   return toYaml({
     server: { http_listen_port: 9080, grpc_listen_port: 0 },

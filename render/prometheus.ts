@@ -5,13 +5,15 @@ import { toYaml } from "./yaml";
 /**
  * Prometheus on the control plane: every site's metrics endpoints, from the estate, and blackbox probes of every
  * routed URL. Its own site's containers are scraped by name on the `metrics` network; every other site's on
- * `<meshHost>:<port>`, through the local tailnet node's HTTP proxy (the node on that site forwards the port).
+ * `<meshHost>:<port>`, through the local egress node's HTTP proxy (the node on that site forwards the port).
  */
 
-/** Where containers on a site reach other sites by MagicDNS name: the site's tailnet node's HTTP proxy. */
-/** The port of each site's tailnet node's outbound HTTP proxy (catalog/mesh.ts). */
+/**
+ * Where containers on a site reach other sites by MagicDNS name: the HTTP proxy of the site's egress node
+ * (catalog/mesh.ts), on the `metrics` network.
+ */
 export const MESH_PROXY_PORT = 1055;
-export const MESH_PROXY = `http://tailscale:${MESH_PROXY_PORT}`;
+export const MESH_PROXY = `http://tailscale-egress:${MESH_PROXY_PORT}`;
 export const BLACKBOX = "blackbox:9115";
 /** The rules files' dir, relative to Prometheus' config dir (promtool resolves it the same way). */
 export const RULES_DIR = "rules";

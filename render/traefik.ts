@@ -11,13 +11,23 @@ export const TAILNET_RANGES = ["100.64.0.0/10", "fd7a:115c:a1e0::/48"] as const;
  */
 export const TAILNET_ENTRYPOINT_PORT = 8443;
 
-/** The `ingress` network's gateway, the host itself: its first address (Docker's own choice, made explicit). */
-export function ingressGateway(subnet: string): string {
-  const n = ipv4Int(subnet.split("/")[0]!) + 1;
-  return [24, 16, 8, 0].map((shift) => Math.floor(n / 2 ** shift) % 256).join(".");
+/**
+ * The `ingress` network's fixed addresses: its gateway (the host itself; Docker's own choice, made explicit), the
+ * tailnet node (the one source Traefik believes PROXY headers from) and Traefik (where the node forwards).
+ */
+export function ingressAddresses(subnet: string): {
+  readonly gateway: string;
+  readonly node: string;
+  readonly traefik: string;
+} {
+  const base = ipv4Int(subnet.split("/")[0]!);
+  const ip = (n: number) => [24, 16, 8, 0].map((shift) => Math.floor(n / 2 ** shift) % 256).join(".");
+  return { gateway: ip(base + 1), node: ip(base + 2), traefik: ip(base + 3) };
 }
 
-export function renderTraefikStatic(ctx: Pick<CatalogContext, "acmeEmail" | "mesh">): string {
+export function renderTraefikStatic(
+  ctx: Pick<CatalogContext, "acmeEmail" | "mesh" | "siteServices">,
+): string {
   return toYaml({
     global: { checkNewVersion: false, sendAnonymousUsage: false },
     log: { level: "INFO" },
@@ -25,12 +35,17 @@ export function renderTraefikStatic(ctx: Pick<CatalogContext, "acmeEmail" | "mes
     entryPoints: {
       web: { address: ":80", http: { redirections: { entryPoint: { to: "websecure", scheme: "https" } } } },
       websecure: { address: ":443", http: { tls: { certResolver: "letsencrypt" } } },
-      // The PROXY header is believed only from the ingress network, where the node and Traefik are alone.
-      tailnet: {
-        address: `:${TAILNET_ENTRYPOINT_PORT}`,
-        proxyProtocol: { trustedIPs: [ctx.mesh.ingressSubnet] },
-        http: { tls: { certResolver: "letsencrypt" } },
-      },
+      // Where the site's tailnet node forwards admins' HTTPS. The PROXY header is believed from that node's
+      // fixed address on the ingress network only.
+      ...(ctx.siteServices.includes("tailscale")
+        ? {
+            tailnet: {
+              address: `:${TAILNET_ENTRYPOINT_PORT}`,
+              proxyProtocol: { trustedIPs: [`${ingressAddresses(ctx.mesh.ingressSubnet).node}/32`] },
+              http: { tls: { certResolver: "letsencrypt" } },
+            },
+          }
+        : {}),
       metrics: { address: ":8082" },
     },
     ping: { entryPoint: "metrics" },
@@ -59,14 +74,17 @@ export function traefikRule(r: Route): string {
 /** The CrowdSec bouncer Traefik asks before every request, where CrowdSec runs on the site. */
 export const CROWDSEC_BOUNCER = "http://crowdsec-bouncer:8080/api/v1/forwardAuth";
 
-export function renderTraefikDynamic(routes: readonly Route[], opts: { readonly crowdsec: boolean }): string {
+export function renderTraefikDynamic(
+  routes: readonly Route[],
+  opts: { readonly crowdsec: boolean; readonly tailnet: boolean },
+): string {
   const routers: Record<string, unknown> = {};
   const services: Record<string, unknown> = {};
   for (const r of routes) {
     const id = routeId(r);
     routers[id] = {
       rule: traefikRule(r),
-      entryPoints: ["websecure", "tailnet"],
+      entryPoints: ["websecure", ...(opts.tailnet ? ["tailnet"] : [])],
       service: id,
       ...(r.private || opts.crowdsec
         ? { middlewares: [...(r.private ? ["tailnet-only"] : []), ...(opts.crowdsec ? ["crowdsec"] : [])] }

@@ -29,13 +29,25 @@ const cases: Case[] = [
     "an ingress network too small for the node, Traefik and the gateway",
     (c) => (c[SITE].mesh = { ingressSubnet: "10.255.255.252/30" }),
     `${SITE}.mesh.ingressSubnet`,
-    /expected an IPv4 network of \/29 or larger/,
+    /expected a private IPv4 network .* of \/16 to \/29/,
   ],
   [
     "an ingress network given by a host address, not its network address",
     (c) => (c[SITE].mesh = { ingressSubnet: "10.255.255.250/29" }),
     `${SITE}.mesh.ingressSubnet`,
-    /expected an IPv4 network of \/29 or larger, such as `10.255.255.248\/29`/,
+    /of \/16 to \/29, such as `10.255.255.248\/29`/,
+  ],
+  [
+    "an ingress network outside private address space (it would trust the world)",
+    (c) => (c[SITE].mesh = { ingressSubnet: "0.0.0.0/0" }),
+    `${SITE}.mesh.ingressSubnet`,
+    /expected a private IPv4 network \(in 10\/8, 172.16\/12 or 192.168\/16\)/,
+  ],
+  [
+    "an ingress network in the tailnet's own range",
+    (c) => (c[SITE].mesh = { ingressSubnet: "100.64.0.0/29" }),
+    `${SITE}.mesh.ingressSubnet`,
+    /expected a private IPv4 network/,
   ],
   [
     "unknown service",
@@ -351,8 +363,8 @@ describe("valid configs", () => {
 
 describe("the committed stacks", () => {
   test.each([
-    ["master", "control-plane", 19, 24],
-    ["lady", "services", 11, 27],
+    ["master", "control-plane", 19, 25],
+    ["lady", "services", 11, 28],
   ])("%s: %s, %i services, %i containers", (stack, role, services, containers) => {
     const m = loadSite(fileSource(path.join(ROOT, `Pulumi.${stack}.yaml`)));
     expect([m.role, m.services.length, m.services.reduce((n, s) => n + s.containers.length, 0)]).toEqual([

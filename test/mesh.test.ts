@@ -73,8 +73,8 @@ function meshTools(): string {
 describe("the tailnet policy", () => {
   const policy = renderPolicy(estate, "master");
   // What the estate declares, written out by hand: the policy must admit exactly these.
-  const LADY_METRICS = [8080, 8082, 9002, 9080, 9100, 9121, 9187, 9205, 9216];
-  const MADAM_METRICS = [8080, 8082, 9002, 9080, 9100];
+  const LADY_METRICS = [8080, 8082, 9002, 9003, 9080, 9100, 9121, 9187, 9205, 9216];
+  const MADAM_METRICS = [8080, 8082, 9002, 9003, 9080, 9100];
   const declared = new Set([
     ...LADY_METRICS.map((p) => `tag:site-master>lady:${p}`),
     ...MADAM_METRICS.map((p) => `tag:site-master>madam:${p}`),
@@ -177,9 +177,10 @@ describe("a new site from its stack file alone", () => {
         // Admins' SSH to the host's sshd (its port from the stack file), at the ingress network's gateway.
         "22": { TCPForward: "10.255.255.249:2222" },
         // Admins' HTTPS to Traefik's tailnet entrypoint, with the client's tailnet address in a PROXY header.
-        "443": { TCPForward: "traefik:8443", ProxyProtocol: 2 },
+        "443": { TCPForward: "10.255.255.251:8443", ProxyProtocol: 2 },
         "8080": { TCPForward: "cadvisor:8080" },
         "8082": { TCPForward: "traefik:8082" },
+        "9003": { TCPForward: "tailscale-egress:9003" },
         "9080": { TCPForward: "promtail:9080" },
         "9100": { TCPForward: "node-exporter:9100" },
       },
@@ -424,6 +425,14 @@ for line in sys.stdin:
       ["node, tailnet client, public route", 8443, "10.255.255.250", "100.64.0.5", publicHost, "200"],
       ["node, a client outside the tailnet", 8443, "10.255.255.250", "203.0.113.9", privateHost, "403"],
       ["not the node: the header is not believed", 8443, "127.0.0.1", "100.64.0.5", privateHost, "403"],
+      [
+        "the host (ingress gateway) is not the node",
+        8443,
+        "10.255.255.249",
+        "100.64.0.5",
+        privateHost,
+        "403",
+      ],
       ["the public entrypoint, private route", 443, "127.0.0.1", "-", privateHost, "403"],
       ["the public entrypoint, public route", 443, "127.0.0.1", "-", publicHost, "200"],
     ] as const;
@@ -434,19 +443,24 @@ for line in sys.stdin:
       `trap 'ip netns pids ${ns} | xargs -r kill; ip netns del ${ns}' EXIT`,
       `ip netns add ${ns}`,
       `ip -n ${ns} link set lo up`,
+      // The node's and the gateway's addresses on the ingress network (render/traefik.ts ingressAddresses).
       `ip -n ${ns} addr add 10.255.255.250/32 dev lo`,
+      `ip -n ${ns} addr add 10.255.255.249/32 dev lo`,
       `ip netns exec ${ns} python3 -m http.server 18999 --bind 127.0.0.1 >/dev/null 2>&1 &`,
       `ip netns exec ${ns} ${bin}/traefik --configFile=${dir}/traefik.yml >${dir}/traefik.log 2>&1 &`,
       `for _ in $(seq 100); do ip netns exec ${ns} bash -c '</dev/tcp/127.0.0.1/8443 && </dev/tcp/127.0.0.1/18999' 2>/dev/null && break; sleep 0.1; done`,
       `ip netns exec ${ns} python3 ${dir}/client.py`,
     ].join("\n");
-    const r = spawnSync("bash", ["-c", script], {
-      encoding: "utf8",
-      input: cases.map((c) => c.slice(1, 5).join(" ")).join("\n"),
-    });
-    expect([r.status, r.stderr]).toEqual([0, ""]);
-    const got = r.stdout.trim().split("\n");
-    expect(cases.map((c, i) => [c[0], got[i]])).toEqual(cases.map((c) => [c[0], c[5]]));
-    fs.rmSync(dir, { recursive: true, force: true });
+    try {
+      const r = spawnSync("bash", ["-c", script], {
+        encoding: "utf8",
+        input: cases.map((c) => c.slice(1, 5).join(" ")).join("\n"),
+      });
+      expect([r.status, r.stderr]).toEqual([0, ""]);
+      const got = r.stdout.trim().split("\n");
+      expect(cases.map((c, i) => [c[0], got[i]])).toEqual(cases.map((c) => [c[0], c[5]]));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -3,7 +3,8 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import YAML from "yaml";
-import { fileSource } from "../config/source";
+import { fileSource, mapSource } from "../config/source";
+import { servicesSite } from "./fixtures";
 import { loadSite } from "../model/site";
 import { renderSiteFiles } from "../render/site";
 import { renderTraefikDynamic } from "../render/traefik";
@@ -17,10 +18,10 @@ describe("Traefik's static config", () => {
   const traefik = lady.services.find((s) => s.name === "traefik")!.containers[0]!;
   const doc = YAML.parse(traefik.files["/etc/traefik/traefik.yml"]!);
 
-  test("the tailnet entrypoint believes PROXY headers from the ingress network only, and is not published", () => {
+  test("the tailnet entrypoint believes PROXY headers from the tailnet node only, and is not published", () => {
     expect(doc.entryPoints.tailnet).toEqual({
       address: ":8443",
-      proxyProtocol: { trustedIPs: ["10.255.255.248/29"] },
+      proxyProtocol: { trustedIPs: ["10.255.255.250/32"] },
       http: { tls: { certResolver: "letsencrypt" } },
     });
     expect(doc.entryPoints.websecure.proxyProtocol).toBeUndefined();
@@ -30,11 +31,32 @@ describe("Traefik's static config", () => {
       .flatMap((s) => s.containers)
       .filter((c) => c.networks.includes("ingress"));
     expect(onIngress.map((c) => c.name).sort()).toEqual(["tailscale", "traefik"]);
+    // The node Traefik believes opens no connection for anyone: the proxy out is the egress node's, elsewhere.
+    // A site without a tailnet node has no tailnet entrypoint, and no route on it.
+    const alone = loadSite(
+      mapSource(
+        "Pulumi.solo.yaml",
+        "solo",
+        servicesSite({ services: { tailscale: false, nextcloud: true } }),
+      ),
+    );
+    const soloTraefik = alone.services.find((s) => s.name === "traefik")!.containers[0]!;
+    expect(YAML.parse(soloTraefik.files["/etc/traefik/traefik.yml"]!).entryPoints.tailnet).toBeUndefined();
+    expect(
+      YAML.parse(soloTraefik.files["/etc/traefik/dynamic/routes.yml"]!).http.routers["nextcloud-web"]
+        .entryPoints,
+    ).toEqual(["websecure"]);
+    const proxies = lady.services
+      .flatMap((s) => s.containers)
+      .filter((c) => c.env.TS_OUTBOUND_HTTP_PROXY_LISTEN !== undefined);
+    expect(proxies.map((c) => [c.name, c.networks])).toEqual([
+      ["tailscale-egress", ["tailscale", "metrics"]],
+    ]);
   });
 });
 
 describe("Traefik's dynamic config from the site's routes", () => {
-  const doc = YAML.parse(renderTraefikDynamic(site("lady").routes, { crowdsec: false }));
+  const doc = YAML.parse(renderTraefikDynamic(site("lady").routes, { crowdsec: false, tailnet: true }));
 
   test("one router and one service per route, on websecure and the tailnet entrypoint, addressed by container name", () => {
     expect(Object.keys(doc.http.routers).sort()).toEqual([
@@ -67,7 +89,9 @@ describe("Traefik's dynamic config from the site's routes", () => {
   });
 
   test("a path-scoped route adds PathPrefix", () => {
-    const master = YAML.parse(renderTraefikDynamic(site("master").routes, { crowdsec: false }));
+    const master = YAML.parse(
+      renderTraefikDynamic(site("master").routes, { crowdsec: false, tailnet: true }),
+    );
     expect(master.http.routers["headscale-ui"].rule).toBe(
       "Host(`headscale.qui3tly.cloud`) && PathPrefix(`/web`)",
     );
@@ -102,7 +126,7 @@ describe("npm run render", () => {
         }
       }
       const summary = JSON.parse(files["site.json"]!);
-      expect(summary.containers).toHaveLength(stack === "master" ? 24 : 27);
+      expect(summary.containers).toHaveLength(stack === "master" ? 25 : 28);
       // Secrets show their source only: every non-plain env value of the model is exactly its placeholder.
       const byName = new Map(
         summary.containers.map((c: { name: string; env: Record<string, string> }) => [c.name, c.env]),
@@ -173,8 +197,8 @@ describe("npm run check", () => {
     const r = run();
     expect([r.status, r.stdout]).toEqual([
       0,
-      "ok   Pulumi.lady.yaml: services, 11 services, 27 containers\n" +
-        "ok   Pulumi.master.yaml: control-plane, 19 services, 24 containers\n",
+      "ok   Pulumi.lady.yaml: services, 11 services, 28 containers\n" +
+        "ok   Pulumi.master.yaml: control-plane, 19 services, 25 containers\n",
     ]);
   });
 

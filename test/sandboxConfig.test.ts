@@ -25,6 +25,8 @@ describe("the sandbox twin of a stack file", () => {
       address: "127.0.0.1",
       user: "root",
       port: 2202,
+      // The tailnet node forwards admins' SSH to the server's own sshd port, not the published one.
+      sshdPort: 22,
       hostKey: KEY,
     });
     expect([twin.protect, twin.registry]).toEqual([false, "registry:5000"]);

@@ -32,8 +32,14 @@ async function deploy(model: SiteModel): Promise<{ out: SiteOutputs; res: Record
 const of = (res: Recorded[], type: string) => res.filter((r) => r.type === type);
 
 describe.each([
-  ["master", 24, 3, ["alertmanager", "crowdsec", "edge", "headscale", "ingress", "metrics", "pihole"], 16],
-  ["lady", 27, 7, ["edge", "ingress", "metrics", "nextcloud", "uisp", "unifi"], 15],
+  [
+    "master",
+    25,
+    3,
+    ["alertmanager", "crowdsec", "edge", "headscale", "ingress", "metrics", "pihole", "tailscale"],
+    17,
+  ],
+  ["lady", 28, 7, ["edge", "ingress", "metrics", "nextcloud", "tailscale", "uisp", "unifi"], 16],
 ])("the %s stack under mocks", (stack, containers, passwords, networks, volumes) => {
   let res: Recorded[];
   let out: SiteOutputs;
@@ -123,6 +129,16 @@ describe.each([
     const fixed = of(res, "docker:index/network:Network").filter((n) => n.inputs.ipamConfigs);
     expect(fixed.map((n) => [n.inputs.name, n.inputs.ipamConfigs])).toEqual([
       ["qcloud-ingress", [{ subnet: "10.255.255.248/29", gateway: "10.255.255.249" }]],
+    ]);
+    // And on it, fixed addresses for the tailnet node (which Traefik believes) and Traefik (where it forwards).
+    const fixedAddresses = of(res, "docker:index/container:Container").flatMap((c) =>
+      ((c.inputs.networksAdvanced ?? []) as { name: string; ipv4Address?: string }[])
+        .filter((n) => n.ipv4Address)
+        .map((n) => [c.inputs.name, n.name, n.ipv4Address]),
+    );
+    expect(fixedAddresses.sort()).toEqual([
+      ["tailscale", "qcloud-ingress", "10.255.255.250"],
+      ["traefik", "qcloud-ingress", "10.255.255.251"],
     ]);
   });
 

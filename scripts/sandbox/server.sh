@@ -83,7 +83,7 @@ cmd_up() {
       -v "$volume:/var/lib/docker" \
       -v "$host_keys:/etc/ssh/qcloud-host-keys:ro" \
       -p "127.0.0.1:$port:22" \
-      -e QCLOUD_AUTHORIZED_KEY="$pubkey" -e QCLOUD_SSH_PORT="$port" \
+      -e QCLOUD_AUTHORIZED_KEY="$pubkey" \
       --restart unless-stopped --stop-timeout 30 \
       --label cloud.qui3tly.sandbox=server --label "cloud.qui3tly.sandbox.site=$site" \
       --label "cloud.qui3tly.sandbox.config=$cfg" \

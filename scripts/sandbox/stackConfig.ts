@@ -45,7 +45,15 @@ export function sandboxSite(committed: StackFile, host: SandboxHost): Record<str
   return {
     ...site,
     protect: false,
-    host: { kind: "existing", address: "127.0.0.1", user: "root", port: host.port, hostKey: host.hostKey },
+    // SSH on 127.0.0.1:<port>, published from the server's sshd on 22.
+    host: {
+      kind: "existing",
+      address: "127.0.0.1",
+      user: "root",
+      port: host.port,
+      sshdPort: 22,
+      hostKey: host.hostKey,
+    },
     images: { registry: SANDBOX_REGISTRY },
     ...(host.address
       ? {

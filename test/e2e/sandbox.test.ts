@@ -104,7 +104,7 @@ describe("the sandbox estate under the real engine", () => {
     }
   });
 
-  test("c. the tailnet: master runs Headscale, both sites joined with their tags; the time to join", () => {
+  test("c. the tailnet: master runs Headscale, both sites' nodes joined with their tags; the time to join", () => {
     const nodes = JSON.parse(
       onServer("master", "docker exec headscale headscale nodes list -o json").stdout,
     ) as {
@@ -114,12 +114,15 @@ describe("the sandbox estate under the real engine", () => {
       created_at: { seconds: number; nanos?: number };
     }[];
     const bySite = new Map(nodes.map((n) => [n.given_name, n]));
+    // Each site's node, and its egress node (the proxy out), with the site's tags from its key.
     for (const site of ["master", "lady"]) {
-      expect([site, bySite.get(site)?.online, bySite.get(site)?.tags?.sort()]).toEqual([
-        site,
-        true,
-        [`tag:role-${site === "master" ? "control-plane" : "services"}`, `tag:site-${site}`],
-      ]);
+      for (const node of [site, `${site}-egress`]) {
+        expect([node, bySite.get(node)?.online, bySite.get(node)?.tags?.sort()]).toEqual([
+          node,
+          true,
+          [`tag:role-${site === "master" ? "control-plane" : "services"}`, `tag:site-${site}`],
+        ]);
+      }
     }
     // From lady's node container starting to Headscale registering it.
     const started = Date.parse(
@@ -130,12 +133,12 @@ describe("the sandbox estate under the real engine", () => {
     expect(timings["lady joins the tailnet"]).toBeLessThan(120);
   });
 
-  /** Fetches a URL from a site's tailnet node, through its proxy (as Prometheus and promtail do). */
+  /** Fetches a URL from a site's egress node, through its proxy (as Prometheus and promtail do). */
   const overTailnet = (from: string, url: string) =>
     onServer(
       from,
       // A refused connection may never be answered: give up after 20 s.
-      `timeout 20 docker exec -e http_proxy=http://127.0.0.1:1055 tailscale wget -q -T 10 -O - ${url}`,
+      `timeout 20 docker exec -e http_proxy=http://127.0.0.1:1055 tailscale-egress wget -q -T 10 -O - ${url}`,
       true,
     );
 
@@ -203,7 +206,7 @@ describe("the sandbox estate under the real engine", () => {
     // published UDP port.
     const direct = () =>
       /via \d+\.\d+\.\d+\.\d+:41641/.test(
-        onServer("master", "docker exec tailscale tailscale ping -c 1 --timeout 5s lady", true).stdout,
+        onServer("master", "docker exec tailscale-egress tailscale ping -c 1 --timeout 5s lady", true).stdout,
       );
     timings["tailnet path master -> lady direct"] = until("a direct path from master to lady", direct, 60);
     onServer("master", "docker stop headscale");
@@ -239,9 +242,10 @@ describe("the sandbox estate under the real engine", () => {
   test("i. an admin's device on the tailnet reaches every site's SSH and private routes, and nothing the policy does not give admins", () => {
     // The admin: a Headscale user in the control plane's `group:admins`, with a key of their own.
     const hs = (args: string) => onServer("master", `docker exec headscale headscale ${args}`).stdout;
-    hs(`users create ${SANDBOX_ADMIN}`);
+    onServer("master", `docker exec headscale headscale users create ${SANDBOX_ADMIN}`, true); // or it exists
     const users = JSON.parse(hs("users list -o json")) as { id: number; name: string }[];
     const user = users.find((u) => u.name === SANDBOX_ADMIN)!;
+    expect(user).toBeDefined();
     const key = (
       JSON.parse(hs(`preauthkeys create --user ${user.id} --expiration 1h -o json`)) as { key: string }
     ).key;

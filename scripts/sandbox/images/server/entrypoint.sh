@@ -18,7 +18,5 @@ storage=${QCLOUD_DOCKER_STORAGE:-overlay2}
 rm -rf /var/run/docker.pid /var/run/docker.sock /var/run/docker
 echo "starting dockerd (storage driver $storage, log /var/log/dockerd.log)"
 dockerd --storage-driver "$storage" --cgroup-parent "/qcloud-sandbox-$(hostname)" >>/var/log/dockerd.log 2>&1 &
-# On 22 (published on 127.0.0.1:<port>) and on <port> itself, as the stack file says: the tailnet node forwards
-# admins' SSH to the host's port from the stack file.
-echo "starting sshd (ports 22${QCLOUD_SSH_PORT:+ and $QCLOUD_SSH_PORT})"
-exec /usr/sbin/sshd -D -e -p 22 ${QCLOUD_SSH_PORT:+-p "$QCLOUD_SSH_PORT"}
+echo "starting sshd"
+exec /usr/sbin/sshd -D -e

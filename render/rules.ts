@@ -286,7 +286,7 @@ function alertDefs(interval: string): AlertDef[] {
         severity: "critical",
         summary: "The tailnet node of {{ $labels.site }} is offline",
         description:
-          "The control plane cannot reach site {{ $labels.site }}'s tailscale container: that site's metrics and logs no longer reach the control plane. On the control plane itself, every other site goes dark.",
+          "The control plane cannot reach site {{ $labels.site }}'s tailnet node {{ $labels.container }}: that site's metrics or logs no longer reach the control plane. On the control plane itself, every other site goes dark.",
       },
       {
         fires: {

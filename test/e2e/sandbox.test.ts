@@ -79,6 +79,9 @@ beforeAll(() => {
 afterAll(() => {
   console.log(`e2e timings (s): ${JSON.stringify(timings)}`);
   if (project) fs.rmSync(project.dir, { recursive: true, force: true });
+  // The servers hold containers of a state just deleted: they go too, or `npm run sandbox` would collide with
+  // them. Images and caches stay, so the next start is quick.
+  run("bash", ["scripts/sandbox/down.sh"], { allowFail: true });
 });
 
 describe("the sandbox estate under the real engine", () => {

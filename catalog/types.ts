@@ -21,7 +21,7 @@ export interface CatalogContext {
   /** This site's mesh settings. */
   readonly mesh: MeshConfig;
   /** The port the host's SSH server listens on (the tailnet node forwards admins' SSH there). */
-  readonly sshPort: number;
+  readonly sshdPort: number;
   /** The control-plane site's name. */
   readonly controlPlane: string;
   /** Retention and alert receivers (the control plane's; defaults elsewhere, where nothing reads them). */

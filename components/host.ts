@@ -7,7 +7,7 @@ import * as docker from "@pulumi/docker";
 import * as hcloud from "@pulumi/hcloud";
 import * as pulumi from "@pulumi/pulumi";
 import type { HostConfig } from "../config/schema";
-import { SITE_KEY } from "../config/schema";
+import { SITE_KEY, sshPort } from "../config/schema";
 import type { PortModel } from "../model/site";
 import {
   firewallRules,
@@ -51,7 +51,7 @@ export class Host extends pulumi.ComponentResource {
     super("qcloud:host:Host", name, {}, opts);
     const h = args.host;
     const user = h.kind === "existing" ? h.user : "root";
-    const port = h.kind === "existing" ? h.port : 22;
+    const port = sshPort(h);
 
     let server: hcloud.Server | undefined;
     if (h.kind === "hcloud") {

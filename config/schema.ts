@@ -238,8 +238,9 @@ const meshSchema = z.strictObject({
       (s) => {
         const [ip, bits] = s.split("/");
         const n = Number(bits);
-        if (isIP(ip!) !== 4 || n < 16 || n > 29 || ipv4Int(ip!) % 2 ** (32 - n) !== 0) return false;
+        if (isIP(ip!) !== 4 || n < 16 || n > 29) return false;
         const a = ipv4Int(ip!);
+        if (a % 2 ** (32 - n) !== 0) return false;
         const within = (net: string, len: number) =>
           Math.floor(a / 2 ** (32 - len)) === ipv4Int(net) / 2 ** (32 - len);
         return within("10.0.0.0", 8) || within("172.16.0.0", 12) || within("192.168.0.0", 16);
@@ -325,6 +326,11 @@ const hostSchema = z.discriminatedUnion("kind", [existingHost, hcloudHost], {
   error: "expected `kind: existing` or `kind: hcloud`",
 });
 export type HostConfig = z.infer<typeof hostSchema>;
+/** The port the program reaches the host's SSH on (an hcloud server's is 22). */
+export const sshPort = (host: HostConfig): number => (host.kind === "existing" ? host.port : 22);
+/** The port the host's sshd listens on: `sshPort`, unless a NAT in between maps it (`sshdPort`). */
+export const sshdPort = (host: HostConfig): number =>
+  (host.kind === "existing" ? host.sshdPort : undefined) ?? sshPort(host);
 
 export const siteSchema = z.strictObject({
   role: z.enum(ROLES),

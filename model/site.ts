@@ -19,6 +19,7 @@ import {
   PROJECT,
   SITE_KEY,
   SSH_KEY_KEY,
+  sshdPort,
   siteName,
   siteSchema,
   type EnvOverride,
@@ -388,7 +389,7 @@ function resolve(
       lokiPushUrl,
       estate,
       mesh: site.mesh,
-      sshPort: site.host.kind === "existing" ? (site.host.sshdPort ?? site.host.port) : 22,
+      sshdPort: sshdPort(site.host),
       controlPlane,
       monitoring: site.monitoring ?? DEFAULT_MONITORING,
     };

@@ -78,7 +78,7 @@ export function renderHeadscalePolicy(ctx: Pick<CatalogContext, "estate" | "site
  * The policy decides who may connect to which; nothing here is published on the host.
  */
 export function renderServeConfig(
-  ctx: Pick<CatalogContext, "estate" | "site" | "siteServices" | "mesh" | "sshPort">,
+  ctx: Pick<CatalogContext, "estate" | "site" | "siteServices" | "mesh" | "sshdPort">,
 ): string {
   const me = ctx.estate.sites.find((s) => s.name === ctx.site);
   const forwards: [number, { TCPForward: string; ProxyProtocol?: 2 }][] = (me?.metrics ?? [])
@@ -87,7 +87,7 @@ export function renderServeConfig(
     .map((m) => [m.port, { TCPForward: `${m.container}:${m.port}` }]);
   if (ctx.siteServices.includes("loki")) forwards.push([LOKI_PORT, { TCPForward: `loki:${LOKI_PORT}` }]);
   const ingress = ingressAddresses(ctx.mesh.ingressSubnet);
-  forwards.push([SSH_PORT, { TCPForward: `${ingress.gateway}:${ctx.sshPort}` }]);
+  forwards.push([SSH_PORT, { TCPForward: `${ingress.gateway}:${ctx.sshdPort}` }]);
   // By address, not by name: Traefik is on `metrics` too, where it would not believe the node.
   if (ctx.siteServices.includes("traefik"))
     forwards.push([

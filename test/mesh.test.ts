@@ -193,7 +193,7 @@ describe("a new site from its stack file alone", () => {
         site: "master",
         siteServices: master.services.map((s) => s.name),
         mesh: master.mesh,
-        sshPort: 22,
+        sshdPort: 22,
       }),
     );
     expect(serve.TCP["3100"]).toEqual({ TCPForward: "loki:3100" });

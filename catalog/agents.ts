@@ -1,6 +1,6 @@
 import { renderPromtailConfig } from "../render/monitoring";
 import { TEXTFILE_DIR } from "../render/rules";
-import { renderTraefikDynamic, renderTraefikStatic } from "../render/traefik";
+import { ingressAddresses, renderTraefikDynamic, renderTraefikStatic } from "../render/traefik";
 import { httpHealth, image } from "./helpers";
 import type { ServiceDef } from "./types";
 
@@ -28,11 +28,12 @@ export const traefik: ServiceDef = {
       memoryMb: 256,
       cpus: 1,
       // `ingress`: where the tailnet node forwards admins' HTTPS (render/traefik.ts TAILNET_ENTRYPOINT_PORT).
-      networks: [
-        "edge",
-        "metrics",
-        ...(ctx.siteServices.includes("tailscale") ? (["ingress"] as const) : []),
-      ],
+      ...(ctx.siteServices.includes("tailscale")
+        ? {
+            networks: ["edge", "metrics", "ingress"],
+            addresses: { ingress: ingressAddresses(ctx.mesh.ingressSubnet).traefik },
+          }
+        : { networks: ["edge", "metrics"] }),
     },
   }),
 };

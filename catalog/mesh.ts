@@ -1,4 +1,5 @@
 import { loginServer, renderServeConfig } from "../render/headscale";
+import { ingressAddresses } from "../render/traefik";
 import { WG_INTERFACE } from "../render/wireguard";
 import { MESH_PROXY_PORT } from "../render/prometheus";
 import { httpHealth, image } from "./helpers";
@@ -78,6 +79,8 @@ export const tailscale: ServiceDef = {
       memoryMb: 128,
       cpus: 0.5,
       networks: ["metrics", "ingress"],
+      // The one address Traefik believes PROXY headers from.
+      addresses: { ingress: ingressAddresses(ctx.mesh.ingressSubnet).node },
     },
     egress: {
       image: image("docker.io/tailscale/tailscale", "v1.102.5"),

@@ -133,6 +133,8 @@ export interface ContainerDef {
    * (the tailnet node and Traefik alone, on `mesh.ingressSubnet`).
    */
   readonly networks?: readonly ("edge" | "metrics" | "ingress")[];
+  /** Fixed addresses on networks that have a fixed range (`ingress`: render/traefik.ts ingressAddresses). */
+  readonly addresses?: { readonly ingress?: string };
   readonly capabilities?: readonly string[];
   readonly devices?: readonly string[];
   /** Keys of containers of the same service that must exist first. */

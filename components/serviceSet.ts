@@ -3,7 +3,6 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import {
   LOG_OPTS,
-  fixedAddress,
   networkName,
   networkSubnet,
   seconds,
@@ -170,7 +169,7 @@ export class ServiceSet extends pulumi.ComponentResource {
             ? { networkMode: c.networkMode }
             : {
                 networksAdvanced: c.networks.map((n) => {
-                  const address = fixedAddress(site, n, c.name);
+                  const address = c.addresses[n];
                   return { name: networks[n]!.name, ...(address ? { ipv4Address: address } : {}) };
                 }),
               }),

@@ -117,6 +117,8 @@ export interface ContainerModel {
   readonly memoryMb: number;
   readonly cpus: number;
   readonly networks: readonly string[];
+  /** Fixed addresses, by network. */
+  readonly addresses: Readonly<Record<string, string>>;
   readonly capabilities: readonly string[];
   readonly devices: readonly string[];
   /** Container names. */
@@ -151,17 +153,6 @@ export function networkSubnet(
 ): { readonly subnet: string; readonly gateway: string } | undefined {
   if (name !== "ingress") return undefined;
   return { subnet: site.mesh.ingressSubnet, gateway: ingressAddresses(site.mesh.ingressSubnet).gateway };
-}
-
-/** A container's fixed address on a network, where it has one: the tailnet node and Traefik on `ingress`. */
-export function fixedAddress(
-  site: Pick<SiteModel, "mesh">,
-  network: string,
-  container: string,
-): string | undefined {
-  if (network !== "ingress") return undefined;
-  const addresses = ingressAddresses(site.mesh.ingressSubnet);
-  return container === "tailscale" ? addresses.node : container === "traefik" ? addresses.traefik : undefined;
 }
 export const containerName = (service: string, key: string) =>
   key === "main" ? service : `${service}-${key}`;
@@ -511,6 +502,7 @@ function resolveContainer(
     memoryMb: o.resources?.memory ?? def.memoryMb,
     cpus: o.resources?.cpus ?? def.cpus,
     networks: [...(ownNetwork ? [svc] : []), ...(def.networks ?? [])],
+    addresses: { ...def.addresses },
     capabilities: def.capabilities ?? [],
     devices: def.devices ?? [],
     dependsOn: (def.dependsOn ?? []).map((k) => containerName(svc, k)),

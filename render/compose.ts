@@ -1,11 +1,4 @@
-import {
-  LOG_OPTS,
-  fixedAddress,
-  networkName,
-  networkSubnet,
-  type ResolvedEnv,
-  type SiteModel,
-} from "../model/site";
+import { LOG_OPTS, networkName, networkSubnet, type ResolvedEnv, type SiteModel } from "../model/site";
 import { toYaml } from "./yaml";
 
 /** The `${VAR}` a compose file reads a secret from: the value goes in the environment or `.env`, never the file. */
@@ -77,11 +70,11 @@ export function renderCompose(model: SiteModel): string {
         logging: { driver: "json-file", options: { ...LOG_OPTS } },
         ...(c.networkMode
           ? { network_mode: c.networkMode }
-          : c.networks.some((n) => fixedAddress(model, n, c.name))
+          : Object.keys(c.addresses).length > 0
             ? {
                 networks: Object.fromEntries(
                   c.networks.map((n) => {
-                    const address = fixedAddress(model, n, c.name);
+                    const address = c.addresses[n];
                     return [networkName(n), address ? { ipv4_address: address } : {}];
                   }),
                 ),

@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
-# scripts/mesh-tools.sh — the real Headscale, Tailscale, wireguard-go and Traefik binaries, built offline from
-# the Go module proxy, for the sandbox's stand-in images (scripts/sandbox/images.sh) and the test suite; and
-# Debian's wireguard-tools (`wg`, `wg-quick`). Traefik is here as the tailnet's way into each site: its tailnet
-# entrypoint (PROXY headers, `private` routes) is what admins reach through the node.
+# scripts/mesh-tools.sh — the Go-built tools for the sandbox's stand-in images (scripts/sandbox/images.sh) and the
+# test suite, built offline from the Go module proxy: the mesh (Headscale, Tailscale, wireguard-go, and Traefik,
+# the tailnet's way into each site: its tailnet entrypoint, PROXY headers and `private` routes are what admins
+# reach through the node) and the backups (restic, rest-server); and Debian's wireguard-tools (`wg`, `wg-quick`).
 #
 # Usage:
 #   scripts/mesh-tools.sh              build what is missing, print the bin dir (stdout; progress on stderr)
 #   scripts/mesh-tools.sh --print-env  the same, but print `export PATH=<bindir>:$PATH` (for eval)
 #   scripts/mesh-tools.sh --refresh    rebuild everything
 #
-# The bin dir holds headscale, tailscale, tailscaled, containerboot, wireguard-go and traefik (symlinks into the
-# per-version build dirs). Everything lives outside the repo, in
+# The bin dir holds headscale, tailscale, tailscaled, containerboot, wireguard-go, traefik, restic and rest-server
+# (symlinks into the per-version build dirs). Everything lives outside the repo, in
 #   ${QCLOUD_CACHE:-~/.cache/qui3tly-cloud}/mesh/<name>-<version>/    one build, keyed by its version
 #   ${QCLOUD_CACHE:-~/.cache/qui3tly-cloud}/mesh/bin-<key>/           the bin dir of the versions pinned below
+#   ${QCLOUD_CACHE:-~/.cache/qui3tly-cloud}/mesh/logs/<name>-<version>.log   each build's output
 # A warm run only checks files (well under a second). Builds go to a temp dir and are renamed into place, so an
 # interrupted build never leaves a half-written binary; a lock serialises concurrent runs.
 #
@@ -25,6 +26,13 @@
 # falls through to the machine's GOPROXY. Traefik's go.mod has replace directives, which `go install` refuses:
 # it is built with `go build` inside a copy of its module, its version stamped by -ldflags. Its cold build is the
 # longest (about 16 minutes on 2 cores, 8 of them downloading its dependencies).
+# restic and rest-server (2026-11-30): no replace directives, so `go install`; the proxy refuses rest-server's list
+# too and lists only v0.10.0 of restic, which the file:// proxy above covers. Neither needs a version stamp: restic
+# 0.19's build.go still passes -X main.version, but the version is now the constant internal/global.Version
+# ("0.19.1"); rest-server's main.version defaults to "0.14.0". restic is built with the tags of upstream's build.go
+# and release binaries (selfupdate, disable_grpc_modules: the latter keeps Google Cloud Storage's gRPC code out).
+# Cold builds (empty module and build caches, 2 cores shared with another build): restic about 1.5 minutes (79
+# modules downloaded), rest-server about 45 seconds (18).
 set -euo pipefail
 
 # The versions. The newest each module serves that builds with this machine's Go (1.26.8), checked 2026-11-26:
@@ -40,6 +48,11 @@ TAILSCALE_VERSION=v1.102.5
 WIREGUARD_GO_VERSION=v0.0.0-20260522210424-ecfc5a8d5446
 # - Traefik: the catalog's pin (catalog/agents.ts), go 1.23.
 TRAEFIK_VERSION=v3.2.3
+# - restic (checked 2026-11-30): v0.19.1 (go 1.25.8) is the newest served (v0.19.2, v0.20.0 are not); `@latest`
+#   resolves to v0.10.0, the only listed version.
+# - rest-server: v0.14.0 (go 1.23) is the only version served; its list is refused (403).
+RESTIC_VERSION=v0.19.1
+REST_SERVER_VERSION=v0.14.0
 # The only newer Go the proxy serves for this project (see /work/.library/env/packages/go-partial.tsv).
 NEWER_GO=go1.27.3
 # Bump when the build recipe (commands, flags) changes: builds of another revision are redone.
@@ -75,12 +88,16 @@ declare -A TOOL_MOD=(
   [tailscale]="tailscale.com@$TAILSCALE_VERSION"
   [wireguard-go]="golang.zx2c4.com/wireguard@$WIREGUARD_GO_VERSION"
   [traefik]="github.com/traefik/traefik/v3@$TRAEFIK_VERSION"
+  [restic]="github.com/restic/restic@$RESTIC_VERSION"
+  [rest-server]="github.com/restic/rest-server@$REST_SERVER_VERSION"
 )
 declare -A TOOL_PKGS=(
   [headscale]="cmd/headscale"
   [tailscale]="cmd/tailscale cmd/tailscaled cmd/containerboot"
   [wireguard-go]="."
   [traefik]="cmd/traefik"
+  [restic]="cmd/restic"
+  [rest-server]="cmd/rest-server"
 )
 # name -> the binaries it yields (go install names a module-root main after the module: `wireguard`).
 declare -A TOOL_BINS=(
@@ -88,8 +105,14 @@ declare -A TOOL_BINS=(
   [tailscale]="tailscale tailscaled containerboot"
   [wireguard-go]="wireguard-go"
   [traefik]="traefik"
+  [restic]="restic"
+  [rest-server]="rest-server"
 )
-TOOLS=(headscale tailscale wireguard-go traefik)
+# name -> build tags its upstream builds with (none if absent).
+declare -A TOOL_TAGS=(
+  [restic]="selfupdate,disable_grpc_modules"
+)
+TOOLS=(headscale tailscale wireguard-go traefik restic rest-server)
 
 tool_dir() { echo "$MESH_CACHE/$1-${TOOL_MOD[$1]##*@}"; }
 
@@ -130,7 +153,8 @@ go_for() {
 
 # build NAME: go install its main packages into a temp dir, then rename the dir into place.
 build() {
-  local name=$1 mod=${TOOL_MOD[$1]} final tmp gomod moddir commit toolchain pkgs=() p ldflags="-s -w"
+  local name=$1 mod=${TOOL_MOD[$1]} final tmp gomod moddir commit toolchain pkgs=() p
+  local ldflags="-s -w" flags=(-trimpath)
   final=$(tool_dir "$name")
   mkdir -p "$MESH_CACHE/tmp"
   tmp=$(mktemp -d "$MESH_CACHE/tmp/$name.XXXXXX")
@@ -152,6 +176,7 @@ print(j.get("GoMod") or sys.exit(j.get("Error") or "no GoMod"), (j.get("Origin")
     ldflags+=" -X tailscale.com/version.shortStamp=$v -X tailscale.com/version.longStamp=$long"
     [[ "$commit" == - ]] || ldflags+=" -X tailscale.com/version.gitCommitStamp=$commit"
   fi
+  [[ -z "${TOOL_TAGS[$name]:-}" ]] || flags+=(-tags "${TOOL_TAGS[$name]}")
   toolchain=$(go_for "$gomod")
   [[ "$toolchain" == local ]] || log "$name: ${mod#*@} needs a newer Go than $(go env GOVERSION): GOTOOLCHAIN=$toolchain"
   for p in ${TOOL_PKGS[$name]}; do
@@ -171,18 +196,18 @@ print(j.get("GoMod") or sys.exit(j.get("Error") or "no GoMod"), (j.get("Origin")
     ldflags+=" -X github.com/traefik/traefik/v3/pkg/version.Version=${mod#*@}"
     log "$name: go build ./${TOOL_PKGS[$name]} in a copy of ${mod} (log: $logf)"
     (cd "$tmp/src" && timed_log "$logf" "$name ${mod#*@}: built" "${goenv[@]}" \
-      go build -trimpath -ldflags "$ldflags" -o "$tmp/traefik" "./${TOOL_PKGS[$name]}") ||
+      go build "${flags[@]}" -ldflags "$ldflags" -o "$tmp/traefik" "./${TOOL_PKGS[$name]}") ||
       die "go build of $mod failed: see $logf"
     rm -rf "$tmp/src"
   else
     log "$name: go install ${pkgs[*]} (log: $logf)"
     timed_log "$logf" "$name ${mod#*@}: built" "${goenv[@]}" GOBIN="$tmp" \
-      go install -trimpath -ldflags "$ldflags" "${pkgs[@]}" || die "go install of $mod failed: see $logf"
+      go install "${flags[@]}" -ldflags "$ldflags" "${pkgs[@]}" || die "go install of $mod failed: see $logf"
   fi
   if [[ "$name" == wireguard-go ]]; then mv "$tmp/wireguard" "$tmp/wireguard-go"; fi
   {
     echo "${pkgs[*]}"
-    echo "-trimpath -ldflags '$ldflags', CGO_ENABLED=0, GOTOOLCHAIN=$toolchain ($(GOTOOLCHAIN=$toolchain go env GOVERSION))"
+    echo "${flags[*]} -ldflags '$ldflags', CGO_ENABLED=0, GOTOOLCHAIN=$toolchain ($(GOTOOLCHAIN=$toolchain go env GOVERSION))"
     echo "recipe revision $RECIPE_REV, $(date -u +%FT%TZ)"
   } >"$tmp/BUILT_FROM"
   echo "$RECIPE_REV" >"$tmp/RECIPE_REV"
@@ -226,7 +251,9 @@ ensure() {
   done
   bin_dir_ready || link_bin_dir
   rm -rf "$MESH_CACHE/tmp"
-  log "ready in $(since "$t0")s: headscale $HEADSCALE_VERSION, tailscale $TAILSCALE_VERSION, wireguard-go $WIREGUARD_GO_VERSION, traefik $TRAEFIK_VERSION in $BIN_DIR"
+  local versions=""
+  for t in "${TOOLS[@]}"; do versions+="${versions:+, }$t ${TOOL_MOD[$t]##*@}"; done
+  log "ready in $(since "$t0")s: $versions in $BIN_DIR"
 }
 
 ensure

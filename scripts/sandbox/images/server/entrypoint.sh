@@ -1,5 +1,5 @@
 #!/bin/sh
-# PID 1's child (under tini) in a sandbox server: authorizes the key, starts dockerd, runs sshd.
+# PID 1's child (under tini) in a sandbox server: authorizes the key, starts dockerd and cron, runs sshd.
 set -eu
 [ -n "${QCLOUD_AUTHORIZED_KEY:-}" ] || { echo "QCLOUD_AUTHORIZED_KEY is not set: nobody could log in" >&2; exit 1; }
 printf '%s\n' "$QCLOUD_AUTHORIZED_KEY" >/root/.ssh/authorized_keys
@@ -18,5 +18,8 @@ storage=${QCLOUD_DOCKER_STORAGE:-overlay2}
 rm -rf /var/run/docker.pid /var/run/docker.sock /var/run/docker
 echo "starting dockerd (storage driver $storage, log /var/log/dockerd.log)"
 dockerd --storage-driver "$storage" --cgroup-parent "/qcloud-sandbox-$(hostname)" >>/var/log/dockerd.log 2>&1 &
+# Debian's cron daemonizes; no syslog here, so it logs nothing and mails nothing: jobs keep their own logs.
+echo "starting cron"
+cron
 echo "starting sshd"
 exec /usr/sbin/sshd -D -e

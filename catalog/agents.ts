@@ -1,7 +1,7 @@
 import { renderPromtailConfig } from "../render/monitoring";
 import { TEXTFILE_DIR } from "../render/rules";
 import { ingressAddresses, renderTraefikDynamic, renderTraefikStatic } from "../render/traefik";
-import { httpHealth, image } from "./helpers";
+import { files, httpHealth, image, notKept } from "./helpers";
 import type { ServiceDef } from "./types";
 
 /** The per-site agents: every site runs these, whatever its role. */
@@ -15,7 +15,7 @@ export const traefik: ServiceDef = {
         { internal: 80, external: 80 },
         { internal: 443, external: 443 },
       ],
-      volumes: { acme: "/letsencrypt" },
+      volumes: { acme: files("/letsencrypt") },
       files: {
         "/etc/traefik/traefik.yml": renderTraefikStatic(ctx),
         "/etc/traefik/dynamic/routes.yml": renderTraefikDynamic(ctx.siteRoutes, {
@@ -106,7 +106,12 @@ export const promtail: ServiceDef = {
     main: {
       image: image("docker.io/grafana/promtail", "3.3.2"),
       command: ["-config.file=/etc/promtail/config.yml"],
-      volumes: { positions: "/var/lib/promtail" },
+      volumes: {
+        positions: notKept(
+          "/var/lib/promtail",
+          "where the shipper stopped in each log: without it, it ships again what is still on disk",
+        ),
+      },
       files: { "/etc/promtail/config.yml": renderPromtailConfig(ctx) },
       healthcheck: { none: "the promtail image has no HTTP client; Prometheus scrapes its /ready instead" },
       metrics: { port: 9080 },

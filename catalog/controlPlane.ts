@@ -11,7 +11,7 @@ import { renderBlackboxConfig, renderLokiConfig } from "../render/monitoring";
 import { PROMETHEUS_DIR, RULES_DIR, renderPrometheusConfig } from "../render/prometheus";
 import { RUNBOOKS_PATH, renderAlertRules, ruleFiles } from "../render/rules";
 import { renderCrowdsecAcquisition } from "../render/traefik";
-import { STATIC_BINARY, httpHealth, image } from "./helpers";
+import { STATIC_BINARY, files, httpHealth, image, kept, notKept } from "./helpers";
 import type { ServiceDef } from "./types";
 
 /** Services of the control plane: the mesh, DNS, management and the monitoring stack. */
@@ -35,7 +35,8 @@ export const headscale: ServiceDef = {
           ? []
           : [{ internal: 8080, external: ctx.mesh.headscalePort }]),
       ],
-      volumes: { data: "/var/lib/headscale" },
+      // The node registry and keys: every site's node keeps its identity only while this survives.
+      volumes: { data: kept("/var/lib/headscale", { method: "sqlite", databases: ["db.sqlite"] }) },
       files: {
         "/etc/headscale/config.yaml": renderHeadscaleConfig(ctx),
         [POLICY_PATH]: renderHeadscalePolicy(ctx),
@@ -75,7 +76,10 @@ export const pihole: ServiceDef = {
         { internal: 53, external: 53, protocol: "tcp", ip: "127.0.0.1" },
         { internal: 53, external: 53, protocol: "udp", ip: "127.0.0.1" },
       ],
-      volumes: { config: "/etc/pihole", dnsmasq: "/etc/dnsmasq.d" },
+      volumes: {
+        config: kept("/etc/pihole", { method: "sqlite", databases: ["gravity.db", "pihole-FTL.db"] }),
+        dnsmasq: files("/etc/dnsmasq.d"),
+      },
       healthcheck: { test: ["CMD-SHELL", "dig +short +norecurse +retry=0 @127.0.0.1 pi.hole || exit 1"] },
       memoryMb: 256,
       cpus: 0.5,
@@ -113,7 +117,7 @@ export const portainer: ServiceDef = {
     main: {
       image: image("docker.io/portainer/portainer-ce", "2.21.5"),
       binds: [{ hostPath: "/var/run/docker.sock", path: "/var/run/docker.sock", readOnly: false }],
-      volumes: { data: "/data" },
+      volumes: { data: files("/data") },
       healthcheck: { none: "the portainer image is a single static binary with no probe" },
       memoryMb: 256,
       cpus: 0.5,
@@ -136,7 +140,12 @@ export const prometheus: ServiceDef = {
         `--storage.tsdb.retention.size=${ctx.monitoring.retention.size}`,
         "--web.enable-lifecycle",
       ],
-      volumes: { data: "/prometheus" },
+      volumes: {
+        data: notKept(
+          "/prometheus",
+          "metrics history: weeks of TSDB blocks, not worth their size offsite; lost with the site (README)",
+        ),
+      },
       files: {
         [`${PROMETHEUS_DIR}/prometheus.yml`]: renderPrometheusConfig(ctx),
         ...Object.fromEntries(
@@ -163,7 +172,7 @@ export const alertmanager: ServiceDef = {
     main: {
       image: image("quay.io/prometheus/alertmanager", "v0.27.0"),
       command: ["--config.file=/etc/alertmanager/alertmanager.yml", "--storage.path=/alertmanager"],
-      volumes: { data: "/alertmanager" },
+      volumes: { data: files("/alertmanager") },
       files: { "/etc/alertmanager/alertmanager.yml": renderAlertmanagerConfig(ctx.monitoring) },
       secretFiles: alertmanagerSecretFiles(ctx.monitoring),
       healthcheck: httpHealth("http://127.0.0.1:9093/-/healthy"),
@@ -197,7 +206,7 @@ export const grafana: ServiceDef = {
         GF_SERVER_ROOT_URL: `https://${ctx.hosts.ui}`,
         GF_ANALYTICS_REPORTING_ENABLED: "false",
       },
-      volumes: { data: "/var/lib/grafana" },
+      volumes: { data: kept("/var/lib/grafana", { method: "sqlite", databases: ["grafana.db"] }) },
       files: {
         [`${GRAFANA_PROVISIONING}/datasources/qcloud.yml`]: renderGrafanaDatasources(),
         [`${GRAFANA_PROVISIONING}/dashboards/qcloud.yml`]: renderDashboardProvider(),
@@ -220,7 +229,9 @@ export const loki: ServiceDef = {
     main: {
       image: image("docker.io/grafana/loki", "3.3.2"),
       command: ["-config.file=/etc/loki/config.yaml"],
-      volumes: { data: "/loki" },
+      volumes: {
+        data: notKept("/loki", "logs: searched for days, not restored; lost with the site (README)"),
+      },
       files: { "/etc/loki/config.yaml": renderLokiConfig() },
       healthcheck: httpHealth("http://127.0.0.1:3100/ready", "60s"),
       metrics: { port: 3100 },
@@ -262,7 +273,7 @@ export const ntfy: ServiceDef = {
         NTFY_AUTH_DEFAULT_ACCESS: "deny-all",
         NTFY_BEHIND_PROXY: "true",
       },
-      volumes: { cache: "/var/cache/ntfy" },
+      volumes: { cache: kept("/var/cache/ntfy", { method: "sqlite", databases: ["cache.db", "user.db"] }) },
       healthcheck: httpHealth("http://127.0.0.1:80/v1/health"),
       memoryMb: 64,
       cpus: 0.25,
@@ -277,7 +288,7 @@ export const uptimeKuma: ServiceDef = {
   containers: () => ({
     main: {
       image: image("docker.io/louislam/uptime-kuma", "1.23.16"),
-      volumes: { data: "/app/data" },
+      volumes: { data: kept("/app/data", { method: "sqlite", databases: ["kuma.db"] }) },
       healthcheck: { test: ["CMD", "extra/healthcheck"] },
       memoryMb: 256,
       cpus: 0.5,
@@ -298,7 +309,13 @@ export const crowdsec: ServiceDef = {
         BOUNCER_KEY_TRAEFIK: { generated: "bouncerKey" },
         DOCKER_HOST: "tcp://socket-proxy:2375",
       },
-      volumes: { config: "/etc/crowdsec", data: "/var/lib/crowdsec/data" },
+      volumes: {
+        config: files("/etc/crowdsec"),
+        data: notKept(
+          "/var/lib/crowdsec/data",
+          "ban decisions and hub downloads: rebuilt from new events and the hub; the bouncer's key comes from env",
+        ),
+      },
       // Traefik's access log (JSON on stdout), read through the read-only Docker API.
       files: { "/etc/crowdsec/acquis.d/traefik.yaml": renderCrowdsecAcquisition() },
       healthcheck: { test: ["CMD", "cscli", "lapi", "status"], startPeriod: "60s" },
@@ -328,7 +345,7 @@ export const homepage: ServiceDef = {
     main: {
       image: image("ghcr.io/gethomepage/homepage", "v0.10.9"),
       env: { HOMEPAGE_ALLOWED_HOSTS: ctx.hosts.web },
-      volumes: { config: "/app/config" },
+      volumes: { config: files("/app/config") },
       healthcheck: httpHealth("http://127.0.0.1:3000/api/healthcheck"),
       memoryMb: 128,
       cpus: 0.25,

@@ -1,4 +1,4 @@
-import type { HealthcheckDef, ImageRef } from "./types";
+import type { BackupDef, HealthcheckDef, ImageRef, VolumeDef } from "./types";
 
 export function image(repository: string, tag: string, digest?: string): ImageRef {
   return digest === undefined ? { repository, tag } : { repository, tag, digest };
@@ -16,3 +16,10 @@ export function httpHealth(url: string, startPeriod?: string): HealthcheckDef {
     ...(startPeriod === undefined ? {} : { startPeriod }),
   };
 }
+
+/** A volume kept as files (a restic snapshot while the service runs). */
+export const files = (path: string): VolumeDef => ({ path, backup: { method: "files" } });
+/** A volume that is not kept, and why. */
+export const notKept = (path: string, why: string): VolumeDef => ({ path, backup: { method: "none", why } });
+/** A volume kept some other way (a database dump, an online SQLite copy, the application's export). */
+export const kept = (path: string, backup: BackupDef): VolumeDef => ({ path, backup });

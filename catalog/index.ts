@@ -1,4 +1,5 @@
 import type { Role } from "../config/schema";
+import { backupRepository } from "./backup";
 import { cadvisor, nodeExporter, portainerAgent, promtail, socketProxy, traefik } from "./agents";
 import {
   alertmanager,
@@ -47,6 +48,7 @@ export const CATALOG = {
   nextcloud,
   unifi,
   uisp,
+  "backup-repository": backupRepository,
 } satisfies Record<string, ServiceDef>;
 
 export type ServiceName = keyof typeof CATALOG;

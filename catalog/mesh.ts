@@ -2,7 +2,7 @@ import { loginServer, renderServeConfig } from "../render/headscale";
 import { ingressAddresses } from "../render/traefik";
 import { WG_INTERFACE } from "../render/wireguard";
 import { MESH_PROXY_PORT } from "../render/prometheus";
-import { httpHealth, image } from "./helpers";
+import { files, httpHealth, image } from "./helpers";
 import type { CatalogContext, EnvValue, ServiceDef } from "./types";
 
 /** The tailnet: Tailscale nodes on every site, joined to the control plane's Headscale. */
@@ -69,7 +69,8 @@ export const tailscale: ServiceDef = {
         TS_TAILSCALED_EXTRA_ARGS: `--port=${NODE_WIREGUARD_PORT}`,
       },
       ports: [{ internal: NODE_WIREGUARD_PORT, external: NODE_WIREGUARD_PORT, protocol: "udp" }],
-      volumes: { state: "/var/lib/tailscale" },
+      // The node's identity: restored, the site rejoins as itself, without a new key.
+      volumes: { state: files("/var/lib/tailscale") },
       files: { "/config/serve.json": renderServeConfig(ctx) },
       healthcheck: httpHealth(`http://127.0.0.1:${NODE_METRICS_PORT}/healthz`, "60s"),
       metrics: { port: NODE_METRICS_PORT },
@@ -90,7 +91,7 @@ export const tailscale: ServiceDef = {
         TS_USERSPACE: "true",
         TS_OUTBOUND_HTTP_PROXY_LISTEN: `0.0.0.0:${MESH_PROXY_PORT}`,
       },
-      volumes: { egress: "/var/lib/tailscale" },
+      volumes: { egress: files("/var/lib/tailscale") },
       healthcheck: httpHealth(`http://127.0.0.1:${EGRESS_METRICS_PORT}/healthz`, "60s"),
       // Scraped like the node (MeshNodeOffline): on the control plane, its loss darkens every other site.
       metrics: { port: EGRESS_METRICS_PORT },

@@ -1,4 +1,4 @@
-import { STATIC_BINARY, httpHealth, image } from "./helpers";
+import { STATIC_BINARY, files, httpHealth, image, kept, notKept } from "./helpers";
 import type { ServiceDef } from "./types";
 
 const APP = image("docker.io/library/nextcloud", "30.0.4-apache");
@@ -36,7 +36,7 @@ export const nextcloud: ServiceDef = {
           NEXTCLOUD_ADMIN_PASSWORD: { generated: "admin" },
           PHP_MEMORY_LIMIT: "1G",
         },
-        volumes: { html: "/var/www/html" },
+        volumes: { html: files("/var/www/html") },
         healthcheck: {
           test: ["CMD-SHELL", "curl -fsS http://127.0.0.1/status.php | grep -q '\"installed\":true'"],
           startPeriod: "300s",
@@ -65,7 +65,13 @@ export const nextcloud: ServiceDef = {
           POSTGRES_USER: db.POSTGRES_USER,
           POSTGRES_PASSWORD: db.POSTGRES_PASSWORD,
         },
-        volumes: { data: "/var/lib/postgresql/data" },
+        volumes: {
+          data: kept("/var/lib/postgresql/data", {
+            method: "postgres",
+            database: "nextcloud",
+            user: "nextcloud",
+          }),
+        },
         healthcheck: { test: ["CMD-SHELL", "pg_isready -U nextcloud -d nextcloud"] },
         memoryMb: 1024,
         cpus: 1,
@@ -74,7 +80,7 @@ export const nextcloud: ServiceDef = {
         image: image("docker.io/library/redis", "7.4.1-alpine"),
         command: ["sh", "-c", 'exec redis-server --requirepass "$REDIS_PASSWORD" --appendonly yes'],
         env: { REDIS_PASSWORD: { generated: "redis" } },
-        volumes: { data: "/data" },
+        volumes: { data: notKept("/data", "cache, sessions and file locks: Nextcloud rebuilds them") },
         healthcheck: {
           test: ["CMD-SHELL", 'redis-cli -a "$REDIS_PASSWORD" --no-auth-warning ping | grep -q PONG'],
         },

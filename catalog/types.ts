@@ -87,6 +87,31 @@ export interface HealthcheckDef {
   readonly startPeriod?: string;
 }
 
+/**
+ * How a volume is kept in the backups, consistently (render/backup.ts runs it): every retained volume says so,
+ * or says why it is not kept.
+ */
+export type BackupDef =
+  /** A restic snapshot of the volume's files, taken while the service runs. */
+  | { readonly method: "files" }
+  /** A logical dump (`pg_dump`) from the running database, never its data directory; restored with `psql`. */
+  | { readonly method: "postgres"; readonly database: string; readonly user: string }
+  /**
+   * SQLite databases (paths relative to the volume) copied online with `.backup`; the rest of the volume as files.
+   */
+  | { readonly method: "sqlite"; readonly databases: readonly string[] }
+  /** The application's own export (paths relative to the volume, where it writes it); the rest is not kept. */
+  | { readonly method: "export"; readonly paths: readonly string[]; readonly why: string }
+  /** Not kept, and why (a cache, history that is not worth its size, data rebuilt by itself). */
+  | { readonly method: "none"; readonly why: string };
+export type BackupMethod = BackupDef["method"];
+
+/** A named volume: where it is mounted, and how it is backed up. */
+export interface VolumeDef {
+  readonly path: string;
+  readonly backup: BackupDef;
+}
+
 export interface ContainerDef {
   readonly image: ImageRef;
   readonly command?: readonly string[];
@@ -94,8 +119,8 @@ export interface ContainerDef {
   readonly user?: string;
   readonly env?: Readonly<Record<string, EnvValue>>;
   readonly ports?: readonly PortDef[];
-  /** Named volumes (state, retained on delete): key -> mount path. The volume is named `<container>-<key>`. */
-  readonly volumes?: Readonly<Record<string, string>>;
+  /** Named volumes (state, retained on delete) by key. The volume is named `<container>-<key>`. */
+  readonly volumes?: Readonly<Record<string, VolumeDef>>;
   /** A volume owned by another container of the same service (e.g. the cron job sharing the app's files). */
   readonly sharedVolumes?: readonly {
     readonly container: string;

@@ -1,4 +1,4 @@
-import { image } from "./helpers";
+import { files, image, kept, notKept } from "./helpers";
 import type { ServiceDef } from "./types";
 
 /** UISP (Ubiquiti ISP management) as its upstream multi-container install lays it out; its images share a version. */
@@ -21,7 +21,13 @@ export const uisp: ServiceDef = {
       main: {
         image: image("docker.io/ubnt/unms", "2.4.155"),
         env: { ...shared, NODE_ENV: "production" },
-        volumes: { data: "/home/app/unms/data" },
+        volumes: {
+          data: kept("/home/app/unms/data", {
+            method: "export",
+            paths: ["unms-backups"],
+            why: "UISP's own daily backups (settings and devices) are what it restores from; the rest is caches and logs",
+          }),
+        },
         healthcheck: {
           test: ["CMD-SHELL", "wget -q -O /dev/null http://127.0.0.1:8081/v2.1/nms/heartbeat"],
           startPeriod: "300s",
@@ -33,7 +39,7 @@ export const uisp: ServiceDef = {
       crm: {
         image: image("docker.io/ubnt/unms-crm", "2.4.155"),
         env: shared,
-        volumes: { data: "/data" },
+        volumes: { data: files("/data") },
         healthcheck: {
           test: ["CMD-SHELL", "wget -q -O /dev/null http://127.0.0.1:80/ || exit 1"],
           startPeriod: "300s",
@@ -52,7 +58,7 @@ export const uisp: ServiceDef = {
           UNMS_HOST: "uisp",
           UCRM_HOST: "uisp-crm",
         },
-        volumes: { cert: "/cert" },
+        volumes: { cert: files("/cert") },
         healthcheck: {
           test: ["CMD-SHELL", "wget -q -O /dev/null --no-check-certificate https://127.0.0.1:443/ || exit 1"],
         },
@@ -73,28 +79,37 @@ export const uisp: ServiceDef = {
       postgres: {
         image: image("docker.io/ubnt/unms-postgres", "2.4.155"),
         env: { POSTGRES_DB: "unms", POSTGRES_USER: "unms", POSTGRES_PASSWORD: { generated: "db" } },
-        volumes: { data: "/var/lib/postgresql/data" },
+        volumes: {
+          data: kept("/var/lib/postgresql/data", { method: "postgres", database: "unms", user: "unms" }),
+        },
         healthcheck: { test: ["CMD-SHELL", "pg_isready -U unms -d unms"] },
         memoryMb: 1024,
         cpus: 1,
       },
       rabbitmq: {
         image: image("docker.io/library/rabbitmq", "3.13.7-alpine"),
-        volumes: { data: "/var/lib/rabbitmq" },
+        volumes: { data: notKept("/var/lib/rabbitmq", "a queue between UISP's parts: transient") },
         healthcheck: { test: ["CMD", "rabbitmq-diagnostics", "-q", "ping"], startPeriod: "60s" },
         memoryMb: 512,
         cpus: 0.5,
       },
       siridb: {
         image: image("docker.io/ubnt/unms-siridb", "2.4.155"),
-        volumes: { data: "/var/lib/siridb" },
+        volumes: {
+          data: notKept(
+            "/var/lib/siridb",
+            "device statistics: history that devices report again, lost with the site",
+          ),
+        },
         healthcheck: { none: "SiriDB's image has no client to probe with" },
         memoryMb: 512,
         cpus: 0.5,
       },
       fluentd: {
         image: image("docker.io/ubnt/unms-fluentd", "2.4.155"),
-        volumes: { logs: "/fluentd/log" },
+        volumes: {
+          logs: notKept("/fluentd/log", "UISP's own log files: written anew as it runs, not worth restoring"),
+        },
         healthcheck: { none: "fluentd's image has no probe upstream" },
         memoryMb: 128,
         cpus: 0.25,

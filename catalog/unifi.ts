@@ -1,4 +1,4 @@
-import { STATIC_BINARY, image } from "./helpers";
+import { STATIC_BINARY, image, kept, notKept } from "./helpers";
 import type { ServiceDef } from "./types";
 
 export const unifi: ServiceDef = {
@@ -25,7 +25,13 @@ export const unifi: ServiceDef = {
         { internal: 3478, external: 3478, protocol: "udp" },
         { internal: 10001, external: 10001, protocol: "udp" },
       ],
-      volumes: { config: "/config" },
+      volumes: {
+        config: kept("/config", {
+          method: "export",
+          paths: ["data/backup"],
+          why: "UniFi's own .unf autobackups (settings, devices, statistics) are its supported restore; the rest is rebuilt",
+        }),
+      },
       healthcheck: {
         test: ["CMD-SHELL", "curl -kfsS https://127.0.0.1:8443/status >/dev/null"],
         startPeriod: "180s",
@@ -43,7 +49,12 @@ export const unifi: ServiceDef = {
         MONGO_USER: "unifi",
         MONGO_PASS: { generated: "db" },
       },
-      volumes: { data: "/data/db" },
+      volumes: {
+        data: notKept(
+          "/data/db",
+          "MongoDB: its content is in UniFi's .unf autobackups (unifi-config); no mongodump here, and a running MongoDB's files are no backup",
+        ),
+      },
       // The init script reads the passwords from env: the file itself holds no secret.
       files: {
         "/docker-entrypoint-initdb.d/unifi.sh": [

@@ -1,3 +1,4 @@
 export * from "./host";
 export * from "./serviceSet";
 export * from "./mesh";
+export * from "./backup";

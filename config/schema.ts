@@ -322,6 +322,51 @@ export type MonitoringConfig = z.infer<typeof monitoringSchema>;
 /** What a control plane gets when its stack file says nothing. */
 export const DEFAULT_MONITORING: MonitoringConfig = monitoringSchema.parse({});
 
+/** One cron field: numbers, ranges, steps, lists or `*`. */
+const CRON_FIELD = "(\\*|[0-9]+(-[0-9]+)?)(/[0-9]+)?(,(\\*|[0-9]+(-[0-9]+)?)(/[0-9]+)?)*";
+const cronSchedule = z
+  .string()
+  .regex(
+    new RegExp(`^${CRON_FIELD}( ${CRON_FIELD}){4}$`),
+    "expected a cron schedule of five fields (minute hour day month weekday) such as `17 3 * * *`",
+  );
+const keep = z
+  .number()
+  .int("expected a whole number")
+  .min(0, "expected 0 or more snapshots to keep")
+  .max(1000, "expected at most 1000");
+
+/** Where and when the site's volumes are backed up (render/backup.ts), and how long snapshots are kept. */
+const backupSchema = z.strictObject({
+  /**
+   * The site that keeps this site's repository (restic's REST server there, append-only), reached over the
+   * tailnet. Defaults to the control plane for a services site, and to the first services site (by name) for the
+   * control plane.
+   */
+  target: siteName.optional(),
+  /** When the backup runs (the host's cron). Defaults to a daily time between 01:00 and 04:59 from the site's name. */
+  schedule: cronSchedule.optional(),
+  /** When the restore test runs. Defaults to a weekly time from the site's name. */
+  restoreTest: cronSchedule.optional(),
+  /** Snapshots the repository's side keeps (`restic forget --prune`), per service. Defaults to 7, 4 and 6. */
+  retention: z
+    .strictObject({ daily: keep.default(7), weekly: keep.default(4), monthly: keep.default(6) })
+    .prefault({})
+    .refine((r) => r.daily + r.weekly + r.monthly > 0, {
+      message: "expected at least one snapshot kept: all zero would delete every backup",
+    }),
+});
+export type BackupConfig = z.infer<typeof backupSchema>;
+
+/**
+ * A site's default backup times, spread by its name so sites do not all back up at once: daily between 01:00 and
+ * 04:59, and the restore test weekly (its day and minute from the name too) at 05:00-05:59.
+ */
+export function defaultBackupSchedules(site: string): { schedule: string; restoreTest: string } {
+  const h = [...site].reduce((n, c) => (n * 31 + c.charCodeAt(0)) % 1_000_003, 7);
+  return { schedule: `${h % 60} ${1 + (h % 4)} * * *`, restoreTest: `${(h >> 3) % 60} 5 * * ${h % 7}` };
+}
+
 const hostSchema = z.discriminatedUnion("kind", [existingHost, hcloudHost], {
   error: "expected `kind: existing` or `kind: hcloud`",
 });
@@ -362,6 +407,8 @@ export const siteSchema = z.strictObject({
   mesh: meshSchema.prefault({}),
   /** Control plane only: metrics retention and alert receivers. Defaults to 30d/20GB, alerts to the ntfy bridge. */
   monitoring: monitoringSchema.optional(),
+  /** Defaults to daily backups to the default target, a weekly restore test, and 7 daily, 4 weekly, 6 monthly. */
+  backup: backupSchema.prefault({}),
   /** Services to add to the role's set (`true` or overrides) or remove from it (`false`). */
   services: z.record(z.string(), serviceEntry).default({}),
 });

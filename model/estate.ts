@@ -2,7 +2,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Route } from "../catalog/types";
 import { ConfigError, joinPath, type ConfigIssue } from "../config/errors";
-import { SITE_KEY, type MeshConfig, type Role } from "../config/schema";
+import { SITE_KEY, type BackupConfig, type MeshConfig, type Role } from "../config/schema";
 import { fileSource, type ConfigSource } from "../config/source";
 import { loadSite, meshHost, type SiteModel } from "./site";
 
@@ -39,6 +39,10 @@ export interface EstateSite {
   /** Sorted by port. */
   readonly metrics: readonly MetricsEndpoint[];
   readonly mesh: MeshConfig;
+  /** Its stack file's backup settings (the target it names, if any; the retention its repository applies). */
+  readonly backup: Pick<BackupConfig, "target" | "retention">;
+  /** The site that keeps its backup repository, once the estate is known (see backupTarget). */
+  readonly backupTarget?: string;
 }
 
 export interface Estate {
@@ -70,7 +74,30 @@ export function estateSite(model: SiteModel): EstateSite {
     routes: model.routes,
     metrics,
     mesh: model.mesh,
+    backup: {
+      ...(model.backup.configuredTarget ? { target: model.backup.configuredTarget } : {}),
+      retention: model.backup.retention,
+    },
+    ...(model.backup.target ? { backupTarget: model.backup.target } : {}),
   };
+}
+
+/**
+ * The site that keeps a site's backup repository: the one its stack file names; else its control plane; for the
+ * control plane, its first services site. None while that site is not in the estate (a site loaded alone).
+ */
+export function backupTarget(
+  estate: Estate,
+  site: Pick<EstateSite, "name" | "role" | "controlPlane" | "backup">,
+): string | undefined {
+  const named = site.backup.target ?? (site.role === "control-plane" ? undefined : site.controlPlane);
+  if (named !== undefined) return estate.sites.some((s) => s.name === named) ? named : undefined;
+  return estate.sites.find((s) => s.controlPlane === site.name && s.name !== site.name)?.name;
+}
+
+/** The sites whose repositories `site` keeps, sorted by name. */
+export function hostedRepositories(estate: Estate, site: string): EstateSite[] {
+  return estate.sites.filter((s) => s.name !== site && backupTarget(estate, s) === site);
 }
 
 /** Loads every site, then checks what only the whole estate can show. Throws ConfigError naming every problem. */
@@ -86,11 +113,14 @@ export function loadEstate(sources: readonly ConfigSource[]): Estate {
     }
   }
   if (issues.length > 0) throw new ConfigError(issues);
-  sites.sort((a, b) => a.name.localeCompare(b.name));
-  const estate = { sites };
-  const problems = checkEstate(estate);
+  const alone = { sites: sites.sort((a, b) => a.name.localeCompare(b.name)) };
+  const problems = checkEstate(alone);
   if (problems.length > 0) throw new ConfigError(problems);
-  return estate;
+  // What a site runs can depend on the others (the repositories it keeps for them): load each again within the
+  // estate. The placement depends on stack files only, so a second pass settles it.
+  return {
+    sites: sources.map((s) => estateSite(loadSite(s, alone))).sort((a, b) => a.name.localeCompare(b.name)),
+  };
 }
 
 /** The stack files in a directory (the project's). */
@@ -175,6 +205,19 @@ export function checkEstate(estate: Estate): ConfigIssue[] {
         }
       }
     });
+    const target = s.backup.target;
+    if (target !== undefined) {
+      const t = byName.get(target);
+      const why =
+        target === s.name
+          ? "expected another site: a backup on the site it protects is lost with it"
+          : !t
+            ? `expected a site of the estate (${[...byName.keys()].join(", ")})`
+            : t.controlPlane !== s.controlPlane
+              ? `expected a site of the same tailnet (control plane \`${s.controlPlane}\`); \`${target}\`'s is \`${t.controlPlane}\``
+              : undefined;
+      if (why) issues.push({ file: s.file, path: joinPath([SITE_KEY, "backup", "target"]), message: why });
+    }
     const w = s.mesh.wireguard;
     if (w) {
       const other = wg.get(w.address);

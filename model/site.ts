@@ -4,15 +4,18 @@ import {
   ROLE_SERVICES,
   SERVICE_NAMES,
   isServiceName,
+  type BackupDef,
   type CatalogContext,
   type ContainerDef,
   type EnvValue,
   type HealthcheckDef,
+  type ImageRef,
   type Route,
   type SecretSource,
   type ServiceDef,
   type ServiceName,
 } from "../catalog";
+import { RESTIC_IMAGE, SQLITE_IMAGE } from "../catalog/backup";
 import { ConfigError, joinPath, type ConfigIssue } from "../config/errors";
 import {
   HCLOUD_TOKEN_KEY,
@@ -22,6 +25,8 @@ import {
   sshdPort,
   siteName,
   siteSchema,
+  type BackupConfig,
+  defaultBackupSchedules,
   type EnvOverride,
   type HostConfig,
   DEFAULT_MONITORING,
@@ -34,7 +39,7 @@ import {
 import type { ConfigSource } from "../config/source";
 import { meshDomain } from "../render/headscale";
 import { ingressAddresses } from "../render/traefik";
-import { estateSite, type Estate } from "./estate";
+import { backupTarget, estateSite, hostedRepositories, type Estate } from "./estate";
 
 /** The plain, fully resolved description of one site: what render functions and components consume. */
 export interface SiteModel {
@@ -61,6 +66,30 @@ export interface SiteModel {
   readonly monitoring?: MonitoringConfig;
   /** The other sites, as far as this one needs them (empty when loaded alone). */
   readonly estate: Estate;
+  readonly backup: SiteBackup;
+}
+
+/** Where and when the site's volumes are backed up; the repositories it keeps for other sites. */
+export interface SiteBackup {
+  /** The site that keeps this site's repository; none in an estate of one site. */
+  readonly target?: string;
+  /** The target as the stack file names it, if it does (the estate resolves the default). */
+  readonly configuredTarget?: string;
+  /** Cron schedules, defaults filled in. */
+  readonly schedule: string;
+  readonly restoreTest: string;
+  readonly retention: BackupConfig["retention"];
+  /** The sites whose repositories this site keeps, with the retention each asks for. Sorted by name. */
+  readonly hosted: readonly { readonly site: string; readonly retention: BackupConfig["retention"] }[];
+  /** The job's images (through the site's registry, like the containers'). */
+  readonly images: { readonly restic: string; readonly sqlite: string };
+}
+
+/** A volume a container owns, and how it is backed up. */
+export interface VolumeModel {
+  readonly volume: string;
+  readonly path: string;
+  readonly backup: BackupDef;
 }
 
 export interface ServiceModel {
@@ -106,6 +135,8 @@ export interface ContainerModel {
   readonly mounts: readonly { readonly volume: string; readonly path: string }[];
   /** The named volumes this container owns (created with it, retained on delete). */
   readonly ownedVolumes: readonly string[];
+  /** The same volumes, with how each is backed up. */
+  readonly volumes: readonly VolumeModel[];
   readonly binds: readonly { readonly hostPath: string; readonly path: string; readonly readOnly: boolean }[];
   readonly files: Readonly<Record<string, string>>;
   /** Files holding one secret each, by path. */
@@ -200,7 +231,7 @@ export function loadSite(source: ConfigSource, estate: Estate = { sites: [] }): 
   if (site.role === "control-plane" && site.controlPlane !== undefined) {
     issue(SITE("controlPlane"), "expected no value: a control-plane site is its own control plane");
   }
-  const names = placedServices(site, issue);
+  const names = placedServices(source.stack, site, estate, issue);
   if (issues.length > 0) throw new ConfigError(issues);
 
   // A site loaded without its estate (or before it joins one) is its own: its node forwards its own exporters,
@@ -268,9 +299,13 @@ function checkSecrets(site: SiteConfig, source: ConfigSource, issue: Issue): voi
   }
 }
 
-/** The role's services, plus the stack file's additions, minus its removals; sorted. */
-function placedServices(site: SiteConfig, issue: Issue): ServiceName[] {
+/**
+ * The role's services, plus the stack file's additions, minus its removals, plus what the estate asks of the site
+ * (the repository of every site that backs up here); sorted.
+ */
+function placedServices(name: string, site: SiteConfig, estate: Estate, issue: Issue): ServiceName[] {
   const placed = new Set<ServiceName>(ROLE_SERVICES[site.role]);
+  if (hostedRepositories(estate, name).length > 0) placed.add("backup-repository");
   for (const [name, override] of Object.entries(site.services)) {
     if (!isServiceName(name)) {
       issue(SITE("services", name), `unknown service; expected one of ${SERVICE_NAMES.join(", ")}`);
@@ -437,6 +472,31 @@ function resolve(
     mesh: site.mesh,
     ...(site.role === "control-plane" ? { monitoring: site.monitoring ?? DEFAULT_MONITORING } : {}),
     estate,
+    backup: resolveBackup(name, site, estate),
+  };
+}
+
+/** `[registry/]repository:tag[@digest]`: what Docker pulls. */
+const imageRef = (registry: string | undefined, repository: string, tag: string, digest?: string) =>
+  `${registry ? `${registry}/` : ""}${repository}:${tag}${digest ? `@${digest}` : ""}`;
+
+function resolveBackup(name: string, site: SiteConfig, estate: Estate): SiteBackup {
+  const target = backupTarget(estate, {
+    name,
+    role: site.role,
+    controlPlane: site.controlPlane ?? name,
+    backup: site.backup,
+  });
+  const defaults = defaultBackupSchedules(name);
+  const ref = (i: ImageRef) => imageRef(site.images.registry, i.repository, i.tag, i.digest);
+  return {
+    ...(target ? { target } : {}),
+    ...(site.backup.target ? { configuredTarget: site.backup.target } : {}),
+    schedule: site.backup.schedule ?? defaults.schedule,
+    restoreTest: site.backup.restoreTest ?? defaults.restoreTest,
+    retention: site.backup.retention,
+    hosted: hostedRepositories(estate, name).map((s) => ({ site: s.name, retention: s.backup.retention })),
+    images: { restic: ref(RESTIC_IMAGE), sqlite: ref(SQLITE_IMAGE) },
   };
 }
 
@@ -455,7 +515,11 @@ function resolveContainer(
   const digest = o.digest ?? (o.version === undefined ? def.image.digest : undefined);
   const env: Record<string, ResolvedEnv> = { ...(def.env as Record<string, EnvValue> | undefined) };
   for (const [k, v] of Object.entries(o.env ?? {})) env[k] = typeof v === "string" ? v : { config: v.secret };
-  const owned = Object.entries(def.volumes ?? {}).map(([v, path]) => ({ volume: `${name}-${v}`, path }));
+  const owned = Object.entries(def.volumes ?? {}).map(([v, vd]) => ({
+    volume: `${name}-${v}`,
+    path: vd.path,
+    backup: vd.backup,
+  }));
   const shared = (def.sharedVolumes ?? []).map((s) => ({
     volume: `${containerName(svc, s.container)}-${s.volume}`,
     path: s.path,
@@ -465,7 +529,7 @@ function resolveContainer(
     service: svc,
     key,
     name,
-    image: `${registry ? `${registry}/` : ""}${def.image.repository}:${tag}${digest ? `@${digest}` : ""}`,
+    image: imageRef(registry, def.image.repository, tag, digest),
     ...(def.command ? { command: def.command } : {}),
     ...(def.entrypoint ? { entrypoint: def.entrypoint } : {}),
     ...(def.user ? { user: def.user } : {}),
@@ -476,8 +540,9 @@ function resolveContainer(
       protocol: p.protocol ?? "tcp",
       ip: p.ip ?? "0.0.0.0",
     })),
-    mounts: [...owned, ...shared],
+    mounts: [...owned.map(({ volume, path }) => ({ volume, path })), ...shared],
     ownedVolumes: owned.map((v) => v.volume),
+    volumes: owned,
     binds: (def.binds ?? []).map((b) => ({
       hostPath: b.hostPath,
       path: b.path,

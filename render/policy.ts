@@ -1,3 +1,4 @@
+import { REPOSITORY_PORT } from "../catalog/backup";
 import type { Estate, EstateSite } from "../model/estate";
 
 /**
@@ -59,6 +60,15 @@ export function estateFlows(estate: Estate): Flow[] {
         to: siteTag(s.name),
         ports: s.metrics.map((m) => m.port),
         why: `monitoring: ${cp.name}'s Prometheus scrapes ${s.name}'s exporters`,
+      });
+    }
+    const keeper = s.backupTarget === undefined ? undefined : byName.get(s.backupTarget);
+    if (keeper?.services.includes("backup-repository")) {
+      flows.push({
+        from: siteTag(s.name),
+        to: siteTag(keeper.name),
+        ports: [REPOSITORY_PORT],
+        why: `backups: ${s.name}'s restic to its repository on ${keeper.name} (append-only)`,
       });
     }
     if (s.name !== cp.name && s.services.includes("promtail") && cp.services.includes("loki")) {

@@ -68,6 +68,14 @@ const LADY_NODE = {
   service: "node-exporter",
   container: "node-exporter",
 };
+/** The control plane's exporter: the site that keeps the other sites' backup repositories. */
+const MASTER_NODE = {
+  job: "master/node-exporter",
+  site: "master",
+  role: "control-plane",
+  service: "node-exporter",
+  container: "node-exporter",
+};
 
 /**
  * The rules files by name (under Prometheus' rules dir): the fixed alerts, and ContainerDown, one rule per site
@@ -80,6 +88,9 @@ export function ruleFiles(estate: Estate, interval = "30s"): Record<string, Aler
 
 /** How many failed scrapes in a row make a site down. */
 const SITE_DOWN_SCRAPES = 6;
+
+/** How old a weekly job's last success may be: two weekly periods, plus a day's slack for a late or slow run. */
+const WEEKLY_MAX_AGE_DAYS = 15;
 
 /** The alerts that do not depend on the estate's shape; `interval` is the scrape interval (`30s`). */
 function alertDefs(interval: string): AlertDef[] {
@@ -311,16 +322,71 @@ function alertDefs(interval: string): AlertDef[] {
         fires: {
           series: {
             // 100000 s before the test's clock starts: 27.8 hours old at once.
-            [sel("qcloud_backup_last_success_timestamp_seconds", { site: "lady", backup: "volumes" })]:
+            [sel("qcloud_backup_last_success_timestamp_seconds", { site: "lady", backup: "nextcloud" })]:
               "-100000x20",
           },
           at: "15m",
-          fires: [{ site: "lady", backup: "volumes" }],
+          fires: [{ site: "lady", backup: "nextcloud" }],
         },
         silent: {
           series: {
-            [sel("qcloud_backup_last_success_timestamp_seconds", { site: "lady", backup: "volumes" })]:
+            [sel("qcloud_backup_last_success_timestamp_seconds", { site: "lady", backup: "nextcloud" })]:
               "0+60x20",
+          },
+          at: "15m",
+        },
+      },
+    ),
+    alert(
+      {
+        alert: "BackupFailed",
+        // The gauge holds the latest attempt, retries included, until the next one: no need to wait.
+        expr: "qcloud_backup_last_run_success == 0",
+        for: "0m",
+        severity: "warning",
+        summary: "Backup {{ $labels.backup }} of {{ $labels.site }} failed",
+        description:
+          "The latest run of backup {{ $labels.backup }} on site {{ $labels.site }} failed, retries included: nothing of it since its last success is in the repository.",
+      },
+      {
+        fires: {
+          series: {
+            [sel("qcloud_backup_last_run_success", { site: "lady", backup: "nextcloud" })]: "1x10 0x10",
+            [sel("qcloud_backup_last_run_success", { site: "lady", backup: "unifi" })]: "1x20",
+          },
+          at: "15m",
+          fires: [{ site: "lady", backup: "nextcloud" }],
+        },
+        silent: {
+          series: {
+            // A failed run, then one that succeeded (by hand or the next day's): only the latest counts.
+            [sel("qcloud_backup_last_run_success", { site: "lady", backup: "nextcloud" })]: "0x10 1x10",
+          },
+          at: "15m",
+        },
+      },
+    ),
+    alert(
+      {
+        alert: "BackupRepositoryUnreachable",
+        expr: "qcloud_backup_repository_up == 0",
+        for: "0m",
+        severity: "warning",
+        summary: "Site {{ $labels.site }} cannot reach its backup repository on {{ $labels.peer }}",
+        description:
+          "At its latest backup attempt, site {{ $labels.site }} could not reach its restic repository on site {{ $labels.peer }}: none of the site's backups lands until it can.",
+      },
+      {
+        fires: {
+          series: {
+            [sel("qcloud_backup_repository_up", { site: "lady", peer: "master" })]: "1x10 0x10",
+          },
+          at: "15m",
+          fires: [{ site: "lady", peer: "master" }],
+        },
+        silent: {
+          series: {
+            [sel("qcloud_backup_repository_up", { site: "lady", peer: "master" })]: "0x10 1x10",
           },
           at: "15m",
         },
@@ -346,10 +412,160 @@ function alertDefs(interval: string): AlertDef[] {
         silent: {
           series: {
             [sel("up", { site: "lady", service: "node-exporter" })]: "1x90",
-            [sel("qcloud_backup_last_success_timestamp_seconds", { site: "lady", backup: "volumes" })]:
+            [sel("qcloud_backup_last_success_timestamp_seconds", { site: "lady", backup: "nextcloud" })]:
               "0x90",
           },
           at: "80m",
+        },
+      },
+    ),
+    alert(
+      {
+        alert: "BackupCheckFailed",
+        expr: "qcloud_backup_check_success == 0",
+        for: "0m",
+        severity: "critical",
+        summary: "The backup repository of {{ $labels.peer }} on {{ $labels.site }} fails its check",
+        description:
+          "The latest check (restic check --read-data-subset) of the repository that site {{ $labels.site }} keeps for site {{ $labels.peer }} failed: part of it may be damaged, and backups in it may not restore.",
+      },
+      {
+        fires: {
+          series: {
+            [sel("qcloud_backup_check_success", { ...MASTER_NODE, peer: "lady" })]: "1x10 0x10",
+            [sel("qcloud_backup_check_success", { ...MASTER_NODE, peer: "madam" })]: "1x20",
+          },
+          at: "15m",
+          fires: [{ ...MASTER_NODE, peer: "lady" }],
+        },
+        silent: {
+          series: {
+            // Failed, repaired, checked again by hand: only the latest check counts.
+            [sel("qcloud_backup_check_success", { ...MASTER_NODE, peer: "lady" })]: "0x10 1x10",
+          },
+          at: "15m",
+        },
+      },
+    ),
+    alert(
+      {
+        alert: "BackupCheckTooOld",
+        expr: `time() - qcloud_backup_check_last_success_timestamp_seconds > ${WEEKLY_MAX_AGE_DAYS} * 86400`,
+        for: "5m",
+        severity: "warning",
+        summary: `The backup repository of {{ $labels.peer }} on {{ $labels.site }} has not passed a check for ${WEEKLY_MAX_AGE_DAYS} days`,
+        description: `The last successful check of the repository that site {{ $labels.site }} keeps for site {{ $labels.peer }} is more than ${WEEKLY_MAX_AGE_DAYS} days ago: two weekly checks have been missed or failed.`,
+      },
+      {
+        fires: {
+          series: {
+            // 1.4e6 s before the test's clock starts: 16.2 days old.
+            [sel("qcloud_backup_check_last_success_timestamp_seconds", {
+              ...MASTER_NODE,
+              peer: "lady",
+            })]: "-1400000x20",
+          },
+          at: "15m",
+          fires: [{ ...MASTER_NODE, peer: "lady" }],
+        },
+        silent: {
+          series: {
+            // Two weeks old: last week's check was missed, this week's may still be running.
+            [sel("qcloud_backup_check_last_success_timestamp_seconds", {
+              ...MASTER_NODE,
+              peer: "lady",
+            })]: "-1209600x20",
+          },
+          at: "15m",
+        },
+      },
+    ),
+    alert(
+      {
+        alert: "BackupRepositoryDiskLow",
+        expr: "qcloud_backup_repository_avail_bytes / qcloud_backup_repository_fs_size_bytes < 0.15",
+        for: "15m",
+        severity: "warning",
+        summary: "The backup repositories on {{ $labels.site }} have less than 15% of their disk free",
+        description:
+          "The filesystem holding the backup repositories that site {{ $labels.site }} keeps has had less than 15% free for 15 minutes: once it is full, every backup into it fails.",
+      },
+      {
+        fires: {
+          series: {
+            [sel("qcloud_backup_repository_avail_bytes", MASTER_NODE)]: "10x30",
+            [sel("qcloud_backup_repository_fs_size_bytes", MASTER_NODE)]: "100x30",
+          },
+          at: "20m",
+          fires: [MASTER_NODE],
+        },
+        silent: {
+          series: {
+            // 15% free exactly: not less.
+            [sel("qcloud_backup_repository_avail_bytes", MASTER_NODE)]: "15x30",
+            [sel("qcloud_backup_repository_fs_size_bytes", MASTER_NODE)]: "100x30",
+          },
+          at: "20m",
+        },
+      },
+    ),
+    alert(
+      {
+        alert: "RestoreTestFailed",
+        expr: "qcloud_restore_test_success == 0",
+        for: "0m",
+        severity: "critical",
+        summary: "The restore test of backup {{ $labels.backup }} on {{ $labels.site }} failed",
+        description:
+          "The latest restore test of backup {{ $labels.backup }} on site {{ $labels.site }} failed: a restore of it, when needed, may fail the same way.",
+      },
+      {
+        fires: {
+          series: {
+            [sel("qcloud_restore_test_success", { site: "lady", backup: "nextcloud" })]: "1x10 0x10",
+            [sel("qcloud_restore_test_success", { site: "lady", backup: "unifi" })]: "1x20",
+          },
+          at: "15m",
+          fires: [{ site: "lady", backup: "nextcloud" }],
+        },
+        silent: {
+          series: {
+            [sel("qcloud_restore_test_success", { site: "lady", backup: "nextcloud" })]: "0x10 1x10",
+          },
+          at: "15m",
+        },
+      },
+    ),
+    alert(
+      {
+        alert: "RestoreTestTooOld",
+        expr: `time() - qcloud_restore_test_last_success_timestamp_seconds > ${WEEKLY_MAX_AGE_DAYS} * 86400`,
+        for: "5m",
+        severity: "warning",
+        summary: `Backup {{ $labels.backup }} of {{ $labels.site }} has not passed a restore test for ${WEEKLY_MAX_AGE_DAYS} days`,
+        description: `The last successful restore test of backup {{ $labels.backup }} on site {{ $labels.site }} is more than ${WEEKLY_MAX_AGE_DAYS} days ago: two weekly tests have been missed or failed.`,
+      },
+      {
+        fires: {
+          series: {
+            // 16.2 days old.
+            [sel("qcloud_restore_test_last_success_timestamp_seconds", {
+              site: "lady",
+              backup: "nextcloud",
+            })]: "-1400000x20",
+          },
+          at: "15m",
+          fires: [{ site: "lady", backup: "nextcloud" }],
+        },
+        silent: {
+          series: {
+            // Two weeks old: one weekly test missed.
+            [sel("qcloud_restore_test_last_success_timestamp_seconds", {
+              site: "lady",
+              backup: "nextcloud",
+            })]: "-1209600x20",
+          },
+          at: "15m",
         },
       },
     ),

@@ -1,4 +1,5 @@
 import { LOG_OPTS, describeSecret, type SiteModel } from "../model/site";
+import { BACKUP_CRON, BACKUP_SCRIPT, renderBackupCron, renderBackupScript } from "./backup";
 import { renderCompose } from "./compose";
 import { WG_INTERFACE, renderWireguardConfig, tunnelSites } from "./wireguard";
 
@@ -56,8 +57,20 @@ export function renderSiteFiles(model: SiteModel): Record<string, string> {
       dependsOn: c.dependsOn,
     })),
   );
+  if (model.backup.target !== undefined || model.backup.hosted.length > 0) {
+    // The backup job as the host gets it (its secrets are files the install writes from stdin).
+    files[`backup${BACKUP_SCRIPT}`] = renderBackupScript(model);
+    files[`backup${BACKUP_CRON}`] = renderBackupCron(model);
+  }
   files["site.json"] = `${JSON.stringify(
-    { site: model.name, role: model.role, routes: model.routes, containers },
+    {
+      site: model.name,
+      role: model.role,
+      routes: model.routes,
+      containers,
+      // Run by the host's backup job, not as containers.
+      jobImages: Object.values(model.backup.images),
+    },
     null,
     2,
   )}\n`;

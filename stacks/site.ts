@@ -1,8 +1,18 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
-import { Headscale, Host, ServiceSet, WireguardKeys, type SshClientFiles } from "../components";
+import {
+  BackupKeys,
+  Backups,
+  Headscale,
+  Host,
+  ServiceSet,
+  WireguardKeys,
+  type BackupCredentials,
+  type SshClientFiles,
+} from "../components";
 import { PROJECT } from "../config/schema";
 import { meshHost, type SiteModel } from "../model/site";
+import { renderBackupSecrets, repositoryLocation, repositoryUrl } from "../render/backup";
 import { loginServer, renderTailnetAddressScript } from "../render/headscale";
 import { renderWireguardConfig, tunnelSites } from "../render/wireguard";
 
@@ -27,6 +37,10 @@ export interface ControlPlaneOutputs {
   /** WireGuard private keys by site: secret. */
   readonly wireguardPrivateKeys: pulumi.Output<Record<string, string>>;
   readonly wireguardPublicKeys: pulumi.Output<Record<string, string>>;
+  /** Backup repository and REST passwords by site: secret. */
+  readonly backupCredentials: pulumi.Output<Record<string, BackupCredentials>>;
+  /** The REST servers' `site:bcrypt` lines by site: secret. */
+  readonly backupHtpasswd: pulumi.Output<Record<string, string>>;
 }
 
 export interface SiteOutputs {
@@ -49,6 +63,14 @@ export interface SiteOutputs {
   };
   /** The control plane's exports for its sites. */
   readonly controlPlane?: ControlPlaneOutputs;
+  /** Where and when the site is backed up; the repository password is secret: keep a copy offline (README). */
+  readonly backup?: {
+    readonly target: string;
+    readonly repository: string;
+    readonly schedule: string;
+    readonly restoreTest: string;
+    readonly password: pulumi.Output<string>;
+  };
 }
 
 export interface Site {
@@ -97,9 +119,21 @@ export function deploySite(
     privateKeys: pulumi.Output<Record<string, string>>;
     publicKeys: pulumi.Output<Record<string, string>>;
   };
-  let read: ((key: string) => pulumi.Output<Record<string, string>>) | undefined;
+  let backupKeys: {
+    credentials: pulumi.Output<Record<string, BackupCredentials>>;
+    htpasswd: pulumi.Output<Record<string, string>>;
+  };
+  let read: (<T = string>(key: string) => pulumi.Output<Record<string, T>>) | undefined;
   if (isControlPlane) {
     wgKeys = new WireguardKeys(model.name, { sites: tunnels }, opts);
+    backupKeys = new BackupKeys(
+      model.name,
+      {
+        sites: members.filter((s) => s.backupTarget !== undefined).map((s) => s.name),
+        protect: model.protect,
+      },
+      opts,
+    );
   } else {
     let ref: pulumi.StackReference | undefined;
     const fromControlPlane =
@@ -113,9 +147,16 @@ export function deploySite(
         // The control plane exports them under `controlPlane` (see index.ts).
         return ref.requireOutput("controlPlane").apply((cp) => (cp as Record<string, unknown>)[key]);
       });
-    read = (key) => fromControlPlane(key) as pulumi.Output<Record<string, string>>;
+    read = <T>(key: string) => fromControlPlane(key) as pulumi.Output<Record<string, T>>;
     wgKeys = { privateKeys: read("wireguardPrivateKeys"), publicKeys: read("wireguardPublicKeys") };
+    backupKeys = {
+      credentials: read<BackupCredentials>("backupCredentials"),
+      htpasswd: read("backupHtpasswd"),
+    };
   }
+  const backup = model.backup;
+  const entry = <T>(keys: Record<string, T>, site: string): T =>
+    controlPlaneEntry(keys, site, model.controlPlane);
   const wireguardConfig = tunnels.includes(model.name)
     ? pulumi.secret(
         pulumi.all([wgKeys.privateKeys, wgKeys.publicKeys]).apply(([priv, publicKeys]) =>
@@ -138,6 +179,14 @@ export function deploySite(
       inputs: {
         meshAuthKey: pulumi.secret(authKey),
         ...(wireguardConfig ? { wireguardConfig } : {}),
+        // The REST server's users: the sites whose repositories this site keeps.
+        ...(backup.hosted.length > 0
+          ? {
+              backupHtpasswd: pulumi.secret(
+                backupKeys.htpasswd.apply((h) => backup.hosted.map((x) => `${entry(h, x.site)}\n`).join("")),
+              ),
+            }
+          : {}),
       },
     },
     // The caller's dependsOn applies to the host; the services wait for the host.
@@ -155,10 +204,40 @@ export function deploySite(
       meshAuthKeys: headscale.authKeys,
       wireguardPrivateKeys: wgKeys.privateKeys,
       wireguardPublicKeys: wgKeys.publicKeys,
+      backupCredentials: backupKeys.credentials,
+      backupHtpasswd: backupKeys.htpasswd,
     };
     setAuthKey(keyOf(model.name, headscale.authKeys, model.controlPlane));
   } else {
     setAuthKey(keyOf(model.name, read!("meshAuthKeys"), model.controlPlane));
+  }
+  if (backup.target !== undefined || backup.hosted.length > 0) {
+    const target = backup.target;
+    new Backups(
+      model.name,
+      {
+        site: model,
+        connection: host.connection,
+        provider: host.provider,
+        secrets: pulumi.secret(
+          backupKeys.credentials.apply((c) =>
+            renderBackupSecrets({
+              ...(target === undefined
+                ? {}
+                : {
+                    repository: repositoryUrl(model.estate, model.name, target, entry(c, model.name).rest),
+                    password: entry(c, model.name).repository,
+                  }),
+              ...Object.fromEntries(
+                backup.hosted.map((x) => [`hosted/${x.site}`, entry(c, x.site).repository]),
+              ),
+            }),
+          ),
+        ),
+      },
+      // Its restore and restore test stop and start the containers; the tunnel out is the egress node.
+      { ...opts, dependsOn: [host.ready, ...Object.values(services.containers)] },
+    );
   }
   const tailscale = services.containers["tailscale"];
   const address = tailscale
@@ -192,6 +271,17 @@ export function deploySite(
       ...(wireguardConfig ? { wireguardConfig } : {}),
     },
     ...(controlPlane ? { controlPlane } : {}),
+    ...(backup.target === undefined
+      ? {}
+      : {
+          backup: {
+            target: backup.target,
+            repository: repositoryLocation(model.estate, model.name, backup.target),
+            schedule: backup.schedule,
+            restoreTest: backup.restoreTest,
+            password: pulumi.secret(backupKeys.credentials.apply((c) => entry(c, model.name).repository)),
+          },
+        }),
   };
   return { host, services, outputs };
 }
@@ -205,11 +295,11 @@ function keyOf(
   return keys.apply((k) => controlPlaneEntry(k, site, controlPlane));
 }
 
-export function controlPlaneEntry(
-  keys: Record<string, string> | undefined,
+export function controlPlaneEntry<T = string>(
+  keys: Record<string, T> | undefined,
   site: string,
   controlPlane: string,
-): string {
+): T {
   const key = keys?.[site];
   if (!key) {
     throw new Error(

@@ -33,7 +33,14 @@ const SOURCES = [
     committed("master", {
       mesh: {
         admins: ["alice@example.org"],
-        flows: [{ from: "site:lady", to: "site:master", ports: [22], why: "backups: restic over SFTP" }],
+        flows: [
+          {
+            from: "site:lady",
+            to: "site:master",
+            ports: [25],
+            why: "mail: lady's services relay through master",
+          },
+        ],
         // An address, not a name: wg resolves endpoints when it applies a config, and tests have no DNS.
         wireguard: { address: "10.90.0.1", endpoint: "198.51.100.1", subnets: ["10.0.1.0/24"] },
       },
@@ -73,14 +80,19 @@ function meshTools(): string {
 describe("the tailnet policy", () => {
   const policy = renderPolicy(estate, "master");
   // What the estate declares, written out by hand: the policy must admit exactly these.
-  const LADY_METRICS = [8080, 8082, 9002, 9003, 9080, 9100, 9121, 9187, 9205, 9216];
+  // lady keeps master's backup repository: its REST server (8000) is scraped too.
+  const LADY_METRICS = [8000, 8080, 8082, 9002, 9003, 9080, 9100, 9121, 9187, 9205, 9216];
   const MADAM_METRICS = [8080, 8082, 9002, 9003, 9080, 9100];
   const declared = new Set([
     ...LADY_METRICS.map((p) => `tag:site-master>lady:${p}`),
     ...MADAM_METRICS.map((p) => `tag:site-master>madam:${p}`),
     "tag:site-lady>master:3100",
     "tag:site-madam>master:3100",
-    "tag:site-lady>master:22",
+    "tag:site-lady>master:25",
+    // Backups: each services site's to the control plane, the control plane's to the first services site.
+    "tag:site-lady>master:8000",
+    "tag:site-madam>master:8000",
+    "tag:site-master>lady:8000",
     ...["master", "lady", "madam"].flatMap((s) => [`group:admins>${s}:22`, `group:admins>${s}:443`]),
   ]);
   const sources: [string, string[]][] = [
@@ -92,12 +104,14 @@ describe("the tailnet policy", () => {
       ...LADY_METRICS,
       ...MADAM_METRICS,
       22,
+      25,
       53,
       80,
       443,
       3000,
       3100,
       5432,
+      8000,
       8080,
       9090,
       9093,
@@ -235,12 +249,14 @@ describe("a new site from its stack file alone", () => {
       pulumi.all([
         master.outputs.controlPlane!.wireguardPrivateKeys,
         master.outputs.controlPlane!.wireguardPublicKeys,
+        master.outputs.controlPlane!.backupCredentials,
       ]),
     );
     const fromMaster: Record<string, unknown> = {
       meshAuthKeys: { madam: "key-madam" },
       wireguardPrivateKeys: wg[0],
       wireguardPublicKeys: wg[1],
+      backupCredentials: wg[2],
     };
     const madam = deploySite(
       loadSite(SOURCES[2]!, estate),

@@ -50,7 +50,10 @@ export function recordResources(stack = "test"): {
 export function computedOutputs(type: string, name: string): Record<string, unknown> {
   const state: Record<string, unknown> = {};
   if (type === "docker:index/remoteImage:RemoteImage") state.imageId = `sha256:${name}`;
-  if (type === "random:index/randomPassword:RandomPassword") state.result = `pw-${name}`;
+  if (type === "random:index/randomPassword:RandomPassword") {
+    state.result = `pw-${name}`;
+    state.bcryptHash = `$2a$10$hash-of-${name}`;
+  }
   if (type === "hcloud:index/server:Server") state.ipv4Address = "203.0.113.7";
   if (type === "random:index/randomBytes:RandomBytes") {
     state.base64 = Buffer.alloc(32, name.length).toString("base64");
@@ -67,6 +70,12 @@ export function computedOutputs(type: string, name: string): Record<string, unkn
         // Any 32 bytes base64 make a key the config takes.
         wireguardPrivateKeys: { lady: Buffer.alloc(32, 1).toString("base64") },
         wireguardPublicKeys: { master: Buffer.alloc(32, 2).toString("base64") },
+        backupCredentials: {
+          lady: { repository: "repo-pw-lady", rest: "rest-pw-lady" },
+          madam: { repository: "repo-pw-madam", rest: "rest-pw-madam" },
+          master: { repository: "repo-pw-master", rest: "rest-pw-master" },
+        },
+        backupHtpasswd: { master: "master:$2a$10$hash-of-master" },
       },
     };
   }

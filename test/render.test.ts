@@ -178,10 +178,18 @@ describe("npm run render", () => {
         encoding: "utf8",
       },
     );
-    expect(stdout.trim()).toBe(`21 files in ${path.relative(ROOT, out)}`);
+    // Every container's config files, the tunnel, the compose file, site.json and the backup job (script, cron).
+    expect(stdout.trim()).toBe(`23 files in ${path.relative(ROOT, out)}`);
     expect(fs.readFileSync(path.join(out, "files/headscale/etc/headscale/config.yaml"), "utf8")).toContain(
       "server_url: https://headscale.qui3tly.cloud",
     );
+    expect(fs.readFileSync(path.join(out, "backup/etc/cron.d/qcloud-backup"), "utf8")).toContain(
+      "root /usr/local/sbin/qcloud-backup run >>/var/log/qcloud-backup.log 2>&1",
+    );
+    expect(JSON.parse(fs.readFileSync(path.join(out, "site.json"), "utf8")).jobImages).toEqual([
+      "docker.io/restic/restic:0.19.1",
+      "docker.io/keinos/sqlite3:3.47.2",
+    ]);
     fs.rmSync(out, { recursive: true });
   });
 });
@@ -197,8 +205,8 @@ describe("npm run check", () => {
     const r = run();
     expect([r.status, r.stdout]).toEqual([
       0,
-      "ok   Pulumi.lady.yaml: services, 11 services, 28 containers\n" +
-        "ok   Pulumi.master.yaml: control-plane, 19 services, 25 containers\n",
+      "ok   Pulumi.lady.yaml: services, 12 services, 29 containers\n" +
+        "ok   Pulumi.master.yaml: control-plane, 20 services, 26 containers\n",
     ]);
   });
 

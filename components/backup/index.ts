@@ -1,0 +1,2 @@
+export * from "./backupKeys";
+export * from "./backups";

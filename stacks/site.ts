@@ -76,6 +76,8 @@ export interface SiteOutputs {
 export interface Site {
   readonly host: Host;
   readonly services: ServiceSet;
+  /** The backup job, where the site backs up or keeps a repository. */
+  readonly backups?: Backups;
   /** What the stack exports. */
   readonly outputs: SiteOutputs;
 }
@@ -211,9 +213,10 @@ export function deploySite(
   } else {
     setAuthKey(keyOf(model.name, read!("meshAuthKeys"), model.controlPlane));
   }
+  let backups: Backups | undefined;
   if (backup.target !== undefined || backup.hosted.length > 0) {
     const target = backup.target;
-    new Backups(
+    backups = new Backups(
       model.name,
       {
         site: model,
@@ -283,7 +286,7 @@ export function deploySite(
           },
         }),
   };
-  return { host, services, outputs };
+  return { host, services, ...(backups ? { backups } : {}), outputs };
 }
 
 /** A site's entry of a control-plane export, or the error that says which stack to run first. */

@@ -281,10 +281,7 @@ describe("the stacks under mocks", () => {
       { configSecret: (k) => pulumi.secret(`cfg-${k}`) },
       { transformations: [capture] },
     );
-    await valueOf(
-      pulumi.all([site.services.containers["backup-repository"]!.urn, site.outputs.backup!.password]),
-    );
-    await new Promise((r) => setTimeout(r, 200));
+    await valueOf(pulumi.all([site.backups!.installed, site.outputs.backup!.password]));
     const install = recorded.find((r) => r.type === "command:remote:Command" && r.name === "lady-backup")!;
     expect(install.opts.additionalSecretOutputs).toContain("stdin");
     expect(isSecretValue(install.inputs.stdin)).toBe(true);
@@ -310,7 +307,7 @@ describe("the stacks under mocks", () => {
       target: "master",
       repository: "rest:http://lady@master.mesh.qui3tly.cloud:8000/lady/",
     });
-  });
+  }, 30_000);
 });
 
 describe("npm run restore picks a snapshot, or says why none fits", () => {

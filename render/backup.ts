@@ -249,14 +249,19 @@ files_backup() { # volume container
   PATHS+=("/backup/volumes/$1")
 }
 sqlite_backup() { # volume container database...
-  local vol=$1 db not=""
+  local vol=$1 db owner not=""
   shift 2
   mkdir -p "$STAGING/sqlite/$vol"
   for db; do
+    owner=$(in_tool -v "$vol:/data:ro" -- "stat -c %u:%g '/data/$db' 2>/dev/null" || true)
+    if [ -z "$owner" ]; then
+      log "$vol: no database $db yet"
+      continue
+    fi
+    echo "$owner" >"$STAGING/sqlite/$vol/$db.owner"
     # Online, consistent: SQLite's backup API, while the service writes.
     docker run --rm --user 0:0 -v "$vol:/data" -v "$STAGING/sqlite/$vol:/out" --entrypoint sqlite3 "$SQLITE_IMAGE" \\
       "/data/$db" ".backup '/out/$db'"
-    in_tool -v "$vol:/data:ro" -- "stat -c %u:%g '/data/$db'" >"$STAGING/sqlite/$vol/$db.owner"
     EXCLUDES+=(--exclude "/backup/volumes/$vol/$db" --exclude "/backup/volumes/$vol/$db-*")
     not+=" ! -path './$db' ! -path './$db-*'"
   done
@@ -358,6 +363,7 @@ check_sqlite() { # scratch volume database...
   local scratch=$1 vol=$2 db ok
   shift 2
   for db; do
+    [ -f "$scratch/backup/staging/sqlite/$vol/$db" ] || continue # none when backed up
     ok=$(docker run --rm --user 0:0 -v "$scratch/backup/staging/sqlite/$vol:/s" --entrypoint sqlite3 "$SQLITE_IMAGE" \\
       "/s/$db" 'PRAGMA integrity_check;')
     [ "$ok" = ok ] || die "$vol/$db: integrity check says: $ok"
@@ -470,6 +476,7 @@ sqlite_restore() { # scratch volume database...
     from=/r/backup/staging/sqlite/$1
     shift
     for db; do
+      [ -f "$from/$db" ] || continue
       rm -f "/v/$db-wal" "/v/$db-shm"
       cp "$from/$db" "/v/$db"
       chown "$(cat "$from/$db.owner")" "/v/$db"

@@ -4,8 +4,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import YAML from "yaml";
 import { SITE_KEY } from "../../config/schema";
-import { fileSource } from "../../config/source";
-import { loadSite } from "../../model/site";
+import { loadProjectSite } from "../../model/estate";
 import { SANDBOX_ADMIN, SANDBOX_HEADSCALE_PORT } from "../../scripts/sandbox/stackConfig";
 import {
   SITES,
@@ -20,9 +19,9 @@ import {
 
 /**
  * The real engine against the sandbox: converge, idempotence, the tailnet (join, policy, scrapes, an alert,
- * failover), the WireGuard tunnel, drift repair, a one-container change that keeps its data, destroy that keeps
- * data, and the two ways bad input must fail (config, unreachable host) before anything changes. The steps build
- * on each other, in order.
+ * failover), the WireGuard tunnel, backups (append-only, a restore, restore tests, their alerts), drift repair, a
+ * one-container change that keeps its data, destroy that keeps data, and the two ways bad input must fail (config,
+ * unreachable host) before anything changes. The steps build on each other, in order.
  */
 
 const timings: Record<string, number> = {};
@@ -55,8 +54,8 @@ function containers(site: string): Map<string, string> {
   );
 }
 
-/** The model of a sandbox stack: what should run there. */
-const model = (site: string) => loadSite(fileSource(project.stackFile(site)));
+/** The model of a sandbox stack, within its estate: what should run there. */
+const model = (site: string) => loadProjectSite(path.dirname(project.stackFile(site)), site);
 
 function editSite(site: string, edit: (s: Record<string, any>) => void): string {
   const file = project.stackFile(site);
@@ -333,7 +332,207 @@ describe("the sandbox estate under the real engine", () => {
     }
   });
 
-  test("j. a container removed behind Pulumi's back is restored by `up --refresh`", () => {
+  /** A command on a site's server whose output and exit code the step asserts. */
+  const job = (site: string, args: string) => onServer(site, `qcloud-backup ${args} 2>&1`, true);
+  /** The alerts Prometheus has firing now, as `alertname site label`. */
+  const firingAlerts = () =>
+    (prometheus("alerts").alerts as { labels: Record<string, string>; state: string }[])
+      .filter((a) => a.state === "firing")
+      .map((a) => `${a.labels.alertname} ${a.labels.site} ${a.labels.backup ?? a.labels.peer ?? ""}`.trim());
+  const ROWS = 1000;
+  const rows = () =>
+    onServer(
+      "lady",
+      "docker exec nextcloud-db psql -Atq -U nextcloud -d nextcloud -c 'SELECT count(*) FROM e2e_items'",
+    ).stdout.trim();
+  const files = () =>
+    onServer("lady", "docker exec nextcloud sh -c 'cd /var/www/html/data/e2e && sha256sum f*'").stdout;
+  let knownFiles = "";
+
+  test("j. backups: known data on lady, both sites backed up into the other's append-only repository; gauges on master's Prometheus", () => {
+    onServer(
+      "lady",
+      `docker exec nextcloud-db psql -v ON_ERROR_STOP=1 -q -U nextcloud -d nextcloud -c "CREATE TABLE e2e_items (id int PRIMARY KEY, name text); INSERT INTO e2e_items SELECT g, 'item ' || g FROM generate_series(1, ${ROWS}) g"`,
+    );
+    onServer(
+      "lady",
+      "docker exec nextcloud sh -c 'mkdir -p /var/www/html/data/e2e && for i in $(seq 1 20); do head -c 200000 /dev/urandom >/var/www/html/data/e2e/f$i; done'",
+    );
+    knownFiles = files();
+    for (const site of ["lady", "master"]) {
+      const r = timed(`backup ${site}`, () => job(site, "run"));
+      expect([site, r.code, r.code === 0 ? "" : r.stdout]).toEqual([site, 0, ""]);
+    }
+    // Each site's snapshots, one per service with something to keep, in the repository the other site keeps.
+    const services = (keeper: string, of: string) =>
+      [
+        ...new Set(
+          (
+            JSON.parse(onServer(keeper, `qcloud-backup kept ${of} snapshots --json`).stdout) as {
+              tags: string[];
+            }[]
+          ).flatMap((s) => s.tags),
+        ),
+      ].sort();
+    expect(services("master", "lady")).toEqual(
+      ["nextcloud", "tailscale", "traefik", "uisp", "unifi"].map((s) => `service=${s}`),
+    );
+    expect(services("lady", "master")).toEqual(
+      expect.arrayContaining(["service=headscale", "service=grafana", "service=tailscale"]),
+    );
+    // The repository's side: retention and a check.
+    for (const cmd of ["maintain", "check"]) {
+      const r = timed(`${cmd} on master`, () => job("master", cmd));
+      expect([cmd, r.code, r.code === 0 ? "" : r.stdout]).toEqual([cmd, 0, ""]);
+    }
+    const backedUp = () =>
+      (
+        prometheus("query?query=qcloud_backup_last_run_success%3D%3D1").result as {
+          metric: Record<string, string>;
+        }[]
+      )
+        .map((r) => `${r.metric.site}/${r.metric.backup}`)
+        .filter((x) => x === "lady/nextcloud" || x === "master/headscale").length === 2;
+    timings["backup gauges on Prometheus"] = until("the backup gauges of lady and master", backedUp, 60);
+    until(
+      "BackupTooOld resolved for lady and master",
+      () => !firingAlerts().some((a) => a.startsWith("BackupTooOld")),
+      60,
+    );
+    expect(
+      prometheus("query?query=qcloud_backup_check_success%7Bpeer%3D%22lady%22%7D").result.map(
+        (r: { value: [number, string] }) => r.value[1],
+      ),
+    ).toEqual(["1"]);
+  });
+
+  test("k. the append-only repository refuses lady's own `forget --prune`: its history stays", () => {
+    const count = () => (JSON.parse(job("lady", "restic snapshots --json").stdout) as unknown[]).length;
+    const before = count();
+    const r = job("lady", "restic forget --keep-last 1 --prune");
+    expect(r.code).not.toBe(0);
+    expect(r.stdout).toMatch(/403 Forbidden/);
+    expect(count()).toBe(before);
+  });
+
+  test("l. npm run restore brings lady's deleted rows and files back, the database logically; Pulumi sees no change", () => {
+    const restore = (...args: string[]) =>
+      run(
+        "npx",
+        [
+          "ts-node",
+          "--transpile-only",
+          "scripts/restore.ts",
+          "--stack",
+          "lady",
+          "--ssh-key",
+          SSH_KEY,
+          ...args,
+        ],
+        {
+          env: { ...process.env, QCLOUD_PROJECT_DIR: path.dirname(project.stackFile("lady")) },
+          allowFail: true,
+        },
+      );
+    onServer(
+      "lady",
+      "docker exec nextcloud-db psql -q -U nextcloud -d nextcloud -c 'DELETE FROM e2e_items WHERE id > 10'",
+    );
+    onServer("lady", "docker exec nextcloud sh -c 'rm -f /var/www/html/data/e2e/f1*'");
+    expect([rows(), files() === knownFiles]).toEqual(["10", false]);
+    // Refused, and nothing touched: another service's snapshot, and a service that keeps nothing.
+    const traefik = (
+      JSON.parse(job("lady", "restic snapshots --json --tag service=traefik").stdout) as {
+        short_id: string;
+      }[]
+    )[0]!;
+    const wrong = restore("--service", "nextcloud", "--snapshot", traefik.short_id);
+    expect([wrong.code, wrong.stderr.trim()]).toEqual([
+      1,
+      expect.stringMatching(
+        new RegExp(`^restore: snapshot \`${traefik.short_id}\` holds service \`traefik\`, not \`nextcloud\``),
+      ),
+    ]);
+    const nothing = restore("--service", "cadvisor");
+    expect([nothing.code, nothing.stderr.trim()]).toEqual([
+      1,
+      "restore: `cadvisor` keeps nothing in the backups (it has no volume)",
+    ]);
+    expect(rows()).toBe("10");
+
+    const r = timed("restore nextcloud", () => restore("--service", "nextcloud"));
+    expect([r.code, r.code === 0 ? "" : r.stdout + r.stderr]).toEqual([0, ""]);
+    expect(r.stdout).toMatch(/restore: nextcloud on lady is back from [0-9a-f]{8}, healthy, in [0-9.]+ s/);
+    expect([rows(), files() === knownFiles]).toEqual([String(ROWS), true]);
+    const running = containers("lady");
+    for (const c of model("lady").services.find((s) => s.name === "nextcloud")!.containers) {
+      expect([c.name, running.get(c.name)]).toEqual([c.name, `running ${c.healthcheck ? "healthy" : "-"}`]);
+    }
+    const preview = project.pulumi(["preview", "--expect-no-changes", "--stack", "lady"], {
+      allowFail: true,
+    });
+    expect([preview.code, preview.code === 0 ? "" : preview.stdout]).toEqual([0, ""]);
+  });
+
+  test("m. the restore test passes; against a corrupted pack it fails and RestoreTestFailed fires", () => {
+    const ok = timed("restore test lady", () => job("lady", "restore-test"));
+    expect([ok.code, ok.code === 0 ? "" : ok.stdout]).toEqual([0, ""]);
+    // The biggest pack of lady's repository on master: nextcloud's files.
+    const dir = "$(docker volume inspect -f '{{.Mountpoint}}' backup-repository-data)/lady/data";
+    const pack = onServer("master", `ls -S ${dir}/*/* | head -n1`).stdout.trim();
+    onServer(
+      "master",
+      `cp ${pack} /root/pack.orig && printf 'corrupted' | dd of=${pack} bs=1 seek=4096 conv=notrunc status=none`,
+    );
+    try {
+      const bad = job("lady", "restore-test nextcloud");
+      expect(bad.code).not.toBe(0);
+      timings["corrupted pack -> RestoreTestFailed firing"] = until(
+        "RestoreTestFailed firing for lady/nextcloud",
+        () => firingAlerts().includes("RestoreTestFailed lady nextcloud"),
+        60,
+      );
+    } finally {
+      onServer("master", `cp /root/pack.orig ${pack} && rm /root/pack.orig`);
+    }
+    expect(job("lady", "restore-test nextcloud").code).toBe(0);
+    until(
+      "RestoreTestFailed resolved",
+      () => !firingAlerts().some((a) => a.startsWith("RestoreTestFailed")),
+      60,
+    );
+  });
+
+  test("n. the repository's side stopped: lady's next backup fails and its alert fires; started again, it recovers", () => {
+    onServer("master", "docker stop backup-repository");
+    try {
+      const r = timed("backup with the repository down", () => job("lady", "run traefik"));
+      expect(r.code).not.toBe(0);
+      expect(r.stdout).toContain("the repository on master does not answer");
+      timings["repository stopped -> BackupRepositoryUnreachable firing"] = until(
+        "BackupRepositoryUnreachable firing for lady",
+        () => firingAlerts().includes("BackupRepositoryUnreachable lady master"),
+        60,
+      );
+      expect(firingAlerts()).toContain("BackupFailed lady traefik");
+    } finally {
+      onServer("master", "docker start backup-repository");
+    }
+    until(
+      "backup-repository healthy",
+      () => containers("master").get("backup-repository") === "running healthy",
+      90,
+    );
+    const r = job("lady", "run traefik");
+    expect([r.code, r.code === 0 ? "" : r.stdout]).toEqual([0, ""]);
+    until(
+      "BackupRepositoryUnreachable and BackupFailed resolved",
+      () => !firingAlerts().some((a) => /^Backup(RepositoryUnreachable|Failed) lady/.test(a)),
+      60,
+    );
+  });
+
+  test("o. a container removed behind Pulumi's back is restored by `up --refresh`", () => {
     onServer("master", "docker rm -f prometheus");
     expect(containers("master").has("prometheus")).toBe(false);
     const r = timed("repair", () => up("master", "--refresh"));
@@ -341,7 +540,7 @@ describe("the sandbox estate under the real engine", () => {
     expect(containers("master").get("prometheus")).toBe("running healthy");
   });
 
-  test("k. changing one service's setting replaces only that container; its volume's data survives", () => {
+  test("p. changing one service's setting replaces only that container; its volume's data survives", () => {
     onServer("lady", "docker exec nextcloud-redis sh -c 'echo kept > /data/e2e-marker'");
     const ids = () => onServer("lady", "docker ps -q --no-trunc | sort").stdout;
     const before = ids();
@@ -364,7 +563,7 @@ describe("the sandbox estate under the real engine", () => {
     expect(onServer("lady", "docker exec nextcloud-redis cat /data/e2e-marker").stdout.trim()).toBe("kept");
   });
 
-  test("l. destroy removes the containers; stateful volumes and their data survive", () => {
+  test("q. destroy removes the containers; stateful volumes and their data survive", () => {
     const volumes = model("lady").services.flatMap((s) => s.containers.flatMap((c) => c.ownedVolumes));
     const r = timed("destroy lady", () =>
       project.pulumi(["destroy", "--yes", "--skip-preview", "--stack", "lady"]),
@@ -384,7 +583,7 @@ describe("the sandbox estate under the real engine", () => {
     ).toBe("kept");
   });
 
-  test("m. a broken stack file fails preview and up with the clear error, and nothing changes", () => {
+  test("r. a broken stack file fails preview and up with the clear error, and nothing changes", () => {
     const state = () => project.pulumi(["stack", "export", "--stack", "master"]).stdout;
     const before = { state: state(), ps: containers("master") };
     const saved = editSite(
@@ -408,7 +607,7 @@ describe("the sandbox estate under the real engine", () => {
     }
   });
 
-  test("n. an unreachable host fails with the preflight error", () => {
+  test("s. an unreachable host fails with the preflight error", () => {
     const saved = editSite("master", (s) => (s.host.port = 2299));
     try {
       const r = project.pulumi(["preview", "--stack", "master"], { allowFail: true });

@@ -1,3 +1,4 @@
+import { REPOSITORY_PORT } from "../render/policy";
 import { httpHealth, image, notKept } from "./helpers";
 import type { ServiceDef } from "./types";
 
@@ -10,8 +11,6 @@ import type { ServiceDef } from "./types";
 export const RESTIC_IMAGE = image("docker.io/restic/restic", "0.19.1");
 /** `sqlite3` for online copies (`.backup`) of the SQLite databases the catalog declares. */
 export const SQLITE_IMAGE = image("docker.io/keinos/sqlite3", "3.47.2");
-/** Where the REST server listens: forwarded by the site's tailnet node like a metrics port. */
-export const REPOSITORY_PORT = 8000;
 /** The REST server's users: one per site whose repository it keeps, `site:bcrypt hash` (a secret file). */
 const HTPASSWD = "/etc/rest-server/htpasswd";
 

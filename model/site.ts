@@ -311,6 +311,13 @@ function placedServices(name: string, site: SiteConfig, estate: Estate, issue: I
       issue(SITE("services", name), `unknown service; expected one of ${SERVICE_NAMES.join(", ")}`);
       continue;
     }
+    if (name === "backup-repository") {
+      issue(
+        SITE("services", name),
+        "expected no entry: the estate places it on every site that keeps another site's backups (their `backup.target`)",
+      );
+      continue;
+    }
     if (override.enabled === false) placed.delete(name);
     else placed.add(name);
   }

@@ -1,6 +1,6 @@
-import { REPOSITORY_PORT } from "../catalog/backup";
 import type { Estate } from "../model/estate";
 import { networkName, type ContainerModel, type SiteModel } from "../model/site";
+import { REPOSITORY_PORT } from "./policy";
 import { MESH_PROXY } from "./prometheus";
 import { TEXTFILE_DIR } from "./rules";
 
@@ -220,8 +220,9 @@ setm() { # file metric selector value
 getm() { sed -n "s/^$2$3 //p" "$1" 2>/dev/null | head -n1; }
 publish() { # name state-dir
   local out="$METRICS/$1.prom"
-  mkdir -p "$METRICS"
-  cat "$2"/*.prom 2>/dev/null | grep . | sort | GAUGES="$GAUGES" awk '
+  install -d -m 755 "$METRICS" # node-exporter reads it as nobody
+  # No state yet (a site that keeps no repository yet, a first install): an empty file, not an error.
+  { cat "$2"/*.prom 2>/dev/null || true; } | { grep . || true; } | LC_ALL=C sort | GAUGES="$GAUGES" awk '
     BEGIN { n = split(ENVIRON["GAUGES"], g, "\\n"); for (i = 1; i <= n; i++) { k = g[i]; sub(/ .*/, "", k); h[k] = substr(g[i], length(k) + 2) } }
     { m = $0; sub(/[{ ].*/, "", m); if (m != last) { print "# HELP " m " " h[m]; print "# TYPE " m " gauge"; last = m } print }
   ' >"$out.tmp"
@@ -241,7 +242,7 @@ manifest() { # volume [paths...]: sha256 of every file, before restic reads them
   local vol=$1
   shift
   in_tool -v "$vol:/v:ro" -v "$STAGING/manifests:/m" -- \\
-    "cd /v && find \${*:-.} -type f \${EXCLUDE_FIND:-} -print0 | xargs -0 -r sha256sum >/m/$vol.sha256"
+    "cd /v && find \${*:-.} -type f \${EXCLUDE_FIND:-} -print0 | { xargs -0 -r sha256sum 2>/m/$vol.vanished || true; } >/m/$vol.sha256"
 }
 files_backup() { # volume container
   EXCLUDE_FIND="" manifest "$1"
@@ -253,7 +254,7 @@ sqlite_backup() { # volume container database...
   shift 2
   mkdir -p "$STAGING/sqlite/$vol"
   for db; do
-    owner=$(in_tool -v "$vol:/data:ro" -- "stat -c %u:%g '/data/$db' 2>/dev/null" || true)
+    owner=$(in_tool -v "$vol:/data:ro" -- "if [ -e '/data/$db' ]; then stat -c %u:%g '/data/$db'; fi")
     if [ -z "$owner" ]; then
       log "$vol: no database $db yet"
       continue
@@ -261,7 +262,7 @@ sqlite_backup() { # volume container database...
     echo "$owner" >"$STAGING/sqlite/$vol/$db.owner"
     # Online, consistent: SQLite's backup API, while the service writes.
     docker run --rm --user 0:0 -v "$vol:/data" -v "$STAGING/sqlite/$vol:/out" --entrypoint sqlite3 "$SQLITE_IMAGE" \\
-      "/data/$db" ".backup '/out/$db'"
+      -cmd ".timeout 60000" "/data/$db" ".backup '/out/$db'"
     EXCLUDES+=(--exclude "/backup/volumes/$vol/$db" --exclude "/backup/volumes/$vol/$db-*")
     not+=" ! -path './$db' ! -path './$db-*'"
   done
@@ -273,7 +274,7 @@ export_backup() { # volume container path...
   local vol=$1 p present=()
   shift 2
   for p; do
-    if in_tool -v "$vol:/v:ro" -- "test -e '/v/$p'"; then present+=("$p"); fi
+    if [ "$(in_tool -v "$vol:/v:ro" -- "if [ -e '/v/$p' ]; then echo yes; fi")" = yes ]; then present+=("$p"); fi
   done
   if [ \${#present[@]} -eq 0 ]; then
     log "$vol: the application has exported nothing yet ($*)"
@@ -320,11 +321,12 @@ cmd_run() {
     restic_own -- init >/dev/null || { log "cannot open or initialise the repository on $TARGET"; opened=0; }
   fi
   setm "$state/_repository.prom" qcloud_backup_repository_up "{peer=\\"$TARGET\\"}" "$up"
+  publish backup "$state"
   for svc in "$@"; do
     t0=$(date +%s)
     sel="{backup=\\"$svc\\"}"
     if [ "$up" = 1 ] && [ "$opened" = 1 ] && bash "$0" _backup "$svc"; then
-      n=$(restic_own -- snapshots --json --host "$SITE" --tag "service=$svc" | grep -o '"short_id"' | wc -l)
+      n=$({ restic_own -- snapshots --json --host "$SITE" --tag "service=$svc" || true; } | grep -o '"short_id"' | wc -l)
       setm "$state/$svc.prom" qcloud_backup_last_success_timestamp_seconds "$sel" "$(date +%s)"
       setm "$state/$svc.prom" qcloud_backup_added_bytes "$sel" "$(cat "$DIR/staging/$svc/added" 2>/dev/null || echo 0)"
       setm "$state/$svc.prom" qcloud_backup_snapshots "$sel" "$n"
@@ -342,18 +344,23 @@ cmd_run() {
 }
 
 # ----------------------------------------------------------------------------------------- restore test
-check_manifest() { # scratch volume
+check_manifest() { # scratch volume method
   in_tool -v "$1:/r" -- "
     set -e
     m=/r/backup/staging/manifests/$2.sha256
-    [ -s \\$m ] || exit 0
-    cd /r/backup/volumes/$2
+    if [ ! -e \\$m ]; then
+      # Only an application that had exported nothing yet has no manifest.
+      [ $3 = export ] && exit 0
+      echo \\"$2: the snapshot has no manifest\\" >&2
+      exit 1
+    fi
+    cd /r/backup/volumes/$2 2>/dev/null || cd /r
     started=\\$(cat /r/backup/staging/started)
     bad=0
     sha256sum -c \\$m 2>/dev/null | sed -n 's/: FAILED.*\\$//p' >/tmp/failed || true
     while IFS= read -r f; do
-      # Written while the backup ran: restic read a newer version than the manifest did.
-      if [ -f \\"\\$f\\" ] && [ \\"\\$(stat -c %Y \\"\\$f\\")\\" -ge \\"\\$started\\" ]; then continue; fi
+      # Written, or deleted, while the backup ran: restic read a newer state than the manifest did.
+      if [ ! -e \\"\\$f\\" ] || [ \\"\\$(stat -c %Y \\"\\$f\\")\\" -ge \\"\\$started\\" ]; then continue; fi
       echo \\"$2: \\$f does not match the manifest\\" >&2
       bad=1
     done </tmp/failed
@@ -399,13 +406,17 @@ restore_test_one() { # service
   local svc=$1 scratch="$DIR/scratch/$1" line method vol container args
   rm -rf "$scratch"
   mkdir -p "$scratch"
+  need_space latest --host "$SITE" --tag "service=$svc"
   restic_own -v "$scratch:/restore" -- restore latest --host "$SITE" --tag "service=$svc" --target /restore
   while read -r line; do
     read -r _ method vol container args <<<"$line"
     # shellcheck disable=SC2086 # args are words
     case "$method" in
-      files | export) check_manifest "$scratch" "$vol" ;;
-      sqlite) check_manifest "$scratch" "$vol" && check_sqlite "$scratch" "$vol" $args ;;
+      files | export) check_manifest "$scratch" "$vol" "$method" ;;
+      sqlite)
+        check_manifest "$scratch" "$vol" "$method"
+        check_sqlite "$scratch" "$vol" $args
+        ;;
       postgres) check_postgres "$scratch" "$container" $args ;;
     esac
   done < <(plan_of "$svc")
@@ -436,6 +447,15 @@ cmd_restore_test() {
 }
 
 # ---------------------------------------------------------------------------------------------- restore
+# The restore of a snapshot needs its whole size in scratch space, on this host's disk: refuse before filling it.
+need_space() { # snapshot-or-"latest" [restic filters...]
+  local size avail
+  size=$(restic_own -- stats --json --mode restore-size "$@" | sed -n 's/.*"total_size":\\([0-9]*\\).*/\\1/p')
+  avail=$(df -Pk "$DIR" | awk 'NR == 2 { print $4 * 1024 }')
+  [ -n "$size" ] || die "cannot size snapshot $1"
+  [ "$((size + size / 10))" -lt "$avail" ] ||
+    die "snapshot $1 needs $((size / 1048576)) MB in $DIR (and a tenth more); $((avail / 1048576)) MB are free"
+}
 wait_healthy() { # container
   local i=0 s
   while :; do
@@ -492,11 +512,21 @@ cmd_restore() { # service snapshot
   known "$svc"
   start=$(date +%s)
   read -r -a order <<<"$(order_of "$svc")"
+  restic_own -- snapshots --json "$snap" | grep -q "\\"service=$svc\\"" ||
+    die "snapshot $snap is not one of $svc's"
+  need_space "$snap"
   rm -rf "$scratch"
   mkdir -p "$scratch"
   t0=$(date +%s)
   restic_own -v "$scratch:/restore" -- restore "$snap" --target /restore >/dev/null
+  # Every volume the plan keeps as files must be in the snapshot: an empty volume is no restore.
+  while read -r line; do
+    read -r _ method vol _ <<<"$line"
+    case "$method" in files | sqlite) [ -d "$scratch/backup/volumes/$vol" ] || die "snapshot $snap has no $vol" ;; esac
+  done < <(plan_of "$svc")
   phase "fetch snapshot $snap" "$t0"
+  # From here on a failure leaves the service stopped: say so, and what to do.
+  trap 'rc=$?; [ "$rc" = 0 ] || log "restore of $svc FAILED (exit $rc): its containers are stopped (\${order[*]}) and its volumes may be half replaced; fix the cause and run the restore again (docker start them to run on what is there)"' EXIT
   t0=$(date +%s)
   for ((i = \${#order[@]} - 1; i >= 0; i--)); do docker stop -t 30 "\${order[$i]}" >/dev/null; done
   phase "stop $svc" "$t0"
@@ -507,13 +537,17 @@ cmd_restore() { # service snapshot
     case "$method" in
       files) files_restore "$scratch" "$vol" ;;
       export) files_restore "$scratch" "$vol" $args ;;
-      sqlite) files_restore "$scratch" "$vol" && sqlite_restore "$scratch" "$vol" $args ;;
+      sqlite)
+        files_restore "$scratch" "$vol"
+        sqlite_restore "$scratch" "$vol" $args
+        ;;
       postgres)
         docker start "$container" >/dev/null
         postgres_restore "$scratch" "$container" $args
         ;;
     esac
     phase "$vol ($method)" "$t0"
+    if [ "$method" = export ]; then log "$vol: the application's own backups are back: restore from them in its UI"; fi
   done < <(plan_of "$svc")
   t0=$(date +%s)
   for c in "\${order[@]}"; do
@@ -615,7 +649,11 @@ case "\${1:-}" in
     [[ " \${HOSTED[*]} " == *" \${2:-} "* ]] || die "this site keeps no repository of '\${2:-}' (it keeps: \${HOSTED[*]})"
     restic_hosted "$2" "\${@:3}"
     ;;
-  init-metrics) locked cmd_init_metrics ;;
+  init-metrics)
+    # Run by every install (\`pulumi up\`): it waits for a running job a minute at most, then leaves the gauges to it.
+    exec 9>"$DIR/lock"
+    if flock -w 60 9; then cmd_init_metrics; else log "a job is running: it publishes the gauges"; fi
+    ;;
   _backup) backup_one "$2" ;;
   _restore_test) restore_test_one "$2" ;;
   *)
@@ -667,6 +705,8 @@ export function renderBackupInstall(site: SiteModel): string {
   return [
     "set -eu",
     "umask 077",
+    // The job writes /etc/cron.d, /usr/local/sbin and runs Docker and restic as root, as Docker's bootstrap does.
+    `[ "$(id -u)" = 0 ] || { echo "the backup job installs as root; $(id -un) is not: set host.user to root" >&2; exit 1; }`,
     `mkdir -p ${BACKUP_DIR}/secrets/hosted`,
     `cat >${BACKUP_SCRIPT}.tmp <<'QCLOUD_BACKUP_SCRIPT'`,
     renderBackupScript(site).trimEnd(),

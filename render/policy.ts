@@ -1,4 +1,3 @@
-import { REPOSITORY_PORT } from "../catalog/backup";
 import type { Estate, EstateSite } from "../model/estate";
 
 /**
@@ -34,6 +33,8 @@ export interface Policy {
 
 /** The port the control plane's Loki takes logs on (through its tailnet node). */
 export const LOKI_PORT = 3100;
+/** Where a site's backup repository (restic's REST server) listens: its node forwards it like a metrics port. */
+export const REPOSITORY_PORT = 8000;
 /** The host's SSH, and Traefik's routes, as each site's node offers them to the tailnet (render/headscale.ts). */
 export const SSH_PORT = 22;
 export const HTTPS_PORT = 443;

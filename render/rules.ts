@@ -340,13 +340,13 @@ function alertDefs(interval: string): AlertDef[] {
     alert(
       {
         alert: "BackupFailed",
-        // The gauge holds the latest attempt, retries included, until the next one: no need to wait.
+        // The gauge holds the latest attempt until the next one: no need to wait.
         expr: "qcloud_backup_last_run_success == 0",
         for: "0m",
         severity: "warning",
         summary: "Backup {{ $labels.backup }} of {{ $labels.site }} failed",
         description:
-          "The latest run of backup {{ $labels.backup }} on site {{ $labels.site }} failed, retries included: nothing of it since its last success is in the repository.",
+          "The latest run of backup {{ $labels.backup }} on site {{ $labels.site }} failed: nothing of it since its last success is in the repository.",
       },
       {
         fires: {

@@ -162,6 +162,12 @@ describe("targets, schedules, retention", () => {
       /would delete every backup/,
     ],
     ["an unknown field", (c) => (c[SITE].backup.bucket = "s3"), "backup", /unknown field\(s\) `bucket`/],
+    [
+      "the repository placed by hand",
+      (c) => (c[SITE].services["backup-repository"] = true),
+      "services.backup-repository",
+      /expected no entry: the estate places it/,
+    ],
   ];
   test.each(cases)("refused in the stack file: %s", (_name, breakIt, field, expected) => {
     const config = base();

@@ -2,6 +2,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { CATALOG, ROLE_SERVICES, SERVICE_NAMES } from "../catalog";
 import { RESTIC_IMAGE, SQLITE_IMAGE } from "../catalog/backup";
+import { loadProjectSite } from "../model/estate";
 import { loadSite } from "../model/site";
 import { mapSource } from "../config/source";
 import { servicesSite } from "./fixtures";
@@ -11,18 +12,29 @@ const ROOT = path.resolve(__dirname, "..");
 /** Every service placed on one site, so every catalog entry resolves once. */
 function everything() {
   // The tunnel comes from `mesh.wireguard`, not from the services list.
-  const services = Object.fromEntries(SERVICE_NAMES.filter((n) => n !== "wireguard").map((n) => [n, true]));
+  // The backup repository is placed by the estate (lady keeps master's), not by a stack file.
+  const placed = ["wireguard", "backup-repository"];
+  const services = Object.fromEntries(SERVICE_NAMES.filter((n) => !placed.includes(n)).map((n) => [n, true]));
   // headscale and unifi both publish 3478/udp: one site cannot run both, so resolve them apart.
   const sites = [
     { ...services, unifi: false },
-    { ...Object.fromEntries(SERVICE_NAMES.map((n) => [n, false])), traefik: true, unifi: true },
+    {
+      ...Object.fromEntries(SERVICE_NAMES.filter((n) => n !== "backup-repository").map((n) => [n, false])),
+      traefik: true,
+      unifi: true,
+    },
   ];
   const mesh = { wireguard: { address: "10.90.0.9" } };
-  return sites.flatMap((s) =>
-    loadSite(
-      mapSource("Pulumi.all.yaml", "all", servicesSite({ domain: "example.org", services: s, mesh })),
-    ).services.flatMap((x) => x.containers),
-  );
+  const keeper = loadProjectSite(ROOT, "lady").services.filter((x) => x.name === "backup-repository");
+  return [
+    ...sites.flatMap(
+      (s) =>
+        loadSite(
+          mapSource("Pulumi.all.yaml", "all", servicesSite({ domain: "example.org", services: s, mesh })),
+        ).services,
+    ),
+    ...keeper,
+  ].flatMap((x) => x.containers);
 }
 
 const NO_PROBE = [

@@ -561,14 +561,20 @@ cmd_restore() { # service snapshot
 
 # ------------------------------------------------------------------------------------------- repository
 cmd_maintain() {
-  local client state="$DIR/state/repository" rc=0 df
+  local client state="$DIR/state/repository" rc=0 df future
   for client in "\${HOSTED[@]}"; do
     if ! in_tool -v "$REPOSITORY_VOLUME:/data:ro" -- "test -f /data/$client/config"; then
       log "$client: no repository yet"
       continue
     fi
+    # A snapshot dated ahead (a forged one) would take the newest place in every bucket: no retention then.
+    future=$(restic_hosted "$client" snapshots --json | grep -o '"time":"[^"]*"' | cut -d'"' -f4 |
+      while read -r t; do [ "$(date -d "$t" +%s)" -le "$(($(date +%s) + 3600))" ] || echo "$t"; done)
     # shellcheck disable=SC2086 # the flags are words
-    if restic_hosted "$client" forget --prune --group-by host,tags \${KEEP[$client]}; then
+    if [ -n "$future" ]; then
+      log "$client: snapshots dated in the future ($future): retention NOT applied; see the BackupCheckFailed runbook"
+      rc=1
+    elif restic_hosted "$client" forget --prune --group-by host,tags \${KEEP[$client]}; then
       log "$client: retention applied (\${KEEP[$client]})"
     else
       log "$client: forget --prune FAILED"

@@ -61,6 +61,30 @@ function alert(
   return { alert: rule.alert, rules: [rule], fires: cases.fires, silent: { ...cases.silent, fires: [] } };
 }
 
+/**
+ * An alert on a job's gauge of its latest attempt (1 or 0): fires as soon as it is 0 (the job has finished: waiting
+ * changes nothing), resolves with the next success. Its cases: a failure after a success, beside a series that
+ * stays quiet; a success after a failure (only the latest attempt counts).
+ */
+function latestAttemptFailed(
+  rule: Omit<AlertRule, "expr" | "for">,
+  gauge: string,
+  failing: Labels,
+  quiet?: Labels,
+): AlertDef {
+  return alert(
+    { ...rule, expr: `${gauge} == 0`, for: "0m" },
+    {
+      fires: {
+        series: { [sel(gauge, failing)]: "1x10 0x10", ...(quiet ? { [sel(gauge, quiet)]: "1x20" } : {}) },
+        at: "15m",
+        fires: [failing],
+      },
+      silent: { series: { [sel(gauge, failing)]: "0x10 1x10" }, at: "15m" },
+    },
+  );
+}
+
 const LADY = { site: "lady", role: "services" } as const;
 const LADY_NODE = {
   job: "lady/node-exporter",
@@ -337,60 +361,28 @@ function alertDefs(interval: string): AlertDef[] {
         },
       },
     ),
-    alert(
+    latestAttemptFailed(
       {
         alert: "BackupFailed",
-        // The gauge holds the latest attempt until the next one: no need to wait.
-        expr: "qcloud_backup_last_run_success == 0",
-        for: "0m",
         severity: "warning",
         summary: "Backup {{ $labels.backup }} of {{ $labels.site }} failed",
         description:
           "The latest run of backup {{ $labels.backup }} on site {{ $labels.site }} failed: nothing of it since its last success is in the repository.",
       },
-      {
-        fires: {
-          series: {
-            [sel("qcloud_backup_last_run_success", { site: "lady", backup: "nextcloud" })]: "1x10 0x10",
-            [sel("qcloud_backup_last_run_success", { site: "lady", backup: "unifi" })]: "1x20",
-          },
-          at: "15m",
-          fires: [{ site: "lady", backup: "nextcloud" }],
-        },
-        silent: {
-          series: {
-            // A failed run, then one that succeeded (by hand or the next day's): only the latest counts.
-            [sel("qcloud_backup_last_run_success", { site: "lady", backup: "nextcloud" })]: "0x10 1x10",
-          },
-          at: "15m",
-        },
-      },
+      "qcloud_backup_last_run_success",
+      { site: "lady", backup: "nextcloud" },
+      { site: "lady", backup: "unifi" },
     ),
-    alert(
+    latestAttemptFailed(
       {
         alert: "BackupRepositoryUnreachable",
-        expr: "qcloud_backup_repository_up == 0",
-        for: "0m",
         severity: "warning",
         summary: "Site {{ $labels.site }} cannot reach its backup repository on {{ $labels.peer }}",
         description:
           "At its latest backup attempt, site {{ $labels.site }} could not reach its restic repository on site {{ $labels.peer }}: none of the site's backups lands until it can.",
       },
-      {
-        fires: {
-          series: {
-            [sel("qcloud_backup_repository_up", { site: "lady", peer: "master" })]: "1x10 0x10",
-          },
-          at: "15m",
-          fires: [{ site: "lady", peer: "master" }],
-        },
-        silent: {
-          series: {
-            [sel("qcloud_backup_repository_up", { site: "lady", peer: "master" })]: "0x10 1x10",
-          },
-          at: "15m",
-        },
-      },
+      "qcloud_backup_repository_up",
+      { site: "lady", peer: "master" },
     ),
     alert(
       {
@@ -419,33 +411,17 @@ function alertDefs(interval: string): AlertDef[] {
         },
       },
     ),
-    alert(
+    latestAttemptFailed(
       {
         alert: "BackupCheckFailed",
-        expr: "qcloud_backup_check_success == 0",
-        for: "0m",
         severity: "critical",
         summary: "The backup repository of {{ $labels.peer }} on {{ $labels.site }} fails its check",
         description:
           "The latest check (restic check --read-data-subset) of the repository that site {{ $labels.site }} keeps for site {{ $labels.peer }} failed: part of it may be damaged, and backups in it may not restore.",
       },
-      {
-        fires: {
-          series: {
-            [sel("qcloud_backup_check_success", { ...MASTER_NODE, peer: "lady" })]: "1x10 0x10",
-            [sel("qcloud_backup_check_success", { ...MASTER_NODE, peer: "madam" })]: "1x20",
-          },
-          at: "15m",
-          fires: [{ ...MASTER_NODE, peer: "lady" }],
-        },
-        silent: {
-          series: {
-            // Failed, repaired, checked again by hand: only the latest check counts.
-            [sel("qcloud_backup_check_success", { ...MASTER_NODE, peer: "lady" })]: "0x10 1x10",
-          },
-          at: "15m",
-        },
-      },
+      "qcloud_backup_check_success",
+      { ...MASTER_NODE, peer: "lady" },
+      { ...MASTER_NODE, peer: "madam" },
     ),
     alert(
       {
@@ -509,32 +485,17 @@ function alertDefs(interval: string): AlertDef[] {
         },
       },
     ),
-    alert(
+    latestAttemptFailed(
       {
         alert: "RestoreTestFailed",
-        expr: "qcloud_restore_test_success == 0",
-        for: "0m",
         severity: "critical",
         summary: "The restore test of backup {{ $labels.backup }} on {{ $labels.site }} failed",
         description:
           "The latest restore test of backup {{ $labels.backup }} on site {{ $labels.site }} failed: a restore of it, when needed, may fail the same way.",
       },
-      {
-        fires: {
-          series: {
-            [sel("qcloud_restore_test_success", { site: "lady", backup: "nextcloud" })]: "1x10 0x10",
-            [sel("qcloud_restore_test_success", { site: "lady", backup: "unifi" })]: "1x20",
-          },
-          at: "15m",
-          fires: [{ site: "lady", backup: "nextcloud" }],
-        },
-        silent: {
-          series: {
-            [sel("qcloud_restore_test_success", { site: "lady", backup: "nextcloud" })]: "0x10 1x10",
-          },
-          at: "15m",
-        },
-      },
+      "qcloud_restore_test_success",
+      { site: "lady", backup: "nextcloud" },
+      { site: "lady", backup: "unifi" },
     ),
     alert(
       {

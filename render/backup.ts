@@ -451,7 +451,7 @@ cmd_restore_test() {
 need_space() { # snapshot-or-"latest" [restic filters...]
   local size avail
   size=$(restic_own -- stats --json --mode restore-size "$@" | sed -n 's/.*"total_size":\\([0-9]*\\).*/\\1/p')
-  avail=$(df -Pk "$DIR" | awk 'NR == 2 { print $4 * 1024 }')
+  avail=$(df -Pk "$DIR" | awk 'NR == 2 { printf "%.0f\\n", $4 * 1024 }')
   [ -n "$size" ] || die "cannot size snapshot $1"
   [ "$((size + size / 10))" -lt "$avail" ] ||
     die "snapshot $1 needs $((size / 1048576)) MB in $DIR (and a tenth more); $((avail / 1048576)) MB are free"
@@ -581,11 +581,11 @@ cmd_maintain() {
       rc=1
     fi
     setm "$state/$client.prom" qcloud_backup_repository_size_bytes "{peer=\\"$client\\"}" \\
-      "$(in_tool -v "$REPOSITORY_VOLUME:/data:ro" -- "du -sk /data/$client | cut -f1" | awk '{ print $1 * 1024 }')"
+      "$(in_tool -v "$REPOSITORY_VOLUME:/data:ro" -- "du -sk /data/$client | cut -f1" | awk '{ printf "%.0f\\n", $1 * 1024 }')"
   done
   df=$(in_tool -v "$REPOSITORY_VOLUME:/data:ro" -- "df -Pk /data | tail -n1")
-  setm "$state/_fs.prom" qcloud_backup_repository_avail_bytes "" "$(awk '{ print $4 * 1024 }' <<<"$df")"
-  setm "$state/_fs.prom" qcloud_backup_repository_fs_size_bytes "" "$(awk '{ print $2 * 1024 }' <<<"$df")"
+  setm "$state/_fs.prom" qcloud_backup_repository_avail_bytes "" "$(awk '{ printf "%.0f\\n", $4 * 1024 }' <<<"$df")"
+  setm "$state/_fs.prom" qcloud_backup_repository_fs_size_bytes "" "$(awk '{ printf "%.0f\\n", $2 * 1024 }' <<<"$df")"
   publish backup-repository "$state"
   return "$rc"
 }

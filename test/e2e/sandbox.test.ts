@@ -399,11 +399,11 @@ describe("the sandbox estate under the real engine", () => {
       () => !firingAlerts().some((a) => a.startsWith("BackupTooOld")),
       60,
     );
-    expect(
-      prometheus("query?query=qcloud_backup_check_success%7Bpeer%3D%22lady%22%7D").result.map(
-        (r: { value: [number, string] }) => r.value[1],
-      ),
-    ).toEqual(["1"]);
+    const checked = () =>
+      prometheus("query?query=qcloud_backup_check_success%7Bpeer%3D%22lady%22%7D")
+        .result.map((r: { value: [number, string] }) => r.value[1])
+        .join() === "1";
+    until("master's check of lady's repository on Prometheus", checked, 60);
   });
 
   test("k. the append-only repository refuses lady's own `forget --prune`: its history stays", () => {

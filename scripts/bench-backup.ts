@@ -37,7 +37,7 @@ on(`for i in $(seq 1 ${files}); do head -c ${FILE_MB}M /dev/urandom >${html}/ben
 const sql = (q: string) => on(`docker exec nextcloud-db psql -Atq -U nextcloud -d nextcloud -c "${q}"`);
 sql("DROP TABLE IF EXISTS bench");
 sql(
-  `CREATE TABLE bench AS SELECT g AS id, (SELECT string_agg(md5(random()::text || g), '') FROM generate_series(1, 32)) AS payload FROM generate_series(1, ${rows}) g`,
+  `CREATE TABLE bench AS SELECT s AS id, (SELECT string_agg(md5(random()::text || s || k), '') FROM generate_series(1, 32) AS k) AS payload FROM generate_series(1, ${rows}) AS s`,
 );
 const dataBytes =
   Number(on(`du -sb ${html} | cut -f1`)) + Number(sql("SELECT pg_database_size('nextcloud')"));

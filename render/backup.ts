@@ -63,16 +63,15 @@ export function backupPlan(site: SiteModel): { lines: PlanLine[]; services: stri
   return { lines, services: [...new Set(lines.map((l) => l.service))].sort() };
 }
 
-/** The repository URL of `site`'s backups on its target, with the REST user's password: a secret. */
-export function repositoryUrl(estate: Estate, site: string, target: string, restPassword: string): string {
+/**
+ * The repository URL of `site`'s backups on its target. With the REST user's password it is a secret (the job's);
+ * without, it may be shown (the stack's output).
+ */
+export function repositoryUrl(estate: Estate, site: string, target: string, restPassword?: string): string {
   const host = estate.sites.find((s) => s.name === target)?.meshHost;
   if (!host) throw new Error(`site \`${site}\` backs up to \`${target}\`, which is not a site of the estate`);
-  return `rest:http://${site}:${restPassword}@${host}:${REPOSITORY_PORT}/${site}/`;
-}
-
-/** The same URL as it may be shown: no password. */
-export function repositoryLocation(estate: Estate, site: string, target: string): string {
-  return repositoryUrl(estate, site, target, "***").replace(`${site}:***@`, `${site}@`);
+  const user = restPassword === undefined ? site : `${site}:${restPassword}`;
+  return `rest:http://${user}@${host}:${REPOSITORY_PORT}/${site}/`;
 }
 
 /**

@@ -12,7 +12,7 @@ import {
 } from "../components";
 import { PROJECT } from "../config/schema";
 import { meshHost, type SiteModel } from "../model/site";
-import { renderBackupSecrets, repositoryLocation, repositoryUrl } from "../render/backup";
+import { renderBackupSecrets, repositoryUrl } from "../render/backup";
 import { loginServer, renderTailnetAddressScript } from "../render/headscale";
 import { renderWireguardConfig, tunnelSites } from "../render/wireguard";
 
@@ -279,7 +279,7 @@ export function deploySite(
       : {
           backup: {
             target: backup.target,
-            repository: repositoryLocation(model.estate, model.name, backup.target),
+            repository: repositoryUrl(model.estate, model.name, backup.target),
             schedule: backup.schedule,
             restoreTest: backup.restoreTest,
             password: pulumi.secret(backupKeys.credentials.apply((c) => entry(c, model.name).repository)),

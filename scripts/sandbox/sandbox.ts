@@ -162,10 +162,18 @@ export class SandboxProject {
   }
 
   pulumi(args: readonly string[], opts: { allowFail?: boolean; input?: string; echo?: boolean } = {}): Run {
-    return run("pulumi", ["--non-interactive", "-C", path.join(this.dir, "project"), ...args], {
+    const r = run("pulumi", ["--non-interactive", "-C", path.join(this.dir, "project"), ...args], {
       ...opts,
       env: this.env,
     });
+    // What the engine showed, for `npm run audit:secrets --log` (which must find no secret in it).
+    fs.appendFileSync(this.engineLog, `$ pulumi ${args.join(" ")}\n${r.stdout}${r.stderr}`);
+    return r;
+  }
+
+  /** Every output of the engine this project ran. */
+  get engineLog(): string {
+    return path.join(this.dir, "engine.log");
   }
 
   /** The sandbox stack file of a site (to break it on purpose in tests). */

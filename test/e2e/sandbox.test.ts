@@ -533,6 +533,23 @@ describe("the sandbox estate under the real engine", () => {
     );
   });
 
+  test("n1. npm run audit:secrets: no secret of either stack in plain text in state, outputs, engine output or rendered files", () => {
+    const r = run(
+      "npx",
+      [
+        ...["ts-node", "--transpile-only", "scripts/audit-secrets.ts", "--stack", "master,lady"],
+        ...["--preview", "--log", project.engineLog],
+      ],
+      { env: project.env, allowFail: true },
+    );
+    expect([r.code, r.code === 0 ? "" : r.stdout + r.stderr]).toEqual([0, ""]);
+    const [, found, texts] =
+      /audit:secrets: (\d+) secret values of master, lady looked for in (\d+) texts: 0 found/.exec(r.stdout)!;
+    // Not vacuous: the stacks' generated passwords and keys were found and looked for, in state and logs alike.
+    expect(Number(found)).toBeGreaterThan(20);
+    expect(Number(texts)).toBeGreaterThan(50);
+  });
+
   test("o. a container removed behind Pulumi's back is restored by `up --refresh`", () => {
     onServer("master", "docker rm -f prometheus");
     expect(containers("master").has("prometheus")).toBe(false);

@@ -548,6 +548,20 @@ describe("the sandbox estate under the real engine", () => {
     // Not vacuous: the stacks' generated passwords and keys were found and looked for, in state and logs alike.
     expect(Number(found)).toBeGreaterThan(20);
     expect(Number(texts)).toBeGreaterThan(50);
+    // And it does find one: lady's repository password, written where it must not be.
+    const planted = path.join(project.dir, "planted.log");
+    const password = project.pulumi(["stack", "output", "--show-secrets", "--stack", "lady", "backup"]);
+    fs.writeFileSync(planted, `restic -r ... --password ${JSON.parse(password.stdout).password}\n`);
+    const caught = run(
+      "npx",
+      ["ts-node", "--transpile-only", "scripts/audit-secrets.ts", "--stack", "lady", "--log", planted],
+      { env: project.env, allowFail: true },
+    );
+    expect([caught.code, caught.stdout]).toEqual([
+      1,
+      expect.stringMatching(/^LEAK sha256:\w{12} \(plain\) of .*\n {5}in .*planted\.log$/m),
+    ]);
+    fs.rmSync(planted);
   });
 
   test("o. a container removed behind Pulumi's back is restored by `up --refresh`", () => {

@@ -166,8 +166,11 @@ export class SandboxProject {
       ...opts,
       env: this.env,
     });
-    // What the engine showed, for `npm run audit:secrets --log` (which must find no secret in it).
-    fs.appendFileSync(this.engineLog, `$ pulumi ${args.join(" ")}\n${r.stdout}${r.stderr}`);
+    // What the engine showed, for `npm run audit:secrets --log` (which must find no secret in it); not what was
+    // asked for with --show-secrets.
+    if (!args.includes("--show-secrets")) {
+      fs.appendFileSync(this.engineLog, `$ pulumi ${args.join(" ")}\n${r.stdout}${r.stderr}`);
+    }
     return r;
   }
 

@@ -43,7 +43,7 @@ function pulumi(args: readonly string[]): string {
 }
 
 let secrets: Secret[] = [];
-const plainConfig: Record<string, { value?: unknown; secret?: boolean }> = {};
+const plainConfig: Record<string, ConfigValue> = {};
 const texts = new Map<string, string>();
 for (const stack of stacks) {
   const config = JSON.parse(pulumi(["config", "--show-secrets", "--json", "--stack", stack]));
@@ -51,7 +51,7 @@ for (const stack of stacks) {
     ...deploymentSecrets(JSON.parse(pulumi(["stack", "export", "--show-secrets", "--stack", stack]))),
   );
   secrets.push(...configSecrets(config));
-  for (const [k, v] of Object.entries(config)) plainConfig[`${stack}: ${k}`] = v as { value?: unknown };
+  for (const [k, v] of Object.entries(config)) plainConfig[`${stack}: ${k}`] = v as ConfigValue;
   texts.set(`${stack}: pulumi stack export`, pulumi(["stack", "export", "--stack", stack]));
   texts.set(`${stack}: pulumi stack output --json`, pulumi(["stack", "output", "--json", "--stack", stack]));
   if (argv.includes("--preview")) {

@@ -58,8 +58,15 @@ export function deploymentSecrets(exported: unknown): Secret[] {
   return significant(out);
 }
 
+/** An entry of `pulumi config --show-secrets --json`. */
+export interface ConfigValue {
+  readonly value?: unknown;
+  readonly objectValue?: unknown;
+  readonly secret?: boolean;
+}
+
 /** `pulumi config --show-secrets --json`: the values of its secret keys. */
-export function configSecrets(config: Record<string, { value?: unknown; secret?: boolean }>): Secret[] {
+export function configSecrets(config: Record<string, ConfigValue>): Secret[] {
   const out: Secret[] = [];
   for (const [key, v] of Object.entries(config)) {
     if (v.secret && v.value !== undefined) strings(v.value, `config ${key}`, out);
@@ -71,13 +78,12 @@ export function configSecrets(config: Record<string, { value?: unknown; secret?:
  * Leaves out what a stack's plain config declares: public by the operator's own word (a pinned host key travels in
  * the same secret connection as the private key).
  */
-export function undeclared(
-  secrets: readonly Secret[],
-  plainConfig: Record<string, { value?: unknown; secret?: boolean }>,
-): Secret[] {
+export function undeclared(secrets: readonly Secret[], plainConfig: Record<string, ConfigValue>): Secret[] {
   const plain: Secret[] = [];
   for (const [key, v] of Object.entries(plainConfig)) {
-    if (!v.secret && v.value !== undefined) strings(v.value, key, plain);
+    // An object's `value` is its JSON; `objectValue`, the object.
+    const value = v.objectValue ?? (typeof v.value === "string" ? parseOr(v.value) : v.value);
+    if (!v.secret && value !== undefined) strings(value, key, plain);
   }
   const declared = new Set(plain.map((p) => p.value.trim()));
   return secrets.filter((s) => !declared.has(s.value));

@@ -80,10 +80,13 @@ describe("audit:secrets", () => {
   test("secret config keys only; what plain config declares is not a secret", () => {
     const config = {
       "qui3tly-cloud:sshPrivateKey": { value: SSH_KEY, secret: true },
+      // As the CLI prints an object: its JSON, and the object.
       "qui3tly-cloud:site": {
-        value: { host: { hostKey: HOST_KEY }, name: "a plain value long enough" },
+        value: JSON.stringify({ host: { hostKey: HOST_KEY } }),
+        objectValue: { host: { hostKey: HOST_KEY }, name: "a plain value long enough" },
         secret: false,
       },
+      "qui3tly-cloud:note": { value: JSON.stringify({ also: "a plain object's JSON" }), secret: false },
     };
     expect(configSecrets(config)).toEqual([{ value: SSH_KEY, source: "config qui3tly-cloud:sshPrivateKey" }]);
     expect(undeclared(deploymentSecrets(exported), config).map((s) => s.value)).toEqual([

@@ -10,6 +10,7 @@ import {
   findLeaks,
   readTree,
   undeclared,
+  type ConfigValue,
   type Secret,
 } from "./secretsAudit";
 

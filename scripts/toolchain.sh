@@ -667,7 +667,7 @@ print_env() {
 }
 
 build_all() {
-  local t_all=$SECONDS p dir
+  local t_all=$SECONDS p dir planned
   CURRENT_STEP="prepare $CACHE_ROOT"
   mkdir -p "$CACHE_ROOT"
   cd "$CACHE_ROOT" # go commands must not see any go.mod of the caller's directory
@@ -685,7 +685,9 @@ build_all() {
   log "cache: $CACHE_ROOT"
   log "wanted: @pulumi/pulumi $PULUMI_WANT; plugins: $(for p in "${PROVIDERS[@]}"; do printf '%s %s  ' "$p" "${PLUGIN_VER[$p]}"; done)"
   # Go only when something is to be built: official binaries and earlier builds need none.
-  if plan | grep -qE '^cli build |^plugin .* build\+'; then
+  # (plan's output taken whole first: `plan | grep -q` fails under pipefail when grep stops early)
+  planned="$(plan)"
+  if grep -qE '^cli build |^plugin .* build\+' <<<"$planned"; then
     CURRENT_STEP="check the Go toolchain"
     check_go
   fi
@@ -706,7 +708,7 @@ build_all() {
   for p in "${PROVIDERS[@]}"; do
     if plugin_ready "$p"; then
       # Official (or anyone else's) plugins are used as they are: nothing built for them.
-      log "pulumi-resource-$p ${PLUGIN_VER[$p]}: using $(plugin_dir "$p") ($(plan | awk -v p="$p" '$1 == "plugin" && $2 == p { print $4 }'))"
+      log "pulumi-resource-$p ${PLUGIN_VER[$p]}: using $(plugin_dir "$p") ($(awk -v p="$p" '$1 == "plugin" && $2 == p { print $4 }' <<<"$planned"))"
       continue
     fi
     dir="$PLUGIN_ROOT/$p-${PLUGIN_VER[$p]}"

@@ -545,6 +545,20 @@ install_plugin() {
   fi
 }
 
+# upgrade_marker NAME: rewrite our first-format marker (recognised only while the cache binary
+# it names is unchanged) in the sha256 format, keeping its key, so a later rebuild still finds
+# the stand-in ours (and stale) rather than taking it for an official plugin.
+upgrade_marker() {
+  local d bin src size key sum
+  d="$(plugin_dir "$1")"
+  bin="$d/pulumi-resource-$1"
+  [ -f "$d/.qcloud-source" ] || return 0
+  read -r src size key sum <"$d/.qcloud-source" || true
+  if [ -z "$sum" ] && is_ours "$1"; then
+    echo "$src $size $key sha256:$(sha256_of "$bin") stat:$(stat -c %i:%Y:%s "$bin")" >"$d/.qcloud-source"
+  fi
+}
+
 # ---------------------------------------------------------------------------------------
 # Main flow
 # ---------------------------------------------------------------------------------------
@@ -677,6 +691,7 @@ build_all() {
     rm -rf "$CLI_DIR" "$CACHE_ROOT/plugins"
   fi
   rm -rf "$CACHE_ROOT/tmp" # leftovers of interrupted builds
+  for p in "${PROVIDERS[@]}"; do upgrade_marker "$p"; done
   if all_ready; then
     log "everything up to date ($CACHE_ROOT)"
     return 0

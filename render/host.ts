@@ -97,15 +97,15 @@ export function sshHostKey(seed: Buffer, comment = "qui3tly-cloud host key"): Ss
 
 /**
  * cloud-init for a new hcloud server: Docker from the distribution, and the host key the program made (so the
- * very first connection is checked against it). The image's own host keys are deleted and no others are made:
- * a client that prefers ECDSA (Go's x/crypto, which the command provider uses) would otherwise be offered a key
- * that is not the pinned one.
+ * very first connection is checked against it). The image's own host keys are deleted, and with `ssh_keys` given
+ * cloud-init makes no others (cc_ssh): a client that prefers ECDSA (Go's x/crypto, which the command provider
+ * uses) is never offered a key that is not the pinned one. Checked by hand against cloud-init 22.4's schema
+ * (Debian 12's), which refuses an empty `ssh_genkeytypes`.
  */
 export function renderCloudInit(hostKey: SshHostKey): string {
   return [
     "#cloud-config",
     "ssh_deletekeys: true",
-    "ssh_genkeytypes: []",
     "ssh_keys:",
     "  ed25519_private: |",
     ...hostKey.privateKey

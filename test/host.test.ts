@@ -156,11 +156,18 @@ describe("an hcloud server's host key, made in the program", () => {
     expect(renderCloudInit(key).split("\n")[0]).toBe("#cloud-config");
     expect(doc).toMatchObject({
       ssh_deletekeys: true,
-      ssh_genkeytypes: [],
       ssh_keys: { ed25519_private: key.privateKey, ed25519_public: key.publicKey },
       packages: ["docker.io"],
       runcmd: [["systemctl", "enable", "--now", "docker"]],
     });
+    expect(Object.keys(doc)).toEqual([
+      "ssh_deletekeys",
+      "ssh_keys",
+      "write_files",
+      "package_update",
+      "packages",
+      "runcmd",
+    ]);
     expect(doc.write_files[0].path).toBe("/etc/systemd/system/docker.service.d/qcloud-no-metadata.conf");
     expect(doc.write_files[0].content).toContain("iptables -I DOCKER-USER -d 169.254.169.254/32 -j DROP");
   });

@@ -5,6 +5,10 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { preflight, sshOptions, urlHost, writeSshClientFiles } from "../components/host";
 import YAML from "yaml";
+import { servicesSite } from "./fixtures";
+import { mapSource } from "../config/source";
+import { loadSite } from "../model/site";
+import { renderSiteFiles } from "../render/site";
 import {
   HOST_KEY_PLACEHOLDER,
   firewallRules,
@@ -176,6 +180,34 @@ describe("an hcloud server's host key, made in the program", () => {
     const review = renderCloudInit({ privateKey: HOST_KEY_PLACEHOLDER, publicKey: key.publicKey });
     expect(YAML.parse(review).ssh_keys.ed25519_private).toBe(`${HOST_KEY_PLACEHOLDER}\n`);
     expect(review).not.toContain("BEGIN OPENSSH PRIVATE KEY");
+  });
+});
+
+describe("npm run render of an hcloud site", () => {
+  test("shows the server's cloud-init with the host key as a placeholder; an existing host has none", () => {
+    const hcloudHost = {
+      kind: "hcloud",
+      serverType: "cx22",
+      location: "fsn1",
+      sshKeys: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIO9 ops@laptop"],
+    };
+    const files = renderSiteFiles(
+      loadSite(
+        mapSource(
+          "Pulumi.madam.yaml",
+          "madam",
+          servicesSite({ host: hcloudHost }, { "hcloud:token": { secure: "v1:abc" } }),
+        ),
+      ),
+    );
+    const cloudInit = files["host/cloud-init.yaml"]!;
+    expect(YAML.parse(cloudInit).ssh_keys).toEqual({
+      ed25519_private: `${HOST_KEY_PLACEHOLDER}\n`,
+      ed25519_public: "<the server's public host key, from the stack's state>",
+    });
+    expect(Object.values(files).join("\n")).not.toContain("PRIVATE KEY-----");
+    const existing = renderSiteFiles(loadSite(mapSource("Pulumi.lady.yaml", "lady", servicesSite())));
+    expect(existing["host/cloud-init.yaml"]).toBeUndefined();
   });
 });
 

@@ -1,4 +1,4 @@
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
@@ -295,5 +295,47 @@ describe("the SSH private key lives only as long as the deployment", () => {
     expect(files).toEqual({ knownHosts: path.join(d, "qc-madam.known_hosts") });
     expect(sshOptions(files)).toContain("StrictHostKeyChecking=yes");
     fs.rmSync(d, { recursive: true });
+  });
+});
+
+describe("the CLIs", () => {
+  const ROOT = path.resolve(__dirname, "..");
+  const tsNode = (script: string, args: string[], env: NodeJS.ProcessEnv = {}) =>
+    spawnSync("npx", ["ts-node", "--transpile-only", script, ...args], {
+      cwd: ROOT,
+      encoding: "utf8",
+      env: { ...process.env, ...env },
+    });
+
+  test("npm run check warns about each committed stack's unpinned host on stderr, and still passes", () => {
+    const r = tsNode("scripts/check.ts", []);
+    expect(r.status).toBe(0);
+    expect(r.stderr.trim().split("\n")).toEqual([
+      `WARN ${hostKeyWarning("Pulumi.lady.yaml", { ...existing(22), address: "lady.qui3tly.cloud" })}`,
+      `WARN ${hostKeyWarning("Pulumi.master.yaml", { ...existing(22), address: "master.qui3tly.cloud" })}`,
+    ]);
+  });
+
+  test("npm run restore on an hcloud site refuses to run without its pinned host key, saying where it is", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "restore-"));
+    for (const f of ["Pulumi.yaml", "Pulumi.master.yaml"])
+      fs.copyFileSync(path.join(ROOT, f), path.join(dir, f));
+    const madam = servicesSite(
+      {
+        host: { kind: "hcloud", serverType: "cx22", location: "fsn1", sshKeys: ["ssh-ed25519 AAAA"] },
+        services: { unifi: true },
+      },
+      { "hcloud:token": { secure: "v1:abc" } },
+    );
+    fs.writeFileSync(path.join(dir, "Pulumi.madam.yaml"), YAML.stringify({ config: madam }));
+    const args = ["--stack", "madam", "--service", "unifi", "--address", "203.0.113.7"];
+    const r = tsNode("scripts/restore.ts", args, { QCLOUD_PROJECT_DIR: dir });
+    fs.rmSync(dir, { recursive: true });
+    expect([r.status, r.stderr]).toEqual([
+      2,
+      "restore: an hcloud host's address and host key are in its stack: " +
+        '--address "$(pulumi stack output hostAddress --stack madam)" ' +
+        '--host-key "$(pulumi stack output hostKey --stack madam)"\n',
+    ]);
   });
 });

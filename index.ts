@@ -31,5 +31,6 @@ export = async () => {
     sshFiles: writeSshClientFiles(`${pulumi.getProject()}-${model.name}`, model.host, privateKey),
     configSecret: projectSecret,
   });
-  return { ...site.outputs };
+  // The host key SSH checks (made here for an hcloud server): what `npm run restore --host-key` pins.
+  return { ...site.outputs, hostKey: site.host.hostKey };
 };

@@ -1,6 +1,7 @@
 import { LOG_OPTS, describeSecret, type SiteModel } from "../model/site";
 import { BACKUP_CRON, BACKUP_SCRIPT, renderBackupCron, renderBackupScript } from "./backup";
 import { renderCompose } from "./compose";
+import { HOST_KEY_PLACEHOLDER, renderCloudInit } from "./host";
 import { WG_INTERFACE, renderWireguardConfig, tunnelSites } from "./wireguard";
 
 /** How a secret shows in reviewable output: its source, never its value. */
@@ -28,6 +29,13 @@ export function renderSiteFiles(model: SiteModel): Record<string, string> {
       publicKeys: Object.fromEntries(
         peers.map((p) => [p, `<${p}'s public key, from ${model.controlPlane}'s stack>`]),
       ),
+    });
+  }
+  if (model.host.kind === "hcloud") {
+    // The server's first boot; its host key is made at deploy time and kept secret in state.
+    files["host/cloud-init.yaml"] = renderCloudInit({
+      privateKey: HOST_KEY_PLACEHOLDER,
+      publicKey: "<the server's public host key, from the stack's state>",
     });
   }
   const containers = model.services.flatMap((s) =>

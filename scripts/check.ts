@@ -2,6 +2,7 @@ import { ConfigError } from "../config/errors";
 import { fileSource } from "../config/source";
 import { loadEstate } from "../model/estate";
 import { loadSite } from "../model/site";
+import { hostKeyWarning } from "../render/host";
 import { stackFiles } from "./cli";
 
 /**
@@ -16,6 +17,8 @@ try {
     const m = loadSite(source, estate);
     const containers = m.services.reduce((n, s) => n + s.containers.length, 0);
     console.log(`ok   ${m.file}: ${m.role}, ${m.services.length} services, ${containers} containers`);
+    const warning = hostKeyWarning(m.file, m.host);
+    if (warning) console.error(`WARN ${warning}`);
   }
 } catch (e) {
   if (!(e instanceof ConfigError)) throw e;

@@ -1,3 +1,4 @@
+import * as fs from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { servicesSite } from "./fixtures";
@@ -6,6 +7,8 @@ import { fileSource, mapSource } from "../config/source";
 import { loadProjectSite } from "../model/estate";
 import { loadSite, type SiteModel } from "../model/site";
 import { deploySite, type SiteOutputs } from "../stacks/site";
+import { sshClientDir } from "../components/host";
+import { renderCloudInit, sshHostKey } from "../render/host";
 
 const { recorded, capture } = recordResources();
 const ROOT = path.resolve(__dirname, "..");
@@ -193,7 +196,7 @@ describe("an hcloud host", () => {
   test("a server with cloud-init that installs Docker, and its SSH key named by fingerprint", () => {
     const [server] = of(res, "hcloud:index/server:Server");
     expect(server!.inputs).toMatchObject({ serverType: "cx32", location: "nbg1", image: "debian-12" });
-    expect(server!.inputs.userData).toContain("packages: [docker.io]");
+    expect(reveal<string>(server!.inputs.userData)).toContain("packages: [docker.io]");
     const keys = of(res, "hcloud:index/sshKey:SshKey");
     expect(keys.map((k) => [k.name, k.inputs.publicKey])).toEqual([
       [expect.stringMatching(/^madam-[0-9a-f]{12}$/), key],
@@ -225,6 +228,42 @@ describe("an hcloud host", () => {
   test("Docker is reached at the new server's address", () => {
     const [provider] = of(res, "pulumi:providers:docker");
     expect(provider!.inputs.host).toBe("ssh://root@203.0.113.7:22");
+  });
+
+  // The mocks' RandomBytes returns 32 bytes of the name's length ("madam-host-key": 14).
+  const made = sshHostKey(Buffer.alloc(32, "madam-host-key".length));
+
+  test("the server gets a host key made in the stack, in its user-data, which is secret", () => {
+    const [seed] = of(res, "random:index/randomBytes:RandomBytes").filter((r) => r.name === "madam-host-key");
+    expect(seed!.inputs).toEqual({ length: 32 });
+    const [server] = of(res, "hcloud:index/server:Server");
+    expect(isSecretValue(server!.inputs.userData)).toBe(true);
+    expect(reveal<string>(server!.inputs.userData)).toBe(renderCloudInit(made));
+    expect(made.publicKey).toMatch(/^ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI[A-Za-z0-9+/]{43}$/);
+  });
+
+  test("every connection pins that key from the first one: remote commands and Docker's known_hosts", async () => {
+    const commands = of(res, "command:remote:Command");
+    expect(commands.length).toBeGreaterThan(0);
+    for (const c of commands) {
+      // The command provider marks the whole connection secret.
+      const connection = reveal<{ hostKey?: string }>(c.inputs.connection);
+      expect([c.name, connection.hostKey]).toEqual([c.name, made.publicKey]);
+    }
+    const [provider] = of(res, "pulumi:providers:docker");
+    const opts = JSON.parse(provider!.inputs.sshOpts as string) as string[];
+    const knownHosts = path.join(sshClientDir(), "madam.known_hosts");
+    expect(opts).toEqual([
+      "-o",
+      "BatchMode=yes",
+      "-o",
+      "StrictHostKeyChecking=yes",
+      "-o",
+      `UserKnownHostsFile=${knownHosts}`,
+    ]);
+    expect(fs.readFileSync(knownHosts, "utf8")).toBe(`203.0.113.7 ${made.publicKey}\n`);
+    expect(fs.statSync(knownHosts).mode & 0o777).toBe(0o600);
+    fs.rmSync(knownHosts);
   });
 });
 

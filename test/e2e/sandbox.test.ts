@@ -10,6 +10,7 @@ import {
   SITES,
   SSH_KEY,
   SandboxProject,
+  hostKey,
   onServer,
   run,
   serverAddress,
@@ -564,10 +565,53 @@ describe("the sandbox estate under the real engine", () => {
     fs.rmSync(planted);
   });
 
+  test("n2. an SSH connection to a server whose host key changed is refused, for that reason; with its key back it works", () => {
+    // Late: it restarts lady's sshd. Docker's ssh checks the stack's pinned key (known_hosts, strict); a refresh
+    // makes it connect for every container (a preview alone may not connect at all).
+    const server = (cmd: string) => run("docker", ["exec", "qcloud-sandbox-lady", "sh", "-c", cmd]);
+    // sshd re-executes itself on SIGHUP and so loads the host key again; its pid file names the listener only.
+    const reload = 'kill -HUP "$(cat /run/sshd.pid)"';
+    const sshdAnswers = () => {
+      for (let i = 0; i < 30; i++) {
+        if (onServer("lady", "true", true).code === 0) return;
+        run("sleep", ["1"]);
+      }
+      throw new Error("lady's sshd did not come back within 30 s");
+    };
+    const preview = () =>
+      project.pulumi(["preview", "--refresh", "--run-program", "--stack", "lady"], { allowFail: true });
+    const pinned = hostKey("lady");
+    server(
+      "mkdir -p /root/e2e-host-key && cp -p /etc/ssh/ssh_host_ed25519_key /etc/ssh/ssh_host_ed25519_key.pub /root/e2e-host-key/",
+    );
+    let refused: { code: number; out: string };
+    try {
+      server(`rm -f /etc/ssh/ssh_host_*key* && ssh-keygen -A >/dev/null && ${reload}`);
+      sshdAnswers();
+      expect(hostKey("lady")).not.toBe(pinned);
+      const r = preview();
+      refused = { code: r.code, out: `${r.stdout}${r.stderr}` };
+    } finally {
+      server(`rm -f /etc/ssh/ssh_host_*key* && cp -p /root/e2e-host-key/* /etc/ssh/ && ${reload}`);
+      sshdAnswers();
+    }
+    expect(refused.code).not.toBe(0);
+    // OpenSSH's own reason, through the Docker provider's error.
+    expect(refused.out).toContain("REMOTE HOST IDENTIFICATION HAS CHANGED");
+    expect(refused.out).toContain("Host key verification failed.");
+    expect(hostKey("lady")).toBe(pinned);
+    const ok = preview();
+    expect([ok.code, `${ok.stdout}${ok.stderr}`]).toEqual([
+      0,
+      expect.not.stringContaining("Host key verification failed"),
+    ]);
+  });
+
   test("o. a container removed behind Pulumi's back is restored by `up --refresh`", () => {
     onServer("master", "docker rm -f prometheus");
     expect(containers("master").has("prometheus")).toBe(false);
-    const r = timed("repair", () => up("master", "--refresh"));
+    // The refresh runs before the program; the program writes the SSH key Docker's ssh reads (components/host.ts).
+    const r = timed("repair", () => up("master", "--refresh", "--run-program"));
     expect(r.code).toBe(0);
     expect(containers("master").get("prometheus")).toBe("running healthy");
   });
@@ -598,7 +642,8 @@ describe("the sandbox estate under the real engine", () => {
   test("q. destroy removes the containers; stateful volumes and their data survive", () => {
     const volumes = model("lady").services.flatMap((s) => s.containers.flatMap((c) => c.ownedVolumes));
     const r = timed("destroy lady", () =>
-      project.pulumi(["destroy", "--yes", "--skip-preview", "--stack", "lady"]),
+      // The program writes the SSH key for the run (components/host.ts): destroy must run it.
+      project.pulumi(["destroy", "--run-program", "--yes", "--skip-preview", "--stack", "lady"]),
     );
     expect(r.code).toBe(0);
     expect(containers("lady").size).toBe(0);

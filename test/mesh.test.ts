@@ -5,7 +5,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import YAML from "yaml";
-import { servicesSite } from "./fixtures";
+import { TEST_SEAL_KEYS, servicesSite, testSecrets } from "./fixtures";
 import { isSecretValue, recordResources, reveal, valueOf } from "./mocks";
 import { SITE_KEY } from "../config/schema";
 import { mapSource } from "../config/source";
@@ -14,6 +14,7 @@ import { loadSite } from "../model/site";
 import { renderHeadscaleConfig, renderServeConfig } from "../render/headscale";
 import { nodeTags, policyAllows, renderPolicy, renderPolicyFile } from "../render/policy";
 import { renderWireguardConfig, wireguardPrivateKey, wireguardPublicKey } from "../render/wireguard";
+import { openBundle } from "../components";
 import { controlPlaneEntry, deploySite } from "../stacks/site";
 
 const { recorded, capture } = recordResources();
@@ -53,6 +54,7 @@ const SOURCES = [
       mesh: {
         routes: ["10.0.2.0/24"],
         wireguard: { address: "10.90.0.2", endpoint: "198.51.100.2", subnets: ["10.0.2.0/24"] },
+        sealPublicKey: TEST_SEAL_KEYS.lady!.publicKey,
       },
     }),
   ),
@@ -61,7 +63,10 @@ const SOURCES = [
     "madam",
     servicesSite({
       host: { kind: "existing", address: "203.0.113.30", port: 2222 },
-      mesh: { wireguard: { address: "10.90.0.3", port: 51821 } },
+      mesh: {
+        wireguard: { address: "10.90.0.3", port: 51821 },
+        sealPublicKey: TEST_SEAL_KEYS.madam!.publicKey,
+      },
     }),
   ),
 ];
@@ -213,14 +218,14 @@ describe("a new site from its stack file alone", () => {
     expect(serve.TCP["3100"]).toEqual({ TCPForward: "loki:3100" });
   });
 
-  test("the control plane makes a tagged pre-auth key per site; the others read theirs through the stack reference", async () => {
+  test("the control plane makes a tagged pre-auth key per site; the others open theirs from the stack reference", async () => {
     recorded.length = 0;
     const master = deploySite(
       loadSite(SOURCES[0]!, estate),
       { configSecret: (k) => pulumi.secret(`cfg-${k}`) },
       { transformations: [capture] },
     );
-    await valueOf(pulumi.all([master.outputs.controlPlane!.meshAuthKeys, master.outputs.mesh.address]));
+    await valueOf(pulumi.all([master.outputs.controlPlane!.sealed, master.outputs.mesh.address]));
     const keys = recorded.filter((r) => r.type === "command:remote:Command" && /-key-/.test(r.name));
     expect(keys.map((k) => k.name).sort()).toEqual([
       "master-key-lady",
@@ -233,37 +238,29 @@ describe("a new site from its stack file alone", () => {
     expect(keys.every((k) => k.opts.additionalSecretOutputs?.includes("stdout"))).toBe(true);
     // The key is the command's stdout: never streamed to the engine's log.
     expect(keys.map((k) => k.inputs.logging)).toEqual(["stderr", "stderr", "stderr"]);
-    const authKeys = await valueOf(master.outputs.controlPlane!.meshAuthKeys);
-    expect(authKeys).toEqual({ lady: "key-lady", madam: "key-madam", master: "key-master" });
-    expect(await pulumi.isSecret(master.outputs.controlPlane!.meshAuthKeys)).toBe(true);
-    // Three tunnel key pairs: random bytes in state, the public halves derived and public.
+    // Only the sites' boxes are exported: each opens with its own site's key.
+    const sealed = await valueOf(master.outputs.controlPlane!.sealed);
+    expect(Object.keys(sealed).sort()).toEqual(["lady", "madam"]);
+    expect(await pulumi.isSecret(master.outputs.controlPlane!.sealed)).toBe(true);
+    const madamBundle = openBundle(sealed, "madam", "master", TEST_SEAL_KEYS.madam!.privateKey);
+    expect(madamBundle.meshAuthKey).toBe("key-madam");
+    // Three tunnel key pairs: random bytes in state, the public halves derived and public; and the sealing secret.
     expect(
       recorded.filter((r) => r.type === "random:index/randomBytes:RandomBytes").map((r) => r.name),
-    ).toEqual(["master-lady", "master-madam", "master-master"]);
-    expect(await pulumi.isSecret(master.outputs.controlPlane!.wireguardPrivateKeys)).toBe(true);
+    ).toEqual(["master-lady", "master-madam", "master-master", "master-seal"]);
     expect(await pulumi.isSecret(master.outputs.controlPlane!.wireguardPublicKeys)).toBe(false);
-    expect(await pulumi.isSecret(master.outputs.mesh.wireguardConfig!)).toBe(true);
+    // The control plane's own tunnel config stays in its state: every site's stack reads its outputs.
+    expect(master.outputs.mesh.wireguardConfig).toBeUndefined();
 
     recorded.length = 0;
-    const wg = await valueOf(
-      pulumi.all([
-        master.outputs.controlPlane!.wireguardPrivateKeys,
-        master.outputs.controlPlane!.wireguardPublicKeys,
-        master.outputs.controlPlane!.backupCredentials,
-      ]),
-    );
-    const fromMaster: Record<string, unknown> = {
-      meshAuthKeys: { madam: "key-madam" },
-      wireguardPrivateKeys: wg[0],
-      wireguardPublicKeys: wg[1],
-      backupCredentials: wg[2],
-    };
+    const wg = [
+      { madam: madamBundle.wireguardPrivateKey! },
+      await valueOf(master.outputs.controlPlane!.wireguardPublicKeys),
+    ] as const;
+    const fromMaster: Record<string, unknown> = { sealed, wireguardPublicKeys: wg[1] };
     const madam = deploySite(
       loadSite(SOURCES[2]!, estate),
-      {
-        configSecret: (k) => pulumi.secret(`cfg-${k}`),
-        controlPlaneOutput: (k) => pulumi.secret(fromMaster[k]),
-      },
+      { ...testSecrets("madam"), controlPlaneOutput: (k) => pulumi.secret(fromMaster[k]) },
       { transformations: [capture] },
     );
     await valueOf(

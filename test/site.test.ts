@@ -1,6 +1,6 @@
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { servicesSite } from "./fixtures";
+import { servicesSite, testSecrets, withTestSealKey } from "./fixtures";
 import { isSecretValue, recordResources, reveal, valueOf, type Recorded } from "./mocks";
 import { fileSource, mapSource } from "../config/source";
 import { loadProjectSite } from "../model/estate";
@@ -17,11 +17,8 @@ const PASSWORD = "random:index/randomPassword:RandomPassword";
 /** Deploys a model under mocks and returns what it registered, once every input has resolved. */
 async function deploy(model: SiteModel): Promise<{ out: SiteOutputs; res: Recorded[] }> {
   recorded.length = 0;
-  const site = deploySite(
-    model,
-    { configSecret: (k) => pulumi.secret(`cfg-${k}`) },
-    { transformations: [capture] },
-  );
+  // A services site opens its bundle from the mocked stack reference with its test key.
+  const site = deploySite(withTestSealKey(model), testSecrets(model.name), { transformations: [capture] });
   // A container registers once its image, networks, volumes and passwords have: its URN means all are in.
   await valueOf(
     pulumi.all([site.host.ready.urn, ...Object.values(site.services.containers).map((c) => c.urn)]),

@@ -238,6 +238,11 @@ describe("a new site from its stack file alone", () => {
     expect(keys.every((k) => k.opts.additionalSecretOutputs?.includes("stdout"))).toBe(true);
     // The key is the command's stdout: never streamed to the engine's log.
     expect(keys.map((k) => k.inputs.logging)).toEqual(["stderr", "stderr", "stderr"]);
+    // A key replaced, or of a site whose stack file is removed, is expired by id (from the create's JSON).
+    for (const k of keys) {
+      expect(k.inputs.delete).toContain('hs preauthkeys expire --id "$id"');
+      expect(k.inputs.delete).toContain('"${PULUMI_COMMAND_STDOUT:-}"');
+    }
     // Only the sites' boxes are exported: each opens with its own site's key.
     const sealed = await valueOf(master.outputs.controlPlane!.sealed);
     expect(Object.keys(sealed).sort()).toEqual(["lady", "madam"]);

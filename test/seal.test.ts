@@ -1,4 +1,7 @@
 import * as crypto from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import YAML from "yaml";
 import { servicesSite } from "./fixtures";
 import { ConfigError } from "../config/errors";
 import { mapSource } from "../config/source";
@@ -13,6 +16,7 @@ import {
   sealPublicKeyOf,
   unseal,
 } from "../render/seal";
+import { withSealPublicKey } from "../scripts/sealKey";
 
 /** Sealed boxes with the real node:crypto: no double anywhere in this file. */
 
@@ -158,3 +162,16 @@ function flip(box: string, at: number): string {
   raw[i] = raw[i]! ^ 1;
   return prefix + raw.toString("base64");
 }
+
+describe("npm run seal-key writes the public half into the stack file", () => {
+  test("only `mesh.sealPublicKey` changes: comments, other keys and what Pulumi wrote stay", () => {
+    const committed = fs.readFileSync(path.join(__dirname, "..", "Pulumi.lady.yaml"), "utf8");
+    const withSecret = `${committed}  qui3tly-cloud:sealKey:\n    secure: v1:abc\nencryptionsalt: v1:salt\n`;
+    const text = withSealPublicKey(withSecret, madam.publicKey);
+    expect(text).toContain(`      sealPublicKey: ${madam.publicKey}\n`);
+    const before = withSecret.split("\n").filter((l) => !l.includes("sealPublicKey"));
+    expect(text.split("\n").filter((l) => !l.includes("sealPublicKey"))).toEqual(before);
+    const site = loadSite(mapSource("Pulumi.lady.yaml", "lady", YAML.parse(text).config));
+    expect(site.mesh.sealPublicKey).toBe(madam.publicKey);
+  });
+});

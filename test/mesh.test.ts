@@ -1,4 +1,4 @@
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -11,7 +11,13 @@ import { SITE_KEY } from "../config/schema";
 import { mapSource } from "../config/source";
 import { loadEstate, type Estate, type EstateSite } from "../model/estate";
 import { loadSite } from "../model/site";
-import { renderHeadscaleConfig, renderServeConfig } from "../render/headscale";
+import {
+  parsePreAuthKey,
+  renderHeadscaleConfig,
+  renderPreAuthKeyExpireScript,
+  renderPreAuthKeyScript,
+  renderServeConfig,
+} from "../render/headscale";
 import { nodeTags, policyAllows, renderPolicy, renderPolicyFile } from "../render/policy";
 import { renderWireguardConfig, wireguardPrivateKey, wireguardPublicKey } from "../render/wireguard";
 import { openBundle } from "../components";
@@ -182,6 +188,83 @@ describe("the tailnet policy", () => {
     ]);
     fs.rmSync(dir, { recursive: true, force: true });
   });
+});
+
+describe("pre-auth keys against the real headscale (the served v0.29.3 CLI)", () => {
+  test("the key script makes a reusable tagged key valid for a year; the delete script expires exactly that key", async () => {
+    const bin = meshTools();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "qcloud-hskeys-"));
+    const model = loadSite(SOURCES[0]!, estate);
+    const hs = model.services.find((s) => s.name === "headscale")!.containers[0]!;
+    // The rendered config, on this machine: its paths in a temporary directory, its ports free loopback ones.
+    const port = 20000 + (process.pid % 10000);
+    const config = hs.files["/etc/headscale/config.yaml"]!.replaceAll("/var/lib/headscale", dir)
+      .replace(/\/etc\/headscale\/policy\.hujson/, path.join(dir, "policy.hujson"))
+      .replace("0.0.0.0:8080", `127.0.0.1:${port}`)
+      .replace("0.0.0.0:9091", `127.0.0.1:${port + 1}`)
+      .replace("127.0.0.1:50443", `127.0.0.1:${port + 2}`)
+      .replace("0.0.0.0:3478", `127.0.0.1:${port + 3}`);
+    fs.writeFileSync(path.join(dir, "config.yaml"), config);
+    fs.writeFileSync(path.join(dir, "policy.hujson"), hs.files["/etc/headscale/policy.hujson"]!);
+    // Test double for `docker exec headscale headscale ...` only (no Docker engine here): the same CLI, run directly.
+    fs.mkdirSync(path.join(dir, "shim"));
+    fs.writeFileSync(
+      path.join(dir, "shim", "docker"),
+      `#!/bin/sh\n[ "$1 $2 $3" = "exec headscale headscale" ] || exit 97\nshift 3\nexec ${path.join(bin, "headscale")} -c ${dir}/config.yaml "$@"\n`,
+      { mode: 0o755 },
+    );
+    const server = spawn(path.join(bin, "headscale"), ["-c", path.join(dir, "config.yaml"), "serve"], {
+      stdio: "ignore",
+    });
+    const script = (text: string, env: Record<string, string> = {}) =>
+      spawnSync("bash", ["-c", text], {
+        encoding: "utf8",
+        env: { ...process.env, PATH: `${dir}/shim:${process.env.PATH}`, ...env },
+      });
+    try {
+      const created = script(renderPreAuthKeyScript(site("lady")));
+      expect([created.status, created.stderr]).toEqual([0, ""]);
+      const key = parsePreAuthKey(created.stdout);
+      expect(key).toMatch(/^hskey-auth-/);
+      type Listed = {
+        id: number;
+        reusable?: boolean;
+        acl_tags?: string[];
+        expiration: { seconds: number };
+        created_at: { seconds: number };
+      };
+      const list = () =>
+        JSON.parse(script("docker exec headscale headscale preauthkeys list -o json").stdout) as Listed[];
+      const [made] = list();
+      expect([
+        made!.reusable,
+        [...(made!.acl_tags ?? [])].sort(),
+        (made!.expiration.seconds - made!.created_at.seconds) / 3600,
+      ]).toEqual([true, ["tag:role-services", "tag:site-lady"], 8760]);
+      // A second key, which the delete must leave alone.
+      const other = script(renderPreAuthKeyScript(site("madam")));
+      expect(other.status).toBe(0);
+      const expired = script(renderPreAuthKeyExpireScript(), { PULUMI_COMMAND_STDOUT: created.stdout });
+      expect([expired.status, expired.stderr]).toEqual([0, ""]);
+      const now = Date.now() / 1000;
+      expect(
+        list().map((k) => [
+          k.acl_tags?.find((t) => t.startsWith("tag:site-")),
+          k.expiration.seconds <= now + 1,
+        ]),
+      ).toEqual([
+        ["tag:site-lady", true],
+        ["tag:site-madam", false],
+      ]);
+      // Without the create's output it refuses rather than expire nothing silently.
+      const blind = script(renderPreAuthKeyExpireScript(), { PULUMI_COMMAND_STDOUT: "" });
+      expect([blind.status, blind.stderr]).toEqual([1, expect.stringContaining("no pre-auth key id")]);
+    } finally {
+      server.kill();
+      await new Promise((r) => server.once("exit", r));
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
 
 describe("a new site from its stack file alone", () => {

@@ -142,7 +142,6 @@ export function deploySite(
   let backupKeys: BackupKeys | undefined;
   /** This site's own keys and the passwords of the repositories it keeps: secret. */
   let bundle: pulumi.Output<SiteBundle>;
-  let read: ((key: string) => pulumi.Output<unknown>) | undefined;
   if (isControlPlane) {
     wgKeys = new WireguardKeys(model.name, { sites: tunnels }, opts);
     backupKeys = new BackupKeys(
@@ -167,7 +166,7 @@ export function deploySite(
     );
   } else {
     let ref: pulumi.StackReference | undefined;
-    read =
+    const read =
       secrets.controlPlaneOutput ??
       ((key: string) => {
         ref ??= new pulumi.StackReference(

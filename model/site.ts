@@ -228,6 +228,12 @@ export function loadSite(source: ConfigSource, estate: Estate = { sites: [] }): 
       "expected it on the control plane only: its Prometheus and Alertmanager read it",
     );
   }
+  if (site.role === "control-plane" && site.mesh.sealPublicKey !== undefined) {
+    issue(
+      SITE("mesh", "sealPublicKey"),
+      "expected no value on a control plane: it makes the keys it would seal, and reads nothing sealed",
+    );
+  }
   if (site.role === "control-plane" && site.controlPlane !== undefined) {
     issue(SITE("controlPlane"), "expected no value: a control-plane site is its own control plane");
   }

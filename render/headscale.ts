@@ -98,23 +98,47 @@ export function renderServeConfig(
   return `${JSON.stringify({ TCP: Object.fromEntries(forwards.map(([port, h]) => [String(port), h])) }, null, 2)}\n`;
 }
 
-/** How long a site's pre-auth key lasts: long enough to restore a site from its stack without a new key. */
+/**
+ * How long a site's pre-auth key lasts: a year. A node needs it only to join, and again to rejoin after losing its
+ * state volume (a restore without it, a new server): within the year that works from the stacks alone. Rotate it
+ * before then (README: `pulumi up --replace` of the key); the old key is expired as the new one replaces it.
+ */
 export const PRE_AUTH_KEY_EXPIRY = "8760h";
+
+/** Runs the headscale CLI in its container, once it answers (90 s at most). */
+const HEADSCALE_CLI = [
+  "set -eu",
+  'hs() { docker exec headscale headscale "$@"; }',
+  "i=0",
+  "until hs health >/dev/null 2>&1; do",
+  '  i=$((i + 1)); [ "$i" -lt 90 ] || { echo "headscale does not answer after 90 s" >&2; exit 1; }; sleep 1',
+  "done",
+];
 
 /**
  * The script (run on the control-plane host) that makes a site's reusable pre-auth key, tagged with the site's
- * tags: the node it joins is owned by those tags, not by a user. It prints the key as JSON.
+ * tags: the node it joins is owned by those tags, not by a user. It prints the key as JSON (with its `id`).
  */
 export function renderPreAuthKeyScript(site: Pick<EstateSite, "name" | "role" | "mesh">): string {
   const tags = nodeTags(site).join(",");
   return [
-    "set -eu",
-    'hs() { docker exec headscale headscale "$@"; }',
-    "i=0",
-    "until hs health >/dev/null 2>&1; do",
-    '  i=$((i + 1)); [ "$i" -lt 90 ] || { echo "headscale does not answer after 90 s" >&2; exit 1; }; sleep 1',
-    "done",
+    ...HEADSCALE_CLI,
     `hs preauthkeys create --reusable --expiration ${PRE_AUTH_KEY_EXPIRY} --tags ${tags} -o json`,
+    "",
+  ].join("\n");
+}
+
+/**
+ * The key command's delete: expires the key its create made (its `id`, from the create's JSON, which the command
+ * provider hands over as PULUMI_COMMAND_STDOUT), so a replaced key or a removed site's key logs nothing in any
+ * more. Nodes that joined with it keep their own node keys. Expiring an unknown or expired id succeeds.
+ */
+export function renderPreAuthKeyExpireScript(): string {
+  return [
+    ...HEADSCALE_CLI,
+    `id=$(printf '%s\\n' "\${PULUMI_COMMAND_STDOUT:-}" | sed -n 's/^[[:space:]]*"id":[[:space:]]*"\\{0,1\\}\\([0-9][0-9]*\\).*/\\1/p' | head -n 1)`,
+    '[ -n "$id" ] || { echo "no pre-auth key id in the create\'s output: expire the key by hand (headscale preauthkeys list)" >&2; exit 1; }',
+    'hs preauthkeys expire --id "$id"',
     "",
   ].join("\n");
 }

@@ -3,6 +3,8 @@ import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { fileSource } from "../config/source";
 import { loadSite, type ServiceModel, type SiteModel } from "../model/site";
+import type { SiteBundle } from "../components";
+import { canonicalJson, seal, sealKeyPair } from "../render/seal";
 import { deploySite } from "../stacks/site";
 import { computedOutputs } from "../test/mocks";
 import { ROOT } from "./cli";
@@ -79,15 +81,40 @@ async function runScenario(scenario: string): Promise<Result> {
   let peak = 0;
   const sample = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 5);
   const t0 = process.hrtime.bigint();
-  const models = SCENARIOS[scenario]!();
-  // What the control plane's stack would hand every other site: a key per site.
+  // Every services site with a sealing key of its own, as `npm run seal-key` makes.
+  const pairs = new Map<string, { privateKey: string; publicKey: string }>();
+  const models = SCENARIOS[scenario]!().map((m) => {
+    if (m.controlPlane === m.name) return m;
+    const pair = sealKeyPair();
+    pairs.set(m.name, pair);
+    return { ...m, mesh: { ...m.mesh, sealPublicKey: pair.publicKey } };
+  });
+  // What the control plane's stack would hand every other site: its bundle, sealed to it.
   const key = Buffer.alloc(32, 1).toString("base64");
-  const fromControlPlane = (k: string) =>
-    pulumi.secret(
-      Object.fromEntries(models.map((m) => [m.name, k === "meshAuthKeys" ? `key-${m.name}` : key])),
-    );
+  const secret = Buffer.alloc(32, 9);
+  const bundle = (m: SiteModel): SiteBundle => ({
+    meshAuthKey: `key-${m.name}`,
+    wireguardPrivateKey: key,
+    backup: { repository: `repo-${m.name}`, rest: `rest-${m.name}` },
+    hosted: Object.fromEntries(
+      m.backup.hosted.map((x) => [x.site, { repository: `repo-${x.site}`, htpasswd: `${x.site}:hash` }]),
+    ),
+  });
+  const exported: Record<string, unknown> = {
+    sealed: Object.fromEntries(
+      models
+        .filter((m) => pairs.has(m.name))
+        .map((m) => [m.name, seal(canonicalJson(bundle(m)), m.name, pairs.get(m.name)!.publicKey, secret)]),
+    ),
+    wireguardPublicKeys: Object.fromEntries(models.map((m) => [m.name, key])),
+  };
+  const fromControlPlane = (k: string) => pulumi.secret(exported[k]);
   const sites = models.map((m) =>
-    deploySite(m, { configSecret: (k) => pulumi.secret(k), controlPlaneOutput: fromControlPlane }),
+    deploySite(m, {
+      configSecret: (k) => pulumi.secret(k),
+      controlPlaneOutput: fromControlPlane,
+      ...(pairs.has(m.name) ? { sealKey: pairs.get(m.name)!.privateKey } : {}),
+    }),
   );
   // A container registers once everything it uses has: all URNs in means the program is evaluated.
   const urns = sites.flatMap((s) => [

@@ -5,12 +5,17 @@ import {
   Backups,
   Headscale,
   Host,
+  SealedBundles,
   ServiceSet,
   WireguardKeys,
-  type BackupCredentials,
+  openBundle,
+  siteBundle,
+  type SiteBundle,
   type SshClientFiles,
 } from "../components";
 import { PROJECT } from "../config/schema";
+import { hostedRepositories } from "../model/estate";
+import { checkSealKey, sealRecipients } from "../model/seal";
 import { meshHost, type SiteModel } from "../model/site";
 import { renderBackupSecrets, repositoryUrl } from "../render/backup";
 import { loginServer, renderTailnetAddressScript } from "../render/headscale";
@@ -24,23 +29,27 @@ export interface SiteSecrets {
   /** Reads `<project>:<key>` as a secret. */
   readonly configSecret: (key: string) => pulumi.Output<string>;
   /**
+   * The site's sealing private key (`qui3tly-cloud:sealKey`, decrypted), on every site but a control plane: it
+   * opens what the control plane sealed for this site alone. Checked against the stack file before any resource;
+   * used only inside secret outputs.
+   */
+  readonly sealKey?: string;
+  /**
    * Reads an entry of the control-plane stack's `controlPlane` output. Defaults to a `StackReference` to
    * `<organization>/<project>/<control plane>`.
    */
   readonly controlPlaneOutput?: (name: string) => pulumi.Output<unknown>;
 }
 
-/** What the control-plane stack exports for the other sites of its tailnet. */
+/**
+ * What the control-plane stack exports for the other sites of its tailnet. Every site's stack reads all of it
+ * (a `StackReference` keeps the whole outputs in its state): so no key in the clear, only each site's bundle
+ * sealed to that site's key, and public keys.
+ */
 export interface ControlPlaneOutputs {
-  /** Pre-auth keys by site: secret. */
-  readonly meshAuthKeys: pulumi.Output<Record<string, string>>;
-  /** WireGuard private keys by site: secret. */
-  readonly wireguardPrivateKeys: pulumi.Output<Record<string, string>>;
+  /** Each site's `SiteBundle` (its keys and passwords) sealed to its `mesh.sealPublicKey`, by site: secret. */
+  readonly sealed: pulumi.Output<Record<string, string>>;
   readonly wireguardPublicKeys: pulumi.Output<Record<string, string>>;
-  /** Backup repository and REST passwords by site: secret. */
-  readonly backupCredentials: pulumi.Output<Record<string, BackupCredentials>>;
-  /** The REST servers' `site:bcrypt` lines by site: secret. */
-  readonly backupHtpasswd: pulumi.Output<Record<string, string>>;
 }
 
 export interface SiteOutputs {
@@ -58,18 +67,24 @@ export interface SiteOutputs {
     /** Its tailnet IPv4 address, once joined. */
     readonly address: pulumi.Output<string>;
     readonly loginServer: string;
-    /** Its `wg-quick` config, when it has a tunnel: secret (it holds the private key). */
+    /**
+     * Its `wg-quick` config, when it has a tunnel: secret (it holds the private key). Not on a control plane, whose
+     * outputs every site reads.
+     */
     readonly wireguardConfig?: pulumi.Output<string>;
   };
   /** The control plane's exports for its sites. */
   readonly controlPlane?: ControlPlaneOutputs;
-  /** Where and when the site is backed up; the repository password is secret: keep a copy offline (README). */
+  /**
+   * Where and when the site is backed up; the repository password is secret: keep a copy offline (README). A
+   * control plane exports no password: every site reads its outputs.
+   */
   readonly backup?: {
     readonly target: string;
     readonly repository: string;
     readonly schedule: string;
     readonly restoreTest: string;
-    readonly password: pulumi.Output<string>;
+    readonly password?: pulumi.Output<string>;
   };
 }
 
@@ -88,6 +103,10 @@ export function deploySite(
   secrets: SiteSecrets,
   opts?: pulumi.ComponentResourceOptions,
 ): Site {
+  const isControlPlane = model.controlPlane === model.name;
+  // Before any resource: the control plane needs every site's public key, a site its own private key.
+  const recipients = isControlPlane ? sealRecipients(model.estate, model.name) : {};
+  checkSealKey(model, secrets.sealKey, true);
   const host = new Host(
     model.name,
     {
@@ -112,20 +131,17 @@ export function deploySite(
     },
     opts,
   );
-  const isControlPlane = model.controlPlane === model.name;
   const members = model.estate.sites.filter((s) => s.controlPlane === model.controlPlane);
   const tunnels = tunnelSites(model.estate, model.controlPlane).map((s) => s.name);
 
-  // The control plane makes every site's keys; the others read theirs from its stack.
+  // The control plane makes every site's keys; the others open the bundle it sealed for them.
   let wgKeys: {
     privateKeys: pulumi.Output<Record<string, string>>;
     publicKeys: pulumi.Output<Record<string, string>>;
   };
-  let backupKeys: {
-    credentials: pulumi.Output<Record<string, BackupCredentials>>;
-    htpasswd: pulumi.Output<Record<string, string>>;
-  };
-  let read: (<T = string>(key: string) => pulumi.Output<Record<string, T>>) | undefined;
+  let backupKeys: BackupKeys | undefined;
+  /** This site's own keys and the passwords of the repositories it keeps: secret. */
+  let bundle: pulumi.Output<SiteBundle>;
   if (isControlPlane) {
     wgKeys = new WireguardKeys(model.name, { sites: tunnels }, opts);
     backupKeys = new BackupKeys(
@@ -136,9 +152,21 @@ export function deploySite(
       },
       opts,
     );
+    // Its own pre-auth key comes from Headscale, which runs in its own service set (below).
+    bundle = pulumi.secret(
+      pulumi
+        .all([wgKeys.privateKeys, backupKeys.credentials, backupKeys.htpasswd])
+        .apply(([wireguardPrivateKeys, backupCredentials, backupHtpasswd]) =>
+          siteBundle(
+            model.name,
+            model.backup.hosted.map((x) => x.site),
+            { meshAuthKeys: {}, wireguardPrivateKeys, backupCredentials, backupHtpasswd },
+          ),
+        ),
+    );
   } else {
     let ref: pulumi.StackReference | undefined;
-    const fromControlPlane =
+    const read =
       secrets.controlPlaneOutput ??
       ((key: string) => {
         ref ??= new pulumi.StackReference(
@@ -149,16 +177,32 @@ export function deploySite(
         // The control plane exports them under `controlPlane` (see index.ts).
         return ref.requireOutput("controlPlane").apply((cp) => (cp as Record<string, unknown>)[key]);
       });
-    read = <T>(key: string) => fromControlPlane(key) as pulumi.Output<Record<string, T>>;
-    wgKeys = { privateKeys: read("wireguardPrivateKeys"), publicKeys: read("wireguardPublicKeys") };
-    backupKeys = {
-      credentials: read<BackupCredentials>("backupCredentials"),
-      htpasswd: read("backupHtpasswd"),
+    const sealKey = secrets.sealKey!;
+    bundle = pulumi.secret(
+      read("sealed").apply((sealed) =>
+        openBundle(sealed as Record<string, string> | undefined, model.name, model.controlPlane, sealKey),
+      ),
+    );
+    const publicKeys = read("wireguardPublicKeys") as pulumi.Output<Record<string, string>>;
+    wgKeys = {
+      privateKeys: pulumi.secret(
+        bundle.apply((b): Record<string, string> =>
+          b.wireguardPrivateKey === undefined ? {} : { [model.name]: b.wireguardPrivateKey },
+        ),
+      ),
+      publicKeys,
     };
   }
   const backup = model.backup;
-  const entry = <T>(keys: Record<string, T>, site: string): T =>
-    controlPlaneEntry(keys, site, model.controlPlane);
+  /** A field of this site's bundle, or the error that says which stack to run first. */
+  const need = <T>(value: T | undefined, what: string): T => {
+    if (value === undefined) {
+      throw new Error(
+        `site \`${model.name}\` has no ${what} in \`${model.controlPlane}\`'s stack yet: run \`pulumi up --stack ${model.controlPlane}\` first (it makes one for every stack file)`,
+      );
+    }
+    return value;
+  };
   const wireguardConfig = tunnels.includes(model.name)
     ? pulumi.secret(
         pulumi.all([wgKeys.privateKeys, wgKeys.publicKeys]).apply(([priv, publicKeys]) =>
@@ -185,7 +229,13 @@ export function deploySite(
         ...(backup.hosted.length > 0
           ? {
               backupHtpasswd: pulumi.secret(
-                backupKeys.htpasswd.apply((h) => backup.hosted.map((x) => `${entry(h, x.site)}\n`).join("")),
+                bundle.apply((b) =>
+                  backup.hosted
+                    .map(
+                      (x) => `${need(b.hosted?.[x.site], `backup repository of \`${x.site}\``).htpasswd}\n`,
+                    )
+                    .join(""),
+                ),
               ),
             }
           : {}),
@@ -202,16 +252,38 @@ export function deploySite(
       { connection: host.connection, sites: members, container: services.containers["headscale"]! },
       opts,
     );
-    controlPlane = {
-      meshAuthKeys: headscale.authKeys,
-      wireguardPrivateKeys: wgKeys.privateKeys,
-      wireguardPublicKeys: wgKeys.publicKeys,
-      backupCredentials: backupKeys.credentials,
-      backupHtpasswd: backupKeys.htpasswd,
-    };
+    // Each site's bundle, cut from every site's keys and sealed to that site's key alone.
+    const keys = pulumi
+      .all([headscale.authKeys, wgKeys.privateKeys, backupKeys!.credentials, backupKeys!.htpasswd])
+      .apply(([meshAuthKeys, wireguardPrivateKeys, backupCredentials, backupHtpasswd]) => ({
+        meshAuthKeys,
+        wireguardPrivateKeys,
+        backupCredentials,
+        backupHtpasswd,
+      }));
+    const sealed = new SealedBundles(
+      model.name,
+      {
+        recipients,
+        bundles: Object.fromEntries(
+          Object.keys(recipients).map((site) => [
+            site,
+            keys.apply((k) =>
+              siteBundle(
+                site,
+                hostedRepositories(model.estate, site).map((s) => s.name),
+                k,
+              ),
+            ),
+          ]),
+        ),
+      },
+      opts,
+    );
+    controlPlane = { sealed: sealed.sealed, wireguardPublicKeys: wgKeys.publicKeys };
     setAuthKey(keyOf(model.name, headscale.authKeys, model.controlPlane));
   } else {
-    setAuthKey(keyOf(model.name, read!("meshAuthKeys"), model.controlPlane));
+    setAuthKey(bundle.apply((b) => need(b.meshAuthKey, "pre-auth key")));
   }
   let backups: Backups | undefined;
   if (backup.target !== undefined || backup.hosted.length > 0) {
@@ -223,16 +295,24 @@ export function deploySite(
         connection: host.connection,
         provider: host.provider,
         secrets: pulumi.secret(
-          backupKeys.credentials.apply((c) =>
+          bundle.apply((b) =>
             renderBackupSecrets({
               ...(target === undefined
                 ? {}
                 : {
-                    repository: repositoryUrl(model.estate, model.name, target, entry(c, model.name).rest),
-                    password: entry(c, model.name).repository,
+                    repository: repositoryUrl(
+                      model.estate,
+                      model.name,
+                      target,
+                      need(b.backup, "backup credentials").rest,
+                    ),
+                    password: need(b.backup, "backup credentials").repository,
                   }),
               ...Object.fromEntries(
-                backup.hosted.map((x) => [`hosted/${x.site}`, entry(c, x.site).repository]),
+                backup.hosted.map((x) => [
+                  `hosted/${x.site}`,
+                  need(b.hosted?.[x.site], `backup repository of \`${x.site}\``).repository,
+                ]),
               ),
             }),
           ),
@@ -271,7 +351,8 @@ export function deploySite(
       name: meshHost(model.name, model.domain),
       address,
       loginServer: loginServer(model.estate, model.controlPlane, model.domain),
-      ...(wireguardConfig ? { wireguardConfig } : {}),
+      // The control plane's outputs are read by every site: its own private key stays in its state.
+      ...(wireguardConfig && !isControlPlane ? { wireguardConfig } : {}),
     },
     ...(controlPlane ? { controlPlane } : {}),
     ...(backup.target === undefined
@@ -282,7 +363,14 @@ export function deploySite(
             repository: repositoryUrl(model.estate, model.name, backup.target),
             schedule: backup.schedule,
             restoreTest: backup.restoreTest,
-            password: pulumi.secret(backupKeys.credentials.apply((c) => entry(c, model.name).repository)),
+            // Not the control plane's, which every site would read (its repository's site holds it anyway).
+            ...(isControlPlane
+              ? {}
+              : {
+                  password: pulumi.secret(
+                    bundle.apply((b) => need(b.backup, "backup credentials").repository),
+                  ),
+                }),
           },
         }),
   };

@@ -1,19 +1,26 @@
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import YAML from "yaml";
-import { servicesSite } from "./fixtures";
+import { TEST_SEAL_KEYS, servicesSite, testSecrets } from "./fixtures";
 import { isSecretValue, recordResources, reveal, valueOf } from "./mocks";
 import { SITE_KEY } from "../config/schema";
 import { mapSource } from "../config/source";
 import { loadEstate, type Estate, type EstateSite } from "../model/estate";
 import { loadSite } from "../model/site";
-import { renderHeadscaleConfig, renderServeConfig } from "../render/headscale";
+import {
+  parsePreAuthKey,
+  renderHeadscaleConfig,
+  renderPreAuthKeyExpireScript,
+  renderPreAuthKeyScript,
+  renderServeConfig,
+} from "../render/headscale";
 import { nodeTags, policyAllows, renderPolicy, renderPolicyFile } from "../render/policy";
 import { renderWireguardConfig, wireguardPrivateKey, wireguardPublicKey } from "../render/wireguard";
+import { openBundle } from "../components";
 import { controlPlaneEntry, deploySite } from "../stacks/site";
 
 const { recorded, capture } = recordResources();
@@ -53,6 +60,7 @@ const SOURCES = [
       mesh: {
         routes: ["10.0.2.0/24"],
         wireguard: { address: "10.90.0.2", endpoint: "198.51.100.2", subnets: ["10.0.2.0/24"] },
+        sealPublicKey: TEST_SEAL_KEYS.lady!.publicKey,
       },
     }),
   ),
@@ -61,7 +69,10 @@ const SOURCES = [
     "madam",
     servicesSite({
       host: { kind: "existing", address: "203.0.113.30", port: 2222 },
-      mesh: { wireguard: { address: "10.90.0.3", port: 51821 } },
+      mesh: {
+        wireguard: { address: "10.90.0.3", port: 51821 },
+        sealPublicKey: TEST_SEAL_KEYS.madam!.publicKey,
+      },
     }),
   ),
 ];
@@ -179,6 +190,83 @@ describe("the tailnet policy", () => {
   });
 });
 
+describe("pre-auth keys against the real headscale (the served v0.29.3 CLI)", () => {
+  test("the key script makes a reusable tagged key valid for a year; the delete script expires exactly that key", async () => {
+    const bin = meshTools();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "qcloud-hskeys-"));
+    const model = loadSite(SOURCES[0]!, estate);
+    const hs = model.services.find((s) => s.name === "headscale")!.containers[0]!;
+    // The rendered config, on this machine: its paths in a temporary directory, its ports free loopback ones.
+    const port = 20000 + (process.pid % 10000);
+    const config = hs.files["/etc/headscale/config.yaml"]!.replaceAll("/var/lib/headscale", dir)
+      .replace(/\/etc\/headscale\/policy\.hujson/, path.join(dir, "policy.hujson"))
+      .replace("0.0.0.0:8080", `127.0.0.1:${port}`)
+      .replace("0.0.0.0:9091", `127.0.0.1:${port + 1}`)
+      .replace("127.0.0.1:50443", `127.0.0.1:${port + 2}`)
+      .replace("0.0.0.0:3478", `127.0.0.1:${port + 3}`);
+    fs.writeFileSync(path.join(dir, "config.yaml"), config);
+    fs.writeFileSync(path.join(dir, "policy.hujson"), hs.files["/etc/headscale/policy.hujson"]!);
+    // Test double for `docker exec headscale headscale ...` only (no Docker engine here): the same CLI, run directly.
+    fs.mkdirSync(path.join(dir, "shim"));
+    fs.writeFileSync(
+      path.join(dir, "shim", "docker"),
+      `#!/bin/sh\n[ "$1 $2 $3" = "exec headscale headscale" ] || exit 97\nshift 3\nexec ${path.join(bin, "headscale")} -c ${dir}/config.yaml "$@"\n`,
+      { mode: 0o755 },
+    );
+    const server = spawn(path.join(bin, "headscale"), ["-c", path.join(dir, "config.yaml"), "serve"], {
+      stdio: "ignore",
+    });
+    const script = (text: string, env: Record<string, string> = {}) =>
+      spawnSync("bash", ["-c", text], {
+        encoding: "utf8",
+        env: { ...process.env, PATH: `${dir}/shim:${process.env.PATH}`, ...env },
+      });
+    try {
+      const created = script(renderPreAuthKeyScript(site("lady")));
+      expect([created.status, created.stderr]).toEqual([0, ""]);
+      const key = parsePreAuthKey(created.stdout);
+      expect(key).toMatch(/^hskey-auth-/);
+      type Listed = {
+        id: number;
+        reusable?: boolean;
+        acl_tags?: string[];
+        expiration: { seconds: number };
+        created_at: { seconds: number };
+      };
+      const list = () =>
+        JSON.parse(script("docker exec headscale headscale preauthkeys list -o json").stdout) as Listed[];
+      const [made] = list();
+      expect([
+        made!.reusable,
+        [...(made!.acl_tags ?? [])].sort(),
+        (made!.expiration.seconds - made!.created_at.seconds) / 3600,
+      ]).toEqual([true, ["tag:role-services", "tag:site-lady"], 8760]);
+      // A second key, which the delete must leave alone.
+      const other = script(renderPreAuthKeyScript(site("madam")));
+      expect(other.status).toBe(0);
+      const expired = script(renderPreAuthKeyExpireScript(), { PULUMI_COMMAND_STDOUT: created.stdout });
+      expect([expired.status, expired.stderr]).toEqual([0, ""]);
+      const now = Date.now() / 1000;
+      expect(
+        list().map((k) => [
+          k.acl_tags?.find((t) => t.startsWith("tag:site-")),
+          k.expiration.seconds <= now + 1,
+        ]),
+      ).toEqual([
+        ["tag:site-lady", true],
+        ["tag:site-madam", false],
+      ]);
+      // Without the create's output it refuses rather than expire nothing silently.
+      const blind = script(renderPreAuthKeyExpireScript(), { PULUMI_COMMAND_STDOUT: "" });
+      expect([blind.status, blind.stderr]).toEqual([1, expect.stringContaining("no pre-auth key id")]);
+    } finally {
+      server.kill();
+      await new Promise((r) => server.once("exit", r));
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
+
 describe("a new site from its stack file alone", () => {
   test("madam gets its tags, its exporters forwarded to the tailnet, and its place in the policy", () => {
     expect(nodeTags(site("madam"))).toEqual(["tag:site-madam", "tag:role-services"]);
@@ -213,14 +301,14 @@ describe("a new site from its stack file alone", () => {
     expect(serve.TCP["3100"]).toEqual({ TCPForward: "loki:3100" });
   });
 
-  test("the control plane makes a tagged pre-auth key per site; the others read theirs through the stack reference", async () => {
+  test("the control plane makes a tagged pre-auth key per site; the others open theirs from the stack reference", async () => {
     recorded.length = 0;
     const master = deploySite(
       loadSite(SOURCES[0]!, estate),
       { configSecret: (k) => pulumi.secret(`cfg-${k}`) },
       { transformations: [capture] },
     );
-    await valueOf(pulumi.all([master.outputs.controlPlane!.meshAuthKeys, master.outputs.mesh.address]));
+    await valueOf(pulumi.all([master.outputs.controlPlane!.sealed, master.outputs.mesh.address]));
     const keys = recorded.filter((r) => r.type === "command:remote:Command" && /-key-/.test(r.name));
     expect(keys.map((k) => k.name).sort()).toEqual([
       "master-key-lady",
@@ -233,37 +321,34 @@ describe("a new site from its stack file alone", () => {
     expect(keys.every((k) => k.opts.additionalSecretOutputs?.includes("stdout"))).toBe(true);
     // The key is the command's stdout: never streamed to the engine's log.
     expect(keys.map((k) => k.inputs.logging)).toEqual(["stderr", "stderr", "stderr"]);
-    const authKeys = await valueOf(master.outputs.controlPlane!.meshAuthKeys);
-    expect(authKeys).toEqual({ lady: "key-lady", madam: "key-madam", master: "key-master" });
-    expect(await pulumi.isSecret(master.outputs.controlPlane!.meshAuthKeys)).toBe(true);
-    // Three tunnel key pairs: random bytes in state, the public halves derived and public.
+    // A key replaced, or of a site whose stack file is removed, is expired by id (from the create's JSON).
+    for (const k of keys) {
+      expect(k.inputs.delete).toContain('hs preauthkeys expire --id "$id"');
+      expect(k.inputs.delete).toContain('"${PULUMI_COMMAND_STDOUT:-}"');
+    }
+    // Only the sites' boxes are exported: each opens with its own site's key.
+    const sealed = await valueOf(master.outputs.controlPlane!.sealed);
+    expect(Object.keys(sealed).sort()).toEqual(["lady", "madam"]);
+    expect(await pulumi.isSecret(master.outputs.controlPlane!.sealed)).toBe(true);
+    const madamBundle = openBundle(sealed, "madam", "master", TEST_SEAL_KEYS.madam!.privateKey);
+    expect(madamBundle.meshAuthKey).toBe("key-madam");
+    // Three tunnel key pairs: random bytes in state, the public halves derived and public; and the sealing secret.
     expect(
       recorded.filter((r) => r.type === "random:index/randomBytes:RandomBytes").map((r) => r.name),
-    ).toEqual(["master-lady", "master-madam", "master-master"]);
-    expect(await pulumi.isSecret(master.outputs.controlPlane!.wireguardPrivateKeys)).toBe(true);
+    ).toEqual(["master-lady", "master-madam", "master-master", "master-seal"]);
     expect(await pulumi.isSecret(master.outputs.controlPlane!.wireguardPublicKeys)).toBe(false);
-    expect(await pulumi.isSecret(master.outputs.mesh.wireguardConfig!)).toBe(true);
+    // The control plane's own tunnel config stays in its state: every site's stack reads its outputs.
+    expect(master.outputs.mesh.wireguardConfig).toBeUndefined();
 
     recorded.length = 0;
-    const wg = await valueOf(
-      pulumi.all([
-        master.outputs.controlPlane!.wireguardPrivateKeys,
-        master.outputs.controlPlane!.wireguardPublicKeys,
-        master.outputs.controlPlane!.backupCredentials,
-      ]),
-    );
-    const fromMaster: Record<string, unknown> = {
-      meshAuthKeys: { madam: "key-madam" },
-      wireguardPrivateKeys: wg[0],
-      wireguardPublicKeys: wg[1],
-      backupCredentials: wg[2],
-    };
+    const wg = [
+      { madam: madamBundle.wireguardPrivateKey! },
+      await valueOf(master.outputs.controlPlane!.wireguardPublicKeys),
+    ] as const;
+    const fromMaster: Record<string, unknown> = { sealed, wireguardPublicKeys: wg[1] };
     const madam = deploySite(
       loadSite(SOURCES[2]!, estate),
-      {
-        configSecret: (k) => pulumi.secret(`cfg-${k}`),
-        controlPlaneOutput: (k) => pulumi.secret(fromMaster[k]),
-      },
+      { ...testSecrets("madam"), controlPlaneOutput: (k) => pulumi.secret(fromMaster[k]) },
       { transformations: [capture] },
     );
     await valueOf(

@@ -1,12 +1,16 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { servicesSite } from "./fixtures";
+import YAML from "yaml";
+import { TEST_SEAL_KEYS, servicesSite, testSecrets, withTestSealKey } from "./fixtures";
 import { isSecretValue, recordResources, reveal, valueOf, type Recorded } from "./mocks";
 import { fileSource, mapSource } from "../config/source";
-import { loadProjectSite } from "../model/estate";
+import { openBundle } from "../components";
+import { SITE_KEY } from "../config/schema";
+import { loadEstate, loadProjectSite } from "../model/estate";
 import { loadSite, type SiteModel } from "../model/site";
-import { deploySite, type SiteOutputs } from "../stacks/site";
+import { wireguardPrivateKey } from "../render/wireguard";
+import { deploySite, type Site, type SiteOutputs } from "../stacks/site";
 import { sshClientDir } from "../components/host";
 import { renderCloudInit, sshHostKey } from "../render/host";
 
@@ -20,11 +24,8 @@ const PASSWORD = "random:index/randomPassword:RandomPassword";
 /** Deploys a model under mocks and returns what it registered, once every input has resolved. */
 async function deploy(model: SiteModel): Promise<{ out: SiteOutputs; res: Recorded[] }> {
   recorded.length = 0;
-  const site = deploySite(
-    model,
-    { configSecret: (k) => pulumi.secret(`cfg-${k}`) },
-    { transformations: [capture] },
-  );
+  // A services site opens its bundle from the mocked stack reference with its test key.
+  const site = deploySite(withTestSealKey(model), testSecrets(model.name), { transformations: [capture] });
   // A container registers once its image, networks, volumes and passwords have: its URN means all are in.
   await valueOf(
     pulumi.all([site.host.ready.urn, ...Object.values(site.services.containers).map((c) => c.urn)]),
@@ -303,5 +304,182 @@ describe("health, waiting and protection", () => {
   test("generated passwords are protected on real sites: the databases keep the first one", async () => {
     const { res } = await deploy(loadSite(fileSource(path.join(ROOT, "Pulumi.lady.yaml"))));
     for (const p of of(res, PASSWORD)) expect([p.name, p.opts.protect]).toEqual([p.name, true]);
+  });
+});
+
+describe("each site reads only its own keys", () => {
+  // master and lady as committed, plus a third site madam; lady's and madam's public keys are the tests' own.
+  const read = (stack: string) =>
+    YAML.parse(fs.readFileSync(path.join(ROOT, `Pulumi.${stack}.yaml`), "utf8")).config as Record<
+      string,
+      any
+    >;
+  const ladyConfig = read("lady");
+  const sources = [
+    mapSource("Pulumi.master.yaml", "master", read("master")),
+    mapSource("Pulumi.lady.yaml", "lady", {
+      ...ladyConfig,
+      [SITE_KEY]: {
+        ...ladyConfig[SITE_KEY],
+        mesh: { ...ladyConfig[SITE_KEY].mesh, sealPublicKey: TEST_SEAL_KEYS.lady!.publicKey },
+      },
+    }),
+    mapSource(
+      "Pulumi.madam.yaml",
+      "madam",
+      servicesSite({
+        mesh: { wireguard: { address: "10.90.0.3" }, sealPublicKey: TEST_SEAL_KEYS.madam!.publicKey },
+      }),
+    ),
+  ];
+  const estate = loadEstate(sources);
+  const [masterModel, ladyModel] = sources.map((s) => loadSite(s, estate)) as [SiteModel, SiteModel];
+
+  let master: Site;
+  let outputs: Record<string, unknown>;
+  let sealed: Record<string, string>;
+  beforeAll(async () => {
+    recorded.length = 0;
+    master = deploySite(masterModel, { configSecret: (k) => pulumi.secret(`cfg-${k}`) });
+    // The stack's outputs as `pulumi stack output --show-secrets --json` would print them: every secret revealed.
+    outputs = await valueOf(pulumi.output(master.outputs as unknown as Record<string, unknown>));
+    sealed = await valueOf(master.outputs.controlPlane!.sealed);
+  });
+
+  /** Every key and password the control plane made (as the mocks make them), by site. */
+  const secretsOf = (site: string): string[] => [
+    `key-${site}`,
+    wireguardPrivateKey(Buffer.alloc(32, `master-${site}`.length)),
+    `pw-master-backup-${site}-repository`,
+    `pw-master-backup-${site}-rest`,
+  ];
+
+  test("the control plane's outputs hold no site's key or password in the clear, only boxes and public keys", () => {
+    const text = JSON.stringify(outputs);
+    const all = ["master", "lady", "madam"].flatMap(secretsOf);
+    // Not vacuous: these are the values the sites' bundles hold (below).
+    expect(all).toHaveLength(12);
+    for (const secret of all) expect([secret, text.includes(secret)]).toEqual([secret, false]);
+    expect(text).not.toMatch(/pw-|key-(master|lady|madam)|hash-of-/);
+    expect(Object.keys(outputs.controlPlane as object).sort()).toEqual(["sealed", "wireguardPublicKeys"]);
+    expect(Object.keys(sealed).sort()).toEqual(["lady", "madam"]);
+    for (const box of Object.values(sealed)) expect(box).toMatch(/^qcloud-seal-v1:[A-Za-z0-9+/]+=*$/);
+    // Its own tunnel config and backup password stay in its state: every site's stack reference reads the outputs.
+    expect((outputs.mesh as Record<string, unknown>).wireguardConfig).toBeUndefined();
+    expect((outputs.backup as Record<string, unknown>).password).toBeUndefined();
+  });
+
+  test("lady's box holds exactly her keys and what she needs of the repository she keeps (master's)", () => {
+    expect(openBundle(sealed, "lady", "master", TEST_SEAL_KEYS.lady!.privateKey)).toEqual({
+      meshAuthKey: "key-lady",
+      wireguardPrivateKey: secretsOf("lady")[1],
+      backup: { repository: "pw-master-backup-lady-repository", rest: "pw-master-backup-lady-rest" },
+      hosted: {
+        master: {
+          repository: "pw-master-backup-master-repository",
+          htpasswd: "master:$2a$10$hash-of-master-backup-master-rest",
+        },
+      },
+    });
+    expect(openBundle(sealed, "madam", "master", TEST_SEAL_KEYS.madam!.privateKey)).toEqual({
+      meshAuthKey: "key-madam",
+      wireguardPrivateKey: secretsOf("madam")[1],
+      backup: { repository: "pw-master-backup-madam-repository", rest: "pw-master-backup-madam-rest" },
+    });
+  });
+
+  test("lady's key opens neither madam's box nor a box for master (there is none), nor madam's passed off as hers", () => {
+    const key = TEST_SEAL_KEYS.lady!.privateKey;
+    expect(() => openBundle(sealed, "madam", "master", key)).toThrow(
+      "site `madam`: the keys `master` sealed for it do not open with `qui3tly-cloud:sealKey` (it does not open: a private key other than the one it was sealed to, a box made for another site, or an altered box): set the key whose public half is `mesh.sealPublicKey` in Pulumi.madam.yaml, or run `npm run seal-key -- --stack madam` and then `pulumi up --stack master`",
+    );
+    expect(() => openBundle(sealed, "master", "master", key)).toThrow(
+      "site `master` has no sealed keys in `master`'s stack yet: run `pulumi up --stack master` first",
+    );
+    expect(() => openBundle({ lady: sealed.madam! }, "lady", "master", key)).toThrow(
+      /^site `lady`: the keys `master` sealed for it do not open with `qui3tly-cloud:sealKey`/,
+    );
+  });
+
+  test("an altered box fails with the config key to fix", () => {
+    const raw = Buffer.from(sealed.lady!.slice("qcloud-seal-v1:".length), "base64");
+    raw[50] = raw[50]! ^ 0x80;
+    expect(() =>
+      openBundle(
+        { lady: `qcloud-seal-v1:${raw.toString("base64")}` },
+        "lady",
+        "master",
+        TEST_SEAL_KEYS.lady!.privateKey,
+      ),
+    ).toThrow(
+      /^site `lady`: the keys `master` sealed for it do not open with `qui3tly-cloud:sealKey` \(it does not open: .*\): set the key whose public half is `mesh.sealPublicKey` in Pulumi.lady.yaml/,
+    );
+  });
+
+  test("sealing is deterministic: the same keys sealed again give the same outputs", async () => {
+    const again = deploySite(masterModel, { configSecret: (k) => pulumi.secret(`cfg-${k}`) });
+    expect(await valueOf(again.outputs.controlPlane!.sealed)).toEqual(sealed);
+  });
+
+  test("lady, given master's outputs, runs with her own keys and exports no other site's", async () => {
+    recorded.length = 0;
+    const lady = deploySite(
+      ladyModel,
+      {
+        ...testSecrets("lady"),
+        controlPlaneOutput: (k) =>
+          pulumi.secret(
+            (master.outputs.controlPlane as unknown as Record<string, pulumi.Output<unknown>>)[k]!,
+          ),
+      },
+      { transformations: [capture] },
+    );
+    const ladyOut = await valueOf(pulumi.output(lady.outputs as unknown as Record<string, unknown>));
+    await valueOf(lady.services.containers["tailscale"]!.urn);
+    const node = of(recorded, CONTAINER).find((c) => c.name === "lady-tailscale")!;
+    expect(reveal<string[]>(node.inputs.envs)).toContain("TS_AUTHKEY=key-lady");
+    const text = JSON.stringify(ladyOut);
+    // Her own: the tunnel's private key and her repository password (she must be able to print them).
+    expect(text).toContain(secretsOf("lady")[1]);
+    expect(text).toContain("pw-master-backup-lady-repository");
+    for (const secret of [...secretsOf("master"), ...secretsOf("madam"), "pw-master-backup-lady-rest"])
+      expect([secret, text.includes(secret)]).toEqual([secret, false]);
+  });
+
+  test("a services site without its `sealKey` fails before any resource, with the command to run", () => {
+    recorded.length = 0;
+    expect(() =>
+      deploySite(
+        ladyModel,
+        { configSecret: (k) => pulumi.secret(`cfg-${k}`) },
+        { transformations: [capture] },
+      ),
+    ).toThrow(
+      "Pulumi.lady.yaml: `qui3tly-cloud:sealKey`: missing secret: the private key that opens what `master` seals for this site; run `npm run seal-key -- --stack lady` (then `pulumi up --stack master`)",
+    );
+    expect(() =>
+      deploySite(ladyModel, { ...testSecrets("madam"), configSecret: (k) => pulumi.secret(k) }),
+    ).toThrow(
+      /`qui3tly-cloud:sealKey`: expected the private half of `qui3tly-cloud:site.mesh.sealPublicKey`/,
+    );
+    expect(recorded).toEqual([]);
+  });
+
+  test("a control plane with a site that has no public key fails before any resource, naming its file and field", () => {
+    recorded.length = 0;
+    const noKey = sources.map((s) =>
+      s.stack !== "madam"
+        ? s
+        : mapSource(
+            "Pulumi.madam.yaml",
+            "madam",
+            servicesSite({ mesh: { wireguard: { address: "10.90.0.3" } } }),
+          ),
+    );
+    const cp = loadSite(noKey[0]!, loadEstate(noKey));
+    expect(() => deploySite(cp, { configSecret: (k) => pulumi.secret(k) })).toThrow(
+      "Pulumi.madam.yaml: `qui3tly-cloud:site.mesh.sealPublicKey`: expected the public half of site `madam`'s sealing key, to which `master` seals its keys: run `npm run seal-key -- --stack madam`",
+    );
+    expect(recorded).toEqual([]);
   });
 });

@@ -1,7 +1,11 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import type { EstateSite } from "../../model/estate";
-import { parsePreAuthKey, renderPreAuthKeyScript } from "../../render/headscale";
+import {
+  parsePreAuthKey,
+  renderPreAuthKeyExpireScript,
+  renderPreAuthKeyScript,
+} from "../../render/headscale";
 
 export interface HeadscaleArgs {
   /** The control-plane host, over SSH. */
@@ -13,9 +17,10 @@ export interface HeadscaleArgs {
 }
 
 /**
- * The tailnet's membership on the control plane: a Headscale user and a reusable pre-auth key per site, made
- * once through the headscale CLI and kept in state as secrets. A node needs its key only to join (its own key
- * then lives in its state volume), and again to rejoin after losing that volume: a restore.
+ * The tailnet's membership on the control plane: a reusable pre-auth key per site, valid for a year
+ * (PRE_AUTH_KEY_EXPIRY), made once through the headscale CLI and kept in state as secrets, expired when the key is
+ * replaced or the site leaves the estate. A node needs its key only to join (its own key then lives in its state
+ * volume), and again to rejoin after losing that volume: a restore.
  */
 export class Headscale extends pulumi.ComponentResource {
   /** Pre-auth keys by site name: secret. */
@@ -30,9 +35,12 @@ export class Headscale extends pulumi.ComponentResource {
         {
           connection: args.connection,
           create: renderPreAuthKeyScript(site),
+          // A key replaced (new tags, `--replace`) or of a site whose stack file is gone is expired at once, not
+          // left valid until its expiry.
+          delete: renderPreAuthKeyExpireScript(),
           // Its stdout is the key: kept out of the engine's log (and so out of CI logs), secret in state.
           logging: "stderr",
-          // A new script (new tags) makes a new key; the old one expires on its own.
+          // A new script (new tags, a new expiry) makes a new key; the old one is expired by its delete.
           triggers: [renderPreAuthKeyScript(site)],
         },
         { parent: this, dependsOn: [args.container], additionalSecretOutputs: ["stdout"] },

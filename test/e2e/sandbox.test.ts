@@ -5,6 +5,7 @@ import * as path from "node:path";
 import YAML from "yaml";
 import { SITE_KEY } from "../../config/schema";
 import { loadProjectSite } from "../../model/estate";
+import { wireguardPrivateKey } from "../../render/wireguard";
 import { SANDBOX_ADMIN, SANDBOX_HEADSCALE_PORT } from "../../scripts/sandbox/stackConfig";
 import {
   SITES,
@@ -330,6 +331,99 @@ describe("the sandbox estate under the real engine", () => {
       daemon.kill();
       fs.closeSync(log);
       fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("is. lady's stack holds only her own keys: no key of master's or of any other site in her whole state, only sealed boxes", () => {
+    const exported = (site: string) =>
+      project.pulumi(["stack", "export", "--show-secrets", "--stack", site]).stdout;
+    type Resource = { urn: string; type: string; outputs?: Record<string, unknown> };
+    const resources = (text: string) =>
+      (JSON.parse(text) as { deployment: { resources: Resource[] } }).deployment.resources;
+    /** A state value as it is: a secret's plaintext (JSON) parsed, anything else itself. */
+    const plain = (v: unknown): unknown =>
+      v !== null && typeof v === "object" && "plaintext" in v
+        ? JSON.parse((v as { plaintext: string }).plaintext)
+        : v;
+    const master = resources(exported("master"));
+    const output = (name: string, field: string): string => {
+      const r = master.find((x) => x.urn.endsWith(`::${name}`));
+      expect([name, typeof plain(r?.outputs?.[field])]).toEqual([name, "string"]);
+      return plain(r!.outputs![field]) as string;
+    };
+    // From master's state, which makes them all: each site's pre-auth key (the key command's JSON), WireGuard private
+    // key (its random bytes, clamped), backup passwords, and the secret that makes the sealing deterministic.
+    const authKey = (site: string) =>
+      (JSON.parse(output(`master-key-${site}`, "stdout")) as { key: string }).key;
+    const wgKey = (site: string) =>
+      wireguardPrivateKey(Buffer.from(output(`master-${site}`, "base64"), "base64"));
+    const password = (site: string, what: string) => output(`master-backup-${site}-${what}`, "result");
+    const forbidden: Record<string, string> = {
+      "master's pre-auth key": authKey("master"),
+      "master's WireGuard private key": wgKey("master"),
+      "master's REST password": password("master", "rest"),
+      "the sealing secret": output("master-seal", "base64"),
+    };
+    const own: Record<string, string> = {
+      "lady's pre-auth key": authKey("lady"),
+      "lady's WireGuard private key": wgKey("lady"),
+      "lady's repository password": password("lady", "repository"),
+      // By design: lady keeps master's repository, so she holds its password (README, "What each site can read").
+      "master's repository password, which lady keeps": password("master", "repository"),
+    };
+    for (const v of [...Object.values(forbidden), ...Object.values(own)])
+      expect(v.length).toBeGreaterThanOrEqual(20);
+
+    const ladyState = exported("lady");
+    const ladyOutputs = project.pulumi([
+      "stack",
+      "output",
+      "--show-secrets",
+      "--json",
+      "--stack",
+      "lady",
+    ]).stdout;
+    for (const [what, text] of [
+      ["lady's state", ladyState],
+      ["lady's outputs", ladyOutputs],
+    ] as const) {
+      const found = Object.entries(forbidden)
+        .filter(([, v]) => text.includes(v))
+        .map(([k]) => k);
+      expect([what, found]).toEqual([what, []]);
+    }
+    // The grep finds what is there: lady's own keys, in her state (the node's env, the tunnel's config, the job's).
+    const present = Object.entries(own)
+      .filter(([, v]) => ladyState.includes(v))
+      .map(([k]) => k);
+    expect(present).toEqual(Object.keys(own));
+
+    // Why: her reference to master's stack holds all of master's outputs (so the grep above covers them), and what
+    // they carry for her is a box; there are no keys in the clear to carry.
+    const ref = resources(ladyState).find((r) => r.type === "pulumi:pulumi:StackReference")!;
+    const cp = (plain((plain(ref.outputs!.outputs) as Record<string, unknown>).controlPlane) ?? {}) as Record<
+      string,
+      unknown
+    >;
+    expect(Object.keys(cp).sort()).toEqual(["sealed", "wireguardPublicKeys"]);
+    const sealed = plain(cp.sealed) as Record<string, string>;
+    expect([Object.keys(sealed), sealed.lady]).toEqual([
+      ["lady"],
+      expect.stringMatching(/^qcloud-seal-v1:[A-Za-z0-9+/]+=*$/),
+    ]);
+
+    // Keys expire: every site's pre-auth key in Headscale is valid for a year from its making.
+    const keys = JSON.parse(
+      onServer("master", "docker exec headscale headscale preauthkeys list -o json").stdout,
+    ) as { acl_tags?: string[]; expiration: { seconds: number }; created_at: { seconds: number } }[];
+    for (const site of ["master", "lady"]) {
+      const k = keys.filter(
+        (x) => x.acl_tags?.includes(`tag:site-${site}`) && x.expiration.seconds * 1000 > Date.now(),
+      );
+      expect([site, k.map((x) => Math.round((x.expiration.seconds - x.created_at.seconds) / 3600))]).toEqual([
+        site,
+        [8760],
+      ]);
     }
   });
 

@@ -11,7 +11,8 @@ import { renderBlackboxConfig, renderLokiConfig } from "../render/monitoring";
 import { PROMETHEUS_DIR, RULES_DIR, renderPrometheusConfig } from "../render/prometheus";
 import { RUNBOOKS_PATH, renderAlertRules, ruleFiles } from "../render/rules";
 import { renderCrowdsecAcquisition } from "../render/traefik";
-import { STATIC_BINARY, files, httpHealth, image, kept, notKept } from "./helpers";
+import { DOCKER_API_KEY, DOCKER_API_NETWORK, dockerApiHost } from "../render/dockerApi";
+import { STATIC_BINARY, dockerApiProxy, files, httpHealth, image, kept, notKept } from "./helpers";
 import type { ServiceDef } from "./types";
 
 /** Services of the control plane: the mesh, DNS, management and the monitoring stack. */
@@ -299,7 +300,7 @@ export const uptimeKuma: ServiceDef = {
 
 export const crowdsec: ServiceDef = {
   description: "Intrusion prevention: reads Traefik's logs, bans abusers at the edge",
-  requires: ["socket-proxy", "traefik"],
+  requires: ["traefik"],
   generatedSecrets: ["bouncerKey"],
   containers: () => ({
     main: {
@@ -307,7 +308,7 @@ export const crowdsec: ServiceDef = {
       env: {
         COLLECTIONS: "crowdsecurity/traefik crowdsecurity/http-cve",
         BOUNCER_KEY_TRAEFIK: { generated: "bouncerKey" },
-        DOCKER_HOST: "tcp://socket-proxy:2375",
+        DOCKER_HOST: dockerApiHost("crowdsec"),
       },
       volumes: {
         config: files("/etc/crowdsec"),
@@ -316,13 +317,15 @@ export const crowdsec: ServiceDef = {
           "ban decisions and hub downloads: rebuilt from new events and the hub; the bouncer's key comes from env",
         ),
       },
-      // Traefik's access log (JSON on stdout), read through the read-only Docker API.
+      // Traefik's access log (JSON on stdout), read through its own read-only Docker API.
       files: { "/etc/crowdsec/acquis.d/traefik.yaml": renderCrowdsecAcquisition() },
       healthcheck: { test: ["CMD", "cscli", "lapi", "status"], startPeriod: "60s" },
       memoryMb: 256,
       cpus: 0.5,
       networks: ["metrics"],
+      privateNetworks: [DOCKER_API_NETWORK],
     },
+    [DOCKER_API_KEY]: dockerApiProxy("crowdsec"),
     bouncer: {
       image: image("docker.io/fbonalair/traefik-crowdsec-bouncer", "0.5.0"),
       env: {

@@ -1,5 +1,6 @@
 import type { CatalogContext, Route } from "../catalog/types";
 import { ipv4Int } from "../config/schema";
+import { dockerApiHost } from "./dockerApi";
 import { toYaml } from "./yaml";
 
 /** Tailscale's address ranges: `private` routes answer only these. */
@@ -118,7 +119,7 @@ export function renderCrowdsecAcquisition(): string {
   return toYaml({
     source: "docker",
     container_name: ["traefik"],
-    docker_host: "tcp://socket-proxy:2375",
+    docker_host: dockerApiHost("crowdsec"),
     labels: { type: "traefik" },
   });
 }

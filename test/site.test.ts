@@ -34,13 +34,41 @@ const of = (res: Recorded[], type: string) => res.filter((r) => r.type === type)
 describe.each([
   [
     "master",
-    26,
+    28,
     // Grafana, Pi-hole, CrowdSec; each site's backup repository and REST user.
     7,
-    ["alertmanager", "crowdsec", "edge", "headscale", "ingress", "metrics", "pihole", "tailscale"],
+    [
+      "alertmanager",
+      "cadvisor-docker-api",
+      "crowdsec",
+      "crowdsec-docker-api",
+      "edge",
+      "headscale",
+      "ingress",
+      "metrics",
+      "pihole",
+      "promtail-docker-api",
+      "tailscale",
+    ],
     18,
   ],
-  ["lady", 29, 7, ["edge", "ingress", "metrics", "nextcloud", "tailscale", "uisp", "unifi"], 17],
+  [
+    "lady",
+    30,
+    7,
+    [
+      "cadvisor-docker-api",
+      "edge",
+      "ingress",
+      "metrics",
+      "nextcloud",
+      "promtail-docker-api",
+      "tailscale",
+      "uisp",
+      "unifi",
+    ],
+    17,
+  ],
 ])("the %s stack under mocks", (stack, containers, passwords, networks, volumes) => {
   let res: Recorded[];
   let out: SiteOutputs;
@@ -122,7 +150,7 @@ describe.each([
     }
   });
 
-  test("networks: the site-wide ones and one per multi-container service", () => {
+  test("networks: the site-wide ones, one per multi-container service, one per Docker API consumer", () => {
     const names = of(res, "docker:index/network:Network").map((n) => n.inputs.name);
     expect(names.sort()).toEqual(networks.map((n) => `qcloud-${n}`));
     expect(names.every((n) => typeof n === "string" && n.startsWith("qcloud-"))).toBe(true);

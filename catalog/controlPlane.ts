@@ -17,6 +17,9 @@ import type { ServiceDef } from "./types";
 
 /** Services of the control plane: the mesh, DNS, management and the monitoring stack. */
 
+/** Portainer's first admin password (user `admin`), generated: a file it reads at its first start. */
+export const PORTAINER_ADMIN_PASSWORD_FILE = "/run/secrets/portainer-admin";
+
 export const headscale: ServiceDef = {
   description: "Tailnet control server (Tailscale-compatible) with its embedded DERP relay",
   routes: {
@@ -114,9 +117,14 @@ export const pihole: ServiceDef = {
 export const portainer: ServiceDef = {
   description: "Docker management UI for every site (agents on the others)",
   routes: { ui: { subdomain: "portainer", port: 9000, private: true } },
+  generatedSecrets: ["admin"],
   containers: () => ({
     main: {
       image: image("docker.io/portainer/portainer-ce", "2.21.5"),
+      // The admin exists from the first start: otherwise the first visitor of a fresh Portainer creates it, and
+      // every container on `edge` can visit (it holds the Docker API read-write). Ignored once an admin exists.
+      command: ["--admin-password-file", PORTAINER_ADMIN_PASSWORD_FILE],
+      secretFiles: { [PORTAINER_ADMIN_PASSWORD_FILE]: { generated: "admin" } },
       binds: [{ hostPath: "/var/run/docker.sock", path: "/var/run/docker.sock", readOnly: false }],
       volumes: { data: files("/data") },
       healthcheck: { none: "the portainer image is a single static binary with no probe" },

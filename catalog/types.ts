@@ -52,8 +52,12 @@ export interface ImageRef {
   readonly digest?: string;
 }
 
-/** A secret from a config key the operator sets, or from the stack at run time (by input name). */
-export type SecretSource = { readonly config: string } | { readonly input: string };
+/**
+ * A secret from a config key the operator sets, from the stack at run time (by input name), or a password the
+ * program generates (`generatedSecrets`).
+ */
+export type SecretSource =
+  { readonly config: string } | { readonly input: string } | { readonly generated: string };
 
 /** A value of an environment variable. */
 export type EnvValue =

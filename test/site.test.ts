@@ -35,8 +35,8 @@ describe.each([
   [
     "master",
     28,
-    // Grafana, Pi-hole, CrowdSec; each site's backup repository and REST user.
-    7,
+    // Grafana, Pi-hole, CrowdSec, Portainer; each site's backup repository and REST user.
+    8,
     [
       "alertmanager",
       "cadvisor-docker-api",
@@ -146,7 +146,7 @@ describe.each([
       const hidden = [...(secret ? ["envs"] : []), ...(secretFile ? ["uploads"] : [])];
       expect(c.opts.additionalSecretOutputs).toEqual(hidden.length ? hidden : undefined);
       // The password itself is only ever inside the secret.
-      if (!secret) expect(JSON.stringify(c.inputs)).not.toContain("pw-");
+      expect(JSON.stringify(c.inputs, (_k, v) => (isSecretValue(v) ? "[secret]" : v))).not.toContain("pw-");
     }
   });
 
@@ -168,6 +168,26 @@ describe.each([
     expect(fixedAddresses.sort()).toEqual([
       ["tailscale", "qcloud-ingress", "10.255.255.250"],
       ["traefik", "qcloud-ingress", "10.255.255.251"],
+    ]);
+  });
+
+  test("each Docker API proxy gets its script and its consumer's rules; Portainer its generated admin password as a secret file", () => {
+    for (const p of of(res, CONTAINER).filter((c) => String(c.inputs.name).endsWith("-docker-api"))) {
+      const consumer = String(p.inputs.name).replace(/-docker-api$/, "");
+      const files = reveal<{ file: string; content: string }[]>(p.inputs.uploads);
+      expect(files.map((f) => f.file)).toEqual([
+        "/usr/local/lib/docker-api/proxy.py",
+        "/etc/docker-api/rules.json",
+      ]);
+      expect(JSON.parse(files[1]!.content).consumer).toBe(consumer);
+      expect(p.inputs.networksAdvanced).toEqual([{ name: `qcloud-${consumer}-docker-api` }]);
+    }
+    const portainer = of(res, CONTAINER).find((c) => c.inputs.name === "portainer");
+    if (stack !== "master") return expect(portainer).toBeUndefined();
+    expect(portainer!.inputs.command).toEqual(["--admin-password-file", "/run/secrets/portainer-admin"]);
+    expect(isSecretValue(portainer!.inputs.uploads)).toBe(true);
+    expect(reveal(portainer!.inputs.uploads)).toEqual([
+      { file: "/run/secrets/portainer-admin", content: "pw-master-portainer-admin" },
     ]);
   });
 

@@ -7,7 +7,8 @@ Each consumer of the Docker API (promtail, cAdvisor, CrowdSec) gets its own inst
 with that consumer alone. RULES.json lists what the consumer may call:
 
     {"consumer": "promtail",
-     "allow": [{"methods": ["GET"], "path": "^/containers/json$", "filter": "list"}, ...]}
+     "allow": [{"methods": ["GET"], "path": "^/containers/json$", "filter": "list"}, ...],
+     "containers": ["traefik"]}
 
 `path` is a regular expression matched against the request's path without its query and without the
 `/v1.NN` version prefix the Docker clients add. Anything not listed gets 403 with a JSON message naming the
@@ -15,7 +16,8 @@ method and path (the Docker clients show it), and a line on stderr. `filter` nam
 JSON answer before it leaves (FILTERS below): the inspect answer keeps what the consumers read (Config.Tty,
 Config.Labels, State.Pid, Created ...) and drops the rest, Config.Env and Config.Cmd among it, so no consumer
 ever reads another container's secrets. Answers without a filter (logs, the version) are streamed through as
-they come.
+they come. `containers`, if given, narrows every call to the containers of those names: a call naming another
+container (inspect, logs) gets 403, and the list shows only those.
 
 Why not tecnativa/docker-socket-proxy: it filters paths only (haproxy cannot rewrite bodies), and an allowed
 inspect carries every environment. Python's standard library only: it runs in the official python image with
@@ -93,6 +95,7 @@ FILTERS = {
 }
 
 VERSION_PREFIX = re.compile(r"^/v[0-9]+(\.[0-9]+)?(?=/)")
+CONTAINER_PATH = re.compile(r"^/containers/([^/]+)/")
 # Hop-by-hop headers (RFC 9110 7.6.1) and the ones this proxy recomputes.
 HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "content-length"}
 
@@ -116,15 +119,20 @@ def keep(value, spec):
 class Rules:
     def __init__(self, doc):
         self.consumer = doc["consumer"]
+        self.containers = None if doc.get("containers") is None else frozenset(doc["containers"])
         self.allow = []
         for i, r in enumerate(doc["allow"]):
             if r.get("filter") is not None and r["filter"] not in FILTERS:
                 raise ValueError(f"allow[{i}].filter: unknown filter {r['filter']!r}; expected one of {sorted(FILTERS)}")
             self.allow.append((frozenset(r["methods"]), re.compile(r["path"]), r.get("filter")))
 
+    @staticmethod
+    def bare(path):
+        return VERSION_PREFIX.sub("", path.split("?", 1)[0], count=1)
+
     def match(self, method, path):
         """(allowed, filter name or None)."""
-        path = VERSION_PREFIX.sub("", path.split("?", 1)[0], count=1)
+        path = self.bare(path)
         for methods, pattern, flt in self.allow:
             if method in methods and pattern.fullmatch(path):
                 return True, flt
@@ -169,13 +177,20 @@ def handler(rules, upstream):
                 return self.refuse("a request body")  # every allowed call is a read
             if self.headers.get("Upgrade"):
                 return self.refuse("an upgrade")  # attach and exec hijack the connection: never allowed
+            if rules.containers is not None:
+                named = CONTAINER_PATH.match(rules.bare(self.path))
+                if named and self.container_name(named.group(1)) not in rules.containers:
+                    return self.refuse(f"not one of the containers {sorted(rules.containers)}")
             conn = UnixConnection(upstream)
             try:
                 conn.request(self.command, self.path, headers={"User-Agent": self.headers.get("User-Agent", "")})
                 resp = conn.getresponse()
                 headers = [(k, v) for k, v in resp.getheaders() if k.lower() not in HOP]
                 if flt is not None and resp.status == 200 and self.command == "GET":
-                    body = json.dumps(keep(json.loads(resp.read()), FILTERS[flt])).encode()
+                    doc = json.loads(resp.read())
+                    if flt == "list" and rules.containers is not None:
+                        doc = [c for c in doc if {n.lstrip("/") for n in c.get("Names") or []} & rules.containers]
+                    body = json.dumps(keep(doc, FILTERS[flt])).encode()
                     self.send_response(resp.status)
                     for k, v in headers:
                         self.send_header(k, v)
@@ -204,6 +219,18 @@ def handler(rules, upstream):
             except OSError as e:
                 sys.stderr.write(f"docker-api-proxy[{rules.consumer}]: upstream {upstream}: {e}\n")
                 self.send_error(502, "the Docker engine did not answer")
+            finally:
+                conn.close()
+
+        def container_name(self, ref):
+            """The name of the container an id or name refers to (the engine resolves it), or None."""
+            conn = UnixConnection(upstream)
+            try:
+                conn.request("GET", f"/containers/{ref}/json")
+                resp = conn.getresponse()
+                return json.loads(resp.read()).get("Name", "").lstrip("/") if resp.status == 200 else None
+            except (OSError, ValueError):
+                return None
             finally:
                 conn.close()
 

@@ -17,6 +17,8 @@ export const DOCKER_API_NETWORK = "docker-api";
 export const DOCKER_API_PORT = 2375;
 export const DOCKER_API_SCRIPT_PATH = "/usr/local/lib/docker-api/proxy.py";
 export const DOCKER_API_RULES_PATH = "/etc/docker-api/rules.json";
+/** The container whose log CrowdSec reads (Traefik's access log, JSON on stdout). */
+export const CROWDSEC_LOG_CONTAINER = "traefik";
 
 /** The consumer's Docker host: its own proxy, by name on their private network. */
 export const dockerApiHost = (consumer: DockerApiConsumer) =>
@@ -54,8 +56,18 @@ export const DOCKER_API_RULES: Readonly<Record<DockerApiConsumer, readonly Docke
   crowdsec: [PING, VERSION, INFO, LIST, INSPECT, LOGS],
 };
 
+/** The containers a consumer may see, where not every one: CrowdSec reads Traefik's access log alone. */
+export const DOCKER_API_CONTAINERS: Readonly<Partial<Record<DockerApiConsumer, readonly string[]>>> = {
+  crowdsec: [CROWDSEC_LOG_CONTAINER],
+};
+
 export function renderDockerApiRules(consumer: DockerApiConsumer): string {
-  return `${JSON.stringify({ consumer, allow: DOCKER_API_RULES[consumer] }, null, 2)}\n`;
+  const containers = DOCKER_API_CONTAINERS[consumer];
+  return `${JSON.stringify(
+    { consumer, allow: DOCKER_API_RULES[consumer], ...(containers ? { containers } : {}) },
+    null,
+    2,
+  )}\n`;
 }
 
 /** The proxy itself, uploaded into the official python image (it needs the standard library only). */

@@ -61,6 +61,7 @@ const LIST = [
     NetworkSettings: { Networks: { "qcloud-nextcloud": { IPAddress: "172.20.0.3", NetworkID: "n1" } } },
     Mounts: [{ Source: "/srv/secret" }],
   },
+  { Id: "7e1", Names: ["/traefik"], Command: "traefik", Labels: {}, State: "running" },
 ];
 const INFO = {
   ID: "HOST",
@@ -98,7 +99,13 @@ async function upstream(dir: string): Promise<Upstream> {
       res.end(req.method === "HEAD" ? undefined : "OK");
     } else if (p === "/containers/json") json(res, LIST);
     else if (p === "/containers/nextcloud-db/json") json(res, INSPECT);
-    else if (p === "/containers/missing/json") {
+    // The engine resolves an id as well as a name.
+    else if (p === "/containers/traefik/json" || p === "/containers/7e1/json")
+      json(res, { ...INSPECT, Id: "7e1", Name: "/traefik", Config: { Tty: false, Env: [`X=${PASSWORD}`] } });
+    else if (p === "/containers/7e1/logs") {
+      res.writeHead(200, { "Content-Type": "application/vnd.docker.raw-stream" });
+      res.end("GET /login 401\n");
+    } else if (p === "/containers/missing/json") {
       res.writeHead(404, { "Content-Type": "application/json" });
       res.end(JSON.stringify({ message: "No such container: missing" }));
     } else if (p === "/info") json(res, INFO);
@@ -192,6 +199,7 @@ describe("the Docker API proxy, for promtail", () => {
         HostConfig: { NetworkMode: "qcloud-nextcloud" },
         NetworkSettings: { Networks: { "qcloud-nextcloud": { IPAddress: "172.20.0.3", NetworkID: "n1" } } },
       },
+      { Id: "7e1", Names: ["/traefik"], Labels: {}, State: "running" },
     ]);
     expect(r.body).not.toContain(PASSWORD);
     // The query reaches the engine as sent.
@@ -344,6 +352,44 @@ describe("the Docker API proxy, for cAdvisor", () => {
   });
 });
 
+describe("the Docker API proxy, for CrowdSec: Traefik's container alone", () => {
+  let dir: string;
+  let up: Upstream;
+  let proxy: Proxy;
+  beforeAll(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "docker-api-"));
+    up = await upstream(dir);
+    proxy = await startProxy(dir, "crowdsec", up.socket);
+  });
+  afterAll(() => {
+    proxy.child.kill();
+    up.server.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test("the list shows Traefik alone; its inspect (by id) and its log are served", async () => {
+    const list = await request(proxy.port, "GET", "/v1.41/containers/json");
+    expect([list.status, JSON.parse(list.body)]).toEqual([
+      200,
+      [{ Id: "7e1", Names: ["/traefik"], Labels: {}, State: "running" }],
+    ]);
+    const inspect = await request(proxy.port, "GET", "/v1.41/containers/7e1/json");
+    expect([inspect.status, JSON.parse(inspect.body).Config]).toEqual([200, { Tty: false }]);
+    const logs = await request(proxy.port, "GET", "/v1.41/containers/7e1/logs?follow=1");
+    expect([logs.status, logs.body]).toEqual([200, "GET /login 401\n"]);
+  });
+
+  test("another container's inspect or log is refused, though the path is allowed", async () => {
+    for (const p of ["/v1.41/containers/nextcloud-db/json", "/v1.41/containers/nextcloud-db/logs"]) {
+      const r = await request(proxy.port, "GET", p);
+      expect([p, r.status]).toEqual([p, 403]);
+      expect(proxy.stderr()).toContain(`refused GET ${p}: not one of the containers ['traefik']`);
+    }
+    // The engine was asked who the container is, never for its log.
+    expect(up.seen).not.toContain("GET /v1.41/containers/nextcloud-db/logs");
+  });
+});
+
 describe("the proxy's rules", () => {
   test("exactly the calls each consumer's program makes (read from their sources: render/dockerApi.ts)", () => {
     const calls = (c: DockerApiConsumer) =>
@@ -370,6 +416,16 @@ describe("the proxy's rules", () => {
       "GET ^/containers/json$ [list]",
       `GET ^/containers/${ID}/json$ [inspect]`,
       `GET ^/containers/${ID}/logs$`,
+    ]);
+  });
+
+  test("CrowdSec's proxy narrows every call to Traefik's container; the others see every container", () => {
+    const containers = (c: DockerApiConsumer) =>
+      (JSON.parse(renderDockerApiRules(c)) as { containers?: string[] }).containers;
+    expect([containers("crowdsec"), containers("promtail"), containers("cadvisor")]).toEqual([
+      ["traefik"],
+      undefined,
+      undefined,
     ]);
   });
 

@@ -97,7 +97,8 @@ FILTERS = {
 VERSION_PREFIX = re.compile(r"^/v[0-9]+(\.[0-9]+)?(?=/)")
 CONTAINER_PATH = re.compile(r"^/containers/([^/]+)/")
 # Hop-by-hop headers (RFC 9110 7.6.1) and the ones this proxy recomputes.
-HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "content-length"}
+# Server and Date are the proxy's own (send_response adds them).
+HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "content-length", "server", "date"}
 
 
 def keep(value, spec):

@@ -150,6 +150,12 @@ async function startProxy(dir: string, consumer: DockerApiConsumer, socket: stri
   return { child, port, stderr: () => err };
 }
 
+/** The proxy's stderr once it holds `line` (its pipe may be read after the answer arrived), or as it is after 2 s. */
+async function logged(proxy: Proxy, line: string): Promise<string> {
+  for (let i = 0; i < 40 && !proxy.stderr().includes(line); i++) await new Promise((r) => setTimeout(r, 50));
+  return proxy.stderr();
+}
+
 interface Answer {
   status: number;
   headers: http.IncomingHttpHeaders;
@@ -303,7 +309,22 @@ describe("the Docker API proxy, for promtail", () => {
       message: `docker-api-proxy: ${method} ${p.split("?")[0]} is not allowed for promtail`,
     });
     expect(up.seen.length).toBe(before);
-    expect(proxy.stderr()).toContain(`docker-api-proxy[promtail]: refused ${method} ${p}: not in the rules`);
+    expect(
+      await logged(proxy, `docker-api-proxy[promtail]: refused ${method} ${p}: not in the rules`),
+    ).toContain(`docker-api-proxy[promtail]: refused ${method} ${p}: not in the rules`);
+    // Its body is never read, so the connection ends with the answer.
+    expect(r.headers.connection).toBe("close");
+  });
+
+  test("a refused create with a body (as `docker run` sends it) leaves nothing behind for the next call", async () => {
+    const create = await request(
+      proxy.port,
+      "POST",
+      "/v1.41/containers/create",
+      JSON.stringify({ Image: "x" }),
+    );
+    expect([create.status, create.headers.connection]).toEqual([403, "close"]);
+    expect((await request(proxy.port, "GET", "/_ping")).status).toBe(200);
   });
 
   test("refuses an allowed path that carries a body", async () => {
@@ -311,7 +332,9 @@ describe("the Docker API proxy, for promtail", () => {
     const r = await request(proxy.port, "GET", "/v1.41/containers/json", "{}");
     expect(r.status).toBe(403);
     expect(up.seen.length).toBe(before);
-    expect(proxy.stderr()).toContain("refused GET /v1.41/containers/json: a request body");
+    expect(await logged(proxy, "refused GET /v1.41/containers/json: a request body")).toContain(
+      "refused GET /v1.41/containers/json: a request body",
+    );
   });
 });
 
@@ -383,7 +406,9 @@ describe("the Docker API proxy, for CrowdSec: Traefik's container alone", () => 
     for (const p of ["/v1.41/containers/nextcloud-db/json", "/v1.41/containers/nextcloud-db/logs"]) {
       const r = await request(proxy.port, "GET", p);
       expect([p, r.status]).toEqual([p, 403]);
-      expect(proxy.stderr()).toContain(`refused GET ${p}: not one of the containers ['traefik']`);
+      expect(await logged(proxy, `refused GET ${p}: not one of the containers ['traefik']`)).toContain(
+        `refused GET ${p}: not one of the containers ['traefik']`,
+      );
     }
     // The engine was asked who the container is, never for its log.
     expect(up.seen).not.toContain("GET /v1.41/containers/nextcloud-db/logs");

@@ -391,8 +391,14 @@ describe("the sandbox estate under the real engine", () => {
       { message: "docker-api-proxy: POST /v1.41/containers/nextcloud-db/stop is not allowed for promtail" },
     ]);
     expect(api("POST", "/v1.41/containers/nextcloud-db/exec")[0]).toBe("403");
-    expect(onServer("lady", "docker logs promtail-docker-api 2>&1").stdout).toContain(
-      "docker-api-proxy[promtail]: refused POST /v1.41/containers/nextcloud-db/stop: not in the rules",
+    // (Docker's log may lag the answer by a moment.)
+    until(
+      "the proxy's log names the refused stop",
+      () =>
+        onServer("lady", "docker logs promtail-docker-api 2>&1").stdout.includes(
+          "docker-api-proxy[promtail]: refused POST /v1.41/containers/nextcloud-db/stop: not in the rules",
+        ),
+      10,
     );
     expect(containers("lady").get("nextcloud-db")).toBe("running healthy");
     // promtail reaches its own proxy only: cAdvisor's is on another network (curl: 6, could not resolve).

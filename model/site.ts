@@ -444,7 +444,8 @@ function resolve(
         );
       }
     }
-    const multi = Object.keys(defs).length > 1;
+    // A service's own network joins the containers that are not someone's private peer alone.
+    const multi = Object.values(defs).filter((d) => d.serviceNetwork !== false).length > 1;
     const mainTag = defs.main?.image.tag;
     const containers = Object.entries(defs).map(([key, cdef]) => {
       const own = key === "main" ? override : (override.containers?.[key] ?? {});
@@ -579,7 +580,11 @@ function resolveContainer(
     restart: def.restart ?? "unless-stopped",
     memoryMb: o.resources?.memory ?? def.memoryMb,
     cpus: o.resources?.cpus ?? def.cpus,
-    networks: [...(ownNetwork ? [svc] : []), ...(def.networks ?? [])],
+    networks: [
+      ...(ownNetwork && def.serviceNetwork !== false ? [svc] : []),
+      ...(def.privateNetworks ?? []).map((n) => `${svc}-${n}`),
+      ...(def.networks ?? []),
+    ],
     addresses: { ...def.addresses },
     capabilities: def.capabilities ?? [],
     devices: def.devices ?? [],

@@ -1,4 +1,5 @@
 import type { CatalogContext } from "../catalog/types";
+import { dockerApiHost } from "./dockerApi";
 import { MESH_PROXY, PROBE_MODULES } from "./prometheus";
 import { toYaml } from "./yaml";
 
@@ -68,7 +69,7 @@ export function renderPromtailConfig(ctx: Pick<CatalogContext, "site" | "role" |
     scrape_configs: [
       {
         job_name: "containers",
-        docker_sd_configs: [{ host: "tcp://socket-proxy:2375", refresh_interval: "30s" }],
+        docker_sd_configs: [{ host: dockerApiHost("promtail"), refresh_interval: "30s" }],
         relabel_configs: [
           { source_labels: ["__meta_docker_container_name"], regex: "/(.*)", target_label: "container" },
           { source_labels: ["__meta_docker_container_label_cloud_qui3tly_service"], target_label: "service" },

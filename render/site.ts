@@ -45,6 +45,7 @@ export function renderSiteFiles(model: SiteModel): Record<string, string> {
       image: c.image,
       ...(c.command ? { command: c.command } : {}),
       ...(c.entrypoint ? { entrypoint: c.entrypoint } : {}),
+      ...(c.user ? { user: c.user } : {}),
       env: Object.fromEntries(Object.entries(c.env).map(([k, v]) => [k, envForReview(v)])),
       ...(Object.keys(c.secretFiles).length > 0
         ? {

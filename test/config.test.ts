@@ -363,8 +363,8 @@ describe("valid configs", () => {
 
 describe("the committed stacks", () => {
   test.each([
-    ["master", "control-plane", 19, 25],
-    ["lady", "services", 11, 28],
+    ["master", "control-plane", 18, 27],
+    ["lady", "services", 10, 29],
   ])("%s: %s, %i services, %i containers", (stack, role, services, containers) => {
     const m = loadSite(fileSource(path.join(ROOT, `Pulumi.${stack}.yaml`)));
     expect([m.role, m.services.length, m.services.reduce((n, s) => n + s.containers.length, 0)]).toEqual([

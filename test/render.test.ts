@@ -126,7 +126,7 @@ describe("npm run render", () => {
         }
       }
       const summary = JSON.parse(files["site.json"]!);
-      expect(summary.containers).toHaveLength(stack === "master" ? 25 : 28);
+      expect(summary.containers).toHaveLength(stack === "master" ? 27 : 29);
       // Secrets show their source only: every non-plain env value of the model is exactly its placeholder.
       const byName = new Map(
         summary.containers.map((c: { name: string; env: Record<string, string> }) => [c.name, c.env]),
@@ -178,8 +178,9 @@ describe("npm run render", () => {
         encoding: "utf8",
       },
     );
-    // Every container's config files, the tunnel, the compose file, site.json and the backup job (script, cron).
-    expect(stdout.trim()).toBe(`23 files in ${path.relative(ROOT, out)}`);
+    // Every container's config files (each Docker API proxy: its script and rules), the tunnel, the compose file,
+    // site.json and the backup job (script, cron).
+    expect(stdout.trim()).toBe(`29 files in ${path.relative(ROOT, out)}`);
     expect(fs.readFileSync(path.join(out, "files/headscale/etc/headscale/config.yaml"), "utf8")).toContain(
       "server_url: https://headscale.qui3tly.cloud",
     );
@@ -205,8 +206,8 @@ describe("npm run check", () => {
     const r = run();
     expect([r.status, r.stdout]).toEqual([
       0,
-      "ok   Pulumi.lady.yaml: services, 12 services, 29 containers\n" +
-        "ok   Pulumi.master.yaml: control-plane, 20 services, 26 containers\n",
+      "ok   Pulumi.lady.yaml: services, 11 services, 30 containers\n" +
+        "ok   Pulumi.master.yaml: control-plane, 19 services, 28 containers\n",
     ]);
   });
 

@@ -38,13 +38,41 @@ const of = (res: Recorded[], type: string) => res.filter((r) => r.type === type)
 describe.each([
   [
     "master",
-    26,
-    // Grafana, Pi-hole, CrowdSec; each site's backup repository and REST user.
-    7,
-    ["alertmanager", "crowdsec", "edge", "headscale", "ingress", "metrics", "pihole", "tailscale"],
+    28,
+    // Grafana, Pi-hole, CrowdSec, Portainer; each site's backup repository and REST user.
+    8,
+    [
+      "alertmanager",
+      "cadvisor-docker-api",
+      "crowdsec",
+      "crowdsec-docker-api",
+      "edge",
+      "headscale",
+      "ingress",
+      "metrics",
+      "pihole",
+      "promtail-docker-api",
+      "tailscale",
+    ],
     18,
   ],
-  ["lady", 29, 7, ["edge", "ingress", "metrics", "nextcloud", "tailscale", "uisp", "unifi"], 17],
+  [
+    "lady",
+    30,
+    7,
+    [
+      "cadvisor-docker-api",
+      "edge",
+      "ingress",
+      "metrics",
+      "nextcloud",
+      "promtail-docker-api",
+      "tailscale",
+      "uisp",
+      "unifi",
+    ],
+    17,
+  ],
 ])("the %s stack under mocks", (stack, containers, passwords, networks, volumes) => {
   let res: Recorded[];
   let out: SiteOutputs;
@@ -122,11 +150,11 @@ describe.each([
       const hidden = [...(secret ? ["envs"] : []), ...(secretFile ? ["uploads"] : [])];
       expect(c.opts.additionalSecretOutputs).toEqual(hidden.length ? hidden : undefined);
       // The password itself is only ever inside the secret.
-      if (!secret) expect(JSON.stringify(c.inputs)).not.toContain("pw-");
+      expect(JSON.stringify(c.inputs, (_k, v) => (isSecretValue(v) ? "[secret]" : v))).not.toContain("pw-");
     }
   });
 
-  test("networks: the site-wide ones and one per multi-container service", () => {
+  test("networks: the site-wide ones, one per multi-container service, one per Docker API consumer", () => {
     const names = of(res, "docker:index/network:Network").map((n) => n.inputs.name);
     expect(names.sort()).toEqual(networks.map((n) => `qcloud-${n}`));
     expect(names.every((n) => typeof n === "string" && n.startsWith("qcloud-"))).toBe(true);
@@ -144,6 +172,26 @@ describe.each([
     expect(fixedAddresses.sort()).toEqual([
       ["tailscale", "qcloud-ingress", "10.255.255.250"],
       ["traefik", "qcloud-ingress", "10.255.255.251"],
+    ]);
+  });
+
+  test("each Docker API proxy gets its script and its consumer's rules; Portainer its generated admin password as a secret file", () => {
+    for (const p of of(res, CONTAINER).filter((c) => String(c.inputs.name).endsWith("-docker-api"))) {
+      const consumer = String(p.inputs.name).replace(/-docker-api$/, "");
+      const files = reveal<{ file: string; content: string }[]>(p.inputs.uploads);
+      expect(files.map((f) => f.file)).toEqual([
+        "/usr/local/lib/docker-api/proxy.py",
+        "/etc/docker-api/rules.json",
+      ]);
+      expect(JSON.parse(files[1]!.content).consumer).toBe(consumer);
+      expect(p.inputs.networksAdvanced).toEqual([{ name: `qcloud-${consumer}-docker-api` }]);
+    }
+    const portainer = of(res, CONTAINER).find((c) => c.inputs.name === "portainer");
+    if (stack !== "master") return expect(portainer).toBeUndefined();
+    expect(portainer!.inputs.command).toEqual(["--admin-password-file", "/run/secrets/portainer-admin"]);
+    expect(isSecretValue(portainer!.inputs.uploads)).toBe(true);
+    expect(reveal(portainer!.inputs.uploads)).toEqual([
+      { file: "/run/secrets/portainer-admin", content: "pw-master-portainer-admin" },
     ]);
   });
 

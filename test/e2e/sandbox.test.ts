@@ -427,6 +427,84 @@ describe("the sandbox estate under the real engine", () => {
     }
   });
 
+  test("ia. the Docker API as an attacker on lady sees it: an exporter reaches no proxy; promtail's own proxy lists and inspects without secrets, and refuses writes", () => {
+    // From node-exporter, on `metrics` where the old socket-proxy answered every container's environment: no
+    // Docker API proxy's name resolves there. GNU wget (the stand-in) and busybox (the real image) say why.
+    for (const host of ["promtail-docker-api", "cadvisor-docker-api", "socket-proxy"]) {
+      const r = onServer(
+        "lady",
+        `docker exec node-exporter wget -q -O - -T 5 http://${host}:2375/_ping 2>&1`,
+        true,
+      );
+      expect([host, r.code === 0, r.stdout]).toEqual([
+        host,
+        false,
+        expect.stringMatching(/unable to resolve host address|bad address/),
+      ]);
+    }
+    /** A call from promtail (the consumer) to its own proxy: `[status, body]`. */
+    const api = (method: string, p: string): [string, string] => {
+      const out = onServer(
+        "lady",
+        `docker exec promtail curl -sS -m 10 -X ${method} -w '\\n%{http_code}' http://promtail-docker-api:2375${p}`,
+      ).stdout;
+      const cut = out.lastIndexOf("\n");
+      return [out.slice(cut + 1).trim(), out.slice(0, cut)];
+    };
+    const [listed, list] = api("GET", "/v1.41/containers/json");
+    expect(listed).toBe("200");
+    const names = (JSON.parse(list) as { Names: string[] }[]).flatMap((c) => c.Names);
+    expect(names).toEqual(expect.arrayContaining(["/nextcloud-db", "/promtail", "/node-exporter"]));
+    // The database's password, as the engine itself holds it (the host's `docker inspect`)...
+    const env = onServer(
+      "lady",
+      "docker inspect --format '{{range .Config.Env}}{{println .}}{{end}}' nextcloud-db",
+    )
+      .stdout.split("\n")
+      .find((l) => l.startsWith("POSTGRES_PASSWORD="));
+    const password = env?.slice("POSTGRES_PASSWORD=".length) ?? "";
+    expect(password).toMatch(/^[A-Za-z0-9]{32}$/);
+    // ... is nowhere in what promtail's proxy answers for the same container, nor in its list.
+    const [inspected, inspect] = api("GET", "/v1.41/containers/nextcloud-db/json");
+    expect(inspected).toBe("200");
+    const doc = JSON.parse(inspect);
+    expect([doc.Name, doc.Config.Tty, doc.Config.Env, doc.Config.Cmd]).toEqual([
+      "/nextcloud-db",
+      false,
+      undefined,
+      undefined,
+    ]);
+    expect([
+      inspect.includes(password),
+      inspect.includes("POSTGRES_PASSWORD"),
+      list.includes(password),
+    ]).toEqual([false, false, false]);
+    // A write is refused by the proxy itself (its 403 and its log say so), and the database still runs.
+    const [stopped, stop] = api("POST", "/v1.41/containers/nextcloud-db/stop");
+    expect([stopped, JSON.parse(stop)]).toEqual([
+      "403",
+      { message: "docker-api-proxy: POST /v1.41/containers/nextcloud-db/stop is not allowed for promtail" },
+    ]);
+    expect(api("POST", "/v1.41/containers/nextcloud-db/exec")[0]).toBe("403");
+    // (Docker's log may lag the answer by a moment.)
+    until(
+      "the proxy's log names the refused stop",
+      () =>
+        onServer("lady", "docker logs promtail-docker-api 2>&1").stdout.includes(
+          "docker-api-proxy[promtail]: refused POST /v1.41/containers/nextcloud-db/stop: not in the rules",
+        ),
+      10,
+    );
+    expect(containers("lady").get("nextcloud-db")).toBe("running healthy");
+    // promtail reaches its own proxy only: cAdvisor's is on another network (curl: 6, could not resolve).
+    const other = onServer(
+      "lady",
+      "docker exec promtail curl -sS -m 5 http://cadvisor-docker-api:2375/_ping 2>&1",
+      true,
+    );
+    expect([other.code, other.stdout]).toEqual([6, expect.stringContaining("Could not resolve host")]);
+  });
+
   /** A command on a site's server whose output and exit code the step asserts. */
   const job = (site: string, args: string) => onServer(site, `qcloud-backup ${args} 2>&1`, true);
   /** The alerts Prometheus has firing now, as `alertname site label`. */

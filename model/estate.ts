@@ -28,7 +28,7 @@ export interface EstateSite {
   readonly role: Role;
   readonly domain: string;
   readonly controlPlane: string;
-  /** Its MagicDNS name on the tailnet. */
+  /** Its MagicDNS name on the tailnet: on its control plane's domain (model/site.ts meshHost). */
   readonly meshHost: string;
   /** Where peers reach it from the internet: the host's address, when the stack file says it. */
   readonly address?: string;
@@ -67,7 +67,7 @@ export function estateSite(model: SiteModel): EstateSite {
     role: model.role,
     domain: model.domain,
     controlPlane: model.controlPlane,
-    meshHost: meshHost(model.name, model.domain),
+    meshHost: meshHost(model.estate, model, model.name),
     ...(model.host.kind === "existing" ? { address: model.host.address } : {}),
     services: model.services.map((s) => s.name),
     containers: model.services.flatMap((s) => s.containers.map((c) => c.name)).sort(),
@@ -113,14 +113,21 @@ export function loadEstate(sources: readonly ConfigSource[]): Estate {
     }
   }
   if (issues.length > 0) throw new ConfigError(issues);
-  const alone = { sites: sites.sort((a, b) => a.name.localeCompare(b.name)) };
+  const alone = named(sites);
   const problems = checkEstate(alone);
   if (problems.length > 0) throw new ConfigError(problems);
   // What a site runs can depend on the others (the repositories it keeps for them): load each again within the
   // estate. The placement depends on stack files only, so a second pass settles it.
-  return {
-    sites: sources.map((s) => estateSite(loadSite(s, alone))).sort((a, b) => a.name.localeCompare(b.name)),
-  };
+  return named(sources.map((s) => estateSite(loadSite(s, alone))));
+}
+
+/**
+ * These sites as an estate, sorted by name, each named on its control plane's tailnet: a site loaded alone does not
+ * know its control plane's domain; the estate does.
+ */
+function named(sites: readonly EstateSite[]): Estate {
+  const estate = { sites: [...sites].sort((a, b) => a.name.localeCompare(b.name)) };
+  return { sites: estate.sites.map((s) => ({ ...s, meshHost: meshHost(estate, s, s.name) })) };
 }
 
 /** The stack files in a directory (the project's). */

@@ -37,7 +37,7 @@ import {
   type SiteConfig,
 } from "../config/schema";
 import type { ConfigSource } from "../config/source";
-import { meshDomain } from "../render/headscale";
+import { tailnetDomain } from "../render/headscale";
 import { ingressAddresses } from "../render/traefik";
 import { backupTarget, estateSite, hostedRepositories, type Estate } from "./estate";
 
@@ -187,8 +187,15 @@ export function networkSubnet(
 }
 export const containerName = (service: string, key: string) =>
   key === "main" ? service : `${service}-${key}`;
-/** The name a site has on the tailnet (MagicDNS). */
-export const meshHost = (site: string, domain: string) => `${site}.${meshDomain(domain)}`;
+/**
+ * The name `node` has on `site`'s tailnet (MagicDNS): `<node>.mesh.<the control plane's domain>`, as Headscale
+ * names it (render/headscale.ts tailnetDomain), whatever the site's own domain.
+ */
+export const meshHost = (
+  estate: Estate,
+  site: Pick<SiteModel, "controlPlane" | "domain">,
+  node: string,
+): string => `${node}.${tailnetDomain(estate, site)}`;
 
 const SITE = (...rest: PropertyKey[]) => joinPath([SITE_KEY, ...rest]);
 
@@ -411,7 +418,7 @@ function resolve(
   const lokiPushUrl =
     site.role === "control-plane"
       ? "http://loki:3100/loki/api/v1/push"
-      : `http://${meshHost(controlPlane, site.domain)}:3100/loki/api/v1/push`;
+      : `http://${meshHost(estate, { controlPlane, domain: site.domain }, controlPlane)}:3100/loki/api/v1/push`;
 
   // Pass 2: containers.
   const services: ServiceModel[] = names.map((svc) => {

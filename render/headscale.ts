@@ -4,8 +4,15 @@ import { HTTPS_PORT, LOKI_PORT, SSH_PORT, nodeTags, renderPolicyFile } from "./p
 import { TAILNET_ENTRYPOINT_PORT, TAILNET_RANGES, ingressAddresses } from "./traefik";
 import { toYaml } from "./yaml";
 
-/** The tailnet's MagicDNS base domain: every site is `<site>.<this>`. */
-export const meshDomain = (domain: string) => `mesh.${domain}`;
+/**
+ * A tailnet's MagicDNS base domain (Headscale's `base_domain`): every site of it is `<site>.<this>`. It is its
+ * control plane's domain, whatever a site's own (a site's `domain` names its routes, not the tailnet): the one place
+ * that decides it. A site's own only while its control plane is not known (a site loaded alone).
+ */
+export function tailnetDomain(estate: Estate, site: Pick<EstateSite, "controlPlane" | "domain">): string {
+  const cp = estate.sites.find((s) => s.name === site.controlPlane);
+  return `mesh.${cp?.domain ?? site.domain}`;
+}
 
 /** Where Headscale's policy file is mounted. */
 export const POLICY_PATH = "/etc/headscale/policy.hujson";
@@ -23,7 +30,7 @@ export function loginServer(estate: Estate, controlPlane: string, domain: string
 
 /** Headscale's config: the embedded DERP relay and MagicDNS, no dependence on Tailscale's servers. */
 export function renderHeadscaleConfig(
-  ctx: Pick<CatalogContext, "domain" | "estate" | "site" | "mesh" | "hosts">,
+  ctx: Pick<CatalogContext, "domain" | "estate" | "site" | "mesh" | "hosts" | "controlPlane">,
 ): string {
   return toYaml({
     server_url: ctx.mesh.loginServer?.replace(/\/$/, "") ?? `https://${ctx.hosts.api}`,
@@ -53,7 +60,7 @@ export function renderHeadscaleConfig(
     log: { level: "info", format: "text" },
     dns: {
       magic_dns: true,
-      base_domain: meshDomain(ctx.domain),
+      base_domain: tailnetDomain(ctx.estate, { controlPlane: ctx.controlPlane, domain: ctx.domain }),
       nameservers: { global: ["1.1.1.1", "9.9.9.9"] },
     },
     // /var/run/headscale does not exist in the image; the data volume does.

@@ -348,7 +348,7 @@ export function deploySite(
       containers: model.services.reduce((n, s) => n + s.containers.length, 0),
     },
     mesh: {
-      name: meshHost(model.name, model.domain),
+      name: meshHost(model.estate, model, model.name),
       address,
       loginServer: loginServer(model.estate, model.controlPlane, model.domain),
       // The control plane's outputs are read by every site: its own private key stays in its state.

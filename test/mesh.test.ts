@@ -469,6 +469,7 @@ test("Headscale's config: served behind Traefik, embedded DERP only, MagicDNS, t
       domain: "qui3tly.cloud",
       estate,
       site: "master",
+      controlPlane: "master",
       mesh: site("master").mesh,
       hosts: { api: "headscale.qui3tly.cloud" },
     }),

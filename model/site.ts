@@ -67,7 +67,26 @@ export interface SiteModel {
   /** The other sites, as far as this one needs them (empty when loaded alone). */
   readonly estate: Estate;
   readonly backup: SiteBackup;
+  /** The containers that hold the site's part of the tailnet: the stacks wire these, never names of their own. */
+  readonly tailnet: SiteTailnet;
 }
+
+/** Container names, from the catalog's own keys (TAILNET_SERVICES). */
+export interface SiteTailnet {
+  /** Headscale's container, where the site runs it: on every control plane (a stack file that removes it is refused). */
+  readonly headscale?: string;
+  /** The site's tailnet node, whose address the stack reports; none when the stack file removes it. */
+  readonly node?: string;
+}
+
+/**
+ * The catalog entries the stacks wire to the tailnet, by their catalog keys: a renamed entry fails to compile here,
+ * not at deploy time.
+ */
+export const TAILNET_SERVICES = {
+  headscale: "headscale",
+  node: "tailscale",
+} as const satisfies Record<keyof SiteTailnet, ServiceName>;
 
 /** Where and when the site's volumes are backed up; the repositories it keeps for other sites. */
 export interface SiteBackup {
@@ -351,8 +370,36 @@ function placedServices(name: string, site: SiteConfig, estate: Estate, issue: I
       }
     }
   }
+  for (const { service, when, why } of ROLE_NEEDS[site.role]) {
+    if ((when === undefined || placed.has(when)) && !placed.has(service))
+      issue(SITE("services", service), `expected \`${service}\` on this site: ${why}`);
+  }
   return [...placed].sort();
 }
+
+/**
+ * What a role cannot run without (`when` another service runs, if given), whatever its stack file says; the estate
+ * adds what other sites need of a site (model/estate.ts checkRequired).
+ */
+const ROLE_NEEDS: Readonly<
+  Record<
+    Role,
+    readonly { readonly service: ServiceName; readonly when?: ServiceName; readonly why: string }[]
+  >
+> = {
+  "control-plane": [
+    {
+      service: TAILNET_SERVICES.headscale,
+      why: "a control plane is its tailnet's Headscale, which makes every site's pre-auth key (its own too); do not set it to `false`",
+    },
+    {
+      service: "loki",
+      when: "promtail",
+      why: "a control plane's `promtail` pushes to its own Loki; do not set it to `false`, or set `promtail` to `false` too",
+    },
+  ],
+  services: [],
+};
 
 function resolve(
   source: ConfigSource,
@@ -472,6 +519,10 @@ function resolve(
   checkHostPorts(services, issue);
   checkMetricsPorts(services, issue);
 
+  const main = (svc: ServiceName) =>
+    services.find((s) => s.name === svc)?.containers.find((c) => c.key === "main")?.name;
+  const headscale = main(TAILNET_SERVICES.headscale);
+  const node = main(TAILNET_SERVICES.node);
   const networks = new Set<string>();
   for (const s of services) {
     for (const c of s.containers) c.networks.forEach((n) => networks.add(n));
@@ -494,6 +545,10 @@ function resolve(
     ...(site.role === "control-plane" ? { monitoring: site.monitoring ?? DEFAULT_MONITORING } : {}),
     estate,
     backup: resolveBackup(name, site, estate),
+    tailnet: {
+      ...(headscale ? { headscale } : {}),
+      ...(node ? { node } : {}),
+    },
   };
 }
 

@@ -249,7 +249,12 @@ export function deploySite(
   if (isControlPlane) {
     const headscale = new Headscale(
       model.name,
-      { connection: host.connection, sites: members, container: services.containers["headscale"]! },
+      // The model names it on every control plane: a stack file without Headscale there is refused (model/site.ts).
+      {
+        connection: host.connection,
+        sites: members,
+        container: services.containers[model.tailnet.headscale!]!,
+      },
       opts,
     );
     // Each site's bundle, cut from every site's keys and sealed to that site's key alone.
@@ -322,7 +327,7 @@ export function deploySite(
       { ...opts, dependsOn: [host.ready, ...Object.values(services.containers)] },
     );
   }
-  const tailscale = services.containers["tailscale"];
+  const tailscale = model.tailnet.node === undefined ? undefined : services.containers[model.tailnet.node];
   const address = tailscale
     ? new command.remote.Command(
         `${model.name}-tailnet-address`,

@@ -53,3 +53,20 @@ export function testSecrets(site: string): {
   const sealKey = TEST_SEAL_KEYS[site]?.privateKey;
   return { configSecret: (k) => pulumi.secret(`cfg-${k}`), ...(sealKey ? { sealKey } : {}) };
 }
+
+/** A valid control plane's stack config (named `master` by the tests); `site` fields and `extra` keys override or add. */
+export function controlPlaneSite(
+  site: Record<string, unknown> = {},
+  extra: Record<string, unknown> = {},
+): Record<string, any> {
+  const base = { ...servicesSite()[SITE_KEY], controlPlane: undefined };
+  return {
+    [SITE_KEY]: {
+      ...base,
+      role: "control-plane",
+      host: { kind: "existing", address: "203.0.113.10" },
+      ...site,
+    },
+    ...extra,
+  };
+}

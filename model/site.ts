@@ -370,36 +370,45 @@ function placedServices(name: string, site: SiteConfig, estate: Estate, issue: I
       }
     }
   }
-  for (const { service, when, why } of ROLE_NEEDS[site.role]) {
-    if ((when === undefined || placed.has(when)) && !placed.has(service))
+  for (const { role, service, when, why } of NEEDS) {
+    if (
+      (role === undefined || role === site.role) &&
+      (when === undefined || placed.has(when)) &&
+      !placed.has(service)
+    )
       issue(SITE("services", service), `expected \`${service}\` on this site: ${why}`);
   }
   return [...placed].sort();
 }
 
 /**
- * What a role cannot run without (`when` another service runs, if given), whatever its stack file says; the estate
- * adds what other sites need of a site (model/estate.ts checkRequired).
+ * What a site cannot run without (on a `role`; `when` another service runs), whatever its stack file says: what the
+ * stacks and the rendered configs address by name, beyond the catalog's `requires`. The estate adds what other sites
+ * need of a site (model/estate.ts checkRequired).
  */
-const ROLE_NEEDS: Readonly<
-  Record<
-    Role,
-    readonly { readonly service: ServiceName; readonly when?: ServiceName; readonly why: string }[]
-  >
-> = {
-  "control-plane": [
-    {
-      service: TAILNET_SERVICES.headscale,
-      why: "a control plane is its tailnet's Headscale, which makes every site's pre-auth key (its own too); do not set it to `false`",
-    },
-    {
-      service: "loki",
-      when: "promtail",
-      why: "a control plane's `promtail` pushes to its own Loki; do not set it to `false`, or set `promtail` to `false` too",
-    },
-  ],
-  services: [],
-};
+const NEEDS: readonly {
+  readonly role?: Role;
+  readonly service: ServiceName;
+  readonly when?: ServiceName;
+  readonly why: string;
+}[] = [
+  {
+    role: "control-plane",
+    service: TAILNET_SERVICES.headscale,
+    why: "a control plane is its tailnet's Headscale, which makes every site's pre-auth key (its own too); do not set it to `false`",
+  },
+  {
+    role: "control-plane",
+    service: "loki",
+    when: "promtail",
+    why: "a control plane's `promtail` pushes to its own Loki; do not set it to `false`, or set `promtail` to `false` too",
+  },
+  {
+    service: "blackbox",
+    when: "prometheus",
+    why: "Prometheus probes every route through it; do not set it to `false`, or set `prometheus` to `false` too",
+  },
+];
 
 function resolve(
   source: ConfigSource,

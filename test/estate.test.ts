@@ -159,6 +159,11 @@ const REQUIRED: [string, Record<string, Record<string, unknown> | null>, string]
     "Pulumi.master.yaml: `qui3tly-cloud:site.services.loki`: expected `loki` on this site: a control plane's `promtail` pushes to its own Loki; do not set it to `false`, or set `promtail` to `false` too",
   ],
   [
+    "Prometheus without its probe exporter",
+    { master: controlPlaneSite({ services: { blackbox: false } }) },
+    "Pulumi.master.yaml: `qui3tly-cloud:site.services.blackbox`: expected `blackbox` on this site: Prometheus probes every route through it; do not set it to `false`, or set `prometheus` to `false` too",
+  ],
+  [
     "a control plane without Loki while another site ships logs to it",
     { master: controlPlaneSite({ services: { loki: false, grafana: false, promtail: false } }) },
     "Pulumi.master.yaml: `qui3tly-cloud:site.services.loki`: expected `loki` on the control plane: the log shippers (`promtail`) of `lady` push to it; do not set it to `false`, or set their `promtail` to `false` too",

@@ -433,7 +433,8 @@ describe("the sandbox estate under the real engine", () => {
     for (const host of ["promtail-docker-api", "cadvisor-docker-api", "socket-proxy"]) {
       const r = onServer(
         "lady",
-        `docker exec node-exporter wget -q -O - -T 5 http://${host}:2375/_ping 2>&1`,
+        // Not -q: GNU wget then says nothing of why.
+        `docker exec node-exporter wget -O - -T 5 http://${host}:2375/_ping 2>&1`,
         true,
       );
       expect([host, r.code === 0, r.stdout]).toEqual([

@@ -2,3 +2,4 @@ export * from "./host";
 export * from "./serviceSet";
 export * from "./mesh";
 export * from "./backup";
+export * from "./monitoring";

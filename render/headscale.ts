@@ -1,7 +1,8 @@
 import type { CatalogContext } from "../catalog/types";
 import type { Estate, EstateSite } from "../model/estate";
+import { logShippers } from "./monitoring";
 import { HTTPS_PORT, LOKI_PORT, SSH_PORT, nodeTags, renderPolicyFile } from "./policy";
-import { TAILNET_ENTRYPOINT_PORT, TAILNET_RANGES, ingressAddresses } from "./traefik";
+import { LOGS_ENTRYPOINT_PORT, TAILNET_ENTRYPOINT_PORT, TAILNET_RANGES, ingressAddresses } from "./traefik";
 import { toYaml } from "./yaml";
 
 /** The tailnet's MagicDNS base domain: every site is `<site>.<this>`. */
@@ -71,7 +72,9 @@ export function renderHeadscalePolicy(ctx: Pick<CatalogContext, "estate" | "site
 
 /**
  * The node's serve config: what the site offers the tailnet, each port forwarded from the node:
- * - the site's exporters (and the control plane's Loki) to their containers;
+ * - the site's exporters to their containers;
+ * - on the control plane, Loki's port to Traefik's logs entrypoint (the push path only, each site with its own
+ *   password), never to Loki itself, which serves queries on the same port;
  * - 22 to the host's SSH server (at the `ingress` network's gateway, the host);
  * - 443 to Traefik's tailnet entrypoint, with a PROXY header carrying the client's tailnet address, which
  *   `private` routes admit.
@@ -83,9 +86,11 @@ export function renderServeConfig(
   const me = ctx.estate.sites.find((s) => s.name === ctx.site);
   const forwards: [number, { TCPForward: string; ProxyProtocol?: 2 }][] = (me?.metrics ?? [])
     // The node serves its own metrics on the tailnet; everything else, the egress node's too, is forwarded.
-    .filter((m) => m.container !== "tailscale")
+    // Loki's own port is Traefik's (below): the control plane scrapes Loki by name, not through the node.
+    .filter((m) => m.container !== "tailscale" && !(m.container === "loki" && m.port === LOKI_PORT))
     .map((m) => [m.port, { TCPForward: `${m.container}:${m.port}` }]);
-  if (ctx.siteServices.includes("loki")) forwards.push([LOKI_PORT, { TCPForward: `loki:${LOKI_PORT}` }]);
+  if (ctx.siteServices.includes("traefik") && logShippers(ctx.estate, ctx.site).length > 0)
+    forwards.push([LOKI_PORT, { TCPForward: `traefik:${LOGS_ENTRYPOINT_PORT}` }]);
   const ingress = ingressAddresses(ctx.mesh.ingressSubnet);
   forwards.push([SSH_PORT, { TCPForward: `${ingress.gateway}:${ctx.sshdPort}` }]);
   // By address, not by name: Traefik is on `metrics` too, where it would not believe the node.

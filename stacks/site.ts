@@ -5,6 +5,7 @@ import {
   Backups,
   Headscale,
   Host,
+  LogKeys,
   ServiceSet,
   WireguardKeys,
   type BackupCredentials,
@@ -14,6 +15,7 @@ import { PROJECT } from "../config/schema";
 import { meshHost, type SiteModel } from "../model/site";
 import { renderBackupSecrets, repositoryUrl } from "../render/backup";
 import { loginServer, renderTailnetAddressScript } from "../render/headscale";
+import { logShippers } from "../render/monitoring";
 import { renderWireguardConfig, tunnelSites } from "../render/wireguard";
 
 export interface SiteSecrets {
@@ -41,6 +43,8 @@ export interface ControlPlaneOutputs {
   readonly backupCredentials: pulumi.Output<Record<string, BackupCredentials>>;
   /** The REST servers' `site:bcrypt` lines by site: secret. */
   readonly backupHtpasswd: pulumi.Output<Record<string, string>>;
+  /** Each site's password for pushing its logs to the control plane's Loki (through its Traefik), by site: secret. */
+  readonly logPasswords: pulumi.Output<Record<string, string>>;
 }
 
 export interface SiteOutputs {
@@ -125,8 +129,15 @@ export function deploySite(
     credentials: pulumi.Output<Record<string, BackupCredentials>>;
     htpasswd: pulumi.Output<Record<string, string>>;
   };
+  // The control plane keeps the hashes (its Traefik checks them); each other site reads its own password.
+  const shippers = logShippers(model.estate, model.controlPlane);
+  let logPasswords: pulumi.Output<Record<string, string>>;
+  let logUsers: pulumi.Output<Record<string, string>> | undefined;
   let read: (<T = string>(key: string) => pulumi.Output<Record<string, T>>) | undefined;
   if (isControlPlane) {
+    const logKeys = new LogKeys(model.name, { sites: shippers, protect: model.protect }, opts);
+    logPasswords = logKeys.passwords;
+    logUsers = logKeys.users;
     wgKeys = new WireguardKeys(model.name, { sites: tunnels }, opts);
     backupKeys = new BackupKeys(
       model.name,
@@ -155,6 +166,7 @@ export function deploySite(
       credentials: read<BackupCredentials>("backupCredentials"),
       htpasswd: read("backupHtpasswd"),
     };
+    logPasswords = read("logPasswords");
   }
   const backup = model.backup;
   const entry = <T>(keys: Record<string, T>, site: string): T =>
@@ -181,6 +193,15 @@ export function deploySite(
       inputs: {
         meshAuthKey: pulumi.secret(authKey),
         ...(wireguardConfig ? { wireguardConfig } : {}),
+        // Traefik's logs users (the control plane), or this site's own push password.
+        ...(logUsers && shippers.length > 0
+          ? {
+              logsUsers: pulumi.secret(logUsers.apply((u) => shippers.map((x) => `${u[x]}\n`).join(""))),
+            }
+          : {}),
+        ...(shippers.includes(model.name)
+          ? { lokiPassword: pulumi.secret(logPasswords.apply((p) => entry(p, model.name))) }
+          : {}),
         // The REST server's users: the sites whose repositories this site keeps.
         ...(backup.hosted.length > 0
           ? {
@@ -208,6 +229,7 @@ export function deploySite(
       wireguardPublicKeys: wgKeys.publicKeys,
       backupCredentials: backupKeys.credentials,
       backupHtpasswd: backupKeys.htpasswd,
+      logPasswords,
     };
     setAuthKey(keyOf(model.name, headscale.authKeys, model.controlPlane));
   } else {

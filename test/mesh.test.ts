@@ -199,7 +199,8 @@ describe("a new site from its stack file alone", () => {
         "9100": { TCPForward: "node-exporter:9100" },
       },
     });
-    // The control plane forwards its Loki too, for every site's shipper.
+    // The control plane forwards its Loki port too, for every site's shipper: to Traefik's logs entrypoint (the push
+    // path only, each site's password), not to Loki, which serves queries on the same port.
     const master = loadSite(SOURCES[0]!, estate);
     const serve = JSON.parse(
       renderServeConfig({
@@ -210,7 +211,7 @@ describe("a new site from its stack file alone", () => {
         sshdPort: 22,
       }),
     );
-    expect(serve.TCP["3100"]).toEqual({ TCPForward: "loki:3100" });
+    expect(serve.TCP["3100"]).toEqual({ TCPForward: "traefik:3100" });
   });
 
   test("the control plane makes a tagged pre-auth key per site; the others read theirs through the stack reference", async () => {
@@ -241,6 +242,27 @@ describe("a new site from its stack file alone", () => {
       recorded.filter((r) => r.type === "random:index/randomBytes:RandomBytes").map((r) => r.name),
     ).toEqual(["master-lady", "master-madam", "master-master"]);
     expect(await pulumi.isSecret(master.outputs.controlPlane!.wireguardPrivateKeys)).toBe(true);
+    // A log push password per other site (protected like the backup passwords), and Traefik's users file of their
+    // bcrypt hashes, a secret file.
+    const logPasswords = recorded.filter((r) => /-logs-/.test(r.name));
+    expect(logPasswords.map((r) => [r.type, r.name, r.inputs, r.opts.protect])).toEqual(
+      ["lady", "madam"].map((s) => [
+        "random:index/randomPassword:RandomPassword",
+        `master-logs-${s}`,
+        { length: 40, special: false },
+        true,
+      ]),
+    );
+    expect(await pulumi.isSecret(master.outputs.controlPlane!.logPasswords)).toBe(true);
+    const traefik = recorded.find(
+      (r) => r.type === "docker:index/container:Container" && r.name === "master-traefik",
+    )!;
+    expect(isSecretValue(traefik.inputs.uploads)).toBe(true);
+    expect(
+      reveal<{ file: string; content: string }[]>(traefik.inputs.uploads).find(
+        (u) => u.file === "/etc/traefik/secrets/logs-users",
+      )?.content,
+    ).toBe("lady:$2a$10$hash-of-master-logs-lady\nmadam:$2a$10$hash-of-master-logs-madam\n");
     expect(await pulumi.isSecret(master.outputs.controlPlane!.wireguardPublicKeys)).toBe(false);
     expect(await pulumi.isSecret(master.outputs.mesh.wireguardConfig!)).toBe(true);
 
@@ -250,6 +272,7 @@ describe("a new site from its stack file alone", () => {
         master.outputs.controlPlane!.wireguardPrivateKeys,
         master.outputs.controlPlane!.wireguardPublicKeys,
         master.outputs.controlPlane!.backupCredentials,
+        master.outputs.controlPlane!.logPasswords,
       ]),
     );
     const fromMaster: Record<string, unknown> = {
@@ -257,6 +280,7 @@ describe("a new site from its stack file alone", () => {
       wireguardPrivateKeys: wg[0],
       wireguardPublicKeys: wg[1],
       backupCredentials: wg[2],
+      logPasswords: wg[3],
     };
     const madam = deploySite(
       loadSite(SOURCES[2]!, estate),
@@ -286,6 +310,16 @@ describe("a new site from its stack file alone", () => {
       { file: "/config/wg_confs/wg0.conf", content: await valueOf(madam.outputs.mesh.wireguardConfig!) },
     ]);
     expect(tunnel.opts.additionalSecretOutputs).toEqual(["uploads"]);
+    // Its shipper's own push password, from master's stack, as a secret file; master keeps only the hashes.
+    const shipper = recorded.find(
+      (r) => r.type === "docker:index/container:Container" && r.name === "madam-promtail",
+    )!;
+    expect(isSecretValue(shipper.inputs.uploads)).toBe(true);
+    expect(
+      reveal<{ file: string; content: string }[]>(shipper.inputs.uploads).find(
+        (u) => u.file === "/etc/promtail/secrets/loki-password",
+      ),
+    ).toEqual({ file: "/etc/promtail/secrets/loki-password", content: "pw-master-logs-madam" });
   });
 
   test("a site the control plane has no key for yet says which stack to run first", () => {
@@ -475,6 +509,135 @@ for line in sys.stdin:
       expect([r.status, r.stderr]).toEqual([0, ""]);
       const got = r.stdout.trim().split("\n");
       expect(cases.map((c, i) => [c[0], got[i]])).toEqual(cases.map((c) => [c[0], c[5]]));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("other sites' logs through the control plane's Traefik, with the real traefik", () => {
+  /** The backend in Loki's place: answers with what reached it (every tenant header, whether credentials did). */
+  const BACKEND = String.raw`
+import http.server, json, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def answer(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = json.dumps({"tenant": [v for k, v in self.headers.items() if k.lower() == "x-scope-orgid"],
+                           "authorization": "authorization" in (k.lower() for k in self.headers.keys())}).encode()
+        self.send_response(204 if self.command == "POST" else 200)
+        self.send_header("X-Seen", body.decode())
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    do_GET = do_POST = answer
+    def log_message(self, *a): pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+`;
+  /** One request a line: `method path user password tenant` (`-` for none); prints `status seen`. */
+  const CLIENT = String.raw`
+import base64, http.client, sys
+for line in sys.stdin:
+    method, path, user, password, tenant = line.split()
+    h = {"Content-Type": "application/x-protobuf"}
+    if user != "-": h["Authorization"] = "Basic " + base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
+    if tenant != "-": h["X-Scope-OrgID"] = tenant
+    c = http.client.HTTPConnection("127.0.0.1", 3100, timeout=10)
+    c.request(method, path, body=b"x" if method == "POST" else None, headers=h)
+    r = c.getresponse()
+    print(r.status, r.getheader("X-Seen") or "-")
+`;
+
+  test("a site's push lands in its own tenant whatever it claims; wrong or no password is 401; nothing but the push path is routed", () => {
+    const bin = meshTools();
+    const master = loadSite(SOURCES[0]!, estate);
+    const traefik = master.services.find((s) => s.name === "traefik")!.containers[0]!;
+    expect(traefik.secretFiles).toEqual({ "/etc/traefik/secrets/logs-users": { input: "logsUsers" } });
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "qcloud-logs-"));
+    const staticConfig = YAML.parse(traefik.files["/etc/traefik/traefik.yml"]!);
+    expect(staticConfig.entryPoints.logs).toEqual({ address: ":3100" });
+    staticConfig.providers.file.directory = path.join(dir, "dynamic");
+    staticConfig.certificatesResolvers.letsencrypt.acme.storage = path.join(dir, "acme.json");
+    const dynamic = YAML.parse(traefik.files["/etc/traefik/dynamic/routes.yml"]!);
+    // As rendered, but for where the users file lives and where Loki is (the backend above).
+    expect(dynamic.http.routers["logs-push"]).toEqual({
+      rule: "Path(`/loki/api/v1/push`)",
+      entryPoints: ["logs"],
+      middlewares: ["logs-tenant-clear", "logs-tenant"],
+      service: "logs-push",
+    });
+    expect(dynamic.http.middlewares["logs-tenant"].basicAuth.usersFile).toBe(
+      "/etc/traefik/secrets/logs-users",
+    );
+    dynamic.http.middlewares["logs-tenant"].basicAuth.usersFile = path.join(dir, "logs-users");
+    dynamic.http.services["logs-push"].loadBalancer.servers = [{ url: "http://127.0.0.1:18998" }];
+    // No other router is on the logs entrypoint.
+    const onLogs = Object.entries(dynamic.http.routers as Record<string, { entryPoints: string[] }>)
+      .filter(([, r]) => r.entryPoints.includes("logs"))
+      .map(([id]) => id);
+    expect(onLogs).toEqual(["logs-push"]);
+    // The users file as the stack writes it: `site:bcrypt` a line. htpasswd's bcrypt is the provider's ($2a$ and
+    // $2y$ are the same algorithm; random.RandomPassword's bcryptHash writes $2a$).
+    const passwords = { lady: "lady-push-password-1", madam: "madam-push-password-2" };
+    const users = Object.entries(passwords).map(([site, pw]) =>
+      execFileSync("htpasswd", ["-nbB", "-C", "10", site, pw], { encoding: "utf8" })
+        .trim()
+        .replace("$2y$", "$2a$"),
+    );
+    fs.mkdirSync(path.join(dir, "dynamic"));
+    fs.writeFileSync(path.join(dir, "logs-users"), `${users.join("\n")}\n`, { mode: 0o600 });
+    fs.writeFileSync(path.join(dir, "traefik.yml"), YAML.stringify(staticConfig));
+    fs.writeFileSync(path.join(dir, "dynamic", "routes.yml"), YAML.stringify(dynamic));
+    fs.writeFileSync(path.join(dir, "backend.py"), BACKEND);
+    fs.writeFileSync(path.join(dir, "client.py"), CLIENT);
+    const push = "/loki/api/v1/push";
+    const seen = (tenant: string) => `{"tenant": ["${tenant}"], "authorization": false}`;
+    // [what, request, expected `status seen`]
+    const cases: [string, string, string][] = [
+      [
+        "lady's push claiming master's tenant",
+        `POST ${push} lady ${passwords.lady} master`,
+        `204 ${seen("lady")}`,
+      ],
+      ["lady's push naming no tenant", `POST ${push} lady ${passwords.lady} -`, `204 ${seen("lady")}`],
+      [
+        "madam's push claiming lady's tenant",
+        `POST ${push} madam ${passwords.madam} lady`,
+        `204 ${seen("madam")}`,
+      ],
+      ["lady's name with madam's password", `POST ${push} lady ${passwords.madam} lady`, "401 -"],
+      ["a wrong password", `POST ${push} lady not-the-password lady`, "401 -"],
+      ["no credentials at all", `POST ${push} - - lady`, "401 -"],
+      ["master is no user of the logs entrypoint", `POST ${push} master ${passwords.lady} master`, "401 -"],
+      [
+        "a query, with lady's password",
+        `GET /loki/api/v1/query_range?query={} lady ${passwords.lady} lady`,
+        "404 -",
+      ],
+      ["the labels API", `GET /loki/api/v1/labels lady ${passwords.lady} -`, "404 -"],
+      ["the tail", `GET /loki/api/v1/tail lady ${passwords.lady} -`, "404 -"],
+      ["under the push path", `POST ${push}/x lady ${passwords.lady} -`, "404 -"],
+      ["Loki's readiness", "GET /ready - - -", "404 -"],
+    ];
+    const ns = `qcloud-logs-${process.pid}`;
+    const script = [
+      "set -eu",
+      `trap 'ip netns pids ${ns} | xargs -r kill; ip netns del ${ns}' EXIT`,
+      `ip netns add ${ns}`,
+      `ip -n ${ns} link set lo up`,
+      `ip netns exec ${ns} python3 ${dir}/backend.py 18998 >/dev/null 2>&1 &`,
+      `ip netns exec ${ns} ${bin}/traefik --configFile=${dir}/traefik.yml >${dir}/traefik.log 2>&1 &`,
+      `for _ in $(seq 100); do ip netns exec ${ns} bash -c '</dev/tcp/127.0.0.1/3100 && </dev/tcp/127.0.0.1/18998' 2>/dev/null && break; sleep 0.1; done`,
+      // The file provider loads the routes a moment after the entrypoint listens.
+      `for _ in $(seq 100); do [ "$(ip netns exec ${ns} python3 -c 'import http.client as h; c = h.HTTPConnection("127.0.0.1", 3100); c.request("POST", "${push}"); print(c.getresponse().status)')" = 401 ] && break; sleep 0.1; done`,
+      `ip netns exec ${ns} python3 ${dir}/client.py`,
+    ].join("\n");
+    try {
+      const r = spawnSync("bash", ["-c", script], {
+        encoding: "utf8",
+        input: cases.map((c) => c[1]).join("\n"),
+      });
+      expect([r.status, r.stderr]).toEqual([0, ""]);
+      const got = r.stdout.trim().split("\n");
+      expect(cases.map((c, i) => [c[0], got[i]])).toEqual(cases.map((c) => [c[0], c[2]]));
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

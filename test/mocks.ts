@@ -76,6 +76,7 @@ export function computedOutputs(type: string, name: string): Record<string, unkn
           master: { repository: "repo-pw-master", rest: "rest-pw-master" },
         },
         backupHtpasswd: { master: "master:$2a$10$hash-of-master" },
+        logPasswords: { lady: "log-pw-lady", madam: "log-pw-madam" },
       },
     };
   }

@@ -35,8 +35,8 @@ describe.each([
   [
     "master",
     26,
-    // Grafana, Pi-hole, CrowdSec; each site's backup repository and REST user.
-    7,
+    // Grafana, Pi-hole, CrowdSec; each site's backup repository and REST user; lady's log push password.
+    8,
     ["alertmanager", "crowdsec", "edge", "headscale", "ingress", "metrics", "pihole", "tailscale"],
     18,
   ],
@@ -117,8 +117,11 @@ describe.each([
       ]);
       const hidden = [...(secret ? ["envs"] : []), ...(secretFile ? ["uploads"] : [])];
       expect(c.opts.additionalSecretOutputs).toEqual(hidden.length ? hidden : undefined);
-      // The password itself is only ever inside the secret.
-      if (!secret) expect(JSON.stringify(c.inputs)).not.toContain("pw-");
+      // The password itself is only ever inside the secrets (env, or the secret files' uploads).
+      if (!secret)
+        expect(
+          JSON.stringify({ ...c.inputs, uploads: secretFile ? "secret" : c.inputs.uploads }),
+        ).not.toContain("pw-");
     }
   });
 

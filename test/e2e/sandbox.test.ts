@@ -135,6 +135,8 @@ describe("the sandbox estate under the real engine", () => {
     expect(timings["lady joins the tailnet"]).toBeLessThan(120);
   });
 
+  /** lady's shipper's way out: the egress node whose proxy it uses. */
+  const LADY_LOGS_EGRESS = "tailscale-egress";
   /** Fetches a URL from a site's egress node, through its proxy (as Prometheus and promtail do). */
   const overTailnet = (from: string, url: string) =>
     onServer(
@@ -330,6 +332,52 @@ describe("the sandbox estate under the real engine", () => {
       fs.closeSync(log);
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  /**
+   * An HTTP request to master's Loki port from lady's shipper, as the shipper sends it (through its egress proxy),
+   * with lady's own push password (read in the container, never on this command line) or none. Prints the status
+   * line, Traefik's `WWW-Authenticate` if any, and the body's first line.
+   */
+  const lokiFromLady = (method: string, urlPath: string, auth: "lady" | "none", tenant = "master") =>
+    onServer(
+      "lady",
+      `timeout 30 docker exec promtail sh -c '` +
+        `curl -sS -m 20 -x http://${LADY_LOGS_EGRESS}:1055 -i -X ${method} ` +
+        (auth === "lady" ? `-u "lady:$(cat /etc/promtail/secrets/loki-password)" ` : "") +
+        `-H "X-Scope-OrgID: ${tenant}" -H "Content-Type: application/json" ` +
+        (method === "POST"
+          ? `--data "{\\"streams\\":[{\\"stream\\":{\\"job\\":\\"e2e\\"},\\"values\\":[[\\"$(date +%s%N)\\",\\"e2e push\\"]]}]}" `
+          : "") +
+        `http://master.mesh.qui3tly.cloud:3100${urlPath} | tr -d "\\r" | ` +
+        `awk "NR == 1 || tolower(\\$1) == \\"www-authenticate:\\" { print } /^$/ { body = 1; next } body { print; exit }"'`,
+      true,
+    ).stdout.trim();
+
+  test("i1. Loki from lady: its push is taken as its own tenant, a query finds no route (Traefik's 404), a push without its password is Traefik's 401", () => {
+    // The push, claiming master's tenant: Traefik takes it with lady's password and names the tenant lady.
+    expect(lokiFromLady("POST", "/loki/api/v1/push", "lady")).toMatch(/^HTTP\/1\.1 20[04] /);
+    const pushed = onServer(
+      "master",
+      'docker logs --since 5m traefik 2>&1 | grep \'"RouterName":"logs-push@file"\' | tail -n1',
+    ).stdout;
+    expect(JSON.parse(pushed)).toMatchObject({
+      ClientUsername: "lady",
+      DownstreamStatus: expect.any(Number),
+    });
+    expect(JSON.parse(pushed).DownstreamStatus).toBeLessThan(300);
+    // The same port and password, a query: no route on the logs entrypoint. Traefik's own answer (Go's
+    // NotFound body), not Loki's (the sandbox's Loki stand-in answers 200 to anything: a 404 can only be Traefik's).
+    expect(
+      lokiFromLady("GET", "/loki/api/v1/query_range?query=%7Bjob%3D%22e2e%22%7D", "lady").split("\n"),
+    ).toEqual(["HTTP/1.1 404 Not Found", "404 page not found"]);
+    expect(lokiFromLady("GET", "/loki/api/v1/labels", "lady").split("\n")[0]).toBe("HTTP/1.1 404 Not Found");
+    // A push without lady's password: Traefik's basic auth refuses it (its realm names Loki's route).
+    expect(lokiFromLady("POST", "/loki/api/v1/push", "none").split("\n")).toEqual([
+      "HTTP/1.1 401 Unauthorized",
+      'Www-Authenticate: Basic realm="loki"',
+      "401 Unauthorized",
+    ]);
   });
 
   /** A command on a site's server whose output and exit code the step asserts. */

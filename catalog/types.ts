@@ -155,9 +155,16 @@ export interface ContainerDef {
   readonly cpus: number;
   /**
    * Site networks to join besides the service's own: `edge` (reached by Traefik), `metrics` (scraped), `ingress`
-   * (the tailnet node and Traefik alone, on `mesh.ingressSubnet`).
+   * (the tailnet node and Traefik alone, on `mesh.ingressSubnet`), `egress-<service>` (a flow's consumer and its
+   * egress node alone: render/policy.ts; the model adds the consumer's containers).
    */
-  readonly networks?: readonly ("edge" | "metrics" | "ingress")[];
+  readonly networks?: readonly ("edge" | "metrics" | "ingress" | `egress-${string}`)[];
+  /**
+   * Joins the service's own network (made where the service has several containers). Defaults to true; false for
+   * containers that must share no network with their siblings (the tailnet's nodes: each egress node is reached by
+   * its consumer alone).
+   */
+  readonly serviceNetwork?: boolean;
   /** Fixed addresses on networks that have a fixed range (`ingress`: render/traefik.ts ingressAddresses). */
   readonly addresses?: { readonly ingress?: string };
   readonly capabilities?: readonly string[];

@@ -38,6 +38,7 @@ import {
 } from "../config/schema";
 import type { ConfigSource } from "../config/source";
 import { meshDomain } from "../render/headscale";
+import { egressConsumers, egressNetwork } from "../render/policy";
 import { ingressAddresses } from "../render/traefik";
 import { backupTarget, estateSite, hostedRepositories, type Estate } from "./estate";
 
@@ -408,7 +409,7 @@ function resolve(
       : `http://${meshHost(controlPlane, site.domain)}:3100/loki/api/v1/push`;
 
   // Pass 2: containers.
-  const services: ServiceModel[] = names.map((svc) => {
+  const resolved: ServiceModel[] = names.map((svc) => {
     const def: ServiceDef = CATALOG[svc];
     const ctx: CatalogContext = {
       site: name,
@@ -455,6 +456,18 @@ function resolve(
     };
   });
 
+  // Each flow's consumer joins its egress node's network, alone with it: only it can use that node's proxy.
+  const consumers = egressConsumers(estate, name);
+  const services = resolved.map((s) =>
+    consumers.includes(s.name) && s.name !== "tailscale"
+      ? {
+          ...s,
+          containers: s.containers.map((c) =>
+            c.networkMode ? c : { ...c, networks: [...c.networks, egressNetwork(s.name)] },
+          ),
+        }
+      : s,
+  );
   checkHostPorts(services, issue);
   checkMetricsPorts(services, issue);
 
@@ -573,7 +586,7 @@ function resolveContainer(
     restart: def.restart ?? "unless-stopped",
     memoryMb: o.resources?.memory ?? def.memoryMb,
     cpus: o.resources?.cpus ?? def.cpus,
-    networks: [...(ownNetwork ? [svc] : []), ...(def.networks ?? [])],
+    networks: [...(ownNetwork && def.serviceNetwork !== false ? [svc] : []), ...(def.networks ?? [])],
     addresses: { ...def.addresses },
     capabilities: def.capabilities ?? [],
     devices: def.devices ?? [],

@@ -1,7 +1,16 @@
 import type { CatalogContext } from "../catalog/types";
 import type { Estate, EstateSite } from "../model/estate";
 import { logShippers } from "./monitoring";
-import { HTTPS_PORT, LOKI_PORT, SSH_PORT, nodeTags, renderPolicyFile } from "./policy";
+import {
+  HTTPS_PORT,
+  LOKI_PORT,
+  SSH_PORT,
+  egressConsumers,
+  egressNode,
+  identityTag,
+  nodeTags,
+  renderPolicyFile,
+} from "./policy";
 import { LOGS_ENTRYPOINT_PORT, TAILNET_ENTRYPOINT_PORT, TAILNET_RANGES, ingressAddresses } from "./traefik";
 import { toYaml } from "./yaml";
 
@@ -103,15 +112,39 @@ export function renderServeConfig(
   return `${JSON.stringify({ TCP: Object.fromEntries(forwards.map(([port, h]) => [String(port), h])) }, null, 2)}\n`;
 }
 
-/** How long a site's pre-auth key lasts: long enough to restore a site from its stack without a new key. */
+/** How long a node's pre-auth key lasts: long enough to restore a site from its stack without a new key. */
 export const PRE_AUTH_KEY_EXPIRY = "8760h";
 
+/** A node of a site and the tags its pre-auth key forces: its identity on the tailnet. */
+export interface MeshIdentity {
+  /** The node's container: `tailscale`, or `tailscale-egress-<service>`. */
+  readonly node: string;
+  readonly tags: readonly string[];
+}
+
 /**
- * The script (run on the control-plane host) that makes a site's reusable pre-auth key, tagged with the site's
+ * A site's nodes: its own (the site's tags) and one egress node per flow consumer, whose one tag is the consumer's
+ * identity: not the site's tag, so it inherits none of the site's other flows.
+ */
+export function meshIdentities(
+  estate: Estate,
+  site: Pick<EstateSite, "name" | "role" | "mesh">,
+): MeshIdentity[] {
+  return [
+    { node: "tailscale", tags: nodeTags(site) },
+    ...egressConsumers(estate, site.name).map((service) => ({
+      node: egressNode(service),
+      tags: [identityTag({ site: site.name, service })],
+    })),
+  ];
+}
+
+/**
+ * The script (run on the control-plane host) that makes a node's reusable pre-auth key, tagged with its identity's
  * tags: the node it joins is owned by those tags, not by a user. It prints the key as JSON.
  */
-export function renderPreAuthKeyScript(site: Pick<EstateSite, "name" | "role" | "mesh">): string {
-  const tags = nodeTags(site).join(",");
+export function renderPreAuthKeyScript(identity: MeshIdentity): string {
+  const tags = identity.tags.join(",");
   return [
     "set -eu",
     'hs() { docker exec headscale headscale "$@"; }',

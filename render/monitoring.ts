@@ -1,6 +1,7 @@
 import type { CatalogContext } from "../catalog/types";
 import type { Estate } from "../model/estate";
-import { MESH_PROXY, PROBE_MODULES } from "./prometheus";
+import { egressProxy } from "./policy";
+import { PROBE_MODULES } from "./prometheus";
 import { toYaml } from "./yaml";
 
 /** The monitoring stack's smaller config files: Loki, the blackbox exporter and every site's log shipper. */
@@ -100,7 +101,8 @@ export function renderPromtailConfig(
         ...(ctx.role === "control-plane"
           ? { tenant_id: ctx.site }
           : {
-              proxy_url: MESH_PROXY,
+              // Its own egress node: the logs flow is promtail's alone.
+              proxy_url: egressProxy("promtail"),
               ...(ships ? { basic_auth: { username: ctx.site, password_file: LOKI_PASSWORD_FILE } } : {}),
             }),
         external_labels: { site: ctx.site },

@@ -82,10 +82,16 @@ async function runScenario(scenario: string): Promise<Result> {
   const models = SCENARIOS[scenario]!();
   // What the control plane's stack would hand every other site: a key per site.
   const key = Buffer.alloc(32, 1).toString("base64");
-  const fromControlPlane = (k: string) =>
-    pulumi.secret(
-      Object.fromEntries(models.map((m) => [m.name, k === "meshAuthKeys" ? `key-${m.name}` : key])),
+  // Tailnet keys by site, then by node (the site's node and its egress nodes).
+  const nodeKeys = (m: (typeof models)[number]) =>
+    Object.fromEntries(
+      (m.services.find((s) => s.name === "tailscale")?.containers ?? []).map((c) => [
+        c.name,
+        `key-${c.name}`,
+      ]),
     );
+  const fromControlPlane = (k: string) =>
+    pulumi.secret(Object.fromEntries(models.map((m) => [m.name, k === "meshAuthKeys" ? nodeKeys(m) : key])));
   const sites = models.map((m) =>
     deploySite(m, { configSecret: (k) => pulumi.secret(k), controlPlaneOutput: fromControlPlane }),
   );

@@ -14,7 +14,8 @@ import {
 import { PROJECT } from "../config/schema";
 import { meshHost, type SiteModel } from "../model/site";
 import { renderBackupSecrets, repositoryUrl } from "../render/backup";
-import { loginServer, renderTailnetAddressScript } from "../render/headscale";
+import { authKeyInput } from "../catalog/mesh";
+import { loginServer, meshIdentities, renderTailnetAddressScript } from "../render/headscale";
 import { logShippers } from "../render/monitoring";
 import { renderWireguardConfig, tunnelSites } from "../render/wireguard";
 
@@ -34,8 +35,8 @@ export interface SiteSecrets {
 
 /** What the control-plane stack exports for the other sites of its tailnet. */
 export interface ControlPlaneOutputs {
-  /** Pre-auth keys by site: secret. */
-  readonly meshAuthKeys: pulumi.Output<Record<string, string>>;
+  /** Pre-auth keys by site, then by node (`tailscale`, `tailscale-egress-<service>`): secret. */
+  readonly meshAuthKeys: pulumi.Output<Record<string, Record<string, string>>>;
   /** WireGuard private keys by site: secret. */
   readonly wireguardPrivateKeys: pulumi.Output<Record<string, string>>;
   readonly wireguardPublicKeys: pulumi.Output<Record<string, string>>;
@@ -183,7 +184,9 @@ export function deploySite(
     : undefined;
 
   // On the control plane the key comes from Headscale, which runs in the same set: resolved once it does.
-  const [authKey, setAuthKey] = pulumi.deferredOutput<string>();
+  // Each of the site's nodes joins with a key of its own: the site's node, and one egress node per flow consumer.
+  const nodes = meshIdentities(model.estate, model).map((i) => i.node);
+  const [authKeys, setAuthKeys] = pulumi.deferredOutput<Record<string, string>>();
   const services = new ServiceSet(
     model.name,
     {
@@ -191,7 +194,12 @@ export function deploySite(
       provider: host.provider,
       configSecret: secrets.configSecret,
       inputs: {
-        meshAuthKey: pulumi.secret(authKey),
+        ...Object.fromEntries(
+          nodes.map((node) => [
+            authKeyInput(node),
+            pulumi.secret(authKeys.apply((k) => nodeKey(k, model.name, node, model.controlPlane))),
+          ]),
+        ),
         ...(wireguardConfig ? { wireguardConfig } : {}),
         // Traefik's logs users (the control plane), or this site's own push password.
         ...(logUsers && shippers.length > 0
@@ -220,7 +228,11 @@ export function deploySite(
   if (isControlPlane) {
     const headscale = new Headscale(
       model.name,
-      { connection: host.connection, sites: members, container: services.containers["headscale"]! },
+      {
+        connection: host.connection,
+        identities: Object.fromEntries(members.map((m) => [m.name, meshIdentities(model.estate, m)])),
+        container: services.containers["headscale"]!,
+      },
       opts,
     );
     controlPlane = {
@@ -231,9 +243,9 @@ export function deploySite(
       backupHtpasswd: backupKeys.htpasswd,
       logPasswords,
     };
-    setAuthKey(keyOf(model.name, headscale.authKeys, model.controlPlane));
+    setAuthKeys(keyOf(model.name, headscale.authKeys, model.controlPlane));
   } else {
-    setAuthKey(keyOf(model.name, read!("meshAuthKeys"), model.controlPlane));
+    setAuthKeys(keyOf(model.name, read!<Record<string, string>>("meshAuthKeys"), model.controlPlane));
   }
   let backups: Backups | undefined;
   if (backup.target !== undefined || backup.hosted.length > 0) {
@@ -312,12 +324,28 @@ export function deploySite(
 }
 
 /** A site's entry of a control-plane export, or the error that says which stack to run first. */
-function keyOf(
+function keyOf<T>(
   site: string,
-  keys: pulumi.Output<Record<string, string>>,
+  keys: pulumi.Output<Record<string, T>>,
   controlPlane: string,
-): pulumi.Output<string> {
+): pulumi.Output<T> {
   return keys.apply((k) => controlPlaneEntry(k, site, controlPlane));
+}
+
+/** A node's pre-auth key among its site's, or the error that says which stack to run first. */
+export function nodeKey(
+  keys: Record<string, string>,
+  site: string,
+  node: string,
+  controlPlane: string,
+): string {
+  const key = keys[node];
+  if (!key) {
+    throw new Error(
+      `site \`${site}\` has no key for its node \`${node}\` in \`${controlPlane}\`'s stack yet: run \`pulumi up --stack ${controlPlane}\` first (it makes one for every node of every stack file)`,
+    );
+  }
+  return key;
 }
 
 export function controlPlaneEntry<T = string>(

@@ -11,10 +11,10 @@ import { SITE_KEY } from "../config/schema";
 import { mapSource } from "../config/source";
 import { loadEstate, type Estate, type EstateSite } from "../model/estate";
 import { loadSite } from "../model/site";
-import { renderHeadscaleConfig, renderServeConfig } from "../render/headscale";
+import { meshIdentities, renderHeadscaleConfig, renderServeConfig } from "../render/headscale";
 import { nodeTags, policyAllows, renderPolicy, renderPolicyFile } from "../render/policy";
 import { renderWireguardConfig, wireguardPrivateKey, wireguardPublicKey } from "../render/wireguard";
-import { controlPlaneEntry, deploySite } from "../stacks/site";
+import { controlPlaneEntry, deploySite, nodeKey } from "../stacks/site";
 
 const { recorded, capture } = recordResources();
 const ROOT = path.resolve(__dirname, "..");
@@ -36,9 +36,10 @@ const SOURCES = [
         flows: [
           {
             from: "site:lady",
+            service: "nextcloud",
             to: "site:master",
             ports: [25],
-            why: "mail: lady's services relay through master",
+            why: "mail: lady's Nextcloud relays through master",
           },
         ],
         // An address, not a name: wg resolves endpoints when it applies a config, and tests have no DNS.
@@ -79,24 +80,31 @@ function meshTools(): string {
 
 describe("the tailnet policy", () => {
   const policy = renderPolicy(estate, "master");
-  // What the estate declares, written out by hand: the policy must admit exactly these.
-  // lady keeps master's backup repository: its REST server (8000) is scraped too.
-  const LADY_METRICS = [8000, 8080, 8082, 9002, 9003, 9080, 9100, 9121, 9187, 9205, 9216];
-  const MADAM_METRICS = [8080, 8082, 9002, 9003, 9080, 9100];
+  // What the estate declares, written out by hand: the policy must admit exactly these, each from the one node
+  // identity of the one service it is for. lady keeps master's backup repository: its REST server (8000) is scraped
+  // too. Egress nodes' metrics: 9003 up, in their consumers' order (lady: backup, nextcloud, promtail).
+  const LADY_METRICS = [8000, 8080, 8082, 9002, 9003, 9004, 9005, 9080, 9100, 9121, 9187, 9205, 9216];
+  const MADAM_METRICS = [8080, 8082, 9002, 9003, 9004, 9080, 9100];
   const declared = new Set([
-    ...LADY_METRICS.map((p) => `tag:site-master>lady:${p}`),
-    ...MADAM_METRICS.map((p) => `tag:site-master>madam:${p}`),
-    "tag:site-lady>master:3100",
-    "tag:site-madam>master:3100",
-    "tag:site-lady>master:25",
+    ...LADY_METRICS.map((p) => `master/tailscale-egress-prometheus>lady:${p}`),
+    ...MADAM_METRICS.map((p) => `master/tailscale-egress-prometheus>madam:${p}`),
+    // master's own egress nodes (backup, prometheus) are on no network Prometheus shares: through master's node.
+    "master/tailscale-egress-prometheus>master:9003",
+    "master/tailscale-egress-prometheus>master:9004",
+    "lady/tailscale-egress-promtail>master:3100",
+    "madam/tailscale-egress-promtail>master:3100",
+    "lady/tailscale-egress-nextcloud>master:25",
     // Backups: each services site's to the control plane, the control plane's to the first services site.
-    "tag:site-lady>master:8000",
-    "tag:site-madam>master:8000",
-    "tag:site-master>lady:8000",
+    "lady/tailscale-egress-backup>master:8000",
+    "madam/tailscale-egress-backup>master:8000",
+    "master/tailscale-egress-backup>lady:8000",
     ...["master", "lady", "madam"].flatMap((s) => [`group:admins>${s}:22`, `group:admins>${s}:443`]),
   ]);
-  const sources: [string, string[]][] = [
-    ...estate.sites.map((s): [string, string[]] => [`tag:site-${s.name}`, nodeTags(s)]),
+  // Every node of every site, by its key's tags; the site's own node (`tailscale`) is granted nothing outbound.
+  const sources: [string, readonly string[]][] = [
+    ...estate.sites.flatMap((s) =>
+      meshIdentities(estate, s).map((i): [string, readonly string[]] => [`${s.name}/${i.node}`, i.tags]),
+    ),
     ["group:admins", ["group:admins"]],
   ];
   const universe = [
@@ -119,7 +127,23 @@ describe("the tailnet policy", () => {
     ]),
   ];
 
-  test("admits every declared flow and nothing else, between every pair of sites, on every port", () => {
+  test("every node identity of every site: the site's node, and one egress node per flow consumer with one tag", () => {
+    expect(Object.fromEntries(sources)).toEqual({
+      "master/tailscale": ["tag:site-master", "tag:role-control-plane"],
+      "master/tailscale-egress-backup": ["tag:master-backup"],
+      "master/tailscale-egress-prometheus": ["tag:master-prometheus"],
+      "lady/tailscale": ["tag:site-lady", "tag:role-services"],
+      "lady/tailscale-egress-backup": ["tag:lady-backup"],
+      "lady/tailscale-egress-nextcloud": ["tag:lady-nextcloud"],
+      "lady/tailscale-egress-promtail": ["tag:lady-promtail"],
+      "madam/tailscale": ["tag:site-madam", "tag:role-services"],
+      "madam/tailscale-egress-backup": ["tag:madam-backup"],
+      "madam/tailscale-egress-promtail": ["tag:madam-promtail"],
+      "group:admins": ["group:admins"],
+    });
+  });
+
+  test("admits every declared flow and nothing else, from every node, to every site, on every port", () => {
     const admitted: string[] = [];
     for (const [name, tags] of sources) {
       for (const dst of estate.sites) {
@@ -131,8 +155,29 @@ describe("the tailnet policy", () => {
     expect(admitted.sort()).toEqual([...declared].sort());
   });
 
+  test("lady's shipper reaches master's Loki; none of lady's other identities does", () => {
+    const ladys = meshIdentities(estate, site("lady"));
+    const reach = ladys.map((i) => [i.node, policyAllows(policy, i.tags, nodeTags(site("master")), 3100)]);
+    expect(reach).toEqual([
+      ["tailscale", false],
+      ["tailscale-egress-backup", false],
+      ["tailscale-egress-nextcloud", false],
+      ["tailscale-egress-promtail", true],
+    ]);
+    // And the backup identity reaches the repository, which the shipper's does not.
+    const repo = ladys.map((i) => [i.node, policyAllows(policy, i.tags, nodeTags(site("master")), 8000)]);
+    expect(repo.filter(([, ok]) => ok)).toEqual([["tailscale-egress-backup", true]]);
+  });
+
   test("tags per site and role, owned by the admins; each site's routes approved for it alone", () => {
     expect(Object.keys(policy.tagOwners)).toEqual([
+      "tag:lady-backup",
+      "tag:lady-nextcloud",
+      "tag:lady-promtail",
+      "tag:madam-backup",
+      "tag:madam-promtail",
+      "tag:master-backup",
+      "tag:master-prometheus",
       "tag:role-control-plane",
       "tag:role-services",
       "tag:site-lady",
@@ -194,7 +239,9 @@ describe("a new site from its stack file alone", () => {
         "443": { TCPForward: "10.255.255.251:8443", ProxyProtocol: 2 },
         "8080": { TCPForward: "cadvisor:8080" },
         "8082": { TCPForward: "traefik:8082" },
-        "9003": { TCPForward: "tailscale-egress:9003" },
+        // Its egress nodes' metrics (the node is on their networks for this alone): backup's, promtail's.
+        "9003": { TCPForward: "tailscale-egress-backup:9003" },
+        "9004": { TCPForward: "tailscale-egress-promtail:9004" },
         "9080": { TCPForward: "promtail:9080" },
         "9100": { TCPForward: "node-exporter:9100" },
       },
@@ -223,19 +270,48 @@ describe("a new site from its stack file alone", () => {
     );
     await valueOf(pulumi.all([master.outputs.controlPlane!.meshAuthKeys, master.outputs.mesh.address]));
     const keys = recorded.filter((r) => r.type === "command:remote:Command" && /-key-/.test(r.name));
-    expect(keys.map((k) => k.name).sort()).toEqual([
-      "master-key-lady",
-      "master-key-madam",
-      "master-key-master",
-    ]);
+    // A key per node identity: each site's node keeps its old resource name (its key stays); an egress node's key
+    // carries its consumer's one tag, never the site's.
+    const tagsOf = (name: string) =>
+      /--tags (\S+) -o json/.exec(keys.find((k) => k.name === name)!.inputs.create as string)![1];
+    expect(Object.fromEntries(keys.map((k) => [k.name, tagsOf(k.name)]))).toEqual({
+      "master-key-lady": "tag:site-lady,tag:role-services",
+      "master-key-lady-tailscale-egress-backup": "tag:lady-backup",
+      "master-key-lady-tailscale-egress-nextcloud": "tag:lady-nextcloud",
+      "master-key-lady-tailscale-egress-promtail": "tag:lady-promtail",
+      "master-key-madam": "tag:site-madam,tag:role-services",
+      "master-key-madam-tailscale-egress-backup": "tag:madam-backup",
+      "master-key-madam-tailscale-egress-promtail": "tag:madam-promtail",
+      "master-key-master": "tag:site-master,tag:role-control-plane",
+      "master-key-master-tailscale-egress-backup": "tag:master-backup",
+      "master-key-master-tailscale-egress-prometheus": "tag:master-prometheus",
+    });
     expect(keys.find((k) => k.name === "master-key-madam")!.inputs.create).toContain(
       "hs preauthkeys create --reusable --expiration 8760h --tags tag:site-madam,tag:role-services -o json",
     );
     expect(keys.every((k) => k.opts.additionalSecretOutputs?.includes("stdout"))).toBe(true);
     // The key is the command's stdout: never streamed to the engine's log.
-    expect(keys.map((k) => k.inputs.logging)).toEqual(["stderr", "stderr", "stderr"]);
+    expect(new Set(keys.map((k) => k.inputs.logging))).toEqual(new Set(["stderr"]));
     const authKeys = await valueOf(master.outputs.controlPlane!.meshAuthKeys);
-    expect(authKeys).toEqual({ lady: "key-lady", madam: "key-madam", master: "key-master" });
+    // Grouped by site: what each site may read is its own group.
+    expect(authKeys).toEqual({
+      lady: {
+        tailscale: "key-lady",
+        "tailscale-egress-backup": "key-lady-tailscale-egress-backup",
+        "tailscale-egress-nextcloud": "key-lady-tailscale-egress-nextcloud",
+        "tailscale-egress-promtail": "key-lady-tailscale-egress-promtail",
+      },
+      madam: {
+        tailscale: "key-madam",
+        "tailscale-egress-backup": "key-madam-tailscale-egress-backup",
+        "tailscale-egress-promtail": "key-madam-tailscale-egress-promtail",
+      },
+      master: {
+        tailscale: "key-master",
+        "tailscale-egress-backup": "key-master-tailscale-egress-backup",
+        "tailscale-egress-prometheus": "key-master-tailscale-egress-prometheus",
+      },
+    });
     expect(await pulumi.isSecret(master.outputs.controlPlane!.meshAuthKeys)).toBe(true);
     // Three tunnel key pairs: random bytes in state, the public halves derived and public.
     expect(
@@ -276,7 +352,7 @@ describe("a new site from its stack file alone", () => {
       ]),
     );
     const fromMaster: Record<string, unknown> = {
-      meshAuthKeys: { madam: "key-madam" },
+      meshAuthKeys: { madam: authKeys.madam },
       wireguardPrivateKeys: wg[0],
       wireguardPublicKeys: wg[1],
       backupCredentials: wg[2],
@@ -299,6 +375,14 @@ describe("a new site from its stack file alone", () => {
     expect(isSecretValue(node.inputs.envs)).toBe(true);
     expect(reveal<string[]>(node.inputs.envs)).toContain("TS_AUTHKEY=key-madam");
     expect(node.opts.additionalSecretOutputs).toEqual(["envs"]);
+    // Each egress node with its own key.
+    for (const egress of ["tailscale-egress-backup", "tailscale-egress-promtail"]) {
+      const c = recorded.find(
+        (r) => r.type === "docker:index/container:Container" && r.name === `madam-${egress}`,
+      )!;
+      expect([egress, isSecretValue(c.inputs.envs)]).toEqual([egress, true]);
+      expect(reveal<string[]>(c.inputs.envs)).toContain(`TS_AUTHKEY=key-madam-${egress}`);
+    }
     expect(await valueOf(madam.outputs.mesh.wireguardConfig!)).toContain(`PrivateKey = ${wg[0].madam}`);
     // The tunnel runs on the host's network, its config (private key and all) uploaded as a secret.
     const tunnel = recorded.find(
@@ -327,6 +411,13 @@ describe("a new site from its stack file alone", () => {
       "site `madam` has no key in `master`'s stack yet: run `pulumi up --stack master` first (it makes one for every stack file)",
     );
     expect(controlPlaneEntry({ madam: "k" }, "madam", "master")).toBe("k");
+    // A node new since the control plane's last run (a flow declared for a new consumer).
+    expect(() => nodeKey({ tailscale: "k" }, "madam", "tailscale-egress-promtail", "master")).toThrow(
+      "site `madam` has no key for its node `tailscale-egress-promtail` in `master`'s stack yet: run `pulumi up --stack master` first (it makes one for every node of every stack file)",
+    );
+    expect(
+      nodeKey({ "tailscale-egress-promtail": "k" }, "madam", "tailscale-egress-promtail", "master"),
+    ).toBe("k");
   });
 });
 

@@ -66,7 +66,17 @@ export function computedOutputs(type: string, name: string): Record<string, unkn
   if (type === "pulumi:pulumi:StackReference") {
     state.outputs = {
       controlPlane: {
-        meshAuthKeys: { lady: "key-lady", madam: "key-madam" },
+        // By site, then by node: each egress node has a key of its own.
+        meshAuthKeys: Object.fromEntries(
+          ["lady", "madam"].map((site) => [
+            site,
+            {
+              tailscale: `key-${site}`,
+              "tailscale-egress-backup": `key-${site}-tailscale-egress-backup`,
+              "tailscale-egress-promtail": `key-${site}-tailscale-egress-promtail`,
+            },
+          ]),
+        ),
         // Any 32 bytes base64 make a key the config takes.
         wireguardPrivateKeys: { lady: Buffer.alloc(32, 1).toString("base64") },
         wireguardPublicKeys: { master: Buffer.alloc(32, 2).toString("base64") },

@@ -148,10 +148,12 @@ describe.each(ESTATES)("%s: the control plane's monitoring files", (_name, rende
     const prom = YAML.parse(master("prometheus/etc/prometheus/prometheus.yml"));
     for (const site of r.estate.sites) {
       for (const e of site.metrics) {
+        // master's egress nodes share no network with Prometheus: through master's node, a job of their own.
+        const local = site.name === "master" && !e.throughNode;
         const job = prom.scrape_configs.find(
-          (j: { job_name: string }) => j.job_name === `${site.name}/${e.service}`,
+          (j: { job_name: string }) =>
+            j.job_name === `${site.name}/${e.service}${site.name === "master" && !local ? "/tailnet" : ""}`,
         );
-        const local = site.name === "master";
         expect([job.job_name, job.proxy_url, job.honor_labels]).toEqual([
           job.job_name,
           local ? undefined : MESH_PROXY,
@@ -184,7 +186,8 @@ describe.each(ESTATES)("%s: the control plane's monitoring files", (_name, rende
       expect(promtail.clients).toEqual([
         {
           url: "http://master.mesh.qui3tly.cloud:3100/loki/api/v1/push",
-          proxy_url: MESH_PROXY,
+          // Its own egress node: the logs flow is the shipper's identity's alone.
+          proxy_url: "http://tailscale-egress-promtail:1055",
           // The user is the site; the password a file, never in the rendered config.
           basic_auth: { username: site.name, password_file: "/etc/promtail/secrets/loki-password" },
           external_labels: { site: site.name },

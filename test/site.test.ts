@@ -34,13 +34,31 @@ const of = (res: Recorded[], type: string) => res.filter((r) => r.type === type)
 describe.each([
   [
     "master",
-    26,
+    // Its egress nodes: Prometheus' and the backup job's.
+    27,
     // Grafana, Pi-hole, CrowdSec; each site's backup repository and REST user; lady's log push password.
     8,
-    ["alertmanager", "crowdsec", "edge", "headscale", "ingress", "metrics", "pihole", "tailscale"],
+    [
+      "alertmanager",
+      "crowdsec",
+      "edge",
+      "egress-backup",
+      "egress-prometheus",
+      "headscale",
+      "ingress",
+      "metrics",
+      "pihole",
+    ],
+    19,
+  ],
+  [
+    "lady",
+    // Its egress nodes: the shipper's and the backup job's.
+    30,
+    7,
+    ["edge", "egress-backup", "egress-promtail", "ingress", "metrics", "nextcloud", "uisp", "unifi"],
     18,
   ],
-  ["lady", 29, 7, ["edge", "ingress", "metrics", "nextcloud", "tailscale", "uisp", "unifi"], 17],
 ])("the %s stack under mocks", (stack, containers, passwords, networks, volumes) => {
   let res: Recorded[];
   let out: SiteOutputs;

@@ -211,6 +211,18 @@ export function checkEstate(estate: Estate): ConfigIssue[] {
         }
       }
     }
+    // A node's extra tags must not be another identity's: `site-*`, `role-*` and `<site>-*` (a flow consumer's
+    // egress node) are the program's, or a stack file could give its node another's flows.
+    s.mesh.tags.forEach((t, i) => {
+      const owner = [...byName.keys()].find((n) => t.startsWith(`${n}-`));
+      if (/^(site|role)-/.test(t) || owner !== undefined) {
+        issues.push({
+          file: s.file,
+          path: MESH("tags", i),
+          message: `\`${t}\` is reserved (${owner !== undefined ? `\`${owner}-*\`: site \`${owner}\`'s flow consumers' identities` : "`site-*` and `role-*`: the sites' and roles' tags"}); expected a tag of your own`,
+        });
+      }
+    });
     s.mesh.flows.forEach((f, i) => {
       // Only the named service may use the flow: it must run where the flow starts, on every such site.
       if (f.service !== undefined) {

@@ -185,7 +185,7 @@ export function deploySite(
 
   // On the control plane the key comes from Headscale, which runs in the same set: resolved once it does.
   // Each of the site's nodes joins with a key of its own: the site's node, and one egress node per flow consumer.
-  const nodes = meshIdentities(model.estate, model).map((i) => i.node);
+  const nodes = (model.services.find((s) => s.name === "tailscale")?.containers ?? []).map((c) => c.name);
   const [authKeys, setAuthKeys] = pulumi.deferredOutput<Record<string, string>>();
   const services = new ServiceSet(
     model.name,

@@ -335,6 +335,25 @@ describe("a declared flow names the service it is for (mesh.flows[].service)", (
     expect(issuesOf([f])).toEqual([expected]);
   });
 
+  test.each([
+    ["lady-promtail", "`lady-*`: site `lady`'s flow consumers' identities"],
+    ["master-prometheus", "`master-*`: site `master`'s flow consumers' identities"],
+    ["site-master", "`site-*` and `role-*`: the sites' and roles' tags"],
+    ["role-control-plane", "`site-*` and `role-*`: the sites' and roles' tags"],
+  ])("an extra node tag that is another identity's (%s) is refused", (tag, why) => {
+    const ladyWithTag = lady();
+    ladyWithTag[SITE].mesh = { tags: ["backup-target", tag] };
+    let issues: string[] = [];
+    try {
+      loadEstate([master([]), mapSource("Pulumi.lady.yaml", "lady", ladyWithTag)]);
+    } catch (e) {
+      issues = (e as ConfigError).issues.map((i) => `${i.file}: ${i.path}: ${i.message}`);
+    }
+    expect(issues).toEqual([
+      `Pulumi.lady.yaml: qui3tly-cloud:site.mesh.tags[1]: \`${tag}\` is reserved (${why}); expected a tag of your own`,
+    ]);
+  });
+
   test("a flow for a service that runs there is taken: that service's egress node, on a network of its own", () => {
     const sites = loadEstate(estate([{ ...flow, service: "nextcloud" }]));
     const ladySite = loadSite(mapSource("Pulumi.lady.yaml", "lady", lady()), sites);

@@ -330,6 +330,15 @@ describe("Alertmanager from the stack file", () => {
       target_matchers: ['alertname!~"SiteDown|MeshNodeOffline"'],
       equal: ["site"],
     });
+    // Only the control plane's node and Prometheus' egress node darken the other sites: not its backup node's.
+    expect(doc.inhibit_rules[1]).toEqual({
+      source_matchers: [
+        'alertname="MeshNodeOffline"',
+        'role="control-plane"',
+        'container=~"tailscale|tailscale-egress-prometheus"',
+      ],
+      target_matchers: ['alertname="SiteDown"', 'role!="control-plane"'],
+    });
     const byName = Object.fromEntries(doc.receivers.map((x: { name: string }) => [x.name, x]));
     expect(byName.email.email_configs[0].auth_password_file).toBe(SECRET_PATHS.email);
     expect(byName.ntfy.webhook_configs[0].http_config.authorization.credentials_file).toBe(SECRET_PATHS.ntfy);

@@ -189,7 +189,8 @@ describe("the sandbox estate under the real engine", () => {
     // logs its packet filter dropping exactly that connection.
     const since = serverNow("master");
     const refused = overTailnet("lady", LADY_LOGS_EGRESS, "http://master.mesh.qui3tly.cloud:9100/metrics");
-    expect([refused.status, refused.body]).toEqual(["000", ""]);
+    // No answer from the far side: curl's timeout (000), or the proxy giving up on its dial (502), never a 2xx.
+    expect(["000", "502"]).toContain(refused.status);
     expect(dropLogged("master", tailnetIp("lady", LADY_LOGS_EGRESS), 9100, since)).toMatch(
       /no rules matched/,
     );
@@ -476,7 +477,8 @@ describe("the sandbox estate under the real engine", () => {
       "tailscale-egress-backup",
       "http://master.mesh.qui3tly.cloud:3100/ready",
     );
-    expect([refused.status, refused.body]).toEqual(["000", ""]);
+    // No answer from the far side: curl's timeout (000), or the proxy giving up on its dial (502), never a 2xx.
+    expect(["000", "502"]).toContain(refused.status);
     expect(dropLogged("master", tailnetIp("lady", "tailscale-egress-backup"), 3100, since)).toMatch(
       /no rules matched/,
     );

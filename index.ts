@@ -2,9 +2,10 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { preflight, writeSshClientFiles } from "./components";
-import { SSH_KEY_KEY, SSH_KEY_NAME } from "./config/schema";
+import { SEAL_KEY_KEY, SSH_KEY_KEY, SSH_KEY_NAME } from "./config/schema";
 import { runtimeSource } from "./config/source";
 import { loadProjectSite } from "./model/estate";
+import { checkSealKey } from "./model/seal";
 import { deploySite, projectSecret } from "./stacks/site";
 
 /**
@@ -22,7 +23,11 @@ function projectDir(): string {
 
 // Config is parsed and the host probed before any resource is registered: bad input touches nothing.
 export = async () => {
-  const model = loadProjectSite(projectDir(), pulumi.getStack(), runtimeSource());
+  const source = runtimeSource();
+  const model = loadProjectSite(projectDir(), pulumi.getStack(), source);
+  // Decrypted by the engine; it stays out of every output but the secret ones that need it.
+  const sealKey = pulumi.runtime.getConfig(SEAL_KEY_KEY);
+  checkSealKey(model, sealKey, source.isSecret(SEAL_KEY_KEY));
   await preflight(model.name, model.file, model.host);
 
   const privateKey = pulumi.runtime.getConfig(SSH_KEY_KEY);
@@ -30,6 +35,8 @@ export = async () => {
     ...(privateKey === undefined ? {} : { sshPrivateKey: projectSecret(SSH_KEY_NAME) }),
     sshFiles: writeSshClientFiles(`${pulumi.getProject()}-${model.name}`, model.host, privateKey),
     configSecret: projectSecret,
+    ...(sealKey === undefined ? {} : { sealKey }),
   });
-  return { ...site.outputs };
+  // The host key SSH checks (made here for an hcloud server): what `npm run restore --host-key` pins.
+  return { ...site.outputs, hostKey: site.host.hostKey };
 };

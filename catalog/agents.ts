@@ -6,10 +6,14 @@ import {
   renderTraefikDynamic,
   renderTraefikStatic,
 } from "../render/traefik";
-import { files, httpHealth, image, notKept } from "./helpers";
+import { DOCKER_API_KEY, DOCKER_API_NETWORK, dockerApiHost } from "../render/dockerApi";
+import { dockerApiProxy, files, httpHealth, image, notKept } from "./helpers";
 import type { ServiceDef } from "./types";
 
 /** The per-site agents: every site runs these, whatever its role. */
+
+/** node-exporter's own uid: no other image of the catalog runs as it (see its container). */
+export const NODE_EXPORTER_UID = 9100;
 
 export const traefik: ServiceDef = {
   description: "Edge router: TLS (Let's Encrypt) and the routes of every service on the site",
@@ -50,26 +54,16 @@ export const traefik: ServiceDef = {
   },
 };
 
-export const socketProxy: ServiceDef = {
-  description: "Read-only Docker API for the log shipper, so nothing else mounts the Docker socket",
-  containers: () => ({
-    main: {
-      image: image("docker.io/tecnativa/docker-socket-proxy", "0.3.0"),
-      env: { CONTAINERS: "1", INFO: "1", EVENTS: "1", PING: "1", VERSION: "1", POST: "0" },
-      binds: [{ hostPath: "/var/run/docker.sock", path: "/var/run/docker.sock" }],
-      healthcheck: httpHealth("http://127.0.0.1:2375/_ping"),
-      memoryMb: 64,
-      cpus: 0.25,
-      networks: ["metrics"],
-    },
-  }),
-};
-
 export const nodeExporter: ServiceDef = {
   description: "Host metrics: CPU, memory, disk, network",
   containers: () => ({
     main: {
       image: image("quay.io/prometheus/node-exporter", "v1.8.2"),
+      // A uid of its own, not the image's `nobody`: through the host's /proc (inside the `/` it reads) a process
+      // can open another's environ and files (/proc/<pid>/root) when their uids match, and Prometheus,
+      // Alertmanager (its receivers' secret files) and blackbox run as `nobody`. As uid 9100 it reads only what
+      // the host leaves world-readable (/var/lib/docker is not).
+      user: `${NODE_EXPORTER_UID}:${NODE_EXPORTER_UID}`,
       command: [
         "--path.rootfs=/host",
         "--collector.filesystem.mount-points-exclude=^/(dev|proc|sys|run)($|/)",
@@ -95,25 +89,35 @@ export const cadvisor: ServiceDef = {
   containers: () => ({
     main: {
       image: image("gcr.io/cadvisor/cadvisor", "v0.49.1"),
-      command: ["--docker_only=true", "--housekeeping_interval=30s"],
+      command: [
+        `--docker=${dockerApiHost("cadvisor")}`,
+        "--docker_only=true",
+        "--housekeeping_interval=30s",
+        // What the rules and dashboards read (CPU, memory; start time and last seen come with every container):
+        // disk and network metrics would need the host's / and /proc, which hold every container's secrets.
+        "--enable_metrics=cpu,memory",
+      ],
       binds: [
-        { hostPath: "/", path: "/rootfs" },
-        { hostPath: "/var/run", path: "/var/run" },
+        // Every container's cgroup: CPU and memory.
         { hostPath: "/sys", path: "/sys" },
-        { hostPath: "/var/lib/docker", path: "/var/lib/docker" },
+        // Layer metadata and image configs: cAdvisor gives up on a container whose read-write layer it cannot
+        // name (image/<driver>/layerdb/mounts/<id>/mount-id). No container's env or files are in there; those
+        // are in /var/lib/docker/containers and the layers, which it does not get.
+        { hostPath: "/var/lib/docker/image", path: "/var/lib/docker/image" },
       ],
       healthcheck: httpHealth("http://127.0.0.1:8080/healthz"),
       metrics: { port: 8080 },
       memoryMb: 256,
       cpus: 0.5,
       networks: ["metrics"],
+      privateNetworks: [DOCKER_API_NETWORK],
     },
+    [DOCKER_API_KEY]: dockerApiProxy("cadvisor"),
   }),
 };
 
 export const promtail: ServiceDef = {
   description: "Log shipper: every container's logs to Loki on the control plane",
-  requires: ["socket-proxy"],
   containers: (ctx) => ({
     main: {
       image: image("docker.io/grafana/promtail", "3.3.2"),
@@ -134,7 +138,9 @@ export const promtail: ServiceDef = {
       memoryMb: 128,
       cpus: 0.25,
       networks: ["metrics"],
+      privateNetworks: [DOCKER_API_NETWORK],
     },
+    [DOCKER_API_KEY]: dockerApiProxy("promtail"),
   }),
 };
 

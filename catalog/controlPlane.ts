@@ -11,10 +11,14 @@ import { renderBlackboxConfig, renderLokiConfig } from "../render/monitoring";
 import { PROMETHEUS_DIR, RULES_DIR, renderPrometheusConfig } from "../render/prometheus";
 import { RUNBOOKS_PATH, renderAlertRules, ruleFiles } from "../render/rules";
 import { renderCrowdsecAcquisition } from "../render/traefik";
-import { STATIC_BINARY, files, httpHealth, image, kept, notKept } from "./helpers";
+import { DOCKER_API_KEY, DOCKER_API_NETWORK, dockerApiHost } from "../render/dockerApi";
+import { STATIC_BINARY, dockerApiProxy, files, httpHealth, image, kept, notKept } from "./helpers";
 import type { ServiceDef } from "./types";
 
 /** Services of the control plane: the mesh, DNS, management and the monitoring stack. */
+
+/** Portainer's first admin password (user `admin`), generated: a file it reads at its first start. */
+export const PORTAINER_ADMIN_PASSWORD_FILE = "/run/secrets/portainer-admin";
 
 export const headscale: ServiceDef = {
   description: "Tailnet control server (Tailscale-compatible) with its embedded DERP relay",
@@ -113,9 +117,14 @@ export const pihole: ServiceDef = {
 export const portainer: ServiceDef = {
   description: "Docker management UI for every site (agents on the others)",
   routes: { ui: { subdomain: "portainer", port: 9000, private: true } },
+  generatedSecrets: ["admin"],
   containers: () => ({
     main: {
       image: image("docker.io/portainer/portainer-ce", "2.21.5"),
+      // The admin exists from the first start: otherwise the first visitor of a fresh Portainer creates it, and
+      // every container on `edge` can visit (it holds the Docker API read-write). Ignored once an admin exists.
+      command: ["--admin-password-file", PORTAINER_ADMIN_PASSWORD_FILE],
+      secretFiles: { [PORTAINER_ADMIN_PASSWORD_FILE]: { generated: "admin" } },
       binds: [{ hostPath: "/var/run/docker.sock", path: "/var/run/docker.sock", readOnly: false }],
       volumes: { data: files("/data") },
       healthcheck: { none: "the portainer image is a single static binary with no probe" },
@@ -299,7 +308,7 @@ export const uptimeKuma: ServiceDef = {
 
 export const crowdsec: ServiceDef = {
   description: "Intrusion prevention: reads Traefik's logs, bans abusers at the edge",
-  requires: ["socket-proxy", "traefik"],
+  requires: ["traefik"],
   generatedSecrets: ["bouncerKey"],
   containers: () => ({
     main: {
@@ -307,7 +316,7 @@ export const crowdsec: ServiceDef = {
       env: {
         COLLECTIONS: "crowdsecurity/traefik crowdsecurity/http-cve",
         BOUNCER_KEY_TRAEFIK: { generated: "bouncerKey" },
-        DOCKER_HOST: "tcp://socket-proxy:2375",
+        DOCKER_HOST: dockerApiHost("crowdsec"),
       },
       volumes: {
         config: files("/etc/crowdsec"),
@@ -316,13 +325,15 @@ export const crowdsec: ServiceDef = {
           "ban decisions and hub downloads: rebuilt from new events and the hub; the bouncer's key comes from env",
         ),
       },
-      // Traefik's access log (JSON on stdout), read through the read-only Docker API.
+      // Traefik's access log (JSON on stdout), read through its own read-only Docker API.
       files: { "/etc/crowdsec/acquis.d/traefik.yaml": renderCrowdsecAcquisition() },
       healthcheck: { test: ["CMD", "cscli", "lapi", "status"], startPeriod: "60s" },
       memoryMb: 256,
       cpus: 0.5,
       networks: ["metrics"],
+      privateNetworks: [DOCKER_API_NETWORK],
     },
+    [DOCKER_API_KEY]: dockerApiProxy("crowdsec"),
     bouncer: {
       image: image("docker.io/fbonalair/traefik-crowdsec-bouncer", "0.5.0"),
       env: {

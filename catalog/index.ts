@@ -1,6 +1,6 @@
 import type { Role } from "../config/schema";
 import { backupRepository } from "./backup";
-import { cadvisor, nodeExporter, portainerAgent, promtail, socketProxy, traefik } from "./agents";
+import { cadvisor, nodeExporter, portainerAgent, promtail, traefik } from "./agents";
 import {
   alertmanager,
   blackbox,
@@ -26,7 +26,6 @@ export * from "./types";
 /** Every service the estate knows, by the name a stack file uses. */
 export const CATALOG = {
   traefik,
-  "socket-proxy": socketProxy,
   "node-exporter": nodeExporter,
   cadvisor,
   promtail,
@@ -58,14 +57,7 @@ export function isServiceName(name: string): name is ServiceName {
   return Object.prototype.hasOwnProperty.call(CATALOG, name);
 }
 
-const AGENTS: readonly ServiceName[] = [
-  "traefik",
-  "socket-proxy",
-  "node-exporter",
-  "cadvisor",
-  "promtail",
-  "tailscale",
-];
+const AGENTS: readonly ServiceName[] = ["traefik", "node-exporter", "cadvisor", "promtail", "tailscale"];
 
 /** What a role runs before the stack file adds or removes anything. */
 export const ROLE_SERVICES: Readonly<Record<Role, readonly ServiceName[]>> = {

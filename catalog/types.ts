@@ -52,8 +52,12 @@ export interface ImageRef {
   readonly digest?: string;
 }
 
-/** A secret from a config key the operator sets, or from the stack at run time (by input name). */
-export type SecretSource = { readonly config: string } | { readonly input: string };
+/**
+ * A secret from a config key the operator sets, from the stack at run time (by input name), or a password the
+ * program generates (`generatedSecrets`).
+ */
+export type SecretSource =
+  { readonly config: string } | { readonly input: string } | { readonly generated: string };
 
 /** A value of an environment variable. */
 export type EnvValue =
@@ -160,9 +164,14 @@ export interface ContainerDef {
    */
   readonly networks?: readonly ("edge" | "metrics" | "ingress" | `egress-${string}`)[];
   /**
-   * Joins the service's own network (made where the service has several containers). Defaults to true; false for
-   * containers that must share no network with their siblings (the tailnet's nodes: each egress node is reached by
-   * its consumer alone).
+   * Networks shared only with the containers of the same service that name them too; the model names them
+   * `<service>-<name>`. A Docker API consumer and its proxy share one (render/dockerApi.ts).
+   */
+  readonly privateNetworks?: readonly string[];
+  /**
+   * Joins the service's own network (a service of several containers has one). Defaults to true; false for a
+   * container that only its private networks' peers may reach, such as a Docker API proxy, or that must share no
+   * network with its siblings (the tailnet's nodes: each egress node is reached by its consumer alone).
    */
   readonly serviceNetwork?: boolean;
   /** Fixed addresses on networks that have a fixed range (`ingress`: render/traefik.ts ingressAddresses). */

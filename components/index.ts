@@ -3,3 +3,4 @@ export * from "./serviceSet";
 export * from "./mesh";
 export * from "./backup";
 export * from "./monitoring";
+export * from "./sealedBundles";

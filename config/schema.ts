@@ -12,6 +12,15 @@ export const SITE_KEY = `${PROJECT}:site`;
 /** Optional secret: the SSH private key for `existing` hosts. Without it the SSH agent is used. */
 export const SSH_KEY_NAME = "sshPrivateKey";
 export const SSH_KEY_KEY = `${PROJECT}:${SSH_KEY_NAME}`;
+/**
+ * Secret of every site but a control plane: the X25519 private key (base64) that opens what the control plane
+ * seals for this site alone (its tailnet key, WireGuard key, backup passwords). Its public half is the stack file's
+ * `mesh.sealPublicKey`; `npm run seal-key -- --stack <site>` makes the pair and sets both.
+ */
+export const SEAL_KEY_NAME = "sealKey";
+export const SEAL_KEY_KEY = `${PROJECT}:${SEAL_KEY_NAME}`;
+/** Raw 32 bytes in canonical base64 (the last character before `=` carries 4 bits, so only 16 of them fit). */
+export const X25519_KEY_B64 = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
 /** Required secret for `hcloud` hosts: the Hetzner Cloud API token (the hcloud provider's own key). */
 export const HCLOUD_TOKEN_KEY = "hcloud:token";
 
@@ -250,6 +259,17 @@ const meshSchema = z.strictObject({
     )
     .default([]),
   wireguard: wireguardSchema.optional(),
+  /**
+   * Every site but a control plane: the public half of the site's sealing key (`qui3tly-cloud:sealKey`), to which
+   * the control plane seals this site's keys and passwords. Written by `npm run seal-key -- --stack <site>`.
+   */
+  sealPublicKey: z
+    .string()
+    .regex(
+      X25519_KEY_B64,
+      "expected an X25519 public key: 32 bytes of base64 (44 characters), as `npm run seal-key` writes it",
+    )
+    .optional(),
   /**
    * The Docker network between this site's tailnet node and Traefik, and nothing else: Traefik trusts the PROXY
    * header (the tailnet client's address, which `private` routes check) from this range only, and the node reaches

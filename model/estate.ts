@@ -1,11 +1,12 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
+import type { ServiceName } from "../catalog";
 import type { Route } from "../catalog/types";
 import { ConfigError, joinPath, type ConfigIssue } from "../config/errors";
 import { SITE_KEY, type BackupConfig, type MeshConfig, type Role } from "../config/schema";
 import { fileSource, type ConfigSource } from "../config/source";
 import { flowSources } from "../render/policy";
-import { loadSite, meshHost, type SiteModel } from "./site";
+import { TAILNET_SERVICES, loadSite, meshHost, type SiteModel } from "./site";
 
 /**
  * The estate: every site of the project, as the control plane needs to know it (what to scrape, probe and admit
@@ -34,7 +35,7 @@ export interface EstateSite {
   readonly role: Role;
   readonly domain: string;
   readonly controlPlane: string;
-  /** Its MagicDNS name on the tailnet. */
+  /** Its MagicDNS name on the tailnet: on its control plane's domain (model/site.ts meshHost). */
   readonly meshHost: string;
   /** Where peers reach it from the internet: the host's address, when the stack file says it. */
   readonly address?: string;
@@ -83,7 +84,7 @@ export function estateSite(model: SiteModel): EstateSite {
     role: model.role,
     domain: model.domain,
     controlPlane: model.controlPlane,
-    meshHost: meshHost(model.name, model.domain),
+    meshHost: meshHost(model.estate, model, model.name),
     ...(model.host.kind === "existing" ? { address: model.host.address } : {}),
     services: model.services.map((s) => s.name),
     containers: model.services.flatMap((s) => s.containers.map((c) => c.name)).sort(),
@@ -129,16 +130,23 @@ export function loadEstate(sources: readonly ConfigSource[]): Estate {
     }
   }
   if (issues.length > 0) throw new ConfigError(issues);
-  const alone = { sites: sites.sort((a, b) => a.name.localeCompare(b.name)) };
+  const alone = named(sites);
   const problems = checkEstate(alone);
   if (problems.length > 0) throw new ConfigError(problems);
   // What a site runs can depend on the others (the repositories it keeps for them): load each again within the
   // estate. The placement depends on stack files only, so a second pass settles it; the egress nodes follow the
   // flows, which follow the placement (a repository's site), so a third settles them.
-  const within = (estate: Estate): Estate => ({
-    sites: sources.map((s) => estateSite(loadSite(s, estate))).sort((a, b) => a.name.localeCompare(b.name)),
-  });
+  const within = (estate: Estate): Estate => named(sources.map((s) => estateSite(loadSite(s, estate))));
   return within(within(alone));
+}
+
+/**
+ * These sites as an estate, sorted by name, each named on its control plane's tailnet: a site loaded alone does not
+ * know its control plane's domain; the estate does.
+ */
+function named(sites: readonly EstateSite[]): Estate {
+  const estate = { sites: [...sites].sort((a, b) => a.name.localeCompare(b.name)) };
+  return { sites: estate.sites.map((s) => ({ ...s, meshHost: meshHost(estate, s, s.name) })) };
 }
 
 /** The stack files in a directory (the project's). */
@@ -178,8 +186,9 @@ export function siteOf(estate: Estate, name: string): EstateSite {
 }
 
 const MESH = (...rest: PropertyKey[]) => joinPath([SITE_KEY, "mesh", ...rest]);
+const SERVICES = (...rest: PropertyKey[]) => joinPath([SITE_KEY, "services", ...rest]);
 
-/** What no single stack file can check: references between sites, unique tunnel addresses, flows. */
+/** What no single stack file can check: references between sites, unique tunnel addresses, flows, what others need. */
 export function checkEstate(estate: Estate): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
   const byName = new Map(estate.sites.map((s) => [s.name, s]));
@@ -278,6 +287,59 @@ export function checkEstate(estate: Estate): ConfigIssue[] {
             "expected the address peers reach this site on (the host's address is not known before it exists)",
         });
       }
+    }
+  }
+  return [...issues, ...checkRequired(estate)];
+}
+
+const LOKI: ServiceName = "loki";
+const PROMETHEUS: ServiceName = "prometheus";
+const PROMTAIL: ServiceName = "promtail";
+const names = (sites: readonly EstateSite[]) => sites.map((s) => `\`${s.name}\``).join(", ");
+
+/**
+ * What a site's stack file may not remove because other sites use it: the control plane's Loki while its sites push
+ * logs to it; the tailnet node (`tailscale`) of every site that reaches, or is reached by, another site (scrapes, log
+ * pushes, backups: the egress node's proxy out, the node's forwards in). A site's own needs: model/site.ts.
+ */
+function checkRequired(estate: Estate): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  // Read here, not at load: model/site.ts and this module import each other.
+  const NODE = TAILNET_SERVICES.node;
+  const runs = (s: EstateSite, service: ServiceName) => s.services.includes(service);
+  for (const s of estate.sites) {
+    const cp = estate.sites.find((x) => x.name === s.controlPlane);
+    // A missing or wrong control plane is its own error (checkEstate).
+    if (cp?.role !== "control-plane") continue;
+    const others = estate.sites.filter((x) => x.controlPlane === cp.name && x.name !== cp.name);
+    const shippers = others.filter((x) => runs(x, PROMTAIL));
+    const scraped = others.filter((x) => x.metrics.length > 0);
+    if (s === cp && shippers.length > 0 && !runs(cp, LOKI)) {
+      issues.push({
+        file: cp.file,
+        path: SERVICES(LOKI),
+        message: `expected \`${LOKI}\` on the control plane: the log shippers (\`${PROMTAIL}\`) of ${names(shippers)} push to it; do not set it to \`false\`, or set their \`${PROMTAIL}\` to \`false\` too`,
+      });
+    }
+    const why: string[] = [];
+    if (s === cp) {
+      if (runs(cp, PROMETHEUS) && scraped.length > 0)
+        why.push(`its Prometheus' scrapes of ${names(scraped)}`);
+      if (runs(cp, LOKI) && shippers.length > 0) why.push(`the logs of ${names(shippers)} to its Loki`);
+    } else {
+      if (runs(cp, PROMETHEUS) && s.metrics.length > 0) why.push(`\`${cp.name}\`'s scrapes of its exporters`);
+      if (runs(cp, LOKI) && runs(s, PROMTAIL)) why.push(`its logs to \`${cp.name}\`'s Loki`);
+    }
+    const target = backupTarget(estate, s);
+    if (target !== undefined) why.push(`its backups to \`${target}\``);
+    const hosted = hostedRepositories(estate, s.name);
+    if (hosted.length > 0) why.push(`the backups of ${names(hosted)}`);
+    if (why.length > 0 && !runs(s, NODE)) {
+      issues.push({
+        file: s.file,
+        path: SERVICES(NODE),
+        message: `expected the tailnet node (\`${NODE}\`): it carries ${why.join(", ")}; do not set it to \`false\``,
+      });
     }
   }
   return issues;

@@ -37,7 +37,7 @@ import {
   type SiteConfig,
 } from "../config/schema";
 import type { ConfigSource } from "../config/source";
-import { meshDomain } from "../render/headscale";
+import { tailnetDomain } from "../render/headscale";
 import { egressConsumers, egressNetwork } from "../render/policy";
 import { ingressAddresses } from "../render/traefik";
 import { backupTarget, estateSite, hostedRepositories, type Estate } from "./estate";
@@ -68,7 +68,26 @@ export interface SiteModel {
   /** The other sites, as far as this one needs them (empty when loaded alone). */
   readonly estate: Estate;
   readonly backup: SiteBackup;
+  /** The containers that hold the site's part of the tailnet: the stacks wire these, never names of their own. */
+  readonly tailnet: SiteTailnet;
 }
+
+/** Container names, from the catalog's own keys (TAILNET_SERVICES). */
+export interface SiteTailnet {
+  /** Headscale's container, where the site runs it: on every control plane (a stack file that removes it is refused). */
+  readonly headscale?: string;
+  /** The site's tailnet node, whose address the stack reports; none when the stack file removes it. */
+  readonly node?: string;
+}
+
+/**
+ * The catalog entries the stacks wire to the tailnet, by their catalog keys: a renamed entry fails to compile here,
+ * not at deploy time.
+ */
+export const TAILNET_SERVICES = {
+  headscale: "headscale",
+  node: "tailscale",
+} as const satisfies Record<keyof SiteTailnet, ServiceName>;
 
 /** Where and when the site's volumes are backed up; the repositories it keeps for other sites. */
 export interface SiteBackup {
@@ -188,8 +207,15 @@ export function networkSubnet(
 }
 export const containerName = (service: string, key: string) =>
   key === "main" ? service : `${service}-${key}`;
-/** The name a site has on the tailnet (MagicDNS). */
-export const meshHost = (site: string, domain: string) => `${site}.${meshDomain(domain)}`;
+/**
+ * The name `node` has on `site`'s tailnet (MagicDNS): `<node>.mesh.<the control plane's domain>`, as Headscale
+ * names it (render/headscale.ts tailnetDomain), whatever the site's own domain.
+ */
+export const meshHost = (
+  estate: Estate,
+  site: Pick<SiteModel, "controlPlane" | "domain">,
+  node: string,
+): string => `${node}.${tailnetDomain(estate, site)}`;
 
 const SITE = (...rest: PropertyKey[]) => joinPath([SITE_KEY, ...rest]);
 
@@ -227,6 +253,12 @@ export function loadSite(source: ConfigSource, estate: Estate = { sites: [] }): 
     issue(
       SITE("monitoring"),
       "expected it on the control plane only: its Prometheus and Alertmanager read it",
+    );
+  }
+  if (site.role === "control-plane" && site.mesh.sealPublicKey !== undefined) {
+    issue(
+      SITE("mesh", "sealPublicKey"),
+      "expected no value on a control plane: it makes the keys it would seal, and reads nothing sealed",
     );
   }
   if (site.role === "control-plane" && site.controlPlane !== undefined) {
@@ -339,8 +371,45 @@ function placedServices(name: string, site: SiteConfig, estate: Estate, issue: I
       }
     }
   }
+  for (const { role, service, when, why } of NEEDS) {
+    if (
+      (role === undefined || role === site.role) &&
+      (when === undefined || placed.has(when)) &&
+      !placed.has(service)
+    )
+      issue(SITE("services", service), `expected \`${service}\` on this site: ${why}`);
+  }
   return [...placed].sort();
 }
+
+/**
+ * What a site cannot run without (on a `role`; `when` another service runs), whatever its stack file says: what the
+ * stacks and the rendered configs address by name, beyond the catalog's `requires`. The estate adds what other sites
+ * need of a site (model/estate.ts checkRequired).
+ */
+const NEEDS: readonly {
+  readonly role?: Role;
+  readonly service: ServiceName;
+  readonly when?: ServiceName;
+  readonly why: string;
+}[] = [
+  {
+    role: "control-plane",
+    service: TAILNET_SERVICES.headscale,
+    why: "a control plane is its tailnet's Headscale, which makes every site's pre-auth key (its own too); do not set it to `false`",
+  },
+  {
+    role: "control-plane",
+    service: "loki",
+    when: "promtail",
+    why: "a control plane's `promtail` pushes to its own Loki; do not set it to `false`, or set `promtail` to `false` too",
+  },
+  {
+    service: "blackbox",
+    when: "prometheus",
+    why: "Prometheus probes every route through it; do not set it to `false`, or set `prometheus` to `false` too",
+  },
+];
 
 function resolve(
   source: ConfigSource,
@@ -406,7 +475,7 @@ function resolve(
   const lokiPushUrl =
     site.role === "control-plane"
       ? "http://loki:3100/loki/api/v1/push"
-      : `http://${meshHost(controlPlane, site.domain)}:3100/loki/api/v1/push`;
+      : `http://${meshHost(estate, { controlPlane, domain: site.domain }, controlPlane)}:3100/loki/api/v1/push`;
 
   // Pass 2: containers.
   const resolved: ServiceModel[] = names.map((svc) => {
@@ -439,7 +508,8 @@ function resolve(
         );
       }
     }
-    const multi = Object.keys(defs).length > 1;
+    // A service's own network joins the containers that are not someone's private peer alone.
+    const multi = Object.values(defs).filter((d) => d.serviceNetwork !== false).length > 1;
     const mainTag = defs.main?.image.tag;
     const containers = Object.entries(defs).map(([key, cdef]) => {
       const own = key === "main" ? override : (override.containers?.[key] ?? {});
@@ -471,6 +541,10 @@ function resolve(
   checkHostPorts(services, issue);
   checkMetricsPorts(services, issue);
 
+  const main = (svc: ServiceName) =>
+    services.find((s) => s.name === svc)?.containers.find((c) => c.key === "main")?.name;
+  const headscale = main(TAILNET_SERVICES.headscale);
+  const node = main(TAILNET_SERVICES.node);
   const networks = new Set<string>();
   for (const s of services) {
     for (const c of s.containers) c.networks.forEach((n) => networks.add(n));
@@ -493,6 +567,10 @@ function resolve(
     ...(site.role === "control-plane" ? { monitoring: site.monitoring ?? DEFAULT_MONITORING } : {}),
     estate,
     backup: resolveBackup(name, site, estate),
+    tailnet: {
+      ...(headscale ? { headscale } : {}),
+      ...(node ? { node } : {}),
+    },
   };
 }
 
@@ -586,7 +664,11 @@ function resolveContainer(
     restart: def.restart ?? "unless-stopped",
     memoryMb: o.resources?.memory ?? def.memoryMb,
     cpus: o.resources?.cpus ?? def.cpus,
-    networks: [...(ownNetwork && def.serviceNetwork !== false ? [svc] : []), ...(def.networks ?? [])],
+    networks: [
+      ...(ownNetwork && def.serviceNetwork !== false ? [svc] : []),
+      ...(def.privateNetworks ?? []).map((n) => `${svc}-${n}`),
+      ...(def.networks ?? []),
+    ],
     addresses: { ...def.addresses },
     capabilities: def.capabilities ?? [],
     devices: def.devices ?? [],

@@ -227,13 +227,13 @@ setm() { # file metric selector value
 getm() { sed -n "s/^$2$3 //p" "$1" 2>/dev/null | head -n1; }
 publish() { # name state-dir
   local out="$METRICS/$1.prom"
-  install -d -m 755 "$METRICS" # node-exporter reads it as nobody
+  install -d -m 755 "$METRICS" # node-exporter reads it as its own uid (catalog/agents.ts), an "other"
   # No state yet (a site that keeps no repository yet, a first install): an empty file, not an error.
   { cat "$2"/*.prom 2>/dev/null || true; } | { grep . || true; } | LC_ALL=C sort | GAUGES="$GAUGES" awk '
     BEGIN { n = split(ENVIRON["GAUGES"], g, "\\n"); for (i = 1; i <= n; i++) { k = g[i]; sub(/ .*/, "", k); h[k] = substr(g[i], length(k) + 2) } }
     { m = $0; sub(/[{ ].*/, "", m); if (m != last) { print "# HELP " m " " h[m]; print "# TYPE " m " gauge"; last = m } print }
   ' >"$out.tmp"
-  chmod 644 "$out.tmp" # node-exporter reads it as nobody
+  chmod 644 "$out.tmp" # node-exporter reads it as its own uid (catalog/agents.ts), an "other"
   mv "$out.tmp" "$out"
 }
 

@@ -35,6 +35,7 @@ export function renderCompose(model: SiteModel): string {
         image: c.image,
         ...(c.entrypoint ? { entrypoint: c.entrypoint.map(esc) } : {}),
         ...(c.command ? { command: c.command.map(esc) } : {}),
+        ...(c.user ? { user: c.user } : {}),
         environment: Object.fromEntries(
           Object.entries(c.env)
             .sort(([a], [b]) => a.localeCompare(b))

@@ -14,8 +14,15 @@ import {
 import { LOGS_ENTRYPOINT_PORT, TAILNET_ENTRYPOINT_PORT, TAILNET_RANGES, ingressAddresses } from "./traefik";
 import { toYaml } from "./yaml";
 
-/** The tailnet's MagicDNS base domain: every site is `<site>.<this>`. */
-export const meshDomain = (domain: string) => `mesh.${domain}`;
+/**
+ * A tailnet's MagicDNS base domain (Headscale's `base_domain`): every site of it is `<site>.<this>`. It is its
+ * control plane's domain, whatever a site's own (a site's `domain` names its routes, not the tailnet): the one place
+ * that decides it. A site's own only while its control plane is not known (a site loaded alone).
+ */
+export function tailnetDomain(estate: Estate, site: Pick<EstateSite, "controlPlane" | "domain">): string {
+  const cp = estate.sites.find((s) => s.name === site.controlPlane);
+  return `mesh.${cp?.domain ?? site.domain}`;
+}
 
 /** Where Headscale's policy file is mounted. */
 export const POLICY_PATH = "/etc/headscale/policy.hujson";
@@ -33,7 +40,7 @@ export function loginServer(estate: Estate, controlPlane: string, domain: string
 
 /** Headscale's config: the embedded DERP relay and MagicDNS, no dependence on Tailscale's servers. */
 export function renderHeadscaleConfig(
-  ctx: Pick<CatalogContext, "domain" | "estate" | "site" | "mesh" | "hosts">,
+  ctx: Pick<CatalogContext, "domain" | "estate" | "site" | "mesh" | "hosts" | "controlPlane">,
 ): string {
   return toYaml({
     server_url: ctx.mesh.loginServer?.replace(/\/$/, "") ?? `https://${ctx.hosts.api}`,
@@ -63,7 +70,7 @@ export function renderHeadscaleConfig(
     log: { level: "info", format: "text" },
     dns: {
       magic_dns: true,
-      base_domain: meshDomain(ctx.domain),
+      base_domain: tailnetDomain(ctx.estate, { controlPlane: ctx.controlPlane, domain: ctx.domain }),
       nameservers: { global: ["1.1.1.1", "9.9.9.9"] },
     },
     // /var/run/headscale does not exist in the image; the data volume does.
@@ -112,8 +119,22 @@ export function renderServeConfig(
   return `${JSON.stringify({ TCP: Object.fromEntries(forwards.map(([port, h]) => [String(port), h])) }, null, 2)}\n`;
 }
 
-/** How long a node's pre-auth key lasts: long enough to restore a site from its stack without a new key. */
+/**
+ * How long a node's pre-auth key lasts: a year. A node needs it only to join, and again to rejoin after losing its
+ * state volume (a restore without it, a new server): within the year that works from the stacks alone. Rotate it
+ * before then (README: `pulumi up --replace` of the key); the old key is expired as the new one replaces it.
+ */
 export const PRE_AUTH_KEY_EXPIRY = "8760h";
+
+/** Runs the headscale CLI in its container, once it answers (90 s at most). */
+const HEADSCALE_CLI = [
+  "set -eu",
+  'hs() { docker exec headscale headscale "$@"; }',
+  "i=0",
+  "until hs health >/dev/null 2>&1; do",
+  '  i=$((i + 1)); [ "$i" -lt 90 ] || { echo "headscale does not answer after 90 s" >&2; exit 1; }; sleep 1',
+  "done",
+];
 
 /** A node of a site and the tags its pre-auth key forces: its identity on the tailnet. */
 export interface MeshIdentity {
@@ -141,18 +162,28 @@ export function meshIdentities(
 
 /**
  * The script (run on the control-plane host) that makes a node's reusable pre-auth key, tagged with its identity's
- * tags: the node it joins is owned by those tags, not by a user. It prints the key as JSON.
+ * tags: the node it joins is owned by those tags, not by a user. It prints the key as JSON (with its `id`).
  */
 export function renderPreAuthKeyScript(identity: MeshIdentity): string {
   const tags = identity.tags.join(",");
   return [
-    "set -eu",
-    'hs() { docker exec headscale headscale "$@"; }',
-    "i=0",
-    "until hs health >/dev/null 2>&1; do",
-    '  i=$((i + 1)); [ "$i" -lt 90 ] || { echo "headscale does not answer after 90 s" >&2; exit 1; }; sleep 1',
-    "done",
+    ...HEADSCALE_CLI,
     `hs preauthkeys create --reusable --expiration ${PRE_AUTH_KEY_EXPIRY} --tags ${tags} -o json`,
+    "",
+  ].join("\n");
+}
+
+/**
+ * The key command's delete: expires the key its create made (its `id`, from the create's JSON, which the command
+ * provider hands over as PULUMI_COMMAND_STDOUT), so a replaced key or a removed site's key logs nothing in any
+ * more. Nodes that joined with it keep their own node keys. Expiring an unknown or expired id succeeds.
+ */
+export function renderPreAuthKeyExpireScript(): string {
+  return [
+    ...HEADSCALE_CLI,
+    `id=$(printf '%s\\n' "\${PULUMI_COMMAND_STDOUT:-}" | sed -n 's/^[[:space:]]*"id":[[:space:]]*"\\{0,1\\}\\([0-9][0-9]*\\).*/\\1/p' | head -n 1)`,
+    '[ -n "$id" ] || { echo "no pre-auth key id in the create\'s output: expire the key by hand (headscale preauthkeys list)" >&2; exit 1; }',
+    'hs preauthkeys expire --id "$id"',
     "",
   ].join("\n");
 }

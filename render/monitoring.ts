@@ -1,5 +1,6 @@
 import type { CatalogContext } from "../catalog/types";
 import type { Estate } from "../model/estate";
+import { dockerApiHost } from "./dockerApi";
 import { egressProxy } from "./policy";
 import { PROBE_MODULES } from "./prometheus";
 import { toYaml } from "./yaml";
@@ -111,7 +112,7 @@ export function renderPromtailConfig(
     scrape_configs: [
       {
         job_name: "containers",
-        docker_sd_configs: [{ host: "tcp://socket-proxy:2375", refresh_interval: "30s" }],
+        docker_sd_configs: [{ host: dockerApiHost("promtail"), refresh_interval: "30s" }],
         relabel_configs: [
           { source_labels: ["__meta_docker_container_name"], regex: "/(.*)", target_label: "container" },
           { source_labels: ["__meta_docker_container_label_cloud_qui3tly_service"], target_label: "service" },

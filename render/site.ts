@@ -1,6 +1,7 @@
 import { LOG_OPTS, describeSecret, type SiteModel } from "../model/site";
 import { BACKUP_CRON, BACKUP_SCRIPT, renderBackupCron, renderBackupScript } from "./backup";
 import { renderCompose } from "./compose";
+import { HOST_KEY_PLACEHOLDER, renderCloudInit } from "./host";
 import { WG_INTERFACE, renderWireguardConfig, tunnelSites } from "./wireguard";
 
 /** How a secret shows in reviewable output: its source, never its value. */
@@ -30,6 +31,13 @@ export function renderSiteFiles(model: SiteModel): Record<string, string> {
       ),
     });
   }
+  if (model.host.kind === "hcloud") {
+    // The server's first boot; its host key is made at deploy time and kept secret in state.
+    files["host/cloud-init.yaml"] = renderCloudInit({
+      privateKey: HOST_KEY_PLACEHOLDER,
+      publicKey: "<the server's public host key, from the stack's state>",
+    });
+  }
   const containers = model.services.flatMap((s) =>
     s.containers.map((c) => ({
       name: c.name,
@@ -37,6 +45,7 @@ export function renderSiteFiles(model: SiteModel): Record<string, string> {
       image: c.image,
       ...(c.command ? { command: c.command } : {}),
       ...(c.entrypoint ? { entrypoint: c.entrypoint } : {}),
+      ...(c.user ? { user: c.user } : {}),
       env: Object.fromEntries(Object.entries(c.env).map(([k, v]) => [k, envForReview(v)])),
       ...(Object.keys(c.secretFiles).length > 0
         ? {

@@ -1,5 +1,6 @@
 import type { CatalogContext, Route } from "../catalog/types";
 import { ipv4Int } from "../config/schema";
+import { CROWDSEC_LOG_CONTAINER, dockerApiHost } from "./dockerApi";
 import { toYaml } from "./yaml";
 
 /** Tailscale's address ranges: `private` routes answer only these. */
@@ -161,8 +162,8 @@ export function renderTraefikDynamic(
 export function renderCrowdsecAcquisition(): string {
   return toYaml({
     source: "docker",
-    container_name: ["traefik"],
-    docker_host: "tcp://socket-proxy:2375",
+    container_name: [CROWDSEC_LOG_CONTAINER],
+    docker_host: dockerApiHost("crowdsec"),
     labels: { type: "traefik" },
   });
 }

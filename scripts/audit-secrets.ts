@@ -4,7 +4,15 @@ import * as path from "node:path";
 import { loadProjectSite } from "../model/estate";
 import { renderSiteFiles } from "../render/site";
 import { ROOT, flag } from "./cli";
-import { configSecrets, deploymentSecrets, findLeaks, readTree, type Secret } from "./secretsAudit";
+import {
+  configSecrets,
+  deploymentSecrets,
+  findLeaks,
+  readTree,
+  undeclared,
+  type ConfigValue,
+  type Secret,
+} from "./secretsAudit";
 
 /**
  * `npm run audit:secrets -- --stack <a,b,...> [--preview] [--log <file>]...`: collects every secret the stacks know
@@ -35,15 +43,16 @@ function pulumi(args: readonly string[]): string {
   return r.stdout + r.stderr;
 }
 
-const secrets: Secret[] = [];
+let secrets: Secret[] = [];
+const plainConfig: Record<string, ConfigValue> = {};
 const texts = new Map<string, string>();
 for (const stack of stacks) {
+  const config = JSON.parse(pulumi(["config", "--show-secrets", "--json", "--stack", stack]));
   secrets.push(
     ...deploymentSecrets(JSON.parse(pulumi(["stack", "export", "--show-secrets", "--stack", stack]))),
   );
-  secrets.push(
-    ...configSecrets(JSON.parse(pulumi(["config", "--show-secrets", "--json", "--stack", stack]))),
-  );
+  secrets.push(...configSecrets(config));
+  for (const [k, v] of Object.entries(config)) plainConfig[`${stack}: ${k}`] = v as ConfigValue;
   texts.set(`${stack}: pulumi stack export`, pulumi(["stack", "export", "--stack", stack]));
   texts.set(`${stack}: pulumi stack output --json`, pulumi(["stack", "output", "--json", "--stack", stack]));
   if (argv.includes("--preview")) {
@@ -64,6 +73,7 @@ argv.forEach((a, i) => {
   }
 });
 
+secrets = undeclared(secrets, plainConfig);
 const leaks = findLeaks(secrets, texts);
 for (const l of leaks)
   console.log(`LEAK ${l.fingerprint} (${l.encoding}) of ${l.source}\n     in ${l.where}`);

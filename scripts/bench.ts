@@ -3,6 +3,9 @@ import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { fileSource } from "../config/source";
 import { loadSite, type ServiceModel, type SiteModel } from "../model/site";
+import type { SiteBundle } from "../components";
+import { logShippers } from "../render/monitoring";
+import { canonicalJson, seal, sealKeyPair } from "../render/seal";
 import { deploySite } from "../stacks/site";
 import { computedOutputs } from "../test/mocks";
 import { ROOT } from "./cli";
@@ -79,21 +82,50 @@ async function runScenario(scenario: string): Promise<Result> {
   let peak = 0;
   const sample = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 5);
   const t0 = process.hrtime.bigint();
-  const models = SCENARIOS[scenario]!();
-  // What the control plane's stack would hand every other site: a key per site.
+  // Every services site with a sealing key of its own, as `npm run seal-key` makes.
+  const pairs = new Map<string, { privateKey: string; publicKey: string }>();
+  const models = SCENARIOS[scenario]!().map((m) => {
+    if (m.controlPlane === m.name) return m;
+    const pair = sealKeyPair();
+    pairs.set(m.name, pair);
+    return { ...m, mesh: { ...m.mesh, sealPublicKey: pair.publicKey } };
+  });
+  // What the control plane's stack would hand every other site: its bundle, sealed to it.
   const key = Buffer.alloc(32, 1).toString("base64");
-  // Tailnet keys by site, then by node (the site's node and its egress nodes).
-  const nodeKeys = (m: (typeof models)[number]) =>
+  const secret = Buffer.alloc(32, 9);
+  // Tailnet keys by node (the site's node and its egress nodes).
+  const nodeKeys = (m: SiteModel) =>
     Object.fromEntries(
       (m.services.find((s) => s.name === "tailscale")?.containers ?? []).map((c) => [
         c.name,
         `key-${c.name}`,
       ]),
     );
-  const fromControlPlane = (k: string) =>
-    pulumi.secret(Object.fromEntries(models.map((m) => [m.name, k === "meshAuthKeys" ? nodeKeys(m) : key])));
+  const shippers = new Set(models.flatMap((m) => logShippers(m.estate, m.controlPlane)));
+  const bundle = (m: SiteModel): SiteBundle => ({
+    meshAuthKeys: nodeKeys(m),
+    wireguardPrivateKey: key,
+    backup: { repository: `repo-${m.name}`, rest: `rest-${m.name}` },
+    hosted: Object.fromEntries(
+      m.backup.hosted.map((x) => [x.site, { repository: `repo-${x.site}`, htpasswd: `${x.site}:hash` }]),
+    ),
+    ...(shippers.has(m.name) ? { logPassword: `logs-${m.name}` } : {}),
+  });
+  const exported: Record<string, unknown> = {
+    sealed: Object.fromEntries(
+      models
+        .filter((m) => pairs.has(m.name))
+        .map((m) => [m.name, seal(canonicalJson(bundle(m)), m.name, pairs.get(m.name)!.publicKey, secret)]),
+    ),
+    wireguardPublicKeys: Object.fromEntries(models.map((m) => [m.name, key])),
+  };
+  const fromControlPlane = (k: string) => pulumi.secret(exported[k]);
   const sites = models.map((m) =>
-    deploySite(m, { configSecret: (k) => pulumi.secret(k), controlPlaneOutput: fromControlPlane }),
+    deploySite(m, {
+      configSecret: (k) => pulumi.secret(k),
+      controlPlaneOutput: fromControlPlane,
+      ...(pairs.has(m.name) ? { sealKey: pairs.get(m.name)!.privateKey } : {}),
+    }),
   );
   // A container registers once everything it uses has: all URNs in means the program is evaluated.
   const urns = sites.flatMap((s) => [

@@ -53,7 +53,9 @@ TRAEFIK_VERSION=v3.2.3
 # - rest-server: v0.14.0 (go 1.23) is the only version served; its list is refused (403).
 RESTIC_VERSION=v0.19.1
 REST_SERVER_VERSION=v0.14.0
-# The only newer Go the proxy serves for this project (see /work/.library/env/packages/go-partial.tsv).
+# The newer Go for a module that asks for one, pinned (never "the newest"): the go command fetches it from the Go
+# module proxy like any module (golang.org/toolchain v0.0.1-go1.27.3.linux-amd64, about 76 MB; served, checked
+# 2026-11-30). No tool pinned above needs it today.
 NEWER_GO=go1.27.3
 # Bump when the build recipe (commands, flags) changes: builds of another revision are redone.
 RECIPE_REV=1

@@ -1,10 +1,14 @@
 # scripts/pulumi-env.sh — source me:  source scripts/pulumi-env.sh
 # shellcheck shell=bash
 #
-# Makes the offline Pulumi toolchain available in the current shell: builds whatever is
-# missing (scripts/toolchain.sh; silent when everything is already built, which takes
-# about a second) and exports PATH, PULUMI_SKIP_UPDATE_CHECK and
-# PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION. Afterwards `pulumi` is the toolchain's CLI.
+# Makes a Pulumi CLI and the pinned provider plugins available in the current shell, official
+# ones first (scripts/toolchain.sh): an official `pulumi` v3 on PATH is used as is, and so is
+# every plugin of the pinned version already in $PULUMI_HOME/plugins that the toolchain did
+# not put there; it never replaces them. Only what is missing is built from the Go module
+# proxy (stand-ins, see toolchain.sh) and installed. It says on stderr which CLI and which
+# plugins (official or STAND-IN) the shell gets, and exports PATH (only for a stand-in CLI),
+# PULUMI_SKIP_UPDATE_CHECK and PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION. Silent otherwise
+# when nothing had to be done (about a second).
 #
 # It only exports variables: it does not change the caller's shell options (set -e etc.),
 # and on failure it returns non-zero (the toolchain's own message names the failed step).

@@ -13,13 +13,13 @@ import { chooseSnapshot, type Snapshot } from "./snapshots";
 
 /**
  * `npm run restore -- --stack <site> --service <svc> [--snapshot <id> | --before <time>] [--ssh-key <file>]
- * [--address <host>]`: puts a service's volumes and databases back from its site's repository, through the site's
+ * [--address <host> --host-key <key>]`: puts a service's volumes and databases back from its site's repository, through the site's
  * own backup job (`qcloud-backup restore`) over the stack's SSH settings. Everything it refuses, it refuses before
  * touching the site. The project is this checkout, or QCLOUD_PROJECT_DIR (the sandbox's).
  */
 const argv = process.argv.slice(2);
 const usage =
-  "usage: npm run restore -- --stack <site> --service <service> [--snapshot <id> | --before <time>] [--ssh-key <file>] [--address <host>]";
+  "usage: npm run restore -- --stack <site> --service <service> [--snapshot <id> | --before <time>] [--ssh-key <file>] [--address <host> --host-key <key>]";
 const stack = flag(argv, "stack");
 const service = flag(argv, "service");
 const snapshot = flag(argv, "snapshot");
@@ -58,16 +58,18 @@ if (model.backup.target === undefined)
   fail(`site \`${stack}\` has no backup repository (no other site keeps it)`);
 const host = model.host;
 const address = flag(argv, "address") ?? (host.kind === "existing" ? host.address : undefined);
-if (address === undefined) {
+// An hcloud server's key is made by its stack: never trusted on first use here either.
+const hostKey = flag(argv, "host-key") ?? (host.kind === "existing" ? host.hostKey : undefined);
+if (address === undefined || (host.kind === "hcloud" && hostKey === undefined)) {
   fail(
-    `an hcloud host's address is in its stack: --address "$(pulumi stack output hostAddress --stack ${stack})"`,
+    `an hcloud host's address and host key are in its stack: --address "$(pulumi stack output hostAddress --stack ${stack})" ` +
+      `--host-key "$(pulumi stack output hostKey --stack ${stack})"`,
     2,
   );
 }
 
 // The stack's own SSH settings: its user and port, its pinned host key.
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "qcloud-restore-"));
-const hostKey = host.kind === "existing" ? host.hostKey : undefined;
 let knownHosts: string | undefined;
 if (hostKey) {
   knownHosts = path.join(dir, "known_hosts");

@@ -18,44 +18,75 @@ export interface Secret {
   readonly source: string;
 }
 
-/** Every string inside a JSON value, with its path. */
+/** Every string inside a JSON value, with its path (a secret nested in a secret: its value, not its marker). */
 function strings(v: unknown, at: string, out: Secret[]): void {
   if (typeof v === "string") out.push({ value: v, source: at });
   else if (Array.isArray(v)) v.forEach((x, i) => strings(x, `${at}[${i}]`, out));
-  else if (v && typeof v === "object") for (const [k, x] of Object.entries(v)) strings(x, `${at}.${k}`, out);
+  else if (v && typeof v === "object") {
+    const o = v as Record<string, unknown>;
+    if (o[SECRET_SIG] !== undefined) strings(unwrap(o), at, out);
+    else for (const [k, x] of Object.entries(o)) strings(x, `${at}.${k}`, out);
+  }
+}
+
+/** A secret's value: its `plaintext` (JSON) with --show-secrets, else its `value` (a nested secret). */
+function unwrap(o: Record<string, unknown>): unknown {
+  if (typeof o["plaintext"] === "string") return parseOr(o["plaintext"]);
+  return o["plaintext"] ?? o["value"];
 }
 
 /**
- * The secret values of a deployment exported with `--show-secrets`: the strings inside every value Pulumi marks
- * secret (a secret object's every string: a secret record of keys holds secrets in each entry).
+ * The secret values of a deployment exported with `--show-secrets`: the strings inside every secret output of its
+ * resources. Docker's resources are left out: they only echo values made elsewhere (passwords, keys, config
+ * secrets, all collected where they are made), and they mark a whole list secret for one secret in it (every
+ * `KEY=value` of a container's env), which would make `TZ=...` a secret.
  */
 export function deploymentSecrets(exported: unknown): Secret[] {
   const out: Secret[] = [];
+  const resources =
+    (exported as { deployment?: { resources?: { urn: string; type: string; outputs?: unknown }[] } })
+      .deployment?.resources ?? [];
   const walk = (v: unknown, at: string): void => {
     if (Array.isArray(v)) v.forEach((x, i) => walk(x, `${at}[${i}]`));
     else if (v && typeof v === "object") {
       const o = v as Record<string, unknown>;
-      if (o[SECRET_SIG] !== undefined && "plaintext" in o) {
-        const plain = o["plaintext"];
-        strings(typeof plain === "string" ? parseOr(plain) : plain, at, out);
-        return;
-      }
-      // Name each value by its resource, not by its index in the resource list.
-      const here = typeof o["urn"] === "string" ? (o["urn"] as string) : at;
-      for (const [k, x] of Object.entries(o)) walk(x, `${here}.${k}`);
+      if (o[SECRET_SIG] !== undefined) strings(unwrap(o), at, out);
+      else for (const [k, x] of Object.entries(o)) walk(x, `${at}.${k}`);
     }
   };
-  walk(exported, "");
+  for (const r of resources) if (!r.type.startsWith("docker:")) walk(r.outputs, `${r.urn}.outputs`);
   return significant(out);
 }
 
+/** An entry of `pulumi config --show-secrets --json`. */
+export interface ConfigValue {
+  readonly value?: unknown;
+  readonly objectValue?: unknown;
+  readonly secret?: boolean;
+}
+
 /** `pulumi config --show-secrets --json`: the values of its secret keys. */
-export function configSecrets(config: Record<string, { value?: unknown; secret?: boolean }>): Secret[] {
+export function configSecrets(config: Record<string, ConfigValue>): Secret[] {
   const out: Secret[] = [];
   for (const [key, v] of Object.entries(config)) {
     if (v.secret && v.value !== undefined) strings(v.value, `config ${key}`, out);
   }
   return significant(out);
+}
+
+/**
+ * Leaves out what a stack's plain config declares: public by the operator's own word (a pinned host key travels in
+ * the same secret connection as the private key).
+ */
+export function undeclared(secrets: readonly Secret[], plainConfig: Record<string, ConfigValue>): Secret[] {
+  const plain: Secret[] = [];
+  for (const [key, v] of Object.entries(plainConfig)) {
+    // An object's `value` is its JSON; `objectValue`, the object.
+    const value = v.objectValue ?? (typeof v.value === "string" ? parseOr(v.value) : v.value);
+    if (!v.secret && value !== undefined) strings(value, key, plain);
+  }
+  const declared = new Set(plain.map((p) => p.value.trim()));
+  return secrets.filter((s) => !declared.has(s.value));
 }
 
 function parseOr(s: string): unknown {

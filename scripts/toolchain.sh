@@ -5,7 +5,10 @@
 # Usage:
 #   scripts/toolchain.sh               build what is missing, install plugins, print env
 #   scripts/toolchain.sh --quiet       same, but silent when nothing had to be done
-#   scripts/toolchain.sh --print-env   only print the shell exports (fails if not built)
+#   scripts/toolchain.sh --print-env   only print the shell exports (fails if not built); says on
+#                                      stderr which CLI and plugins they give
+#   scripts/toolchain.sh --plan        only say what would be used, built and installed (one line
+#                                      per component, see plan()); needs neither Go nor a build
 #   scripts/toolchain.sh --verify      build, then run an end-to-end check in a temp dir
 #   scripts/toolchain.sh --refresh     rebuild everything (e.g. once the Go proxy serves
 #                                      the exact CLI version; see the CLI note below)
@@ -41,9 +44,16 @@
 #   published binaries: see "What each stand-in provider is built from" below for the
 #   sources and the known differences. Each build writes its inputs to BUILT_FROM.
 #
-# Plugins are installed with `pulumi plugin install resource <name> <ver> --file <bin>` into
-# $PULUMI_HOME (default ~/.pulumi): a pulumi-resource-<name> on PATH works too, but then the
-# CLI prints "using ... from $PATH" warnings on every run.
+# Official binaries first, never replaced (issue 9). An official `pulumi` (any v3, one not built
+# here) found on PATH is used as is. A plugin of the wanted name and version already in
+# $PULUMI_HOME/plugins (default ~/.pulumi) that this script did not install is used as is and
+# never touched: only where none is installed is a stand-in built and installed, with
+# `pulumi plugin install resource <name> <ver> --file <bin>` (no --reinstall), and marked ours
+# by a .qcloud-source file holding the binary's sha256. Only a plugin whose marker matches its
+# binary is ours to update; one replaced since (`pulumi plugin install ... --reinstall` of the
+# official one) is foreign again. So a machine with the official CLI and plugins needs no Go
+# and builds nothing. (A pulumi-resource-<name> on PATH would override every version of it for
+# every project, with "using ... from $PATH" warnings on every run: not used.)
 #
 # Everything lives outside the repo, in ${QCLOUD_CACHE:-$HOME/.cache/qui3tly-cloud}/toolchain.
 # Builds go to a temp dir under it and are renamed into place, so an interrupted build never
@@ -68,6 +78,7 @@ for arg in "$@"; do
     --quiet | -q) QUIET=1 ;;
     --refresh) REFRESH=1 ;;
     --vet) MODE=vet ;;
+    --plan) MODE=plan ;;
     -h | --help)
       sed -n '2,/^# Most scripts/p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
@@ -195,15 +206,18 @@ export GOFLAGS="-mod=mod -buildvcs=false"
 # A newer `go` line in a go.mod must never make go try to download a toolchain offline.
 export GOTOOLCHAIN=local
 
+# The newest `go` line among the modules built here: pulumi pkg/sdk v3.274.1 and v3.260.0
+# (the CLI, the bridge's and the command stand-in's pulumi) declare go 1.26.6; the bridge,
+# pulumi-go-provider and the Terraform providers 1.25.x or older; sdk v3.68.0 1.18. With
+# GOTOOLCHAIN=local an older go refuses them. The README names this minimum.
+GO_MIN=1.26.6
 check_go() {
   need go
   local v
   v="$(go env GOVERSION)" # go1.26.8
   v="${v#go}"
-  local major="${v%%.*}" rest="${v#*.}"
-  local minor="${rest%%.*}"
-  if [ "$major" -lt 1 ] || { [ "$major" -eq 1 ] && [ "$minor" -lt 26 ]; }; then
-    die "Go >= 1.26 is needed (pulumi pkg v3.274 declares go 1.26.6); found go$v"
+  if [ "$(printf '%s\n%s\n' "$GO_MIN" "$v" | sort -V | head -1)" != "$GO_MIN" ]; then
+    die "Go >= $GO_MIN is needed (pulumi pkg v3.274 declares go $GO_MIN); found go$v"
   fi
 }
 
@@ -466,30 +480,95 @@ provider_built() { [ -f "$1/KEY" ] && [ "$(cat "$1/KEY")" = "$2" ]; }
 is_built() { [ -f "$1/RECIPE_REV" ] && [ "$(cat "$1/RECIPE_REV")" = "$RECIPE_REV" ]; }
 
 # ---------------------------------------------------------------------------------------
-# Plugin installation into $PULUMI_HOME (idempotent: a marker names the source binary).
+# Plugins in $PULUMI_HOME: whose they are. Official (or any other) plugins are used, never
+# replaced; ours are the ones whose .qcloud-source marker names their binary's sha256.
 # ---------------------------------------------------------------------------------------
 pulumi_home() { echo "${PULUMI_HOME:-$HOME/.pulumi}"; }
+plugin_dir() { echo "$(pulumi_home)/plugins/resource-$1-v${PLUGIN_VER[$1]}"; } # name
 
-# The marker names the binary, its size and its build's cache key, so a rebuild reinstalls.
-plugin_installed() { # name ver bin key
-  local d
-  d="$(pulumi_home)/plugins/resource-$1-v$2"
-  [ -x "$d/pulumi-resource-$1" ] && [ -f "$d/.qcloud-source" ] &&
-    [ "$(cat "$d/.qcloud-source")" = "$3 $(stat -c %s "$3") $4" ] &&
-    [ "$(stat -c %s "$d/pulumi-resource-$1")" = "$(stat -c %s "$3")" ]
+sha256_of() { sha256sum <"$1" | cut -d' ' -f1; }
+
+# is_ours NAME: the installed plugin NAME carries our marker and is still the binary we put
+# there. Marker: "<source binary> <size> <key> sha256:<hex> stat:<inode>:<mtime>:<size>"; the
+# stat fingerprint spares hashing 70 MB binaries on every warm run (an in-place rewrite
+# changes it), the sha256 decides when it differs. The first format ("<source> <size>
+# <key>", until issue 9) is recognised by comparing with the source binary it names.
+is_ours() {
+  local d bin marker src _size _key sum fp
+  d="$(plugin_dir "$1")"
+  bin="$d/pulumi-resource-$1"
+  marker="$d/.qcloud-source"
+  [ -f "$marker" ] && [ -f "$bin" ] || return 1
+  read -r src _size _key sum fp <"$marker" || true
+  if [ -n "$sum" ]; then
+    [ "$fp" = "stat:$(stat -c %i:%Y:%s "$bin")" ] || [ "$sum" = "sha256:$(sha256_of "$bin")" ]
+  else
+    [ -f "$src" ] && cmp -s "$src" "$bin"
+  fi
 }
 
-install_plugin() { # name ver bin key
-  local name="$1" ver="$2" bin="$3" key="$4" d
-  d="$(pulumi_home)/plugins/resource-$name-v$ver"
-  # --reinstall replaces a plugin of the same version that came from elsewhere.
-  "$PULUMI_BIN" plugin install resource "$name" "$ver" --file "$bin" --reinstall >&2
-  echo "$bin $(stat -c %s "$bin") $key" >"$d/.qcloud-source"
+# plugin_state NAME: absent | foreign (installed, not by us: official or anyone's, used as
+# is) | ours (our stand-in, built with the wanted key) | ours-stale (our stand-in, built from
+# other sources or with --refresh: ours to replace).
+plugin_state() {
+  local d key
+  d="$(plugin_dir "$1")"
+  if [ ! -e "$d" ] && [ ! -e "$d.partial" ]; then
+    echo absent
+  elif ! is_ours "$1"; then
+    echo foreign
+  else
+    key="$(cut -d' ' -f3 "$d/.qcloud-source")"
+    if [ "$key" = "${PLUGIN_KEY[$1]}" ] && [ "$REFRESH" = 0 ]; then echo ours; else echo ours-stale; fi
+  fi
+}
+
+# install_plugin NAME: put our stand-in where plugin_state allows it, then mark it ours only if
+# what is installed now is exactly our build (`pulumi plugin install` without --reinstall keeps
+# a plugin someone else installed in between, and says nothing).
+install_plugin() {
+  local name="$1" ver="${PLUGIN_VER[$1]}" bin d state
+  bin="$PLUGIN_ROOT/$name-$ver/pulumi-resource-$name"
+  d="$(plugin_dir "$name")"
+  state="$(plugin_state "$name")"
+  case "$state" in
+    absent) "$PULUMI_BIN" plugin install resource "$name" "$ver" --file "$bin" >&2 ;;
+    # Replaces only our own earlier stand-in (is_ours checked its marker against its binary).
+    ours-stale) "$PULUMI_BIN" plugin install resource "$name" "$ver" --file "$bin" --reinstall >&2 ;;
+    *) return 0 ;;
+  esac
+  if [ -f "$d/pulumi-resource-$name" ] && cmp -s "$bin" "$d/pulumi-resource-$name"; then
+    echo "$bin $(stat -c %s "$bin") ${PLUGIN_KEY[$name]} sha256:$(sha256_of "$bin")" \
+      "stat:$(stat -c %i:%Y:%s "$d/pulumi-resource-$name")" >"$d/.qcloud-source"
+  else
+    log "left alone: $d holds another pulumi-resource-$name $ver, installed meanwhile"
+  fi
+}
+
+# upgrade_marker NAME: rewrite our first-format marker (recognised only while the cache binary
+# it names is unchanged) in the sha256 format, keeping its key, so a later rebuild still finds
+# the stand-in ours (and stale) rather than taking it for an official plugin.
+upgrade_marker() {
+  local d bin src size key sum
+  d="$(plugin_dir "$1")"
+  bin="$d/pulumi-resource-$1"
+  [ -f "$d/.qcloud-source" ] || return 0
+  read -r src size key sum <"$d/.qcloud-source" || true
+  if [ -z "$sum" ] && is_ours "$1"; then
+    echo "$src $size $key sha256:$(sha256_of "$bin") stat:$(stat -c %i:%Y:%s "$bin")" >"$d/.qcloud-source"
+  fi
 }
 
 # ---------------------------------------------------------------------------------------
 # Main flow
 # ---------------------------------------------------------------------------------------
+# is_our_cli BIN: BIN is a CLI built by this script (any cache: its dir has our marker files).
+is_our_cli() {
+  local d
+  d="$(dirname "$(dirname "$(readlink -f "$1")")")"
+  [ -f "$d/RECIPE_REV" ] && grep -q '^pulumi CLI built from ' "$d/BUILT_FROM" 2>/dev/null
+}
+
 resolve() {
   need node
   PULUMI_WANT="$(pkg_version @pulumi/pulumi version)"
@@ -501,14 +580,21 @@ resolve() {
   done
   CLI_DIR="$CACHE_ROOT/pulumi-$PULUMI_WANT"
   PLUGIN_ROOT="$CACHE_ROOT/plugins"
-  # A pulumi on PATH of exactly the wanted version (not one of ours) is used as is.
+  # The first official `pulumi` v3 on PATH (not one built here) is used as is, whatever its
+  # minor version: the SDK talks to any 3.x engine.
   SYSTEM_PULUMI=""
-  local onpath
-  if onpath="$(command -v pulumi 2>/dev/null)" && [[ "$onpath" != "$CACHE_ROOT"/* ]]; then
-    if [ "$("$onpath" version 2>/dev/null)" = "v$PULUMI_WANT" ]; then
+  SYSTEM_PULUMI_VERSION=""
+  local onpath v
+  while IFS= read -r onpath; do
+    [ -n "$onpath" ] || continue
+    if is_our_cli "$onpath"; then continue; fi
+    v="$("$onpath" version 2>/dev/null || true)"
+    if [[ "$v" == v3.* ]]; then
       SYSTEM_PULUMI="$onpath"
+      SYSTEM_PULUMI_VERSION="$v"
+      break
     fi
-  fi
+  done < <(type -ap pulumi 2>/dev/null || true)
   if [ -n "$SYSTEM_PULUMI" ]; then
     PULUMI_BIN="$SYSTEM_PULUMI"
     BIN_DIR=""
@@ -516,6 +602,72 @@ resolve() {
     PULUMI_BIN="$CLI_DIR/bin/pulumi"
     BIN_DIR="$CLI_DIR/bin"
   fi
+}
+
+# cli_ready: an official CLI, or our build of this recipe revision (not with --refresh).
+cli_ready() { [ -n "$SYSTEM_PULUMI" ] || { [ "$REFRESH" = 0 ] && is_built "$CLI_DIR"; }; }
+
+# plugin_ready NAME: nothing to install (an official plugin, or our current stand-in).
+plugin_ready() { case "$(plugin_state "$1")" in foreign | ours) return 0 ;; *) return 1 ;; esac; }
+
+all_ready() {
+  cli_ready || return 1
+  local p
+  for p in "${PROVIDERS[@]}"; do plugin_ready "$p" || return 1; done
+}
+
+# plan: one line per component, what this run would use or do (stdout), and no side effects:
+#   cli official <path> <version>        an official pulumi on PATH, used as is
+#   cli stand-in <path> <version>        our build, already there
+#   cli build <path> <version>           our build, to be built (needs Go)
+#   plugin <name> <ver> <decision> <plugin dir> <stand-in key>, decision one of:
+#     official          installed, not by this script: used as is, never touched
+#     stand-in          our stand-in, current
+#     install           none installed: our stand-in goes there (build+install: built first, Go)
+#     reinstall         our stand-in, from other sources: replaced (build+reinstall: likewise)
+plan() {
+  local p state decision
+  if [ -n "$SYSTEM_PULUMI" ]; then
+    echo "cli official $SYSTEM_PULUMI $SYSTEM_PULUMI_VERSION"
+  elif cli_ready; then
+    echo "cli stand-in $CLI_DIR/bin/pulumi $(sed -n 's/^pulumi CLI built from .*@//p' "$CLI_DIR/BUILT_FROM")"
+  else
+    echo "cli build $CLI_DIR/bin/pulumi v$PULUMI_WANT"
+  fi
+  for p in "${PROVIDERS[@]}"; do
+    state="$(plugin_state "$p")"
+    case "$state" in
+      foreign) decision=official ;;
+      ours) decision=stand-in ;;
+      absent) decision=install ;;
+      ours-stale) decision=reinstall ;;
+    esac
+    if [[ "$state" == absent || "$state" == ours-stale ]] &&
+      { [ "$REFRESH" = 1 ] || ! provider_built "$PLUGIN_ROOT/$p-${PLUGIN_VER[$p]}" "${PLUGIN_KEY[$p]}"; }; then
+      decision="build+$decision"
+    fi
+    echo "plugin $p ${PLUGIN_VER[$p]} $decision $(plugin_dir "$p") ${PLUGIN_KEY[$p]}"
+  done
+}
+
+# summary: which CLI and plugins the environment gives (stderr, for the operator).
+summary() {
+  local p line=""
+  if [ -n "$SYSTEM_PULUMI" ]; then
+    echo "toolchain: pulumi CLI: official $SYSTEM_PULUMI ($SYSTEM_PULUMI_VERSION)" >&2
+    if [ "$SYSTEM_PULUMI_VERSION" != "v$PULUMI_WANT" ]; then
+      echo "toolchain:   (the program's @pulumi/pulumi is $PULUMI_WANT)" >&2
+    fi
+  else
+    echo "toolchain: pulumi CLI: stand-in $CLI_DIR/bin/pulumi (no official pulumi v3 on PATH; $(head -1 "$CLI_DIR/BUILT_FROM"))" >&2
+  fi
+  for p in "${PROVIDERS[@]}"; do
+    case "$(plugin_state "$p")" in
+      foreign) line+="${line:+, }$p ${PLUGIN_VER[$p]} official" ;;
+      *) line+="${line:+, }$p ${PLUGIN_VER[$p]} STAND-IN" ;;
+    esac
+  done
+  echo "toolchain: plugins in $(pulumi_home)/plugins: $line" >&2
 }
 
 print_env() {
@@ -528,18 +680,8 @@ print_env() {
   echo "export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true"
 }
 
-all_ready() {
-  [ -n "$SYSTEM_PULUMI" ] || is_built "$CLI_DIR" || return 1
-  local p bin
-  for p in "${PROVIDERS[@]}"; do
-    bin="$PLUGIN_ROOT/$p-${PLUGIN_VER[$p]}/pulumi-resource-$p"
-    provider_built "$PLUGIN_ROOT/$p-${PLUGIN_VER[$p]}" "${PLUGIN_KEY[$p]}" || return 1
-    plugin_installed "$p" "${PLUGIN_VER[$p]}" "$bin" "${PLUGIN_KEY[$p]}" || return 1
-  done
-}
-
 build_all() {
-  local t_all=$SECONDS p dir
+  local t_all=$SECONDS p dir planned
   CURRENT_STEP="prepare $CACHE_ROOT"
   mkdir -p "$CACHE_ROOT"
   cd "$CACHE_ROOT" # go commands must not see any go.mod of the caller's directory
@@ -549,18 +691,24 @@ build_all() {
     rm -rf "$CLI_DIR" "$CACHE_ROOT/plugins"
   fi
   rm -rf "$CACHE_ROOT/tmp" # leftovers of interrupted builds
+  for p in "${PROVIDERS[@]}"; do upgrade_marker "$p"; done
   if all_ready; then
     log "everything up to date ($CACHE_ROOT)"
     return 0
   fi
   loud # something will be built or installed: show progress even with --quiet
-  CURRENT_STEP="check the Go toolchain"
-  check_go
   log "cache: $CACHE_ROOT"
   log "wanted: @pulumi/pulumi $PULUMI_WANT; plugins: $(for p in "${PROVIDERS[@]}"; do printf '%s %s  ' "$p" "${PLUGIN_VER[$p]}"; done)"
+  # Go only when something is to be built: official binaries and earlier builds need none.
+  # (plan's output taken whole first: `plan | grep -q` fails under pipefail when grep stops early)
+  planned="$(plan)"
+  if grep -qE '^cli build |^plugin .* build\+' <<<"$planned"; then
+    CURRENT_STEP="check the Go toolchain"
+    check_go
+  fi
 
   if [ -n "$SYSTEM_PULUMI" ]; then
-    log "using $SYSTEM_PULUMI (v$PULUMI_WANT) from PATH; not building the CLI"
+    log "using $SYSTEM_PULUMI ($SYSTEM_PULUMI_VERSION) from PATH; not building the CLI"
   elif ! is_built "$CLI_DIR"; then
     # (if-blocks, not `cond || step`: errexit is off inside the left side of || lists)
     # The parts survive an interrupted run, so a rerun only builds what is missing.
@@ -573,6 +721,11 @@ build_all() {
     step "assemble $CLI_DIR" assemble_cli "$CLI_DIR" "$PULUMI_WANT"
   fi
   for p in "${PROVIDERS[@]}"; do
+    if plugin_ready "$p"; then
+      # Official (or anyone else's) plugins are used as they are: nothing built for them.
+      log "pulumi-resource-$p ${PLUGIN_VER[$p]}: using $(plugin_dir "$p") ($(awk -v p="$p" '$1 == "plugin" && $2 == p { print $4 }' <<<"$planned"))"
+      continue
+    fi
     dir="$PLUGIN_ROOT/$p-${PLUGIN_VER[$p]}"
     if ! provider_built "$dir" "${PLUGIN_KEY[$p]}"; then
       mkdir -p "$PLUGIN_ROOT"
@@ -580,14 +733,10 @@ build_all() {
       step "build pulumi-resource-$p ${PLUGIN_VER[$p]} (key ${PLUGIN_KEY[$p]})" \
         build_provider "$p" "${PLUGIN_VER[$p]}" "$dir" "${PLUGIN_KEY[$p]}"
     fi
+    step "install stand-in plugin $p ${PLUGIN_VER[$p]} (key ${PLUGIN_KEY[$p]}) into $(pulumi_home)" \
+      install_plugin "$p"
   done
-  for p in "${PROVIDERS[@]}"; do
-    dir="$PLUGIN_ROOT/$p-${PLUGIN_VER[$p]}"
-    if ! plugin_installed "$p" "${PLUGIN_VER[$p]}" "$dir/pulumi-resource-$p" "${PLUGIN_KEY[$p]}"; then
-      step "install plugin $p ${PLUGIN_VER[$p]} (key ${PLUGIN_KEY[$p]}) into $(pulumi_home)" \
-        install_plugin "$p" "${PLUGIN_VER[$p]}" "$dir/pulumi-resource-$p" "${PLUGIN_KEY[$p]}"
-    fi
-  done
+  REFRESH=0 # rebuilt and reinstalled: from here on, ours are current
   CURRENT_STEP="done"
   log "done in $((SECONDS - t_all))s; cache size: $(du -sh "$CACHE_ROOT" | cut -f1)"
   log "add to your shell (or: source scripts/pulumi-env.sh):"
@@ -688,8 +837,10 @@ main() {
     print-env)
       CURRENT_STEP="print-env"
       all_ready || die "toolchain not built (or plugins not installed): run scripts/toolchain.sh"
+      summary
       print_env
       ;;
+    plan) plan ;;
     build) build_all ;;
     verify)
       build_all

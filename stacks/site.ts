@@ -6,13 +6,18 @@ import {
   Headscale,
   Host,
   LogKeys,
+  SealedBundles,
   ServiceSet,
   WireguardKeys,
-  type BackupCredentials,
+  openBundle,
+  siteBundle,
+  type SiteBundle,
   type SshClientFiles,
 } from "../components";
 import { PROJECT } from "../config/schema";
-import { meshHost, type SiteModel } from "../model/site";
+import { hostedRepositories } from "../model/estate";
+import { checkSealKey, sealRecipients } from "../model/seal";
+import { TAILNET_SERVICES, meshHost, type SiteModel } from "../model/site";
 import { renderBackupSecrets, repositoryUrl } from "../render/backup";
 import { authKeyInput } from "../catalog/mesh";
 import { loginServer, meshIdentities, renderTailnetAddressScript } from "../render/headscale";
@@ -27,25 +32,27 @@ export interface SiteSecrets {
   /** Reads `<project>:<key>` as a secret. */
   readonly configSecret: (key: string) => pulumi.Output<string>;
   /**
+   * The site's sealing private key (`qui3tly-cloud:sealKey`, decrypted), on every site but a control plane: it
+   * opens what the control plane sealed for this site alone. Checked against the stack file before any resource;
+   * used only inside secret outputs.
+   */
+  readonly sealKey?: string;
+  /**
    * Reads an entry of the control-plane stack's `controlPlane` output. Defaults to a `StackReference` to
    * `<organization>/<project>/<control plane>`.
    */
   readonly controlPlaneOutput?: (name: string) => pulumi.Output<unknown>;
 }
 
-/** What the control-plane stack exports for the other sites of its tailnet. */
+/**
+ * What the control-plane stack exports for the other sites of its tailnet. Every site's stack reads all of it
+ * (a `StackReference` keeps the whole outputs in its state): so no key in the clear, only each site's bundle
+ * sealed to that site's key, and public keys.
+ */
 export interface ControlPlaneOutputs {
-  /** Pre-auth keys by site, then by node (`tailscale`, `tailscale-egress-<service>`): secret. */
-  readonly meshAuthKeys: pulumi.Output<Record<string, Record<string, string>>>;
-  /** WireGuard private keys by site: secret. */
-  readonly wireguardPrivateKeys: pulumi.Output<Record<string, string>>;
+  /** Each site's `SiteBundle` (its keys and passwords) sealed to its `mesh.sealPublicKey`, by site: secret. */
+  readonly sealed: pulumi.Output<Record<string, string>>;
   readonly wireguardPublicKeys: pulumi.Output<Record<string, string>>;
-  /** Backup repository and REST passwords by site: secret. */
-  readonly backupCredentials: pulumi.Output<Record<string, BackupCredentials>>;
-  /** The REST servers' `site:bcrypt` lines by site: secret. */
-  readonly backupHtpasswd: pulumi.Output<Record<string, string>>;
-  /** Each site's password for pushing its logs to the control plane's Loki (through its Traefik), by site: secret. */
-  readonly logPasswords: pulumi.Output<Record<string, string>>;
 }
 
 export interface SiteOutputs {
@@ -63,18 +70,24 @@ export interface SiteOutputs {
     /** Its tailnet IPv4 address, once joined. */
     readonly address: pulumi.Output<string>;
     readonly loginServer: string;
-    /** Its `wg-quick` config, when it has a tunnel: secret (it holds the private key). */
+    /**
+     * Its `wg-quick` config, when it has a tunnel: secret (it holds the private key). Not on a control plane, whose
+     * outputs every site reads.
+     */
     readonly wireguardConfig?: pulumi.Output<string>;
   };
   /** The control plane's exports for its sites. */
   readonly controlPlane?: ControlPlaneOutputs;
-  /** Where and when the site is backed up; the repository password is secret: keep a copy offline (README). */
+  /**
+   * Where and when the site is backed up; the repository password is secret: keep a copy offline (README). A
+   * control plane exports no password: every site reads its outputs.
+   */
   readonly backup?: {
     readonly target: string;
     readonly repository: string;
     readonly schedule: string;
     readonly restoreTest: string;
-    readonly password: pulumi.Output<string>;
+    readonly password?: pulumi.Output<string>;
   };
 }
 
@@ -93,6 +106,10 @@ export function deploySite(
   secrets: SiteSecrets,
   opts?: pulumi.ComponentResourceOptions,
 ): Site {
+  const isControlPlane = model.controlPlane === model.name;
+  // Before any resource: the control plane needs every site's public key, a site its own private key.
+  const recipients = isControlPlane ? sealRecipients(model.estate, model.name) : {};
+  checkSealKey(model, secrets.sealKey, true);
   const host = new Host(
     model.name,
     {
@@ -117,28 +134,22 @@ export function deploySite(
     },
     opts,
   );
-  const isControlPlane = model.controlPlane === model.name;
   const members = model.estate.sites.filter((s) => s.controlPlane === model.controlPlane);
   const tunnels = tunnelSites(model.estate, model.controlPlane).map((s) => s.name);
 
-  // The control plane makes every site's keys; the others read theirs from its stack.
+  // The control plane makes every site's keys; the others open the bundle it sealed for them.
   let wgKeys: {
     privateKeys: pulumi.Output<Record<string, string>>;
     publicKeys: pulumi.Output<Record<string, string>>;
   };
-  let backupKeys: {
-    credentials: pulumi.Output<Record<string, BackupCredentials>>;
-    htpasswd: pulumi.Output<Record<string, string>>;
-  };
+  let backupKeys: BackupKeys | undefined;
+  /** This site's own keys and the passwords of the repositories it keeps: secret. */
+  let bundle: pulumi.Output<SiteBundle>;
   // The control plane keeps the hashes (its Traefik checks them); each other site reads its own password.
   const shippers = logShippers(model.estate, model.controlPlane);
-  let logPasswords: pulumi.Output<Record<string, string>>;
-  let logUsers: pulumi.Output<Record<string, string>> | undefined;
-  let read: (<T = string>(key: string) => pulumi.Output<Record<string, T>>) | undefined;
+  let logKeys: LogKeys | undefined;
   if (isControlPlane) {
-    const logKeys = new LogKeys(model.name, { sites: shippers, protect: model.protect }, opts);
-    logPasswords = logKeys.passwords;
-    logUsers = logKeys.users;
+    logKeys = new LogKeys(model.name, { sites: shippers, protect: model.protect }, opts);
     wgKeys = new WireguardKeys(model.name, { sites: tunnels }, opts);
     backupKeys = new BackupKeys(
       model.name,
@@ -148,9 +159,21 @@ export function deploySite(
       },
       opts,
     );
+    // Its own pre-auth keys come from Headscale, which runs in its own service set (below).
+    bundle = pulumi.secret(
+      pulumi
+        .all([wgKeys.privateKeys, backupKeys.credentials, backupKeys.htpasswd, logKeys.passwords])
+        .apply(([wireguardPrivateKeys, backupCredentials, backupHtpasswd, logPasswords]) =>
+          siteBundle(
+            model.name,
+            model.backup.hosted.map((x) => x.site),
+            { meshAuthKeys: {}, wireguardPrivateKeys, backupCredentials, backupHtpasswd, logPasswords },
+          ),
+        ),
+    );
   } else {
     let ref: pulumi.StackReference | undefined;
-    const fromControlPlane =
+    const read =
       secrets.controlPlaneOutput ??
       ((key: string) => {
         ref ??= new pulumi.StackReference(
@@ -161,17 +184,32 @@ export function deploySite(
         // The control plane exports them under `controlPlane` (see index.ts).
         return ref.requireOutput("controlPlane").apply((cp) => (cp as Record<string, unknown>)[key]);
       });
-    read = <T>(key: string) => fromControlPlane(key) as pulumi.Output<Record<string, T>>;
-    wgKeys = { privateKeys: read("wireguardPrivateKeys"), publicKeys: read("wireguardPublicKeys") };
-    backupKeys = {
-      credentials: read<BackupCredentials>("backupCredentials"),
-      htpasswd: read("backupHtpasswd"),
+    const sealKey = secrets.sealKey!;
+    bundle = pulumi.secret(
+      read("sealed").apply((sealed) =>
+        openBundle(sealed as Record<string, string> | undefined, model.name, model.controlPlane, sealKey),
+      ),
+    );
+    const publicKeys = read("wireguardPublicKeys") as pulumi.Output<Record<string, string>>;
+    wgKeys = {
+      privateKeys: pulumi.secret(
+        bundle.apply((b): Record<string, string> =>
+          b.wireguardPrivateKey === undefined ? {} : { [model.name]: b.wireguardPrivateKey },
+        ),
+      ),
+      publicKeys,
     };
-    logPasswords = read("logPasswords");
   }
   const backup = model.backup;
-  const entry = <T>(keys: Record<string, T>, site: string): T =>
-    controlPlaneEntry(keys, site, model.controlPlane);
+  /** A field of this site's bundle, or the error that says which stack to run first. */
+  const need = <T>(value: T | undefined, what: string): T => {
+    if (value === undefined) {
+      throw new Error(
+        `site \`${model.name}\` has no ${what} in \`${model.controlPlane}\`'s stack yet: run \`pulumi up --stack ${model.controlPlane}\` first (it makes one for every stack file)`,
+      );
+    }
+    return value;
+  };
   const wireguardConfig = tunnels.includes(model.name)
     ? pulumi.secret(
         pulumi.all([wgKeys.privateKeys, wgKeys.publicKeys]).apply(([priv, publicKeys]) =>
@@ -185,7 +223,9 @@ export function deploySite(
 
   // On the control plane the key comes from Headscale, which runs in the same set: resolved once it does.
   // Each of the site's nodes joins with a key of its own: the site's node, and one egress node per flow consumer.
-  const nodes = (model.services.find((s) => s.name === "tailscale")?.containers ?? []).map((c) => c.name);
+  const nodes = (model.services.find((s) => s.name === TAILNET_SERVICES.node)?.containers ?? []).map(
+    (c) => c.name,
+  );
   const [authKeys, setAuthKeys] = pulumi.deferredOutput<Record<string, string>>();
   const services = new ServiceSet(
     model.name,
@@ -202,19 +242,25 @@ export function deploySite(
         ),
         ...(wireguardConfig ? { wireguardConfig } : {}),
         // Traefik's logs users (the control plane), or this site's own push password.
-        ...(logUsers && shippers.length > 0
+        ...(logKeys && shippers.length > 0
           ? {
-              logsUsers: pulumi.secret(logUsers.apply((u) => shippers.map((x) => `${u[x]}\n`).join(""))),
+              logsUsers: pulumi.secret(logKeys.users.apply((u) => shippers.map((x) => `${u[x]}\n`).join(""))),
             }
           : {}),
         ...(shippers.includes(model.name)
-          ? { lokiPassword: pulumi.secret(logPasswords.apply((p) => entry(p, model.name))) }
+          ? { lokiPassword: pulumi.secret(bundle.apply((b) => need(b.logPassword, "log push password"))) }
           : {}),
         // The REST server's users: the sites whose repositories this site keeps.
         ...(backup.hosted.length > 0
           ? {
               backupHtpasswd: pulumi.secret(
-                backupKeys.htpasswd.apply((h) => backup.hosted.map((x) => `${entry(h, x.site)}\n`).join("")),
+                bundle.apply((b) =>
+                  backup.hosted
+                    .map(
+                      (x) => `${need(b.hosted?.[x.site], `backup repository of \`${x.site}\``).htpasswd}\n`,
+                    )
+                    .join(""),
+                ),
               ),
             }
           : {}),
@@ -228,24 +274,53 @@ export function deploySite(
   if (isControlPlane) {
     const headscale = new Headscale(
       model.name,
+      // The model names it on every control plane: a stack file without Headscale there is refused (model/site.ts).
       {
         connection: host.connection,
         identities: Object.fromEntries(members.map((m) => [m.name, meshIdentities(model.estate, m)])),
-        container: services.containers["headscale"]!,
+        container: services.containers[model.tailnet.headscale!]!,
       },
       opts,
     );
-    controlPlane = {
-      meshAuthKeys: headscale.authKeys,
-      wireguardPrivateKeys: wgKeys.privateKeys,
-      wireguardPublicKeys: wgKeys.publicKeys,
-      backupCredentials: backupKeys.credentials,
-      backupHtpasswd: backupKeys.htpasswd,
-      logPasswords,
-    };
+    // Each site's bundle, cut from every site's keys and sealed to that site's key alone.
+    const keys = pulumi
+      .all([
+        headscale.authKeys,
+        wgKeys.privateKeys,
+        backupKeys!.credentials,
+        backupKeys!.htpasswd,
+        logKeys!.passwords,
+      ])
+      .apply(([meshAuthKeys, wireguardPrivateKeys, backupCredentials, backupHtpasswd, logPasswords]) => ({
+        meshAuthKeys,
+        wireguardPrivateKeys,
+        backupCredentials,
+        backupHtpasswd,
+        logPasswords,
+      }));
+    const sealed = new SealedBundles(
+      model.name,
+      {
+        recipients,
+        bundles: Object.fromEntries(
+          Object.keys(recipients).map((site) => [
+            site,
+            keys.apply((k) =>
+              siteBundle(
+                site,
+                hostedRepositories(model.estate, site).map((s) => s.name),
+                k,
+              ),
+            ),
+          ]),
+        ),
+      },
+      opts,
+    );
+    controlPlane = { sealed: sealed.sealed, wireguardPublicKeys: wgKeys.publicKeys };
     setAuthKeys(keyOf(model.name, headscale.authKeys, model.controlPlane));
   } else {
-    setAuthKeys(keyOf(model.name, read!<Record<string, string>>("meshAuthKeys"), model.controlPlane));
+    setAuthKeys(bundle.apply((b) => need(b.meshAuthKeys, "pre-auth keys")));
   }
   let backups: Backups | undefined;
   if (backup.target !== undefined || backup.hosted.length > 0) {
@@ -257,16 +332,24 @@ export function deploySite(
         connection: host.connection,
         provider: host.provider,
         secrets: pulumi.secret(
-          backupKeys.credentials.apply((c) =>
+          bundle.apply((b) =>
             renderBackupSecrets({
               ...(target === undefined
                 ? {}
                 : {
-                    repository: repositoryUrl(model.estate, model.name, target, entry(c, model.name).rest),
-                    password: entry(c, model.name).repository,
+                    repository: repositoryUrl(
+                      model.estate,
+                      model.name,
+                      target,
+                      need(b.backup, "backup credentials").rest,
+                    ),
+                    password: need(b.backup, "backup credentials").repository,
                   }),
               ...Object.fromEntries(
-                backup.hosted.map((x) => [`hosted/${x.site}`, entry(c, x.site).repository]),
+                backup.hosted.map((x) => [
+                  `hosted/${x.site}`,
+                  need(b.hosted?.[x.site], `backup repository of \`${x.site}\``).repository,
+                ]),
               ),
             }),
           ),
@@ -276,7 +359,7 @@ export function deploySite(
       { ...opts, dependsOn: [host.ready, ...Object.values(services.containers)] },
     );
   }
-  const tailscale = services.containers["tailscale"];
+  const tailscale = model.tailnet.node === undefined ? undefined : services.containers[model.tailnet.node];
   const address = tailscale
     ? new command.remote.Command(
         `${model.name}-tailnet-address`,
@@ -302,10 +385,11 @@ export function deploySite(
       containers: model.services.reduce((n, s) => n + s.containers.length, 0),
     },
     mesh: {
-      name: meshHost(model.name, model.domain),
+      name: meshHost(model.estate, model, model.name),
       address,
       loginServer: loginServer(model.estate, model.controlPlane, model.domain),
-      ...(wireguardConfig ? { wireguardConfig } : {}),
+      // The control plane's outputs are read by every site: its own private key stays in its state.
+      ...(wireguardConfig && !isControlPlane ? { wireguardConfig } : {}),
     },
     ...(controlPlane ? { controlPlane } : {}),
     ...(backup.target === undefined
@@ -316,7 +400,14 @@ export function deploySite(
             repository: repositoryUrl(model.estate, model.name, backup.target),
             schedule: backup.schedule,
             restoreTest: backup.restoreTest,
-            password: pulumi.secret(backupKeys.credentials.apply((c) => entry(c, model.name).repository)),
+            // Not the control plane's, which every site would read (its repository's site holds it anyway).
+            ...(isControlPlane
+              ? {}
+              : {
+                  password: pulumi.secret(
+                    bundle.apply((b) => need(b.backup, "backup credentials").repository),
+                  ),
+                }),
           },
         }),
   };

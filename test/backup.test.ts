@@ -18,8 +18,9 @@ import {
   startOrder,
 } from "../render/backup";
 import { chooseSnapshot, type Snapshot } from "../scripts/snapshots";
+import { openBundle } from "../components";
 import { deploySite } from "../stacks/site";
-import { servicesSite } from "./fixtures";
+import { TEST_SEAL_KEYS, servicesSite, testSecrets, withTestSealKey } from "./fixtures";
 import { isSecretValue, recordResources, reveal, valueOf } from "./mocks";
 
 const { recorded, capture } = recordResources();
@@ -265,14 +266,26 @@ describe("the stacks under mocks", () => {
   test("master makes every site's credentials; lady installs its job with them as stdin secrets and keeps master's repository", async () => {
     recorded.length = 0;
     const cp = deploySite(
-      master,
+      // The estate in which lady's public key is the test one.
+      { ...master, estate: withTestSealKey(lady).estate },
       { configSecret: (k) => pulumi.secret(`cfg-${k}`) },
       { transformations: [capture] },
     );
-    const creds = await valueOf(cp.outputs.controlPlane!.backupCredentials);
-    expect(Object.keys(creds).sort()).toEqual(["lady", "master"]);
-    expect(await pulumi.isSecret(cp.outputs.controlPlane!.backupCredentials)).toBe(true);
-    expect(await pulumi.isSecret(cp.outputs.backup!.password)).toBe(true);
+    // Lady's box holds her credentials and master's repository password (she keeps it); master's stay home.
+    const sealed = await valueOf(cp.outputs.controlPlane!.sealed);
+    expect(Object.keys(sealed)).toEqual(["lady"]);
+    const box = openBundle(sealed, "lady", "master", TEST_SEAL_KEYS.lady!.privateKey);
+    expect([box.backup, box.hosted]).toEqual([
+      { repository: "pw-master-backup-lady-repository", rest: "pw-master-backup-lady-rest" },
+      {
+        master: {
+          repository: "pw-master-backup-master-repository",
+          htpasswd: "master:$2a$10$hash-of-master-backup-master-rest",
+        },
+      },
+    ]);
+    // Master exports no password of its own: every site's stack reference would hold it.
+    expect(cp.outputs.backup!.password).toBeUndefined();
     const passwords = recorded.filter(
       (r) => r.type === "random:index/randomPassword:RandomPassword" && /-backup-/.test(r.name),
     );
@@ -284,11 +297,7 @@ describe("the stacks under mocks", () => {
     ]);
 
     recorded.length = 0;
-    const site = deploySite(
-      lady,
-      { configSecret: (k) => pulumi.secret(`cfg-${k}`) },
-      { transformations: [capture] },
-    );
+    const site = deploySite(withTestSealKey(lady), testSecrets("lady"), { transformations: [capture] });
     await valueOf(pulumi.all([site.backups!.installed, site.outputs.backup!.password]));
     const install = recorded.find((r) => r.type === "command:remote:Command" && r.name === "lady-backup")!;
     expect(install.opts.additionalSecretOutputs).toContain("stdin");

@@ -1,4 +1,7 @@
+import * as pulumi from "@pulumi/pulumi";
 import { SITE_KEY } from "../config/schema";
+import type { SiteModel } from "../model/site";
+import { sealKeyPair } from "../render/seal";
 
 /** A valid `services` site's stack config; `site` fields and `extra` keys override or add. */
 export function servicesSite(
@@ -12,6 +15,56 @@ export function servicesSite(
       domain: "qui3tly.cloud",
       acmeEmail: "ops@qui3tly.cloud",
       host: { kind: "existing", address: "203.0.113.20" },
+      ...site,
+    },
+    ...extra,
+  };
+}
+
+/**
+ * Test sealing key pairs of the services sites the tests deploy (real X25519 keys, made per run): the committed
+ * lady's public key has no known private half, so a test swaps its own in (`withTestSealKey`).
+ */
+export const TEST_SEAL_KEYS: Readonly<Record<string, { privateKey: string; publicKey: string }>> = {
+  lady: sealKeyPair(),
+  madam: sealKeyPair(),
+};
+
+/** A site's model with its test sealing public key (in its own model and in its estate's entry). */
+export function withTestSealKey(model: SiteModel): SiteModel {
+  const key = TEST_SEAL_KEYS[model.name]?.publicKey;
+  if (key === undefined || model.controlPlane === model.name) return model;
+  return {
+    ...model,
+    mesh: { ...model.mesh, sealPublicKey: key },
+    estate: {
+      sites: model.estate.sites.map((s) =>
+        s.name === model.name ? { ...s, mesh: { ...s.mesh, sealPublicKey: key } } : s,
+      ),
+    },
+  };
+}
+
+/** The config a deployed site reads in tests: secret config as `cfg-<key>`, and its test sealing key. */
+export function testSecrets(site: string): {
+  configSecret: (k: string) => pulumi.Output<string>;
+  sealKey?: string;
+} {
+  const sealKey = TEST_SEAL_KEYS[site]?.privateKey;
+  return { configSecret: (k) => pulumi.secret(`cfg-${k}`), ...(sealKey ? { sealKey } : {}) };
+}
+
+/** A valid control plane's stack config (named `master` by the tests); `site` fields and `extra` keys override or add. */
+export function controlPlaneSite(
+  site: Record<string, unknown> = {},
+  extra: Record<string, unknown> = {},
+): Record<string, any> {
+  const base = { ...servicesSite()[SITE_KEY], controlPlane: undefined };
+  return {
+    [SITE_KEY]: {
+      ...base,
+      role: "control-plane",
+      host: { kind: "existing", address: "203.0.113.10" },
       ...site,
     },
     ...extra,

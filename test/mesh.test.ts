@@ -1,19 +1,27 @@
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import YAML from "yaml";
-import { servicesSite } from "./fixtures";
+import { TEST_SEAL_KEYS, servicesSite, testSecrets } from "./fixtures";
 import { isSecretValue, recordResources, reveal, valueOf } from "./mocks";
 import { SITE_KEY } from "../config/schema";
 import { mapSource } from "../config/source";
 import { loadEstate, type Estate, type EstateSite } from "../model/estate";
 import { loadSite } from "../model/site";
-import { meshIdentities, renderHeadscaleConfig, renderServeConfig } from "../render/headscale";
+import {
+  meshIdentities,
+  parsePreAuthKey,
+  renderHeadscaleConfig,
+  renderPreAuthKeyExpireScript,
+  renderPreAuthKeyScript,
+  renderServeConfig,
+} from "../render/headscale";
 import { nodeTags, policyAllows, renderPolicy, renderPolicyFile } from "../render/policy";
 import { renderWireguardConfig, wireguardPrivateKey, wireguardPublicKey } from "../render/wireguard";
+import { openBundle } from "../components";
 import { controlPlaneEntry, deploySite, nodeKey } from "../stacks/site";
 
 const { recorded, capture } = recordResources();
@@ -54,6 +62,7 @@ const SOURCES = [
       mesh: {
         routes: ["10.0.2.0/24"],
         wireguard: { address: "10.90.0.2", endpoint: "198.51.100.2", subnets: ["10.0.2.0/24"] },
+        sealPublicKey: TEST_SEAL_KEYS.lady!.publicKey,
       },
     }),
   ),
@@ -62,7 +71,10 @@ const SOURCES = [
     "madam",
     servicesSite({
       host: { kind: "existing", address: "203.0.113.30", port: 2222 },
-      mesh: { wireguard: { address: "10.90.0.3", port: 51821 } },
+      mesh: {
+        wireguard: { address: "10.90.0.3", port: 51821 },
+        sealPublicKey: TEST_SEAL_KEYS.madam!.publicKey,
+      },
     }),
   ),
 ];
@@ -224,6 +236,83 @@ describe("the tailnet policy", () => {
   });
 });
 
+describe("pre-auth keys against the real headscale (the served v0.29.3 CLI)", () => {
+  test("the key script makes a reusable tagged key valid for a year; the delete script expires exactly that key", async () => {
+    const bin = meshTools();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "qcloud-hskeys-"));
+    const model = loadSite(SOURCES[0]!, estate);
+    const hs = model.services.find((s) => s.name === "headscale")!.containers[0]!;
+    // The rendered config, on this machine: its paths in a temporary directory, its ports free loopback ones.
+    const port = 20000 + (process.pid % 10000);
+    const config = hs.files["/etc/headscale/config.yaml"]!.replaceAll("/var/lib/headscale", dir)
+      .replace(/\/etc\/headscale\/policy\.hujson/, path.join(dir, "policy.hujson"))
+      .replace("0.0.0.0:8080", `127.0.0.1:${port}`)
+      .replace("0.0.0.0:9091", `127.0.0.1:${port + 1}`)
+      .replace("127.0.0.1:50443", `127.0.0.1:${port + 2}`)
+      .replace("0.0.0.0:3478", `127.0.0.1:${port + 3}`);
+    fs.writeFileSync(path.join(dir, "config.yaml"), config);
+    fs.writeFileSync(path.join(dir, "policy.hujson"), hs.files["/etc/headscale/policy.hujson"]!);
+    // Test double for `docker exec headscale headscale ...` only (no Docker engine here): the same CLI, run directly.
+    fs.mkdirSync(path.join(dir, "shim"));
+    fs.writeFileSync(
+      path.join(dir, "shim", "docker"),
+      `#!/bin/sh\n[ "$1 $2 $3" = "exec headscale headscale" ] || exit 97\nshift 3\nexec ${path.join(bin, "headscale")} -c ${dir}/config.yaml "$@"\n`,
+      { mode: 0o755 },
+    );
+    const server = spawn(path.join(bin, "headscale"), ["-c", path.join(dir, "config.yaml"), "serve"], {
+      stdio: "ignore",
+    });
+    const script = (text: string, env: Record<string, string> = {}) =>
+      spawnSync("bash", ["-c", text], {
+        encoding: "utf8",
+        env: { ...process.env, PATH: `${dir}/shim:${process.env.PATH}`, ...env },
+      });
+    try {
+      const created = script(renderPreAuthKeyScript(meshIdentities(estate, site("lady"))[0]!));
+      expect([created.status, created.stderr]).toEqual([0, ""]);
+      const key = parsePreAuthKey(created.stdout);
+      expect(key).toMatch(/^hskey-auth-/);
+      type Listed = {
+        id: number;
+        reusable?: boolean;
+        acl_tags?: string[];
+        expiration: { seconds: number };
+        created_at: { seconds: number };
+      };
+      const list = () =>
+        JSON.parse(script("docker exec headscale headscale preauthkeys list -o json").stdout) as Listed[];
+      const [made] = list();
+      expect([
+        made!.reusable,
+        [...(made!.acl_tags ?? [])].sort(),
+        (made!.expiration.seconds - made!.created_at.seconds) / 3600,
+      ]).toEqual([true, ["tag:role-services", "tag:site-lady"], 8760]);
+      // A second key, which the delete must leave alone.
+      const other = script(renderPreAuthKeyScript(meshIdentities(estate, site("madam"))[0]!));
+      expect(other.status).toBe(0);
+      const expired = script(renderPreAuthKeyExpireScript(), { PULUMI_COMMAND_STDOUT: created.stdout });
+      expect([expired.status, expired.stderr]).toEqual([0, ""]);
+      const now = Date.now() / 1000;
+      expect(
+        list().map((k) => [
+          k.acl_tags?.find((t) => t.startsWith("tag:site-")),
+          k.expiration.seconds <= now + 1,
+        ]),
+      ).toEqual([
+        ["tag:site-lady", true],
+        ["tag:site-madam", false],
+      ]);
+      // Without the create's output it refuses rather than expire nothing silently.
+      const blind = script(renderPreAuthKeyExpireScript(), { PULUMI_COMMAND_STDOUT: "" });
+      expect([blind.status, blind.stderr]).toEqual([1, expect.stringContaining("no pre-auth key id")]);
+    } finally {
+      server.kill();
+      await new Promise((r) => server.once("exit", r));
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
+
 describe("a new site from its stack file alone", () => {
   test("madam gets its tags, its exporters forwarded to the tailnet, and its place in the policy", () => {
     expect(nodeTags(site("madam"))).toEqual(["tag:site-madam", "tag:role-services"]);
@@ -261,14 +350,14 @@ describe("a new site from its stack file alone", () => {
     expect(serve.TCP["3100"]).toEqual({ TCPForward: "traefik:3100" });
   });
 
-  test("the control plane makes a tagged pre-auth key per site; the others read theirs through the stack reference", async () => {
+  test("the control plane makes a tagged pre-auth key per site; the others open theirs from the stack reference", async () => {
     recorded.length = 0;
     const master = deploySite(
       loadSite(SOURCES[0]!, estate),
       { configSecret: (k) => pulumi.secret(`cfg-${k}`) },
       { transformations: [capture] },
     );
-    await valueOf(pulumi.all([master.outputs.controlPlane!.meshAuthKeys, master.outputs.mesh.address]));
+    await valueOf(pulumi.all([master.outputs.controlPlane!.sealed, master.outputs.mesh.address]));
     const keys = recorded.filter((r) => r.type === "command:remote:Command" && /-key-/.test(r.name));
     // A key per node identity: each site's node keeps its old resource name (its key stays); an egress node's key
     // carries its consumer's one tag, never the site's.
@@ -292,32 +381,40 @@ describe("a new site from its stack file alone", () => {
     expect(keys.every((k) => k.opts.additionalSecretOutputs?.includes("stdout"))).toBe(true);
     // The key is the command's stdout: never streamed to the engine's log.
     expect(new Set(keys.map((k) => k.inputs.logging))).toEqual(new Set(["stderr"]));
-    const authKeys = await valueOf(master.outputs.controlPlane!.meshAuthKeys);
-    // Grouped by site: what each site may read is its own group.
-    expect(authKeys).toEqual({
-      lady: {
+    // A key replaced, or of a node whose site or consumer is removed, is expired by id (from the create's JSON).
+    for (const k of keys) {
+      expect(k.inputs.delete).toContain('hs preauthkeys expire --id "$id"');
+      expect(k.inputs.delete).toContain('"${PULUMI_COMMAND_STDOUT:-}"');
+    }
+    // Only the sites' boxes are exported (no key, no log password): each opens with its own site's key.
+    expect(Object.keys(master.outputs.controlPlane!).sort()).toEqual(["sealed", "wireguardPublicKeys"]);
+    const sealed = await valueOf(master.outputs.controlPlane!.sealed);
+    expect(Object.keys(sealed).sort()).toEqual(["lady", "madam"]);
+    expect(await pulumi.isSecret(master.outputs.controlPlane!.sealed)).toBe(true);
+    const madamBundle = openBundle(sealed, "madam", "master", TEST_SEAL_KEYS.madam!.privateKey);
+    const ladyBundle = openBundle(sealed, "lady", "master", TEST_SEAL_KEYS.lady!.privateKey);
+    // Each site's bundle holds its own nodes' keys, by node, and its own log push password: no other site's.
+    expect([ladyBundle.meshAuthKeys, ladyBundle.logPassword]).toEqual([
+      {
         tailscale: "key-lady",
         "tailscale-egress-backup": "key-lady-tailscale-egress-backup",
         "tailscale-egress-nextcloud": "key-lady-tailscale-egress-nextcloud",
         "tailscale-egress-promtail": "key-lady-tailscale-egress-promtail",
       },
-      madam: {
+      "pw-master-logs-lady",
+    ]);
+    expect([madamBundle.meshAuthKeys, madamBundle.logPassword]).toEqual([
+      {
         tailscale: "key-madam",
         "tailscale-egress-backup": "key-madam-tailscale-egress-backup",
         "tailscale-egress-promtail": "key-madam-tailscale-egress-promtail",
       },
-      master: {
-        tailscale: "key-master",
-        "tailscale-egress-backup": "key-master-tailscale-egress-backup",
-        "tailscale-egress-prometheus": "key-master-tailscale-egress-prometheus",
-      },
-    });
-    expect(await pulumi.isSecret(master.outputs.controlPlane!.meshAuthKeys)).toBe(true);
-    // Three tunnel key pairs: random bytes in state, the public halves derived and public.
+      "pw-master-logs-madam",
+    ]);
+    // Three tunnel key pairs: random bytes in state, the public halves derived and public; and the sealing secret.
     expect(
       recorded.filter((r) => r.type === "random:index/randomBytes:RandomBytes").map((r) => r.name),
-    ).toEqual(["master-lady", "master-madam", "master-master"]);
-    expect(await pulumi.isSecret(master.outputs.controlPlane!.wireguardPrivateKeys)).toBe(true);
+    ).toEqual(["master-lady", "master-madam", "master-master", "master-seal"]);
     // A log push password per other site (protected like the backup passwords), and Traefik's users file of their
     // bcrypt hashes, a secret file.
     const logPasswords = recorded.filter((r) => /-logs-/.test(r.name));
@@ -329,7 +426,6 @@ describe("a new site from its stack file alone", () => {
         true,
       ]),
     );
-    expect(await pulumi.isSecret(master.outputs.controlPlane!.logPasswords)).toBe(true);
     const traefik = recorded.find(
       (r) => r.type === "docker:index/container:Container" && r.name === "master-traefik",
     )!;
@@ -340,30 +436,18 @@ describe("a new site from its stack file alone", () => {
       )?.content,
     ).toBe("lady:$2a$10$hash-of-master-logs-lady\nmadam:$2a$10$hash-of-master-logs-madam\n");
     expect(await pulumi.isSecret(master.outputs.controlPlane!.wireguardPublicKeys)).toBe(false);
-    expect(await pulumi.isSecret(master.outputs.mesh.wireguardConfig!)).toBe(true);
+    // The control plane's own tunnel config stays in its state: every site's stack reads its outputs.
+    expect(master.outputs.mesh.wireguardConfig).toBeUndefined();
 
     recorded.length = 0;
-    const wg = await valueOf(
-      pulumi.all([
-        master.outputs.controlPlane!.wireguardPrivateKeys,
-        master.outputs.controlPlane!.wireguardPublicKeys,
-        master.outputs.controlPlane!.backupCredentials,
-        master.outputs.controlPlane!.logPasswords,
-      ]),
-    );
-    const fromMaster: Record<string, unknown> = {
-      meshAuthKeys: { madam: authKeys.madam },
-      wireguardPrivateKeys: wg[0],
-      wireguardPublicKeys: wg[1],
-      backupCredentials: wg[2],
-      logPasswords: wg[3],
-    };
+    const wg = [
+      { madam: madamBundle.wireguardPrivateKey! },
+      await valueOf(master.outputs.controlPlane!.wireguardPublicKeys),
+    ] as const;
+    const fromMaster: Record<string, unknown> = { sealed, wireguardPublicKeys: wg[1] };
     const madam = deploySite(
       loadSite(SOURCES[2]!, estate),
-      {
-        configSecret: (k) => pulumi.secret(`cfg-${k}`),
-        controlPlaneOutput: (k) => pulumi.secret(fromMaster[k]),
-      },
+      { ...testSecrets("madam"), controlPlaneOutput: (k) => pulumi.secret(fromMaster[k]) },
       { transformations: [capture] },
     );
     await valueOf(
@@ -509,6 +593,7 @@ test("Headscale's config: served behind Traefik, embedded DERP only, MagicDNS, t
       domain: "qui3tly.cloud",
       estate,
       site: "master",
+      controlPlane: "master",
       mesh: site("master").mesh,
       hosts: { api: "headscale.qui3tly.cloud" },
     }),

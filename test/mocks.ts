@@ -1,4 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
+import { TEST_SEAL_KEYS } from "./fixtures";
+import type { SiteBundle } from "../components";
+import { canonicalJson, seal } from "../render/seal";
 
 /** One registered resource, as the engine would have seen it. */
 export interface Recorded {
@@ -64,29 +67,37 @@ export function computedOutputs(type: string, name: string): Record<string, unkn
     if (name.endsWith("-tailnet-address")) state.stdout = "100.64.0.9\n";
   }
   if (type === "pulumi:pulumi:StackReference") {
+    // What a control plane exports: each site's bundle sealed to that site's test key (test/fixtures.ts).
+    // By node: each egress node has a key of its own.
+    const meshAuthKeys = (site: string) => ({
+      tailscale: `key-${site}`,
+      "tailscale-egress-backup": `key-${site}-tailscale-egress-backup`,
+      "tailscale-egress-promtail": `key-${site}-tailscale-egress-promtail`,
+    });
+    const bundles: Record<string, SiteBundle> = {
+      lady: {
+        meshAuthKeys: meshAuthKeys("lady"),
+        // Any 32 bytes base64 make a key the config takes.
+        wireguardPrivateKey: Buffer.alloc(32, 1).toString("base64"),
+        backup: { repository: "repo-pw-lady", rest: "rest-pw-lady" },
+        hosted: { master: { repository: "repo-pw-master", htpasswd: "master:$2a$10$hash-of-master" } },
+        logPassword: "log-pw-lady",
+      },
+      madam: {
+        meshAuthKeys: meshAuthKeys("madam"),
+        backup: { repository: "repo-pw-madam", rest: "rest-pw-madam" },
+        logPassword: "log-pw-madam",
+      },
+    };
     state.outputs = {
       controlPlane: {
-        // By site, then by node: each egress node has a key of its own.
-        meshAuthKeys: Object.fromEntries(
-          ["lady", "madam"].map((site) => [
+        sealed: Object.fromEntries(
+          Object.entries(bundles).map(([site, b]) => [
             site,
-            {
-              tailscale: `key-${site}`,
-              "tailscale-egress-backup": `key-${site}-tailscale-egress-backup`,
-              "tailscale-egress-promtail": `key-${site}-tailscale-egress-promtail`,
-            },
+            seal(canonicalJson(b), site, TEST_SEAL_KEYS[site]!.publicKey, Buffer.alloc(32, 9)),
           ]),
         ),
-        // Any 32 bytes base64 make a key the config takes.
-        wireguardPrivateKeys: { lady: Buffer.alloc(32, 1).toString("base64") },
         wireguardPublicKeys: { master: Buffer.alloc(32, 2).toString("base64") },
-        backupCredentials: {
-          lady: { repository: "repo-pw-lady", rest: "rest-pw-lady" },
-          madam: { repository: "repo-pw-madam", rest: "rest-pw-madam" },
-          master: { repository: "repo-pw-master", rest: "rest-pw-master" },
-        },
-        backupHtpasswd: { master: "master:$2a$10$hash-of-master" },
-        logPasswords: { lady: "log-pw-lady", madam: "log-pw-madam" },
       },
     };
   }

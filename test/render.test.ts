@@ -6,7 +6,7 @@ import YAML from "yaml";
 import { fileSource, mapSource } from "../config/source";
 import { servicesSite } from "./fixtures";
 import { loadProjectSite, projectEstate } from "../model/estate";
-import { loadSite, type SiteModel } from "../model/site";
+import { loadSite } from "../model/site";
 import { egressNode, estateFlows } from "../render/policy";
 import { renderSiteFiles } from "../render/site";
 import { renderTraefikDynamic } from "../render/traefik";
@@ -51,74 +51,9 @@ describe("Traefik's static config", () => {
   });
 });
 
-describe("who is on each network, and who can use each flow (the committed estate)", () => {
+describe("who can use each flow (the committed estate; who is on each network: test/networks.test.ts)", () => {
   const estate = projectEstate(ROOT);
   const model = (stack: string) => loadProjectSite(ROOT, stack);
-  /** Every network of a site and the containers on it, by hand below: a new member is a decision. */
-  const members = (m: SiteModel) =>
-    Object.fromEntries(
-      m.networks.map((n) => [
-        n,
-        m.services
-          .flatMap((s) => s.containers)
-          .filter((c) => c.networks.includes(n))
-          .map((c) => c.name)
-          .sort(),
-      ]),
-    );
-  const SHARED = ["cadvisor", "node-exporter", "promtail", "socket-proxy", "tailscale", "traefik"];
-
-  test("master: each egress network holds its consumer, its egress node and the site's node, nothing else", () => {
-    const m = members(model("master"));
-    expect(m["egress-prometheus"]).toEqual(["prometheus", "tailscale", "tailscale-egress-prometheus"]);
-    // The backup job is no container: it joins with `docker run --network qcloud-egress-backup`.
-    expect(m["egress-backup"]).toEqual(["tailscale", "tailscale-egress-backup"]);
-    expect(m["ingress"]).toEqual(["tailscale", "traefik"]);
-    // No egress node on `metrics`: nothing there reaches a proxy out.
-    expect(m["metrics"]).toEqual(
-      [
-        ...SHARED,
-        "alertmanager",
-        "alertmanager-ntfy",
-        // lady's repository: master keeps it.
-        "backup-repository",
-        "blackbox",
-        "crowdsec",
-        "grafana",
-        "headscale",
-        "loki",
-        "ntfy",
-        "pihole-exporter",
-        "prometheus",
-      ].sort(),
-    );
-    expect(Object.keys(m).filter((n) => n.startsWith("egress-"))).toEqual([
-      "egress-backup",
-      "egress-prometheus",
-    ]);
-  });
-
-  test("lady: the shipper and the backup job each have their own egress network; nothing else reaches one", () => {
-    const m = members(model("lady"));
-    expect(m["egress-promtail"]).toEqual(["promtail", "tailscale", "tailscale-egress-promtail"]);
-    expect(m["egress-backup"]).toEqual(["tailscale", "tailscale-egress-backup"]);
-    expect(m["ingress"]).toEqual(["tailscale", "traefik"]);
-    expect(m["metrics"]).toEqual(
-      [
-        ...SHARED,
-        "backup-repository",
-        "nextcloud-db-exporter",
-        "nextcloud-exporter",
-        "nextcloud-redis-exporter",
-        "unifi-exporter",
-      ].sort(),
-    );
-    expect(Object.keys(m).filter((n) => n.startsWith("egress-"))).toEqual([
-      "egress-backup",
-      "egress-promtail",
-    ]);
-  });
-
   test("each flow from a site: the one container (or the host's job) that can use it, through its egress node", () => {
     // Per flow, the containers that share a network with the egress node of its identity, but for the site's own
     // node (which only forwards that egress node's metrics in).
@@ -228,7 +163,7 @@ describe("npm run render", () => {
       }
       const summary = JSON.parse(files["site.json"]!);
       // Loaded alone: no other site, so no flow and no egress node.
-      expect(summary.containers).toHaveLength(stack === "master" ? 24 : 27);
+      expect(summary.containers).toHaveLength(stack === "master" ? 26 : 28);
       // Secrets show their source only: every non-plain env value of the model is exactly its placeholder.
       const byName = new Map(
         summary.containers.map((c: { name: string; env: Record<string, string> }) => [c.name, c.env]),
@@ -280,8 +215,9 @@ describe("npm run render", () => {
         encoding: "utf8",
       },
     );
-    // Every container's config files, the tunnel, the compose file, site.json and the backup job (script, cron).
-    expect(stdout.trim()).toBe(`23 files in ${path.relative(ROOT, out)}`);
+    // Every container's config files (each Docker API proxy: its script and rules), the tunnel, the compose file,
+    // site.json and the backup job (script, cron).
+    expect(stdout.trim()).toBe(`29 files in ${path.relative(ROOT, out)}`);
     expect(fs.readFileSync(path.join(out, "files/headscale/etc/headscale/config.yaml"), "utf8")).toContain(
       "server_url: https://headscale.qui3tly.cloud",
     );
@@ -307,8 +243,8 @@ describe("npm run check", () => {
     const r = run();
     expect([r.status, r.stdout]).toEqual([
       0,
-      "ok   Pulumi.lady.yaml: services, 12 services, 30 containers\n" +
-        "ok   Pulumi.master.yaml: control-plane, 20 services, 27 containers\n",
+      "ok   Pulumi.lady.yaml: services, 11 services, 31 containers\n" +
+        "ok   Pulumi.master.yaml: control-plane, 19 services, 29 containers\n",
     ]);
   });
 

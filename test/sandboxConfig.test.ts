@@ -4,7 +4,8 @@ import * as path from "node:path";
 import YAML from "yaml";
 import { fileSource } from "../config/source";
 import { loadSite } from "../model/site";
-import { writeSandboxProject } from "../scripts/sandbox/stackConfig";
+import { sealKeyPair } from "../render/seal";
+import { sandboxSealKey, writeSandboxProject } from "../scripts/sandbox/stackConfig";
 
 const ROOT = path.resolve(__dirname, "..");
 const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFIdRTPTw6X0umMmBZzdePQhA3OukWrBjACn5HI8HwQR";
@@ -60,6 +61,28 @@ describe("the sandbox twin of a stack file", () => {
     });
     const project = YAML.parse(fs.readFileSync(path.join(dir, "Pulumi.yaml"), "utf8"));
     expect([project.name, path.resolve(dir, project.main)]).toEqual(["qui3tly-cloud", ROOT]);
+  });
+
+  test("a services site's twin has the sandbox's own sealing public key; a control plane's none", () => {
+    const pair = sealKeyPair();
+    writeSandboxProject(dir, ROOT, {
+      lady: { port: 2202, hostKey: KEY, sealPublicKey: pair.publicKey },
+      bench: { port: 2203, hostKey: KEY, template: "master", address: "172.30.0.3", sealPublicKey: "x" },
+    });
+    const committed = loadSite(fileSource(path.join(ROOT, "Pulumi.lady.yaml"))).mesh.sealPublicKey;
+    const twin = loadSite(fileSource(path.join(dir, "Pulumi.lady.yaml")));
+    expect([twin.mesh.sealPublicKey, committed === pair.publicKey]).toEqual([pair.publicKey, false]);
+    // Its other mesh settings are the committed ones.
+    expect(twin.mesh.wireguard?.address).toBe("10.90.0.2");
+    expect(loadSite(fileSource(path.join(dir, "Pulumi.bench.yaml"))).mesh.sealPublicKey).toBeUndefined();
+    // A fresh pair until the twin holds the secret half with it; then that pair is kept.
+    expect(sandboxSealKey(dir, ROOT, "lady")).toEqual({ needed: true });
+    expect(sandboxSealKey(dir, ROOT, "bench", "master")).toEqual({ needed: false });
+    const file = path.join(dir, "Pulumi.lady.yaml");
+    const doc = YAML.parse(fs.readFileSync(file, "utf8"));
+    doc.config["qui3tly-cloud:sealKey"] = { secure: "v1:abc" };
+    fs.writeFileSync(file, YAML.stringify(doc));
+    expect(sandboxSealKey(dir, ROOT, "lady")).toEqual({ needed: true, existing: pair.publicKey });
   });
 
   test("what Pulumi wrote into an existing twin (salt, encrypted key) is kept", () => {

@@ -1,11 +1,18 @@
+import * as fs from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { servicesSite } from "./fixtures";
+import YAML from "yaml";
+import { TEST_SEAL_KEYS, servicesSite, testSecrets, withTestSealKey } from "./fixtures";
 import { isSecretValue, recordResources, reveal, valueOf, type Recorded } from "./mocks";
 import { fileSource, mapSource } from "../config/source";
-import { loadProjectSite } from "../model/estate";
+import { openBundle } from "../components";
+import { SITE_KEY } from "../config/schema";
+import { loadEstate, loadProjectSite } from "../model/estate";
 import { loadSite, type SiteModel } from "../model/site";
-import { deploySite, type SiteOutputs } from "../stacks/site";
+import { wireguardPrivateKey } from "../render/wireguard";
+import { deploySite, type Site, type SiteOutputs } from "../stacks/site";
+import { sshClientDir } from "../components/host";
+import { renderCloudInit, sshHostKey } from "../render/host";
 
 const { recorded, capture } = recordResources();
 const ROOT = path.resolve(__dirname, "..");
@@ -17,11 +24,8 @@ const PASSWORD = "random:index/randomPassword:RandomPassword";
 /** Deploys a model under mocks and returns what it registered, once every input has resolved. */
 async function deploy(model: SiteModel): Promise<{ out: SiteOutputs; res: Recorded[] }> {
   recorded.length = 0;
-  const site = deploySite(
-    model,
-    { configSecret: (k) => pulumi.secret(`cfg-${k}`) },
-    { transformations: [capture] },
-  );
+  // A services site opens its bundle from the mocked stack reference with its test key.
+  const site = deploySite(withTestSealKey(model), testSecrets(model.name), { transformations: [capture] });
   // A container registers once its image, networks, volumes and passwords have: its URN means all are in.
   await valueOf(
     pulumi.all([site.host.ready.urn, ...Object.values(site.services.containers).map((c) => c.urn)]),
@@ -34,13 +38,15 @@ const of = (res: Recorded[], type: string) => res.filter((r) => r.type === type)
 describe.each([
   [
     "master",
-    // Its egress nodes: Prometheus' and the backup job's.
-    27,
-    // Grafana, Pi-hole, CrowdSec; each site's backup repository and REST user; lady's log push password.
-    8,
+    // Its egress nodes: Prometheus' and the backup job's; a Docker API proxy per consumer.
+    29,
+    // Grafana, Pi-hole, CrowdSec, Portainer; each site's backup repository and REST user; lady's log push password.
+    9,
     [
       "alertmanager",
+      "cadvisor-docker-api",
       "crowdsec",
+      "crowdsec-docker-api",
       "edge",
       "egress-backup",
       "egress-prometheus",
@@ -48,15 +54,27 @@ describe.each([
       "ingress",
       "metrics",
       "pihole",
+      "promtail-docker-api",
     ],
     19,
   ],
   [
     "lady",
-    // Its egress nodes: the shipper's and the backup job's.
-    30,
+    // Its egress nodes: the shipper's and the backup job's; a Docker API proxy per consumer.
+    31,
     7,
-    ["edge", "egress-backup", "egress-promtail", "ingress", "metrics", "nextcloud", "uisp", "unifi"],
+    [
+      "cadvisor-docker-api",
+      "edge",
+      "egress-backup",
+      "egress-promtail",
+      "ingress",
+      "metrics",
+      "nextcloud",
+      "promtail-docker-api",
+      "uisp",
+      "unifi",
+    ],
     18,
   ],
 ])("the %s stack under mocks", (stack, containers, passwords, networks, volumes) => {
@@ -135,15 +153,12 @@ describe.each([
       ]);
       const hidden = [...(secret ? ["envs"] : []), ...(secretFile ? ["uploads"] : [])];
       expect(c.opts.additionalSecretOutputs).toEqual(hidden.length ? hidden : undefined);
-      // The password itself is only ever inside the secrets (env, or the secret files' uploads).
-      if (!secret)
-        expect(
-          JSON.stringify({ ...c.inputs, uploads: secretFile ? "secret" : c.inputs.uploads }),
-        ).not.toContain("pw-");
+      // The password itself is only ever inside the secret.
+      expect(JSON.stringify(c.inputs, (_k, v) => (isSecretValue(v) ? "[secret]" : v))).not.toContain("pw-");
     }
   });
 
-  test("networks: the site-wide ones and one per multi-container service", () => {
+  test("networks: the site-wide ones, one per multi-container service, one per Docker API consumer", () => {
     const names = of(res, "docker:index/network:Network").map((n) => n.inputs.name);
     expect(names.sort()).toEqual(networks.map((n) => `qcloud-${n}`));
     expect(names.every((n) => typeof n === "string" && n.startsWith("qcloud-"))).toBe(true);
@@ -161,6 +176,26 @@ describe.each([
     expect(fixedAddresses.sort()).toEqual([
       ["tailscale", "qcloud-ingress", "10.255.255.250"],
       ["traefik", "qcloud-ingress", "10.255.255.251"],
+    ]);
+  });
+
+  test("each Docker API proxy gets its script and its consumer's rules; Portainer its generated admin password as a secret file", () => {
+    for (const p of of(res, CONTAINER).filter((c) => String(c.inputs.name).endsWith("-docker-api"))) {
+      const consumer = String(p.inputs.name).replace(/-docker-api$/, "");
+      const files = reveal<{ file: string; content: string }[]>(p.inputs.uploads);
+      expect(files.map((f) => f.file)).toEqual([
+        "/usr/local/lib/docker-api/proxy.py",
+        "/etc/docker-api/rules.json",
+      ]);
+      expect(JSON.parse(files[1]!.content).consumer).toBe(consumer);
+      expect(p.inputs.networksAdvanced).toEqual([{ name: `qcloud-${consumer}-docker-api` }]);
+    }
+    const portainer = of(res, CONTAINER).find((c) => c.inputs.name === "portainer");
+    if (stack !== "master") return expect(portainer).toBeUndefined();
+    expect(portainer!.inputs.command).toEqual(["--admin-password-file", "/run/secrets/portainer-admin"]);
+    expect(isSecretValue(portainer!.inputs.uploads)).toBe(true);
+    expect(reveal(portainer!.inputs.uploads)).toEqual([
+      { file: "/run/secrets/portainer-admin", content: "pw-master-portainer-admin" },
     ]);
   });
 
@@ -214,7 +249,7 @@ describe("an hcloud host", () => {
   test("a server with cloud-init that installs Docker, and its SSH key named by fingerprint", () => {
     const [server] = of(res, "hcloud:index/server:Server");
     expect(server!.inputs).toMatchObject({ serverType: "cx32", location: "nbg1", image: "debian-12" });
-    expect(server!.inputs.userData).toContain("packages: [docker.io]");
+    expect(reveal<string>(server!.inputs.userData)).toContain("packages: [docker.io]");
     const keys = of(res, "hcloud:index/sshKey:SshKey");
     expect(keys.map((k) => [k.name, k.inputs.publicKey])).toEqual([
       [expect.stringMatching(/^madam-[0-9a-f]{12}$/), key],
@@ -246,6 +281,42 @@ describe("an hcloud host", () => {
   test("Docker is reached at the new server's address", () => {
     const [provider] = of(res, "pulumi:providers:docker");
     expect(provider!.inputs.host).toBe("ssh://root@203.0.113.7:22");
+  });
+
+  // The mocks' RandomBytes returns 32 bytes of the name's length ("madam-host-key": 14).
+  const made = sshHostKey(Buffer.alloc(32, "madam-host-key".length));
+
+  test("the server gets a host key made in the stack, in its user-data, which is secret", () => {
+    const [seed] = of(res, "random:index/randomBytes:RandomBytes").filter((r) => r.name === "madam-host-key");
+    expect(seed!.inputs).toEqual({ length: 32 });
+    const [server] = of(res, "hcloud:index/server:Server");
+    expect(isSecretValue(server!.inputs.userData)).toBe(true);
+    expect(reveal<string>(server!.inputs.userData)).toBe(renderCloudInit(made));
+    expect(made.publicKey).toMatch(/^ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI[A-Za-z0-9+/]{43}$/);
+  });
+
+  test("every connection pins that key from the first one: remote commands and Docker's known_hosts", async () => {
+    const commands = of(res, "command:remote:Command");
+    expect(commands.length).toBeGreaterThan(0);
+    for (const c of commands) {
+      // The command provider marks the whole connection secret.
+      const connection = reveal<{ hostKey?: string }>(c.inputs.connection);
+      expect([c.name, connection.hostKey]).toEqual([c.name, made.publicKey]);
+    }
+    const [provider] = of(res, "pulumi:providers:docker");
+    const opts = JSON.parse(provider!.inputs.sshOpts as string) as string[];
+    const knownHosts = path.join(sshClientDir(), "madam.known_hosts");
+    expect(opts).toEqual([
+      "-o",
+      "BatchMode=yes",
+      "-o",
+      "StrictHostKeyChecking=yes",
+      "-o",
+      `UserKnownHostsFile=${knownHosts}`,
+    ]);
+    expect(fs.readFileSync(knownHosts, "utf8")).toBe(`203.0.113.7 ${made.publicKey}\n`);
+    expect(fs.statSync(knownHosts).mode & 0o777).toBe(0o600);
+    fs.rmSync(knownHosts);
   });
 });
 
@@ -285,5 +356,192 @@ describe("health, waiting and protection", () => {
   test("generated passwords are protected on real sites: the databases keep the first one", async () => {
     const { res } = await deploy(loadSite(fileSource(path.join(ROOT, "Pulumi.lady.yaml"))));
     for (const p of of(res, PASSWORD)) expect([p.name, p.opts.protect]).toEqual([p.name, true]);
+  });
+});
+
+describe("each site reads only its own keys", () => {
+  // master and lady as committed, plus a third site madam; lady's and madam's public keys are the tests' own.
+  const read = (stack: string) =>
+    YAML.parse(fs.readFileSync(path.join(ROOT, `Pulumi.${stack}.yaml`), "utf8")).config as Record<
+      string,
+      any
+    >;
+  const ladyConfig = read("lady");
+  const sources = [
+    mapSource("Pulumi.master.yaml", "master", read("master")),
+    mapSource("Pulumi.lady.yaml", "lady", {
+      ...ladyConfig,
+      [SITE_KEY]: {
+        ...ladyConfig[SITE_KEY],
+        mesh: { ...ladyConfig[SITE_KEY].mesh, sealPublicKey: TEST_SEAL_KEYS.lady!.publicKey },
+      },
+    }),
+    mapSource(
+      "Pulumi.madam.yaml",
+      "madam",
+      servicesSite({
+        mesh: { wireguard: { address: "10.90.0.3" }, sealPublicKey: TEST_SEAL_KEYS.madam!.publicKey },
+      }),
+    ),
+  ];
+  const estate = loadEstate(sources);
+  const [masterModel, ladyModel] = sources.map((s) => loadSite(s, estate)) as [SiteModel, SiteModel];
+
+  let master: Site;
+  let outputs: Record<string, unknown>;
+  let sealed: Record<string, string>;
+  beforeAll(async () => {
+    recorded.length = 0;
+    master = deploySite(masterModel, { configSecret: (k) => pulumi.secret(`cfg-${k}`) });
+    // The stack's outputs as `pulumi stack output --show-secrets --json` would print them: every secret revealed.
+    outputs = await valueOf(pulumi.output(master.outputs as unknown as Record<string, unknown>));
+    sealed = await valueOf(master.outputs.controlPlane!.sealed);
+  });
+
+  /** Every key and password the control plane made (as the mocks make them), by site. */
+  const secretsOf = (site: string): string[] => [
+    `key-${site}`,
+    wireguardPrivateKey(Buffer.alloc(32, `master-${site}`.length)),
+    `pw-master-backup-${site}-repository`,
+    `pw-master-backup-${site}-rest`,
+  ];
+
+  test("the control plane's outputs hold no site's key or password in the clear, only boxes and public keys", () => {
+    const text = JSON.stringify(outputs);
+    const all = ["master", "lady", "madam"].flatMap(secretsOf);
+    // Not vacuous: these are the values the sites' bundles hold (below).
+    expect(all).toHaveLength(12);
+    for (const secret of all) expect([secret, text.includes(secret)]).toEqual([secret, false]);
+    expect(text).not.toMatch(/pw-|key-(master|lady|madam)|hash-of-/);
+    expect(Object.keys(outputs.controlPlane as object).sort()).toEqual(["sealed", "wireguardPublicKeys"]);
+    expect(Object.keys(sealed).sort()).toEqual(["lady", "madam"]);
+    for (const box of Object.values(sealed)) expect(box).toMatch(/^qcloud-seal-v1:[A-Za-z0-9+/]+=*$/);
+    // Its own tunnel config and backup password stay in its state: every site's stack reference reads the outputs.
+    expect((outputs.mesh as Record<string, unknown>).wireguardConfig).toBeUndefined();
+    expect((outputs.backup as Record<string, unknown>).password).toBeUndefined();
+  });
+
+  /** A site's own nodes' keys (its node, an egress node per flow consumer) and its own log push password. */
+  const ownKeys = (site: string) => ({
+    meshAuthKeys: {
+      tailscale: `key-${site}`,
+      "tailscale-egress-backup": `key-${site}-tailscale-egress-backup`,
+      "tailscale-egress-promtail": `key-${site}-tailscale-egress-promtail`,
+    },
+    logPassword: `pw-master-logs-${site}`,
+  });
+
+  test("lady's box holds exactly her keys and what she needs of the repository she keeps (master's)", () => {
+    expect(openBundle(sealed, "lady", "master", TEST_SEAL_KEYS.lady!.privateKey)).toEqual({
+      ...ownKeys("lady"),
+      wireguardPrivateKey: secretsOf("lady")[1],
+      backup: { repository: "pw-master-backup-lady-repository", rest: "pw-master-backup-lady-rest" },
+      hosted: {
+        master: {
+          repository: "pw-master-backup-master-repository",
+          htpasswd: "master:$2a$10$hash-of-master-backup-master-rest",
+        },
+      },
+    });
+    expect(openBundle(sealed, "madam", "master", TEST_SEAL_KEYS.madam!.privateKey)).toEqual({
+      ...ownKeys("madam"),
+      wireguardPrivateKey: secretsOf("madam")[1],
+      backup: { repository: "pw-master-backup-madam-repository", rest: "pw-master-backup-madam-rest" },
+    });
+  });
+
+  test("lady's key opens neither madam's box nor a box for master (there is none), nor madam's passed off as hers", () => {
+    const key = TEST_SEAL_KEYS.lady!.privateKey;
+    expect(() => openBundle(sealed, "madam", "master", key)).toThrow(
+      "site `madam`: the keys `master` sealed for it do not open with `qui3tly-cloud:sealKey` (it does not open: a private key other than the one it was sealed to, a box made for another site, or an altered box): set the key whose public half is `mesh.sealPublicKey` in Pulumi.madam.yaml, or run `npm run seal-key -- --stack madam` and then `pulumi up --stack master`",
+    );
+    expect(() => openBundle(sealed, "master", "master", key)).toThrow(
+      "site `master` has no sealed keys in `master`'s stack yet: run `pulumi up --stack master` first",
+    );
+    expect(() => openBundle({ lady: sealed.madam! }, "lady", "master", key)).toThrow(
+      /^site `lady`: the keys `master` sealed for it do not open with `qui3tly-cloud:sealKey`/,
+    );
+  });
+
+  test("an altered box fails with the config key to fix", () => {
+    const raw = Buffer.from(sealed.lady!.slice("qcloud-seal-v1:".length), "base64");
+    raw[50] = raw[50]! ^ 0x80;
+    expect(() =>
+      openBundle(
+        { lady: `qcloud-seal-v1:${raw.toString("base64")}` },
+        "lady",
+        "master",
+        TEST_SEAL_KEYS.lady!.privateKey,
+      ),
+    ).toThrow(
+      /^site `lady`: the keys `master` sealed for it do not open with `qui3tly-cloud:sealKey` \(it does not open: .*\): set the key whose public half is `mesh.sealPublicKey` in Pulumi.lady.yaml/,
+    );
+  });
+
+  test("sealing is deterministic: the same keys sealed again give the same outputs", async () => {
+    const again = deploySite(masterModel, { configSecret: (k) => pulumi.secret(`cfg-${k}`) });
+    expect(await valueOf(again.outputs.controlPlane!.sealed)).toEqual(sealed);
+  });
+
+  test("lady, given master's outputs, runs with her own keys and exports no other site's", async () => {
+    recorded.length = 0;
+    const lady = deploySite(
+      ladyModel,
+      {
+        ...testSecrets("lady"),
+        controlPlaneOutput: (k) =>
+          pulumi.secret(
+            (master.outputs.controlPlane as unknown as Record<string, pulumi.Output<unknown>>)[k]!,
+          ),
+      },
+      { transformations: [capture] },
+    );
+    const ladyOut = await valueOf(pulumi.output(lady.outputs as unknown as Record<string, unknown>));
+    await valueOf(lady.services.containers["tailscale"]!.urn);
+    const node = of(recorded, CONTAINER).find((c) => c.name === "lady-tailscale")!;
+    expect(reveal<string[]>(node.inputs.envs)).toContain("TS_AUTHKEY=key-lady");
+    const text = JSON.stringify(ladyOut);
+    // Her own: the tunnel's private key and her repository password (she must be able to print them).
+    expect(text).toContain(secretsOf("lady")[1]);
+    expect(text).toContain("pw-master-backup-lady-repository");
+    for (const secret of [...secretsOf("master"), ...secretsOf("madam"), "pw-master-backup-lady-rest"])
+      expect([secret, text.includes(secret)]).toEqual([secret, false]);
+  });
+
+  test("a services site without its `sealKey` fails before any resource, with the command to run", () => {
+    recorded.length = 0;
+    expect(() =>
+      deploySite(
+        ladyModel,
+        { configSecret: (k) => pulumi.secret(`cfg-${k}`) },
+        { transformations: [capture] },
+      ),
+    ).toThrow(
+      "Pulumi.lady.yaml: `qui3tly-cloud:sealKey`: missing secret: the private key that opens what `master` seals for this site; run `npm run seal-key -- --stack lady` (then `pulumi up --stack master`)",
+    );
+    expect(() =>
+      deploySite(ladyModel, { ...testSecrets("madam"), configSecret: (k) => pulumi.secret(k) }),
+    ).toThrow(
+      /`qui3tly-cloud:sealKey`: expected the private half of `qui3tly-cloud:site.mesh.sealPublicKey`/,
+    );
+    expect(recorded).toEqual([]);
+  });
+
+  test("a control plane with a site that has no public key fails before any resource, naming its file and field", () => {
+    recorded.length = 0;
+    const noKey = sources.map((s) =>
+      s.stack !== "madam"
+        ? s
+        : mapSource(
+            "Pulumi.madam.yaml",
+            "madam",
+            servicesSite({ mesh: { wireguard: { address: "10.90.0.3" } } }),
+          ),
+    );
+    const cp = loadSite(noKey[0]!, loadEstate(noKey));
+    expect(() => deploySite(cp, { configSecret: (k) => pulumi.secret(k) })).toThrow(
+      "Pulumi.madam.yaml: `qui3tly-cloud:site.mesh.sealPublicKey`: expected the public half of site `madam`'s sealing key, to which `master` seals its keys: run `npm run seal-key -- --stack madam`",
+    );
+    expect(recorded).toEqual([]);
   });
 });

@@ -1,6 +1,11 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
-import { parsePreAuthKey, renderPreAuthKeyScript, type MeshIdentity } from "../../render/headscale";
+import {
+  parsePreAuthKey,
+  renderPreAuthKeyExpireScript,
+  renderPreAuthKeyScript,
+  type MeshIdentity,
+} from "../../render/headscale";
 
 export interface HeadscaleArgs {
   /** The control-plane host, over SSH. */
@@ -13,9 +18,10 @@ export interface HeadscaleArgs {
 
 /**
  * The tailnet's membership on the control plane: a reusable pre-auth key per node identity (each site's node, and
- * an egress node per flow consumer), tagged with that identity's tags, made once through the headscale CLI and kept
- * in state as secrets. A node needs its key only to join (its own key then lives in its state volume), and again to
- * rejoin after losing that volume: a restore.
+ * an egress node per flow consumer), tagged with that identity's tags, valid for a year (PRE_AUTH_KEY_EXPIRY), made
+ * once through the headscale CLI and kept in state as secrets, expired when the key is replaced or the site (or the
+ * consumer) leaves the estate. A node needs its key only to join (its own key then lives in its state volume), and
+ * again to rejoin after losing that volume: a restore.
  */
 export class Headscale extends pulumi.ComponentResource {
   /** Pre-auth keys by site, then by node (`tailscale`, `tailscale-egress-<service>`): secret. */
@@ -35,9 +41,12 @@ export class Headscale extends pulumi.ComponentResource {
           {
             connection: args.connection,
             create: script,
+            // A key replaced (new tags, `--replace`) or of a node gone from the estate is expired at once, not
+            // left valid until its expiry.
+            delete: renderPreAuthKeyExpireScript(),
             // Its stdout is the key: kept out of the engine's log (and so out of CI logs), secret in state.
             logging: "stderr",
-            // A new script (new tags) makes a new key; the old one expires on its own.
+            // A new script (new tags, a new expiry) makes a new key; the old one is expired by its delete.
             triggers: [script],
           },
           { parent: this, dependsOn: [args.container], additionalSecretOutputs: ["stdout"] },

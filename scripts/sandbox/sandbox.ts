@@ -2,7 +2,9 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { writeSandboxProject, type SandboxHost } from "./stackConfig";
+import { SEAL_KEY_KEY } from "../../config/schema";
+import { sealKeyPair } from "../../render/seal";
+import { sandboxSealKey, writeSandboxProject, type SandboxHost } from "./stackConfig";
 
 /**
  * The sandbox from TypeScript: toolchain, servers, and a Pulumi project with a local file backend, used by
@@ -142,12 +144,23 @@ export class SandboxProject {
    */
   init(sites: Readonly<Record<string, number>>, templates: Readonly<Record<string, string>> = {}): void {
     const hosts: Record<string, SandboxHost> = {};
+    // Each services site's sealing key: the sandbox's own pair (the committed public key's private half is the
+    // operator's), kept while the sandbox's stack holds it.
+    const sealKeys: Record<string, string> = {};
     for (const [site, port] of Object.entries(sites)) {
+      const seal = sandboxSealKey(path.join(this.dir, "project"), REPO, site, templates[site]);
+      let sealPublicKey = seal.existing;
+      if (seal.needed && sealPublicKey === undefined) {
+        const pair = sealKeyPair();
+        sealKeys[site] = pair.privateKey;
+        sealPublicKey = pair.publicKey;
+      }
       hosts[site] = {
         port,
         hostKey: hostKey(site),
         address: serverAddress(site),
         ...(templates[site] ? { template: templates[site] } : {}),
+        ...(sealPublicKey ? { sealPublicKey } : {}),
       };
     }
     writeSandboxProject(path.join(this.dir, "project"), REPO, hosts);
@@ -158,6 +171,10 @@ export class SandboxProject {
       this.pulumi(["config", "set", "--secret", "sshPrivateKey", "--stack", site], {
         input: fs.readFileSync(SSH_KEY, "utf8"),
       });
+      // On stdin, as `npm run seal-key` does: never in a command line (the engine log records those).
+      if (sealKeys[site] !== undefined) {
+        this.pulumi(["config", "set", "--secret", SEAL_KEY_KEY, "--stack", site], { input: sealKeys[site] });
+      }
     }
   }
 

@@ -1,7 +1,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import YAML from "yaml";
-import { SITE_KEY } from "../../config/schema";
+import { SEAL_KEY_KEY, SITE_KEY } from "../../config/schema";
 
 /** Where the sandbox's registry answers from inside the sandbox servers. */
 export const SANDBOX_REGISTRY = "registry:5000";
@@ -27,6 +27,11 @@ export interface SandboxHost {
    * cannot resolve its name). A control plane's tailnet logs in there.
    */
   readonly address?: string;
+  /**
+   * The public half of the site's sealing key (every site but a control plane), in place of the committed one: the
+   * sandbox makes its own pair and keeps the private half in the stack's secret config (`sandboxSealKey`).
+   */
+  readonly sealPublicKey?: string;
 }
 
 interface StackFile {
@@ -42,6 +47,7 @@ interface StackFile {
 export function sandboxSite(committed: StackFile, host: SandboxHost): Record<string, unknown> {
   const site = committed.config?.[SITE_KEY] as Record<string, unknown>;
   const controlPlane = site.role === "control-plane";
+  const sealPublicKey = host.sealPublicKey && !controlPlane ? { sealPublicKey: host.sealPublicKey } : {};
   return {
     ...site,
     protect: false,
@@ -69,9 +75,10 @@ export function sandboxSite(committed: StackFile, host: SandboxHost): Record<str
               : {}),
             // Every sandbox site gets a tunnel, on its server's address: 10.90.0.<ssh port - 2200>.
             wireguard: { address: `10.90.0.${host.port - 2200}`, endpoint: host.address },
+            ...sealPublicKey,
           },
         }
-      : {}),
+      : { mesh: { ...(site.mesh as object | undefined), ...sealPublicKey } }),
     ...(controlPlane
       ? { monitoring: { ...(site.monitoring as object | undefined), interval: SANDBOX_MONITORING_INTERVAL } }
       : {}),
@@ -108,4 +115,29 @@ export function writeSandboxProject(
       `# Sandbox twin of the committed Pulumi.${host.template ?? site}.yaml.\n${YAML.stringify({ ...previous, config })}`,
     );
   }
+}
+
+/**
+ * Whether a sandbox site needs a sealing key of its own (every site but a control plane), and the public half it
+ * already has: one its twin file holds together with the secret private half (a sandbox started again keeps its
+ * pair, so the control plane's sealed outputs do not change), else none and a fresh pair is made.
+ */
+export function sandboxSealKey(
+  dir: string,
+  repo: string,
+  site: string,
+  template = site,
+): { readonly needed: boolean; readonly existing?: string } {
+  const read = (file: string): StackFile =>
+    fs.existsSync(file) ? ((YAML.parse(fs.readFileSync(file, "utf8")) as StackFile | null) ?? {}) : {};
+  const committed = read(path.join(repo, `Pulumi.${template}.yaml`)).config?.[SITE_KEY] as
+    { role?: string } | undefined;
+  if (committed?.role === "control-plane") return { needed: false };
+  const twin = read(path.join(dir, `Pulumi.${site}.yaml`)).config;
+  const existing = (twin?.[SITE_KEY] as { mesh?: { sealPublicKey?: string } } | undefined)?.mesh
+    ?.sealPublicKey;
+  const secret = twin?.[SEAL_KEY_KEY];
+  return typeof secret === "object" && secret !== null && "secure" in secret && existing
+    ? { needed: true, existing }
+    : { needed: true };
 }

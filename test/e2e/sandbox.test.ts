@@ -5,11 +5,13 @@ import * as path from "node:path";
 import YAML from "yaml";
 import { SITE_KEY } from "../../config/schema";
 import { loadProjectSite } from "../../model/estate";
+import { wireguardPrivateKey } from "../../render/wireguard";
 import { SANDBOX_ADMIN, SANDBOX_HEADSCALE_PORT } from "../../scripts/sandbox/stackConfig";
 import {
   SITES,
   SSH_KEY,
   SandboxProject,
+  hostKey,
   onServer,
   run,
   serverAddress,
@@ -487,6 +489,188 @@ describe("the sandbox estate under the real engine", () => {
     );
   });
 
+  test("is. lady's stack holds only her own keys: no key of master's or of any other site in her whole state, only sealed boxes", () => {
+    const exported = (site: string) =>
+      project.pulumi(["stack", "export", "--show-secrets", "--stack", site]).stdout;
+    type Resource = { urn: string; type: string; outputs?: Record<string, unknown> };
+    const resources = (text: string) =>
+      (JSON.parse(text) as { deployment: { resources: Resource[] } }).deployment.resources;
+    /** A state value as it is: a secret's plaintext (JSON) parsed, anything else itself. */
+    const plain = (v: unknown): unknown =>
+      v !== null && typeof v === "object" && "plaintext" in v
+        ? JSON.parse((v as { plaintext: string }).plaintext)
+        : v;
+    const master = resources(exported("master"));
+    const output = (name: string, field: string): string => {
+      const r = master.find((x) => x.urn.endsWith(`::${name}`));
+      expect([name, typeof plain(r?.outputs?.[field])]).toEqual([name, "string"]);
+      return plain(r!.outputs![field]) as string;
+    };
+    // From master's state, which makes them all: each site's pre-auth key (the key command's JSON), WireGuard private
+    // key (its random bytes, clamped), backup passwords, and the secret that makes the sealing deterministic.
+    // A site's node's key command keeps its old name; an egress node's carries the node's name.
+    const authKey = (site: string, node = "") =>
+      (JSON.parse(output(`master-key-${site}${node && `-${node}`}`, "stdout")) as { key: string }).key;
+    const wgKey = (site: string) =>
+      wireguardPrivateKey(Buffer.from(output(`master-${site}`, "base64"), "base64"));
+    const password = (site: string, what: string) => output(`master-backup-${site}-${what}`, "result");
+    const forbidden: Record<string, string> = {
+      "master's pre-auth key": authKey("master"),
+      "master's Prometheus egress node's pre-auth key": authKey("master", "tailscale-egress-prometheus"),
+      "master's backup egress node's pre-auth key": authKey("master", "tailscale-egress-backup"),
+      "master's WireGuard private key": wgKey("master"),
+      "master's REST password": password("master", "rest"),
+      "the sealing secret": output("master-seal", "base64"),
+    };
+    const own: Record<string, string> = {
+      "lady's pre-auth key": authKey("lady"),
+      "lady's shipper's egress node's pre-auth key": authKey("lady", LADY_LOGS_EGRESS),
+      "lady's backup egress node's pre-auth key": authKey("lady", "tailscale-egress-backup"),
+      "lady's log push password": output("master-logs-lady", "result"),
+      "lady's WireGuard private key": wgKey("lady"),
+      "lady's repository password": password("lady", "repository"),
+      // By design: lady keeps master's repository, so she holds its password (README, "What each site can read").
+      "master's repository password, which lady keeps": password("master", "repository"),
+    };
+    for (const v of [...Object.values(forbidden), ...Object.values(own)])
+      expect(v.length).toBeGreaterThanOrEqual(20);
+
+    const ladyState = exported("lady");
+    const ladyOutputs = project.pulumi([
+      "stack",
+      "output",
+      "--show-secrets",
+      "--json",
+      "--stack",
+      "lady",
+    ]).stdout;
+    for (const [what, text] of [
+      ["lady's state", ladyState],
+      ["lady's outputs", ladyOutputs],
+    ] as const) {
+      const found = Object.entries(forbidden)
+        .filter(([, v]) => text.includes(v))
+        .map(([k]) => k);
+      expect([what, found]).toEqual([what, []]);
+    }
+    // The grep finds what is there: lady's own keys, in her state (the node's env, the tunnel's config, the job's).
+    const present = Object.entries(own)
+      .filter(([, v]) => ladyState.includes(v))
+      .map(([k]) => k);
+    expect(present).toEqual(Object.keys(own));
+
+    // Why: her reference to master's stack holds all of master's outputs (so the grep above covers them), and what
+    // they carry for her is a box; there are no keys in the clear to carry.
+    const ref = resources(ladyState).find((r) => r.type === "pulumi:pulumi:StackReference")!;
+    const cp = (plain((plain(ref.outputs!.outputs) as Record<string, unknown>).controlPlane) ?? {}) as Record<
+      string,
+      unknown
+    >;
+    expect(Object.keys(cp).sort()).toEqual(["sealed", "wireguardPublicKeys"]);
+    const sealed = plain(cp.sealed) as Record<string, string>;
+    expect([Object.keys(sealed), sealed.lady]).toEqual([
+      ["lady"],
+      expect.stringMatching(/^qcloud-seal-v1:[A-Za-z0-9+/]+=*$/),
+    ]);
+
+    // Keys expire: every node's pre-auth key in Headscale (a site's node, an egress node) is valid for a year.
+    const keys = JSON.parse(
+      onServer("master", "docker exec headscale headscale preauthkeys list -o json").stdout,
+    ) as { acl_tags?: string[]; expiration: { seconds: number }; created_at: { seconds: number } }[];
+    for (const tag of [
+      "tag:site-master",
+      "tag:site-lady",
+      "tag:master-prometheus",
+      "tag:master-backup",
+      "tag:lady-promtail",
+      "tag:lady-backup",
+    ]) {
+      const k = keys.filter((x) => x.acl_tags?.includes(tag) && x.expiration.seconds * 1000 > Date.now());
+      expect([tag, k.map((x) => Math.round((x.expiration.seconds - x.created_at.seconds) / 3600))]).toEqual([
+        tag,
+        [8760],
+      ]);
+    }
+  });
+
+  test("ia. the Docker API as an attacker on lady sees it: an exporter reaches no proxy; promtail's own proxy lists and inspects without secrets, and refuses writes", () => {
+    // From node-exporter, on `metrics` where the old socket-proxy answered every container's environment: no
+    // Docker API proxy's name resolves there. GNU wget (the stand-in) and busybox (the real image) say why.
+    for (const host of ["promtail-docker-api", "cadvisor-docker-api", "socket-proxy"]) {
+      const r = onServer(
+        "lady",
+        `docker exec node-exporter wget -q -O - -T 5 http://${host}:2375/_ping 2>&1`,
+        true,
+      );
+      expect([host, r.code === 0, r.stdout]).toEqual([
+        host,
+        false,
+        expect.stringMatching(/unable to resolve host address|bad address/),
+      ]);
+    }
+    /** A call from promtail (the consumer) to its own proxy: `[status, body]`. */
+    const api = (method: string, p: string): [string, string] => {
+      const out = onServer(
+        "lady",
+        `docker exec promtail curl -sS -m 10 -X ${method} -w '\\n%{http_code}' http://promtail-docker-api:2375${p}`,
+      ).stdout;
+      const cut = out.lastIndexOf("\n");
+      return [out.slice(cut + 1).trim(), out.slice(0, cut)];
+    };
+    const [listed, list] = api("GET", "/v1.41/containers/json");
+    expect(listed).toBe("200");
+    const names = (JSON.parse(list) as { Names: string[] }[]).flatMap((c) => c.Names);
+    expect(names).toEqual(expect.arrayContaining(["/nextcloud-db", "/promtail", "/node-exporter"]));
+    // The database's password, as the engine itself holds it (the host's `docker inspect`)...
+    const env = onServer(
+      "lady",
+      "docker inspect --format '{{range .Config.Env}}{{println .}}{{end}}' nextcloud-db",
+    )
+      .stdout.split("\n")
+      .find((l) => l.startsWith("POSTGRES_PASSWORD="));
+    const password = env?.slice("POSTGRES_PASSWORD=".length) ?? "";
+    expect(password).toMatch(/^[A-Za-z0-9]{32}$/);
+    // ... is nowhere in what promtail's proxy answers for the same container, nor in its list.
+    const [inspected, inspect] = api("GET", "/v1.41/containers/nextcloud-db/json");
+    expect(inspected).toBe("200");
+    const doc = JSON.parse(inspect);
+    expect([doc.Name, doc.Config.Tty, doc.Config.Env, doc.Config.Cmd]).toEqual([
+      "/nextcloud-db",
+      false,
+      undefined,
+      undefined,
+    ]);
+    expect([
+      inspect.includes(password),
+      inspect.includes("POSTGRES_PASSWORD"),
+      list.includes(password),
+    ]).toEqual([false, false, false]);
+    // A write is refused by the proxy itself (its 403 and its log say so), and the database still runs.
+    const [stopped, stop] = api("POST", "/v1.41/containers/nextcloud-db/stop");
+    expect([stopped, JSON.parse(stop)]).toEqual([
+      "403",
+      { message: "docker-api-proxy: POST /v1.41/containers/nextcloud-db/stop is not allowed for promtail" },
+    ]);
+    expect(api("POST", "/v1.41/containers/nextcloud-db/exec")[0]).toBe("403");
+    // (Docker's log may lag the answer by a moment.)
+    until(
+      "the proxy's log names the refused stop",
+      () =>
+        onServer("lady", "docker logs promtail-docker-api 2>&1").stdout.includes(
+          "docker-api-proxy[promtail]: refused POST /v1.41/containers/nextcloud-db/stop: not in the rules",
+        ),
+      10,
+    );
+    expect(containers("lady").get("nextcloud-db")).toBe("running healthy");
+    // promtail reaches its own proxy only: cAdvisor's is on another network (curl: 6, could not resolve).
+    const other = onServer(
+      "lady",
+      "docker exec promtail curl -sS -m 5 http://cadvisor-docker-api:2375/_ping 2>&1",
+      true,
+    );
+    expect([other.code, other.stdout]).toEqual([6, expect.stringContaining("Could not resolve host")]);
+  });
+
   /** A command on a site's server whose output and exit code the step asserts. */
   const job = (site: string, args: string) => onServer(site, `qcloud-backup ${args} 2>&1`, true);
   /** The alerts Prometheus has firing now, as `alertname site label`. */
@@ -719,10 +903,53 @@ describe("the sandbox estate under the real engine", () => {
     fs.rmSync(planted);
   });
 
+  test("n2. an SSH connection to a server whose host key changed is refused, for that reason; with its key back it works", () => {
+    // Late: it restarts lady's sshd. Docker's ssh checks the stack's pinned key (known_hosts, strict); a refresh
+    // makes it connect for every container (a preview alone may not connect at all).
+    const server = (cmd: string) => run("docker", ["exec", "qcloud-sandbox-lady", "sh", "-c", cmd]);
+    // sshd re-executes itself on SIGHUP and so loads the host key again; its pid file names the listener only.
+    const reload = 'kill -HUP "$(cat /run/sshd.pid)"';
+    const sshdAnswers = () => {
+      for (let i = 0; i < 30; i++) {
+        if (onServer("lady", "true", true).code === 0) return;
+        run("sleep", ["1"]);
+      }
+      throw new Error("lady's sshd did not come back within 30 s");
+    };
+    const preview = () =>
+      project.pulumi(["preview", "--refresh", "--run-program", "--stack", "lady"], { allowFail: true });
+    const pinned = hostKey("lady");
+    server(
+      "mkdir -p /root/e2e-host-key && cp -p /etc/ssh/ssh_host_ed25519_key /etc/ssh/ssh_host_ed25519_key.pub /root/e2e-host-key/",
+    );
+    let refused: { code: number; out: string };
+    try {
+      server(`rm -f /etc/ssh/ssh_host_*key* && ssh-keygen -A >/dev/null && ${reload}`);
+      sshdAnswers();
+      expect(hostKey("lady")).not.toBe(pinned);
+      const r = preview();
+      refused = { code: r.code, out: `${r.stdout}${r.stderr}` };
+    } finally {
+      server(`rm -f /etc/ssh/ssh_host_*key* && cp -p /root/e2e-host-key/* /etc/ssh/ && ${reload}`);
+      sshdAnswers();
+    }
+    expect(refused.code).not.toBe(0);
+    // OpenSSH's own reason, through the Docker provider's error.
+    expect(refused.out).toContain("REMOTE HOST IDENTIFICATION HAS CHANGED");
+    expect(refused.out).toContain("Host key verification failed.");
+    expect(hostKey("lady")).toBe(pinned);
+    const ok = preview();
+    expect([ok.code, `${ok.stdout}${ok.stderr}`]).toEqual([
+      0,
+      expect.not.stringContaining("Host key verification failed"),
+    ]);
+  });
+
   test("o. a container removed behind Pulumi's back is restored by `up --refresh`", () => {
     onServer("master", "docker rm -f prometheus");
     expect(containers("master").has("prometheus")).toBe(false);
-    const r = timed("repair", () => up("master", "--refresh"));
+    // The refresh runs before the program; the program writes the SSH key Docker's ssh reads (components/host.ts).
+    const r = timed("repair", () => up("master", "--refresh", "--run-program"));
     expect(r.code).toBe(0);
     expect(containers("master").get("prometheus")).toBe("running healthy");
   });
@@ -753,7 +980,8 @@ describe("the sandbox estate under the real engine", () => {
   test("q. destroy removes the containers; stateful volumes and their data survive", () => {
     const volumes = model("lady").services.flatMap((s) => s.containers.flatMap((c) => c.ownedVolumes));
     const r = timed("destroy lady", () =>
-      project.pulumi(["destroy", "--yes", "--skip-preview", "--stack", "lady"]),
+      // The program writes the SSH key for the run (components/host.ts): destroy must run it.
+      project.pulumi(["destroy", "--run-program", "--yes", "--skip-preview", "--stack", "lady"]),
     );
     expect(r.code).toBe(0);
     expect(containers("lady").size).toBe(0);

@@ -38,6 +38,7 @@ import {
 } from "../config/schema";
 import type { ConfigSource } from "../config/source";
 import { tailnetDomain } from "../render/headscale";
+import { DOCKER_API_KEY } from "../render/dockerApi";
 import { egressConsumers, egressNetwork } from "../render/policy";
 import { ingressAddresses } from "../render/traefik";
 import { backupTarget, estateSite, hostedRepositories, type Estate } from "./estate";
@@ -526,14 +527,17 @@ function resolve(
     };
   });
 
-  // Each flow's consumer joins its egress node's network, alone with it: only it can use that node's proxy.
+  // Each flow's consumer joins its egress node's network, alone with it: only it can use that node's proxy. Not its
+  // Docker API proxy, which shares a network with its consumer alone (render/dockerApi.ts).
   const consumers = egressConsumers(estate, name);
   const services = resolved.map((s) =>
     consumers.includes(s.name) && s.name !== "tailscale"
       ? {
           ...s,
           containers: s.containers.map((c) =>
-            c.networkMode ? c : { ...c, networks: [...c.networks, egressNetwork(s.name)] },
+            c.networkMode || c.key === DOCKER_API_KEY
+              ? c
+              : { ...c, networks: [...c.networks, egressNetwork(s.name)] },
           ),
         }
       : s,

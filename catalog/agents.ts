@@ -1,6 +1,11 @@
-import { renderPromtailConfig } from "../render/monitoring";
+import { LOKI_PASSWORD_FILE, logShippers, renderPromtailConfig } from "../render/monitoring";
 import { TEXTFILE_DIR } from "../render/rules";
-import { ingressAddresses, renderTraefikDynamic, renderTraefikStatic } from "../render/traefik";
+import {
+  LOGS_USERS_FILE,
+  ingressAddresses,
+  renderTraefikDynamic,
+  renderTraefikStatic,
+} from "../render/traefik";
 import { DOCKER_API_KEY, DOCKER_API_NETWORK, dockerApiHost } from "../render/dockerApi";
 import { dockerApiProxy, files, httpHealth, image, notKept } from "./helpers";
 import type { ServiceDef } from "./types";
@@ -12,34 +17,41 @@ export const NODE_EXPORTER_UID = 9100;
 
 export const traefik: ServiceDef = {
   description: "Edge router: TLS (Let's Encrypt) and the routes of every service on the site",
-  containers: (ctx) => ({
-    main: {
-      image: image("docker.io/library/traefik", "v3.2.3"),
-      ports: [
-        { internal: 80, external: 80 },
-        { internal: 443, external: 443 },
-      ],
-      volumes: { acme: files("/letsencrypt") },
-      files: {
-        "/etc/traefik/traefik.yml": renderTraefikStatic(ctx),
-        "/etc/traefik/dynamic/routes.yml": renderTraefikDynamic(ctx.siteRoutes, {
-          crowdsec: ctx.siteServices.includes("crowdsec"),
-          tailnet: ctx.siteServices.includes("tailscale"),
-        }),
+  containers: (ctx) => {
+    // On the control plane: other sites' log pushes, each site with its own password (render/traefik.ts).
+    const logs = ctx.siteServices.includes("loki") && logShippers(ctx.estate, ctx.site).length > 0;
+    return {
+      main: {
+        image: image("docker.io/library/traefik", "v3.2.3"),
+        ports: [
+          { internal: 80, external: 80 },
+          { internal: 443, external: 443 },
+        ],
+        volumes: { acme: files("/letsencrypt") },
+        files: {
+          "/etc/traefik/traefik.yml": renderTraefikStatic(ctx, { logs }),
+          "/etc/traefik/dynamic/routes.yml": renderTraefikDynamic(ctx.siteRoutes, {
+            crowdsec: ctx.siteServices.includes("crowdsec"),
+            tailnet: ctx.siteServices.includes("tailscale"),
+            logs,
+          }),
+        },
+        // The shippers' `site:bcrypt` lines: made on the control plane (components/monitoring/logKeys.ts).
+        ...(logs ? { secretFiles: { [LOGS_USERS_FILE]: { input: "logsUsers" } } } : {}),
+        healthcheck: { test: ["CMD", "traefik", "healthcheck", "--ping"] },
+        metrics: { port: 8082 },
+        memoryMb: 256,
+        cpus: 1,
+        // `ingress`: where the tailnet node forwards admins' HTTPS (render/traefik.ts TAILNET_ENTRYPOINT_PORT).
+        ...(ctx.siteServices.includes("tailscale")
+          ? {
+              networks: ["edge", "metrics", "ingress"],
+              addresses: { ingress: ingressAddresses(ctx.mesh.ingressSubnet).traefik },
+            }
+          : { networks: ["edge", "metrics"] }),
       },
-      healthcheck: { test: ["CMD", "traefik", "healthcheck", "--ping"] },
-      metrics: { port: 8082 },
-      memoryMb: 256,
-      cpus: 1,
-      // `ingress`: where the tailnet node forwards admins' HTTPS (render/traefik.ts TAILNET_ENTRYPOINT_PORT).
-      ...(ctx.siteServices.includes("tailscale")
-        ? {
-            networks: ["edge", "metrics", "ingress"],
-            addresses: { ingress: ingressAddresses(ctx.mesh.ingressSubnet).traefik },
-          }
-        : { networks: ["edge", "metrics"] }),
-    },
-  }),
+    };
+  },
 };
 
 export const nodeExporter: ServiceDef = {
@@ -117,6 +129,10 @@ export const promtail: ServiceDef = {
         ),
       },
       files: { "/etc/promtail/config.yml": renderPromtailConfig(ctx) },
+      // Its own push password, from the control plane's stack: the tenant its logs land in is its own.
+      ...(logShippers(ctx.estate, ctx.controlPlane).includes(ctx.site)
+        ? { secretFiles: { [LOKI_PASSWORD_FILE]: { input: "lokiPassword" } } }
+        : {}),
       healthcheck: { none: "the promtail image has no HTTP client; Prometheus scrapes its /ready instead" },
       metrics: { port: 9080 },
       memoryMb: 128,

@@ -217,7 +217,7 @@ export const grafana: ServiceDef = {
       },
       volumes: { data: kept("/var/lib/grafana", { method: "sqlite", databases: ["grafana.db"] }) },
       files: {
-        [`${GRAFANA_PROVISIONING}/datasources/qcloud.yml`]: renderGrafanaDatasources(),
+        [`${GRAFANA_PROVISIONING}/datasources/qcloud.yml`]: renderGrafanaDatasources(ctx.estate, ctx.site),
         [`${GRAFANA_PROVISIONING}/dashboards/qcloud.yml`]: renderDashboardProvider(),
         ...Object.fromEntries(
           Object.entries(renderDashboards(ctx.estate)).map(([f, json]) => [`${DASHBOARDS_DIR}/${f}`, json]),

@@ -1,9 +1,9 @@
 import { loginServer, renderServeConfig } from "../render/headscale";
 import { ingressAddresses } from "../render/traefik";
 import { WG_INTERFACE } from "../render/wireguard";
-import { MESH_PROXY_PORT } from "../render/prometheus";
+import { MESH_PROXY_PORT, egressConsumers, egressNetwork, egressNode } from "../render/policy";
 import { files, httpHealth, image } from "./helpers";
-import type { CatalogContext, EnvValue, ServiceDef } from "./types";
+import type { CatalogContext, ContainerDef, EnvValue, ServiceDef } from "./types";
 
 /** The tailnet: Tailscale nodes on every site, joined to the control plane's Headscale. */
 
@@ -11,12 +11,16 @@ import type { CatalogContext, EnvValue, ServiceDef } from "./types";
 export const NODE_WIREGUARD_PORT = 41641;
 /** The tailnet's port for the node's own health and metrics (containerboot). */
 export const NODE_METRICS_PORT = 9002;
-/** The egress node's, beside it on the same site (metrics ports are unique per site). */
+/** The egress nodes', from here up in their consumers' order (metrics ports are unique per site). */
 const EGRESS_METRICS_PORT = 9003;
 
-/** What both of a site's nodes set: the login server, a key from the control plane, no log upload, health. */
+/** The input a node's pre-auth key comes in by (the stack supplies one per node: stacks/site.ts). */
+export const authKeyInput = (node: string) => (node === "tailscale" ? "meshAuthKey" : `meshAuthKey:${node}`);
+
+/** What every node of a site sets: the login server, its own key from the control plane, no log upload, health. */
 function nodeEnv(
   ctx: CatalogContext,
+  node: string,
   hostname: string,
   metricsPort: number,
   extraArgs: readonly string[] = [],
@@ -27,15 +31,15 @@ function nodeEnv(
     TS_NO_LOGS_NO_SUPPORT: "true",
     // The embedded DERP relay speaks what Headscale speaks: plain HTTP only where the login server does.
     ...(server.startsWith("http://") ? { TS_DEBUG_USE_DERP_HTTP: "1" } : {}),
-    // Read on first login only (TS_AUTH_ONCE): the node key then lives in the state volume. Both nodes use the
-    // site's reusable key, so both carry the site's tags.
-    TS_AUTHKEY: { input: "meshAuthKey" },
+    // Read on first login only (TS_AUTH_ONCE): the node key then lives in the state volume. Each node has a key of
+    // its own, whose tags are its identity: the site's for the site's node, one consumer's for an egress node.
+    TS_AUTHKEY: { input: authKeyInput(node) },
     TS_AUTH_ONCE: "true",
     TS_HOSTNAME: hostname,
     TS_STATE_DIR: "/var/lib/tailscale",
     // The site's own resolver stays in charge; MagicDNS names resolve in the node.
     TS_ACCEPT_DNS: "false",
-    // No --advertise-tags: the pre-auth key carries the site's tags (render/policy.ts nodeTags), and Headscale
+    // No --advertise-tags: the pre-auth key carries the node's tags (render/headscale.ts meshIdentities), and Headscale
     // refuses tags a node asks for itself unless an owner may grant them.
     TS_EXTRA_ARGS: [`--login-server=${server}`, ...extraArgs].join(" "),
     TS_ENABLE_HEALTH_CHECK: "true",
@@ -45,22 +49,55 @@ function nodeEnv(
 }
 
 /**
- * Two tailnet nodes per site, apart because one must not do the other's job:
- * - `tailscale`, the site on the tailnet (`<site>.mesh.<domain>`): forwards the site's exporters (and the control
- *   plane's Loki) to their containers, admins' SSH to the host and their HTTPS to Traefik's tailnet entrypoint
- *   (render/headscale.ts renderServeConfig); advertises the site's routes. It opens no connection for anyone on
- *   the site: Traefik believes the PROXY headers it sends.
- * - `tailscale-egress`: the HTTP proxy through which Prometheus and promtail reach other sites. Any container on
- *   `metrics` may use it, so it must not be the node Traefik believes: it is not on the `ingress` network.
+ * A site's tailnet nodes, apart because one must not do another's job:
+ * - `tailscale`, the site on the tailnet (`<site>.mesh.<domain>`): forwards the site's exporters (and on the
+ *   control plane Loki's port, to Traefik) to their containers, admins' SSH to the host and their HTTPS to
+ *   Traefik's tailnet entrypoint (render/headscale.ts renderServeConfig); advertises the site's routes. It opens no
+ *   connection for anyone on the site: Traefik believes the PROXY headers it sends. It joins each egress network
+ *   only to forward that egress node's metrics.
+ * - `tailscale-egress-<service>`, one per flow consumer on the site (render/policy.ts: Prometheus, promtail, the
+ *   backup job, the stack file's `mesh.flows[].service`): the HTTP proxy through which that one consumer reaches
+ *   other sites, on a network it shares with that consumer alone, joined with a key whose one tag is the
+ *   consumer's identity (`tag:<site>-<service>`): the policy gives it that consumer's flows and nothing else.
  */
 export const tailscale: ServiceDef = {
   description:
-    "This site's tailnet nodes: one forwards the site's exporters, admins' SSH and HTTPS in from the tailnet; one proxies scrapes and logs out",
-  containers: (ctx) => ({
-    main: {
+    "This site's tailnet nodes: one forwards the site's exporters, admins' SSH and HTTPS in from the tailnet; one per flow consumer proxies that consumer out",
+  containers: (ctx) => {
+    const consumers = egressConsumers(ctx.estate, ctx.site);
+    const egress = Object.fromEntries(
+      consumers.map((service, i): [string, ContainerDef] => {
+        const node = egressNode(service);
+        const metricsPort = EGRESS_METRICS_PORT + i;
+        return [
+          `egress-${service}`,
+          {
+            image: image("docker.io/tailscale/tailscale", "v1.102.5"),
+            env: {
+              ...nodeEnv(ctx, node, `${ctx.site}-egress-${service}`, metricsPort),
+              // Userspace networking: its proxy dials the tailnet itself; no TUN device, no capabilities.
+              TS_USERSPACE: "true",
+              TS_OUTBOUND_HTTP_PROXY_LISTEN: `0.0.0.0:${MESH_PROXY_PORT}`,
+            },
+            volumes: { state: files("/var/lib/tailscale") },
+            healthcheck: httpHealth(`http://127.0.0.1:${metricsPort}/healthz`, "60s"),
+            // Scraped through the site's node (MeshNodeOffline): on the control plane, its loss darkens every
+            // other site's metrics.
+            metrics: { port: metricsPort },
+            memoryMb: 96,
+            cpus: 0.25,
+            // Its consumer's network, and no other (not the service's own, with the other egress nodes): nothing
+            // else on the site reaches its proxy.
+            networks: [egressNetwork(service)],
+            serviceNetwork: false,
+          },
+        ];
+      }),
+    );
+    const main: ContainerDef = {
       image: image("docker.io/tailscale/tailscale", "v1.102.5"),
       env: {
-        ...nodeEnv(ctx, ctx.site, NODE_METRICS_PORT, ["--accept-routes"]),
+        ...nodeEnv(ctx, "tailscale", ctx.site, NODE_METRICS_PORT, ["--accept-routes"]),
         TS_USERSPACE: "false",
         TS_ROUTES: ctx.mesh.routes.join(","),
         TS_SERVE_CONFIG: "/config/serve.json",
@@ -79,27 +116,15 @@ export const tailscale: ServiceDef = {
       capabilities: ["NET_ADMIN", "NET_RAW"],
       memoryMb: 128,
       cpus: 0.5,
-      networks: ["metrics", "ingress"],
+      // The egress networks: to forward their nodes' metrics (it opens no connection for their consumers).
+      networks: ["metrics", "ingress", ...consumers.map(egressNetwork)],
+      // Not the service's own network, which would put it beside the egress nodes for no reason.
+      serviceNetwork: false,
       // The one address Traefik believes PROXY headers from.
       addresses: { ingress: ingressAddresses(ctx.mesh.ingressSubnet).node },
-    },
-    egress: {
-      image: image("docker.io/tailscale/tailscale", "v1.102.5"),
-      env: {
-        ...nodeEnv(ctx, `${ctx.site}-egress`, EGRESS_METRICS_PORT),
-        // Userspace networking: its proxy dials the tailnet itself; no TUN device, no capabilities.
-        TS_USERSPACE: "true",
-        TS_OUTBOUND_HTTP_PROXY_LISTEN: `0.0.0.0:${MESH_PROXY_PORT}`,
-      },
-      volumes: { egress: files("/var/lib/tailscale") },
-      healthcheck: httpHealth(`http://127.0.0.1:${EGRESS_METRICS_PORT}/healthz`, "60s"),
-      // Scraped like the node (MeshNodeOffline): on the control plane, its loss darkens every other site.
-      metrics: { port: EGRESS_METRICS_PORT },
-      memoryMb: 96,
-      cpus: 0.25,
-      networks: ["metrics"],
-    },
-  }),
+    };
+    return { main, ...egress };
+  },
 };
 
 /** The tunnel's interface (render/wireguard.ts names the same). */

@@ -159,9 +159,10 @@ export interface ContainerDef {
   readonly cpus: number;
   /**
    * Site networks to join besides the service's own: `edge` (reached by Traefik), `metrics` (scraped), `ingress`
-   * (the tailnet node and Traefik alone, on `mesh.ingressSubnet`).
+   * (the tailnet node and Traefik alone, on `mesh.ingressSubnet`), `egress-<service>` (a flow's consumer and its
+   * egress node alone: render/policy.ts; the model adds the consumer's containers).
    */
-  readonly networks?: readonly ("edge" | "metrics" | "ingress")[];
+  readonly networks?: readonly ("edge" | "metrics" | "ingress" | `egress-${string}`)[];
   /**
    * Networks shared only with the containers of the same service that name them too; the model names them
    * `<service>-<name>`. A Docker API consumer and its proxy share one (render/dockerApi.ts).
@@ -169,7 +170,8 @@ export interface ContainerDef {
   readonly privateNetworks?: readonly string[];
   /**
    * Joins the service's own network (a service of several containers has one). Defaults to true; false for a
-   * container that only its private networks' peers may reach, such as a Docker API proxy.
+   * container that only its private networks' peers may reach, such as a Docker API proxy, or that must share no
+   * network with its siblings (the tailnet's nodes: each egress node is reached by its consumer alone).
    */
   readonly serviceNetwork?: boolean;
   /** Fixed addresses on networks that have a fixed range (`ingress`: render/traefik.ts ingressAddresses). */

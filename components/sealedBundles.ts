@@ -17,22 +17,25 @@ export interface HostedRepository {
  * key (render/seal.ts). To hand a site a new secret, add its field here and one line to `siteBundle`.
  */
 export interface SiteBundle {
-  /** Its tailnet pre-auth key. */
-  readonly meshAuthKey?: string;
+  /** Its own tailnet nodes' pre-auth keys, by node (`tailscale`, `tailscale-egress-<service>`). */
+  readonly meshAuthKeys?: Readonly<Record<string, string>>;
   /** Its WireGuard private key, when it has a tunnel. */
   readonly wireguardPrivateKey?: string;
   /** Its own backup credentials, when it is backed up. */
   readonly backup?: BackupCredentials;
   /** The repositories it keeps for other sites, by site. */
   readonly hosted?: Readonly<Record<string, HostedRepository>>;
+  /** Its password for pushing its logs to the control plane's Loki (through its Traefik), when it ships logs. */
+  readonly logPassword?: string;
 }
 
 /** The control plane's keys of every site, by site: what bundles are cut from. */
 export interface ControlPlaneKeys {
-  readonly meshAuthKeys: Readonly<Record<string, string>>;
+  readonly meshAuthKeys: Readonly<Record<string, Readonly<Record<string, string>>>>;
   readonly wireguardPrivateKeys: Readonly<Record<string, string>>;
   readonly backupCredentials: Readonly<Record<string, BackupCredentials>>;
   readonly backupHtpasswd: Readonly<Record<string, string>>;
+  readonly logPasswords: Readonly<Record<string, string>>;
 }
 
 /** One site's bundle: its own entries, and of the sites whose repositories it keeps (`hosted`) what it needs. */
@@ -43,10 +46,11 @@ export function siteBundle(site: string, hosted: readonly string[], keys: Contro
     return repository === undefined || htpasswd === undefined ? [] : [[s, { repository, htpasswd }] as const];
   });
   const bundle: SiteBundle = {
-    meshAuthKey: keys.meshAuthKeys[site],
+    meshAuthKeys: keys.meshAuthKeys[site],
     wireguardPrivateKey: keys.wireguardPrivateKeys[site],
     backup: keys.backupCredentials[site],
     hosted: kept.length > 0 ? Object.fromEntries(kept) : undefined,
+    logPassword: keys.logPasswords[site],
   };
   // What a site does not have leaves no key at all.
   return Object.fromEntries(Object.entries(bundle).filter(([, v]) => v !== undefined)) as SiteBundle;

@@ -220,19 +220,42 @@ const meshSchema = z.strictObject({
   /** Control plane only: the tailnet users in `group:admins` (SSH and admin UIs on every site). */
   admins: z.array(meshUser).default([]),
   /**
-   * Control plane only: flows to allow besides the ones the model implies (monitoring, logs, admins), e.g.
-   * `{ from: site:lady, to: site:master, ports: [22], why: "restic over SFTP" }`. Everything else is denied.
+   * Control plane only: flows to allow besides the ones the model implies (monitoring, logs, backups, admins), e.g.
+   * `{ from: site:lady, service: nextcloud, to: site:master, ports: [25], why: "mail relay" }`. Only `service` on the
+   * `from` site(s) can use it, through an egress node of its own (`tailscale-egress-<service>:1055`, an HTTP proxy);
+   * the site's other containers cannot. Everything else is denied.
    */
   flows: z
     .array(
-      z.strictObject({
-        from: flowEnd,
-        to: flowEnd.refine((s) => s !== "admins", {
-          message: "expected a site or a role: admins are people",
+      z
+        .strictObject({
+          from: flowEnd,
+          /** The service on the `from` site(s) the flow is for; none when `from` is `admins` (people). */
+          service: z
+            .string()
+            .regex(/^[a-z][a-z0-9-]*$/, "expected a service name such as `nextcloud`")
+            .optional(),
+          to: flowEnd.refine((s) => s !== "admins", {
+            message: "expected a site or a role: admins are people",
+          }),
+          ports: z.array(port).min(1, "expected at least one port"),
+          why: z.string().min(1, "expected a reason: every open flow says why"),
+        })
+        .superRefine((f, ctx) => {
+          if (f.from === "admins" && f.service !== undefined)
+            ctx.addIssue({
+              code: "custom",
+              path: ["service"],
+              message: "expected none: a flow from `admins` is for people, not a service",
+            });
+          if (f.from !== "admins" && f.service === undefined)
+            ctx.addIssue({
+              code: "custom",
+              path: ["service"],
+              message:
+                "required: the service on the `from` site(s) this flow is for (only it can use the flow), such as `nextcloud`",
+            });
         }),
-        ports: z.array(port).min(1, "expected at least one port"),
-        why: z.string().min(1, "expected a reason: every open flow says why"),
-      }),
     )
     .default([]),
   wireguard: wireguardSchema.optional(),

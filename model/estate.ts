@@ -5,6 +5,7 @@ import type { Route } from "../catalog/types";
 import { ConfigError, joinPath, type ConfigIssue } from "../config/errors";
 import { SITE_KEY, type BackupConfig, type MeshConfig, type Role } from "../config/schema";
 import { fileSource, type ConfigSource } from "../config/source";
+import { flowSources } from "../render/policy";
 import { TAILNET_SERVICES, loadSite, meshHost, type SiteModel } from "./site";
 
 /**
@@ -19,6 +20,11 @@ export interface MetricsEndpoint {
   readonly container: string;
   readonly port: number;
   readonly path: string;
+  /**
+   * On no network the control plane's Prometheus shares (an egress node): scraped through the site's tailnet node,
+   * on the control plane too.
+   */
+  readonly throughNode: boolean;
 }
 
 /** One site, as the rest of the estate sees it. */
@@ -58,7 +64,17 @@ export function estateSite(model: SiteModel): EstateSite {
   const metrics = model.services
     .flatMap((s) =>
       s.containers.flatMap((c) =>
-        c.metrics ? [{ service: s.name, container: c.name, port: c.metrics.port, path: c.metrics.path }] : [],
+        c.metrics
+          ? [
+              {
+                service: s.name,
+                container: c.name,
+                port: c.metrics.port,
+                path: c.metrics.path,
+                throughNode: !c.networks.includes("metrics"),
+              },
+            ]
+          : [],
       ),
     )
     .sort((a, b) => a.port - b.port);
@@ -118,8 +134,10 @@ export function loadEstate(sources: readonly ConfigSource[]): Estate {
   const problems = checkEstate(alone);
   if (problems.length > 0) throw new ConfigError(problems);
   // What a site runs can depend on the others (the repositories it keeps for them): load each again within the
-  // estate. The placement depends on stack files only, so a second pass settles it.
-  return named(sources.map((s) => estateSite(loadSite(s, alone))));
+  // estate. The placement depends on stack files only, so a second pass settles it; the egress nodes follow the
+  // flows, which follow the placement (a repository's site), so a third settles them.
+  const within = (estate: Estate): Estate => named(sources.map((s) => estateSite(loadSite(s, estate))));
+  return within(within(alone));
 }
 
 /**
@@ -202,7 +220,30 @@ export function checkEstate(estate: Estate): ConfigIssue[] {
         }
       }
     }
+    // A node's extra tags must not be another identity's: `site-*`, `role-*` and `<site>-*` (a flow consumer's
+    // egress node) are the program's, or a stack file could give its node another's flows.
+    s.mesh.tags.forEach((t, i) => {
+      const owner = [...byName.keys()].find((n) => t.startsWith(`${n}-`));
+      if (/^(site|role)-/.test(t) || owner !== undefined) {
+        issues.push({
+          file: s.file,
+          path: MESH("tags", i),
+          message: `\`${t}\` is reserved (${owner !== undefined ? `\`${owner}-*\`: site \`${owner}\`'s flow consumers' identities` : "`site-*` and `role-*`: the sites' and roles' tags"}); expected a tag of your own`,
+        });
+      }
+    });
     s.mesh.flows.forEach((f, i) => {
+      // Only the named service may use the flow: it must run where the flow starts, on every such site.
+      if (f.service !== undefined) {
+        const missing = flowSources(estate, s.name, f.from).filter((x) => !x.services.includes(f.service!));
+        if (missing.length > 0) {
+          issues.push({
+            file: s.file,
+            path: MESH("flows", i, "service"),
+            message: `expected a service that runs on the \`from\` site(s): \`${f.service}\` does not run on ${missing.map((x) => `\`${x.name}\``).join(", ")}`,
+          });
+        }
+      }
       for (const end of ["from", "to"] as const) {
         const v = f[end];
         if (v.startsWith("site:") && !byName.has(v.slice(5))) {

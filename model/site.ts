@@ -38,6 +38,8 @@ import {
 } from "../config/schema";
 import type { ConfigSource } from "../config/source";
 import { tailnetDomain } from "../render/headscale";
+import { DOCKER_API_KEY } from "../render/dockerApi";
+import { egressConsumers, egressNetwork } from "../render/policy";
 import { ingressAddresses } from "../render/traefik";
 import { backupTarget, estateSite, hostedRepositories, type Estate } from "./estate";
 
@@ -477,7 +479,7 @@ function resolve(
       : `http://${meshHost(estate, { controlPlane, domain: site.domain }, controlPlane)}:3100/loki/api/v1/push`;
 
   // Pass 2: containers.
-  const services: ServiceModel[] = names.map((svc) => {
+  const resolved: ServiceModel[] = names.map((svc) => {
     const def: ServiceDef = CATALOG[svc];
     const ctx: CatalogContext = {
       site: name,
@@ -525,6 +527,21 @@ function resolve(
     };
   });
 
+  // Each flow's consumer joins its egress node's network, alone with it: only it can use that node's proxy. Not its
+  // Docker API proxy, which shares a network with its consumer alone (render/dockerApi.ts).
+  const consumers = egressConsumers(estate, name);
+  const services = resolved.map((s) =>
+    consumers.includes(s.name) && s.name !== "tailscale"
+      ? {
+          ...s,
+          containers: s.containers.map((c) =>
+            c.networkMode || c.key === DOCKER_API_KEY
+              ? c
+              : { ...c, networks: [...c.networks, egressNetwork(s.name)] },
+          ),
+        }
+      : s,
+  );
   checkHostPorts(services, issue);
   checkMetricsPorts(services, issue);
 

@@ -1,4 +1,5 @@
 import type { MonitoringConfig } from "../config/schema";
+import { egressNode } from "./policy";
 import { toYaml } from "./yaml";
 
 /**
@@ -116,9 +117,14 @@ export function renderAlertmanagerConfig(m: MonitoringConfig): string {
         target_matchers: ['alertname!~"SiteDown|MeshNodeOffline"'],
         equal: ["site"],
       },
-      // Without the control plane's own tailnet node, every other site looks down.
+      // Without the control plane's own tailnet node, or Prometheus' egress node, every other site looks down.
+      // (Its backup job's egress node going offline darkens nothing else.)
       {
-        source_matchers: ['alertname="MeshNodeOffline"', 'role="control-plane"'],
+        source_matchers: [
+          'alertname="MeshNodeOffline"',
+          'role="control-plane"',
+          `container=~"tailscale|${egressNode("prometheus")}"`,
+        ],
         target_matchers: ['alertname="SiteDown"', 'role!="control-plane"'],
       },
     ],

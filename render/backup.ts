@@ -1,7 +1,6 @@
 import type { Estate } from "../model/estate";
 import { networkName, type ContainerModel, type SiteModel } from "../model/site";
-import { REPOSITORY_PORT } from "./policy";
-import { MESH_PROXY } from "./prometheus";
+import { BACKUP_CONSUMER, REPOSITORY_PORT, egressNetwork, egressProxy } from "./policy";
 import { TEXTFILE_DIR } from "./rules";
 
 /**
@@ -147,9 +146,10 @@ DIR=${BACKUP_DIR}
 METRICS=${TEXTFILE_DIR}
 RESTIC_IMAGE=${site.backup.images.restic}
 SQLITE_IMAGE=${site.backup.images.sqlite}
-# restic reaches the other site through the egress node's proxy, on the metrics network.
-NETWORK=${networkName("metrics")}
-PROXY=${MESH_PROXY}
+# restic reaches the other site through the backup job's own egress node (its key's one flow: the repository),
+# on a network the job shares with that node alone.
+NETWORK=${networkName(egressNetwork(BACKUP_CONSUMER))}
+PROXY=${egressProxy(BACKUP_CONSUMER)}
 TARGET=${target}
 SERVICES=(${services.join(" ")})
 # The repositories this site keeps (other sites'), and the retention each asks for.

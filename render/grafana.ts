@@ -1,5 +1,7 @@
 import type { Estate } from "../model/estate";
+import { logTenants } from "./monitoring";
 import { PROBE_JOB_PREFIX } from "./prometheus";
+import { TENANT_HEADER } from "./traefik";
 import { toYaml } from "./yaml";
 
 /**
@@ -16,12 +18,22 @@ type Datasource = keyof typeof DATASOURCES;
 export const GRAFANA_PROVISIONING = "/etc/grafana/provisioning";
 export const DASHBOARDS_DIR = "/etc/grafana/dashboards";
 
-export function renderGrafanaDatasources(): string {
+/**
+ * Loki is multi-tenant, a tenant per site (render/monitoring.ts): Grafana asks for every site of the tailnet at
+ * once (`a|b|c`); each log line then carries `__tenant_id__`, the site that pushed it, which no site can forge.
+ */
+export function renderGrafanaDatasources(estate: Estate, controlPlane: string): string {
   return toYaml({
     apiVersion: 1,
     datasources: [
       { ...DATASOURCES.prometheus, access: "proxy", isDefault: true },
-      { ...DATASOURCES.loki, access: "proxy" },
+      {
+        ...DATASOURCES.loki,
+        access: "proxy",
+        jsonData: { httpHeaderName1: TENANT_HEADER },
+        // Not a secret: Grafana takes custom header values from secureJsonData only.
+        secureJsonData: { httpHeaderValue1: logTenants(estate, controlPlane).join("|") },
+      },
     ],
   });
 }
@@ -295,7 +307,8 @@ function siteDashboard(): string {
         title: "Logs",
         type: "logs",
         datasource: "loki",
-        queries: [{ expr: `{site="${site}"}` }],
+        // The tenant, not the `site` label: a site chooses its labels, not its tenant.
+        queries: [{ expr: `{__tenant_id__="${site}"}` }],
         w: 24,
         h: 10,
       },

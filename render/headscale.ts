@@ -1,7 +1,17 @@
 import type { CatalogContext } from "../catalog/types";
 import type { Estate, EstateSite } from "../model/estate";
-import { HTTPS_PORT, LOKI_PORT, SSH_PORT, nodeTags, renderPolicyFile } from "./policy";
-import { TAILNET_ENTRYPOINT_PORT, TAILNET_RANGES, ingressAddresses } from "./traefik";
+import { logShippers } from "./monitoring";
+import {
+  HTTPS_PORT,
+  LOKI_PORT,
+  SSH_PORT,
+  egressConsumers,
+  egressNode,
+  identityTag,
+  nodeTags,
+  renderPolicyFile,
+} from "./policy";
+import { LOGS_ENTRYPOINT_PORT, TAILNET_ENTRYPOINT_PORT, TAILNET_RANGES, ingressAddresses } from "./traefik";
 import { toYaml } from "./yaml";
 
 /**
@@ -78,7 +88,9 @@ export function renderHeadscalePolicy(ctx: Pick<CatalogContext, "estate" | "site
 
 /**
  * The node's serve config: what the site offers the tailnet, each port forwarded from the node:
- * - the site's exporters (and the control plane's Loki) to their containers;
+ * - the site's exporters to their containers;
+ * - on the control plane, Loki's port to Traefik's logs entrypoint (the push path only, each site with its own
+ *   password), never to Loki itself, which serves queries on the same port;
  * - 22 to the host's SSH server (at the `ingress` network's gateway, the host);
  * - 443 to Traefik's tailnet entrypoint, with a PROXY header carrying the client's tailnet address, which
  *   `private` routes admit.
@@ -90,9 +102,11 @@ export function renderServeConfig(
   const me = ctx.estate.sites.find((s) => s.name === ctx.site);
   const forwards: [number, { TCPForward: string; ProxyProtocol?: 2 }][] = (me?.metrics ?? [])
     // The node serves its own metrics on the tailnet; everything else, the egress node's too, is forwarded.
-    .filter((m) => m.container !== "tailscale")
+    // Loki's own port is Traefik's (below): the control plane scrapes Loki by name, not through the node.
+    .filter((m) => m.container !== "tailscale" && !(m.container === "loki" && m.port === LOKI_PORT))
     .map((m) => [m.port, { TCPForward: `${m.container}:${m.port}` }]);
-  if (ctx.siteServices.includes("loki")) forwards.push([LOKI_PORT, { TCPForward: `loki:${LOKI_PORT}` }]);
+  if (ctx.siteServices.includes("traefik") && logShippers(ctx.estate, ctx.site).length > 0)
+    forwards.push([LOKI_PORT, { TCPForward: `traefik:${LOGS_ENTRYPOINT_PORT}` }]);
   const ingress = ingressAddresses(ctx.mesh.ingressSubnet);
   forwards.push([SSH_PORT, { TCPForward: `${ingress.gateway}:${ctx.sshdPort}` }]);
   // By address, not by name: Traefik is on `metrics` too, where it would not believe the node.
@@ -106,7 +120,7 @@ export function renderServeConfig(
 }
 
 /**
- * How long a site's pre-auth key lasts: a year. A node needs it only to join, and again to rejoin after losing its
+ * How long a node's pre-auth key lasts: a year. A node needs it only to join, and again to rejoin after losing its
  * state volume (a restore without it, a new server): within the year that works from the stacks alone. Rotate it
  * before then (README: `pulumi up --replace` of the key); the old key is expired as the new one replaces it.
  */
@@ -122,12 +136,36 @@ const HEADSCALE_CLI = [
   "done",
 ];
 
+/** A node of a site and the tags its pre-auth key forces: its identity on the tailnet. */
+export interface MeshIdentity {
+  /** The node's container: `tailscale`, or `tailscale-egress-<service>`. */
+  readonly node: string;
+  readonly tags: readonly string[];
+}
+
 /**
- * The script (run on the control-plane host) that makes a site's reusable pre-auth key, tagged with the site's
+ * A site's nodes: its own (the site's tags) and one egress node per flow consumer, whose one tag is the consumer's
+ * identity: not the site's tag, so it inherits none of the site's other flows.
+ */
+export function meshIdentities(
+  estate: Estate,
+  site: Pick<EstateSite, "name" | "role" | "mesh">,
+): MeshIdentity[] {
+  return [
+    { node: "tailscale", tags: nodeTags(site) },
+    ...egressConsumers(estate, site.name).map((service) => ({
+      node: egressNode(service),
+      tags: [identityTag({ site: site.name, service })],
+    })),
+  ];
+}
+
+/**
+ * The script (run on the control-plane host) that makes a node's reusable pre-auth key, tagged with its identity's
  * tags: the node it joins is owned by those tags, not by a user. It prints the key as JSON (with its `id`).
  */
-export function renderPreAuthKeyScript(site: Pick<EstateSite, "name" | "role" | "mesh">): string {
-  const tags = nodeTags(site).join(",");
+export function renderPreAuthKeyScript(identity: MeshIdentity): string {
+  const tags = identity.tags.join(",");
   return [
     ...HEADSCALE_CLI,
     `hs preauthkeys create --reusable --expiration ${PRE_AUTH_KEY_EXPIRY} --tags ${tags} -o json`,

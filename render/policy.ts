@@ -15,9 +15,34 @@ export function nodeTags(site: Pick<EstateSite, "name" | "role" | "mesh">): stri
   return [siteTag(site.name), roleTag(site.role), ...site.mesh.tags.map(extraTag)];
 }
 
+/**
+ * A flow's consumer: the one service on the source site that may use it (the host's backup job is `backup`). It
+ * reaches the tailnet through an egress node of its own, whose key carries one tag, its identity: a flow granted
+ * to that tag opens nothing to the rest of the site.
+ */
+export interface Consumer {
+  readonly site: string;
+  readonly service: string;
+}
+
+/** The host's backup job, as a flow's consumer (it is no service of the catalog). */
+export const BACKUP_CONSUMER = "backup";
+/** The tag of a consumer's egress node, and nothing else: not the site's tag, whose flows it must not inherit. */
+export const identityTag = (c: Consumer) => `tag:${c.site}-${c.service}`;
+/** Where a consumer's egress node proxies out (HTTP, CONNECT for other TCP), on its own network. */
+export const MESH_PROXY_PORT = 1055;
+/** A consumer's egress node: a container of the `tailscale` service. */
+export const egressNode = (service: string) => `tailscale-egress-${service}`;
+/** The network a consumer shares with its egress node, and only with it (and the site's node: its metrics). */
+export const egressNetwork = (service: string): `egress-${string}` => `egress-${service}`;
+/** The proxy a consumer sets to reach other sites by MagicDNS name. */
+export const egressProxy = (service: string) => `http://${egressNode(service)}:${MESH_PROXY_PORT}`;
+
 /** A flow the policy admits: from a tag or group to a site's ports. */
 export interface Flow {
   readonly from: string;
+  /** Who on the source site may use it; none for the admins (people, not a service). */
+  readonly consumer?: Consumer;
   readonly to: string;
   readonly ports: readonly number[];
   readonly why: string;
@@ -48,25 +73,45 @@ const endTags = (end: string): string[] => {
   throw new Error(`unknown flow end \`${end}\``);
 };
 
-/** Every flow the estate admits, each with why: the policy is exactly these. */
+/** The sites of a control plane's tailnet a declared flow's `from` names (a site, or every site of a role). */
+export function flowSources(estate: Estate, controlPlane: string, from: string): EstateSite[] {
+  const members = estate.sites.filter((s) => s.controlPlane === controlPlane);
+  if (from.startsWith("site:")) return members.filter((s) => s.name === from.slice(5));
+  if (from.startsWith("role:")) return members.filter((s) => s.role === from.slice(5));
+  return [];
+}
+
+/** Every flow the estate admits, each with why and who may use it: the policy is exactly these. */
 export function estateFlows(estate: Estate): Flow[] {
   const flows: Flow[] = [];
   const byName = new Map(estate.sites.map((s) => [s.name, s]));
+  const from = (site: string, service: string) => {
+    const consumer = { site, service };
+    return { from: identityTag(consumer), consumer };
+  };
   for (const s of estate.sites) {
     const cp = byName.get(s.controlPlane);
     if (!cp) continue;
-    if (s.name !== cp.name && s.metrics.length > 0 && cp.services.includes("prometheus")) {
-      flows.push({
-        from: siteTag(cp.name),
-        to: siteTag(s.name),
-        ports: s.metrics.map((m) => m.port),
-        why: `monitoring: ${cp.name}'s Prometheus scrapes ${s.name}'s exporters`,
-      });
+    if (cp.services.includes("prometheus")) {
+      // Every exporter of another site; on the control plane itself, the egress nodes (on no network Prometheus
+      // shares: scraped through the site's node, like another site's).
+      const ports =
+        s.name === cp.name
+          ? s.metrics.filter((m) => m.throughNode).map((m) => m.port)
+          : s.metrics.map((m) => m.port);
+      if (ports.length > 0) {
+        flows.push({
+          ...from(cp.name, "prometheus"),
+          to: siteTag(s.name),
+          ports,
+          why: `monitoring: ${cp.name}'s Prometheus scrapes ${s.name}'s ${s.name === cp.name ? "egress nodes" : "exporters"}`,
+        });
+      }
     }
     const keeper = s.backupTarget === undefined ? undefined : byName.get(s.backupTarget);
     if (keeper?.services.includes("backup-repository")) {
       flows.push({
-        from: siteTag(s.name),
+        ...from(s.name, BACKUP_CONSUMER),
         to: siteTag(keeper.name),
         ports: [REPOSITORY_PORT],
         why: `backups: ${s.name}'s restic to its repository on ${keeper.name} (append-only)`,
@@ -74,10 +119,10 @@ export function estateFlows(estate: Estate): Flow[] {
     }
     if (s.name !== cp.name && s.services.includes("promtail") && cp.services.includes("loki")) {
       flows.push({
-        from: siteTag(s.name),
+        ...from(s.name, "promtail"),
         to: siteTag(cp.name),
         ports: [LOKI_PORT],
-        why: `logs: ${s.name}'s shipper pushes to ${cp.name}'s Loki`,
+        why: `logs: ${s.name}'s shipper pushes to ${cp.name}'s Loki (through its Traefik: the push path, its own password)`,
       });
     }
   }
@@ -93,12 +138,28 @@ export function estateFlows(estate: Estate): Flow[] {
       }
     }
     for (const f of cp.mesh.flows) {
-      for (const from of endTags(f.from)) {
-        for (const to of endTags(f.to)) flows.push({ from, to, ports: f.ports, why: f.why });
+      // The stack file's flows: from the named service of each source site, or from the admins.
+      const sources =
+        f.from === "admins" || f.service === undefined
+          ? [{ from: ADMINS }]
+          : flowSources(estate, cp.name, f.from).map((s) => from(s.name, f.service!));
+      for (const src of sources) {
+        for (const to of endTags(f.to)) flows.push({ ...src, to, ports: f.ports, why: f.why });
       }
     }
   }
   return flows;
+}
+
+/** The services on a site that consume a flow (each gets an egress node of its own), sorted. */
+export function egressConsumers(estate: Estate, site: string): string[] {
+  return [
+    ...new Set(
+      estateFlows(estate)
+        .filter((f) => f.consumer?.site === site)
+        .map((f) => f.consumer!.service),
+    ),
+  ].sort();
 }
 
 /** The policy of the tailnet a control plane runs: its sites only. */
@@ -113,12 +174,13 @@ function policyWithReasons(estate: Estate, controlPlane: string): { policy: Poli
   const local: Estate = { sites };
   // Only the admins may apply these tags by hand; sites get theirs from their pre-auth keys.
   const owners = admins.length > 0 ? [ADMINS] : [];
-  const tags = [...new Set(sites.flatMap(nodeTags))].sort();
+  const flows = estateFlows(local);
+  const identities = flows.flatMap((f) => (f.consumer ? [identityTag(f.consumer)] : []));
+  const tags = [...new Set([...sites.flatMap(nodeTags), ...identities])].sort();
   const routes: Record<string, string[]> = {};
   for (const s of sites) {
     for (const r of s.mesh.routes) routes[r] = [...(routes[r] ?? []), siteTag(s.name)];
   }
-  const flows = estateFlows(local);
   const policy: Policy = {
     groups: { [ADMINS]: admins.map((a) => (a.includes("@") ? a : `${a}@`)) },
     tagOwners: Object.fromEntries(tags.map((t) => [t, owners])),

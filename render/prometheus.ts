@@ -1,5 +1,6 @@
 import type { CatalogContext } from "../catalog/types";
 import type { Estate, EstateSite, MetricsEndpoint } from "../model/estate";
+import { egressProxy } from "./policy";
 import { toYaml } from "./yaml";
 
 /**
@@ -9,11 +10,10 @@ import { toYaml } from "./yaml";
  */
 
 /**
- * Where containers on a site reach other sites by MagicDNS name: the HTTP proxy of the site's egress node
- * (catalog/mesh.ts), on the `metrics` network.
+ * Where Prometheus reaches other sites by MagicDNS name: the HTTP proxy of its own egress node (catalog/mesh.ts),
+ * on a network it shares with that node alone; the node's key gives it the monitoring flows and nothing else.
  */
-export const MESH_PROXY_PORT = 1055;
-export const MESH_PROXY = `http://tailscale-egress:${MESH_PROXY_PORT}`;
+export const MESH_PROXY = egressProxy("prometheus");
 export const BLACKBOX = "blackbox:9115";
 /** The rules files' dir, relative to Prometheus' config dir (promtool resolves it the same way). */
 export const RULES_DIR = "rules";
@@ -44,14 +44,22 @@ const INTERNAL_HEALTH: Readonly<Record<string, string>> = {
   loki: "http://loki:3100/ready",
 };
 
-/** One job per site and service: a site's jobs share how they are reached (by name, or through the mesh). */
+/**
+ * One job per site and service: a job's endpoints share how they are reached (by name, or through the mesh). On
+ * the control plane, its egress nodes (on no network Prometheus shares) are reached through its own node, in a
+ * job of their own (`<site>/<service>/tailnet`).
+ */
 function scrapeConfigs(estate: Estate, self: string): object[] {
   return estate.sites.flatMap((site) => {
-    const local = site.name === self;
-    const byService = new Map<string, MetricsEndpoint[]>();
-    for (const e of site.metrics) byService.set(e.service, [...(byService.get(e.service) ?? []), e]);
-    return [...byService].map(([service, endpoints]) => ({
-      job_name: `${site.name}/${service}`,
+    const byJob = new Map<string, { service: string; local: boolean; endpoints: MetricsEndpoint[] }>();
+    for (const e of site.metrics) {
+      const local = site.name === self && !e.throughNode;
+      const job = `${site.name}/${e.service}${site.name === self && !local ? "/tailnet" : ""}`;
+      const j = byJob.get(job) ?? { service: e.service, local, endpoints: [] };
+      byJob.set(job, { ...j, endpoints: [...j.endpoints, e] });
+    }
+    return [...byJob].map(([job, { service, local, endpoints }]) => ({
+      job_name: job,
       honor_labels: false,
       ...(local ? {} : { proxy_url: MESH_PROXY }),
       static_configs: endpoints.map((e) => ({

@@ -13,6 +13,19 @@ export const TAILNET_RANGES = ["100.64.0.0/10", "fd7a:115c:a1e0::/48"] as const;
 export const TAILNET_ENTRYPOINT_PORT = 8443;
 
 /**
+ * Traefik's entrypoint for other sites' logs, on the control plane: its tailnet node forwards the tailnet's Loki
+ * port here (render/headscale.ts), never to Loki itself. Not published on the host. Its one route is the push path,
+ * behind each site's own password; everything else on it (queries, tail, the API) has no route: 404.
+ */
+export const LOGS_ENTRYPOINT_PORT = 3100;
+/** Where Loki takes pushes: the only path the logs entrypoint routes. */
+export const LOKI_PUSH_PATH = "/loki/api/v1/push";
+/** The logs entrypoint's users, `site:bcrypt` a line: a secret file, outside the watched dynamic directory. */
+export const LOGS_USERS_FILE = "/etc/traefik/secrets/logs-users";
+/** The header Loki takes the tenant from: the authenticated site's name, whatever the client sent. */
+export const TENANT_HEADER = "X-Scope-OrgID";
+
+/**
  * The `ingress` network's fixed addresses: its gateway (the host itself; Docker's own choice, made explicit), the
  * tailnet node (the one source Traefik believes PROXY headers from) and Traefik (where the node forwards).
  */
@@ -28,6 +41,7 @@ export function ingressAddresses(subnet: string): {
 
 export function renderTraefikStatic(
   ctx: Pick<CatalogContext, "acmeEmail" | "mesh" | "siteServices">,
+  opts: { readonly logs: boolean } = { logs: false },
 ): string {
   return toYaml({
     global: { checkNewVersion: false, sendAnonymousUsage: false },
@@ -47,6 +61,8 @@ export function renderTraefikStatic(
             },
           }
         : {}),
+      // Plain HTTP: only the tailnet node forwards here, and the tailnet is WireGuard-encrypted end to end.
+      ...(opts.logs ? { logs: { address: `:${LOGS_ENTRYPOINT_PORT}` } } : {}),
       metrics: { address: ":8082" },
     },
     ping: { entryPoint: "metrics" },
@@ -77,7 +93,7 @@ export const CROWDSEC_BOUNCER = "http://crowdsec-bouncer:8080/api/v1/forwardAuth
 
 export function renderTraefikDynamic(
   routes: readonly Route[],
-  opts: { readonly crowdsec: boolean; readonly tailnet: boolean },
+  opts: { readonly crowdsec: boolean; readonly tailnet: boolean; readonly logs?: boolean },
 ): string {
   const routers: Record<string, unknown> = {};
   const services: Record<string, unknown> = {};
@@ -99,12 +115,40 @@ export function renderTraefikDynamic(
       },
     };
   }
+  if (opts.logs) {
+    // Exactly the push path, on the logs entrypoint only: a query, the tail or any other API call finds no route.
+    routers["logs-push"] = {
+      rule: `Path(\`${LOKI_PUSH_PATH}\`)`,
+      entryPoints: ["logs"],
+      middlewares: ["logs-tenant-clear", "logs-tenant"],
+      service: "logs-push",
+    };
+    services["logs-push"] = { loadBalancer: { servers: [{ url: `http://loki:${LOGS_ENTRYPOINT_PORT}` }] } };
+  }
   return toYaml({
     http: {
       middlewares: {
         "tailnet-only": { ipAllowList: { sourceRange: [...TAILNET_RANGES] } },
         ...(opts.crowdsec
           ? { crowdsec: { forwardAuth: { address: CROWDSEC_BOUNCER, trustForwardHeader: true } } }
+          : {}),
+        ...(opts.logs
+          ? {
+              // Whatever tenant the client names is dropped first (an empty value removes the header): basicAuth's
+              // headerField adds the user beside a client's own `X-Scope-OrgID` rather than replacing it (Traefik
+              // v3.2.3, test/mesh.test.ts), and Loki would see both ...
+              "logs-tenant-clear": { headers: { customRequestHeaders: { [TENANT_HEADER]: "" } } },
+              // ... then the site's own password decides it: the tenant is the user who authenticated, and Loki
+              // never sees the password.
+              "logs-tenant": {
+                basicAuth: {
+                  usersFile: LOGS_USERS_FILE,
+                  realm: "loki",
+                  headerField: TENANT_HEADER,
+                  removeHeader: true,
+                },
+              },
+            }
           : {}),
       },
       serversTransports: { "self-signed": { insecureSkipVerify: true } },

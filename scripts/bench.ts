@@ -4,6 +4,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { fileSource } from "../config/source";
 import { loadSite, type ServiceModel, type SiteModel } from "../model/site";
 import type { SiteBundle } from "../components";
+import { logShippers } from "../render/monitoring";
 import { canonicalJson, seal, sealKeyPair } from "../render/seal";
 import { deploySite } from "../stacks/site";
 import { computedOutputs } from "../test/mocks";
@@ -92,13 +93,23 @@ async function runScenario(scenario: string): Promise<Result> {
   // What the control plane's stack would hand every other site: its bundle, sealed to it.
   const key = Buffer.alloc(32, 1).toString("base64");
   const secret = Buffer.alloc(32, 9);
+  // Tailnet keys by node (the site's node and its egress nodes).
+  const nodeKeys = (m: SiteModel) =>
+    Object.fromEntries(
+      (m.services.find((s) => s.name === "tailscale")?.containers ?? []).map((c) => [
+        c.name,
+        `key-${c.name}`,
+      ]),
+    );
+  const shippers = new Set(models.flatMap((m) => logShippers(m.estate, m.controlPlane)));
   const bundle = (m: SiteModel): SiteBundle => ({
-    meshAuthKey: `key-${m.name}`,
+    meshAuthKeys: nodeKeys(m),
     wireguardPrivateKey: key,
     backup: { repository: `repo-${m.name}`, rest: `rest-${m.name}` },
     hosted: Object.fromEntries(
       m.backup.hosted.map((x) => [x.site, { repository: `repo-${x.site}`, htpasswd: `${x.site}:hash` }]),
     ),
+    ...(shippers.has(m.name) ? { logPassword: `logs-${m.name}` } : {}),
   });
   const exported: Record<string, unknown> = {
     sealed: Object.fromEntries(

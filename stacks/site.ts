@@ -5,6 +5,7 @@ import {
   Backups,
   Headscale,
   Host,
+  LogKeys,
   SealedBundles,
   ServiceSet,
   WireguardKeys,
@@ -16,9 +17,11 @@ import {
 import { PROJECT } from "../config/schema";
 import { hostedRepositories } from "../model/estate";
 import { checkSealKey, sealRecipients } from "../model/seal";
-import { meshHost, type SiteModel } from "../model/site";
+import { TAILNET_SERVICES, meshHost, type SiteModel } from "../model/site";
 import { renderBackupSecrets, repositoryUrl } from "../render/backup";
-import { loginServer, renderTailnetAddressScript } from "../render/headscale";
+import { authKeyInput } from "../catalog/mesh";
+import { loginServer, meshIdentities, renderTailnetAddressScript } from "../render/headscale";
+import { logShippers } from "../render/monitoring";
 import { renderWireguardConfig, tunnelSites } from "../render/wireguard";
 
 export interface SiteSecrets {
@@ -142,7 +145,11 @@ export function deploySite(
   let backupKeys: BackupKeys | undefined;
   /** This site's own keys and the passwords of the repositories it keeps: secret. */
   let bundle: pulumi.Output<SiteBundle>;
+  // The control plane keeps the hashes (its Traefik checks them); each other site reads its own password.
+  const shippers = logShippers(model.estate, model.controlPlane);
+  let logKeys: LogKeys | undefined;
   if (isControlPlane) {
+    logKeys = new LogKeys(model.name, { sites: shippers, protect: model.protect }, opts);
     wgKeys = new WireguardKeys(model.name, { sites: tunnels }, opts);
     backupKeys = new BackupKeys(
       model.name,
@@ -152,15 +159,15 @@ export function deploySite(
       },
       opts,
     );
-    // Its own pre-auth key comes from Headscale, which runs in its own service set (below).
+    // Its own pre-auth keys come from Headscale, which runs in its own service set (below).
     bundle = pulumi.secret(
       pulumi
-        .all([wgKeys.privateKeys, backupKeys.credentials, backupKeys.htpasswd])
-        .apply(([wireguardPrivateKeys, backupCredentials, backupHtpasswd]) =>
+        .all([wgKeys.privateKeys, backupKeys.credentials, backupKeys.htpasswd, logKeys.passwords])
+        .apply(([wireguardPrivateKeys, backupCredentials, backupHtpasswd, logPasswords]) =>
           siteBundle(
             model.name,
             model.backup.hosted.map((x) => x.site),
-            { meshAuthKeys: {}, wireguardPrivateKeys, backupCredentials, backupHtpasswd },
+            { meshAuthKeys: {}, wireguardPrivateKeys, backupCredentials, backupHtpasswd, logPasswords },
           ),
         ),
     );
@@ -215,7 +222,11 @@ export function deploySite(
     : undefined;
 
   // On the control plane the key comes from Headscale, which runs in the same set: resolved once it does.
-  const [authKey, setAuthKey] = pulumi.deferredOutput<string>();
+  // Each of the site's nodes joins with a key of its own: the site's node, and one egress node per flow consumer.
+  const nodes = (model.services.find((s) => s.name === TAILNET_SERVICES.node)?.containers ?? []).map(
+    (c) => c.name,
+  );
+  const [authKeys, setAuthKeys] = pulumi.deferredOutput<Record<string, string>>();
   const services = new ServiceSet(
     model.name,
     {
@@ -223,8 +234,22 @@ export function deploySite(
       provider: host.provider,
       configSecret: secrets.configSecret,
       inputs: {
-        meshAuthKey: pulumi.secret(authKey),
+        ...Object.fromEntries(
+          nodes.map((node) => [
+            authKeyInput(node),
+            pulumi.secret(authKeys.apply((k) => nodeKey(k, model.name, node, model.controlPlane))),
+          ]),
+        ),
         ...(wireguardConfig ? { wireguardConfig } : {}),
+        // Traefik's logs users (the control plane), or this site's own push password.
+        ...(logKeys && shippers.length > 0
+          ? {
+              logsUsers: pulumi.secret(logKeys.users.apply((u) => shippers.map((x) => `${u[x]}\n`).join(""))),
+            }
+          : {}),
+        ...(shippers.includes(model.name)
+          ? { lokiPassword: pulumi.secret(bundle.apply((b) => need(b.logPassword, "log push password"))) }
+          : {}),
         // The REST server's users: the sites whose repositories this site keeps.
         ...(backup.hosted.length > 0
           ? {
@@ -252,19 +277,26 @@ export function deploySite(
       // The model names it on every control plane: a stack file without Headscale there is refused (model/site.ts).
       {
         connection: host.connection,
-        sites: members,
+        identities: Object.fromEntries(members.map((m) => [m.name, meshIdentities(model.estate, m)])),
         container: services.containers[model.tailnet.headscale!]!,
       },
       opts,
     );
     // Each site's bundle, cut from every site's keys and sealed to that site's key alone.
     const keys = pulumi
-      .all([headscale.authKeys, wgKeys.privateKeys, backupKeys!.credentials, backupKeys!.htpasswd])
-      .apply(([meshAuthKeys, wireguardPrivateKeys, backupCredentials, backupHtpasswd]) => ({
+      .all([
+        headscale.authKeys,
+        wgKeys.privateKeys,
+        backupKeys!.credentials,
+        backupKeys!.htpasswd,
+        logKeys!.passwords,
+      ])
+      .apply(([meshAuthKeys, wireguardPrivateKeys, backupCredentials, backupHtpasswd, logPasswords]) => ({
         meshAuthKeys,
         wireguardPrivateKeys,
         backupCredentials,
         backupHtpasswd,
+        logPasswords,
       }));
     const sealed = new SealedBundles(
       model.name,
@@ -286,9 +318,9 @@ export function deploySite(
       opts,
     );
     controlPlane = { sealed: sealed.sealed, wireguardPublicKeys: wgKeys.publicKeys };
-    setAuthKey(keyOf(model.name, headscale.authKeys, model.controlPlane));
+    setAuthKeys(keyOf(model.name, headscale.authKeys, model.controlPlane));
   } else {
-    setAuthKey(bundle.apply((b) => need(b.meshAuthKey, "pre-auth key")));
+    setAuthKeys(bundle.apply((b) => need(b.meshAuthKeys, "pre-auth keys")));
   }
   let backups: Backups | undefined;
   if (backup.target !== undefined || backup.hosted.length > 0) {
@@ -383,12 +415,28 @@ export function deploySite(
 }
 
 /** A site's entry of a control-plane export, or the error that says which stack to run first. */
-function keyOf(
+function keyOf<T>(
   site: string,
-  keys: pulumi.Output<Record<string, string>>,
+  keys: pulumi.Output<Record<string, T>>,
   controlPlane: string,
-): pulumi.Output<string> {
+): pulumi.Output<T> {
   return keys.apply((k) => controlPlaneEntry(k, site, controlPlane));
+}
+
+/** A node's pre-auth key among its site's, or the error that says which stack to run first. */
+export function nodeKey(
+  keys: Record<string, string>,
+  site: string,
+  node: string,
+  controlPlane: string,
+): string {
+  const key = keys[node];
+  if (!key) {
+    throw new Error(
+      `site \`${site}\` has no key for its node \`${node}\` in \`${controlPlane}\`'s stack yet: run \`pulumi up --stack ${controlPlane}\` first (it makes one for every node of every stack file)`,
+    );
+  }
+  return key;
 }
 
 export function controlPlaneEntry<T = string>(

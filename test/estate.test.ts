@@ -42,7 +42,7 @@ const hcloud = {
   location: "fsn1",
   sshKeys: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIO9 ops@laptop"],
 };
-const flow = (from: string) => ({ from, to: "site:master", ports: [25], why: "mail" });
+const flow = (from: string) => ({ from, service: "postfix", to: "site:master", ports: [25], why: "mail" });
 
 // model/estate.ts checkEstate: seven checks, each with every message it can give.
 const ESTATE_ERRORS: [string, Stacks, string][] = [

@@ -12,6 +12,7 @@ import { mapSource } from "../config/source";
 import { loadEstate, type Estate, type EstateSite } from "../model/estate";
 import { loadSite } from "../model/site";
 import {
+  meshIdentities,
   parsePreAuthKey,
   renderHeadscaleConfig,
   renderPreAuthKeyExpireScript,
@@ -21,7 +22,7 @@ import {
 import { nodeTags, policyAllows, renderPolicy, renderPolicyFile } from "../render/policy";
 import { renderWireguardConfig, wireguardPrivateKey, wireguardPublicKey } from "../render/wireguard";
 import { openBundle } from "../components";
-import { controlPlaneEntry, deploySite } from "../stacks/site";
+import { controlPlaneEntry, deploySite, nodeKey } from "../stacks/site";
 
 const { recorded, capture } = recordResources();
 const ROOT = path.resolve(__dirname, "..");
@@ -43,9 +44,10 @@ const SOURCES = [
         flows: [
           {
             from: "site:lady",
+            service: "nextcloud",
             to: "site:master",
             ports: [25],
-            why: "mail: lady's services relay through master",
+            why: "mail: lady's Nextcloud relays through master",
           },
         ],
         // An address, not a name: wg resolves endpoints when it applies a config, and tests have no DNS.
@@ -90,24 +92,31 @@ function meshTools(): string {
 
 describe("the tailnet policy", () => {
   const policy = renderPolicy(estate, "master");
-  // What the estate declares, written out by hand: the policy must admit exactly these.
-  // lady keeps master's backup repository: its REST server (8000) is scraped too.
-  const LADY_METRICS = [8000, 8080, 8082, 9002, 9003, 9080, 9100, 9121, 9187, 9205, 9216];
-  const MADAM_METRICS = [8080, 8082, 9002, 9003, 9080, 9100];
+  // What the estate declares, written out by hand: the policy must admit exactly these, each from the one node
+  // identity of the one service it is for. lady keeps master's backup repository: its REST server (8000) is scraped
+  // too. Egress nodes' metrics: 9003 up, in their consumers' order (lady: backup, nextcloud, promtail).
+  const LADY_METRICS = [8000, 8080, 8082, 9002, 9003, 9004, 9005, 9080, 9100, 9121, 9187, 9205, 9216];
+  const MADAM_METRICS = [8080, 8082, 9002, 9003, 9004, 9080, 9100];
   const declared = new Set([
-    ...LADY_METRICS.map((p) => `tag:site-master>lady:${p}`),
-    ...MADAM_METRICS.map((p) => `tag:site-master>madam:${p}`),
-    "tag:site-lady>master:3100",
-    "tag:site-madam>master:3100",
-    "tag:site-lady>master:25",
+    ...LADY_METRICS.map((p) => `master/tailscale-egress-prometheus>lady:${p}`),
+    ...MADAM_METRICS.map((p) => `master/tailscale-egress-prometheus>madam:${p}`),
+    // master's own egress nodes (backup, prometheus) are on no network Prometheus shares: through master's node.
+    "master/tailscale-egress-prometheus>master:9003",
+    "master/tailscale-egress-prometheus>master:9004",
+    "lady/tailscale-egress-promtail>master:3100",
+    "madam/tailscale-egress-promtail>master:3100",
+    "lady/tailscale-egress-nextcloud>master:25",
     // Backups: each services site's to the control plane, the control plane's to the first services site.
-    "tag:site-lady>master:8000",
-    "tag:site-madam>master:8000",
-    "tag:site-master>lady:8000",
+    "lady/tailscale-egress-backup>master:8000",
+    "madam/tailscale-egress-backup>master:8000",
+    "master/tailscale-egress-backup>lady:8000",
     ...["master", "lady", "madam"].flatMap((s) => [`group:admins>${s}:22`, `group:admins>${s}:443`]),
   ]);
-  const sources: [string, string[]][] = [
-    ...estate.sites.map((s): [string, string[]] => [`tag:site-${s.name}`, nodeTags(s)]),
+  // Every node of every site, by its key's tags; the site's own node (`tailscale`) is granted nothing outbound.
+  const sources: [string, readonly string[]][] = [
+    ...estate.sites.flatMap((s) =>
+      meshIdentities(estate, s).map((i): [string, readonly string[]] => [`${s.name}/${i.node}`, i.tags]),
+    ),
     ["group:admins", ["group:admins"]],
   ];
   const universe = [
@@ -130,7 +139,23 @@ describe("the tailnet policy", () => {
     ]),
   ];
 
-  test("admits every declared flow and nothing else, between every pair of sites, on every port", () => {
+  test("every node identity of every site: the site's node, and one egress node per flow consumer with one tag", () => {
+    expect(Object.fromEntries(sources)).toEqual({
+      "master/tailscale": ["tag:site-master", "tag:role-control-plane"],
+      "master/tailscale-egress-backup": ["tag:master-backup"],
+      "master/tailscale-egress-prometheus": ["tag:master-prometheus"],
+      "lady/tailscale": ["tag:site-lady", "tag:role-services"],
+      "lady/tailscale-egress-backup": ["tag:lady-backup"],
+      "lady/tailscale-egress-nextcloud": ["tag:lady-nextcloud"],
+      "lady/tailscale-egress-promtail": ["tag:lady-promtail"],
+      "madam/tailscale": ["tag:site-madam", "tag:role-services"],
+      "madam/tailscale-egress-backup": ["tag:madam-backup"],
+      "madam/tailscale-egress-promtail": ["tag:madam-promtail"],
+      "group:admins": ["group:admins"],
+    });
+  });
+
+  test("admits every declared flow and nothing else, from every node, to every site, on every port", () => {
     const admitted: string[] = [];
     for (const [name, tags] of sources) {
       for (const dst of estate.sites) {
@@ -142,8 +167,29 @@ describe("the tailnet policy", () => {
     expect(admitted.sort()).toEqual([...declared].sort());
   });
 
+  test("lady's shipper reaches master's Loki; none of lady's other identities does", () => {
+    const ladys = meshIdentities(estate, site("lady"));
+    const reach = ladys.map((i) => [i.node, policyAllows(policy, i.tags, nodeTags(site("master")), 3100)]);
+    expect(reach).toEqual([
+      ["tailscale", false],
+      ["tailscale-egress-backup", false],
+      ["tailscale-egress-nextcloud", false],
+      ["tailscale-egress-promtail", true],
+    ]);
+    // And the backup identity reaches the repository, which the shipper's does not.
+    const repo = ladys.map((i) => [i.node, policyAllows(policy, i.tags, nodeTags(site("master")), 8000)]);
+    expect(repo.filter(([, ok]) => ok)).toEqual([["tailscale-egress-backup", true]]);
+  });
+
   test("tags per site and role, owned by the admins; each site's routes approved for it alone", () => {
     expect(Object.keys(policy.tagOwners)).toEqual([
+      "tag:lady-backup",
+      "tag:lady-nextcloud",
+      "tag:lady-promtail",
+      "tag:madam-backup",
+      "tag:madam-promtail",
+      "tag:master-backup",
+      "tag:master-prometheus",
       "tag:role-control-plane",
       "tag:role-services",
       "tag:site-lady",
@@ -222,7 +268,7 @@ describe("pre-auth keys against the real headscale (the served v0.29.3 CLI)", ()
         env: { ...process.env, PATH: `${dir}/shim:${process.env.PATH}`, ...env },
       });
     try {
-      const created = script(renderPreAuthKeyScript(site("lady")));
+      const created = script(renderPreAuthKeyScript(meshIdentities(estate, site("lady"))[0]!));
       expect([created.status, created.stderr]).toEqual([0, ""]);
       const key = parsePreAuthKey(created.stdout);
       expect(key).toMatch(/^hskey-auth-/);
@@ -242,7 +288,7 @@ describe("pre-auth keys against the real headscale (the served v0.29.3 CLI)", ()
         (made!.expiration.seconds - made!.created_at.seconds) / 3600,
       ]).toEqual([true, ["tag:role-services", "tag:site-lady"], 8760]);
       // A second key, which the delete must leave alone.
-      const other = script(renderPreAuthKeyScript(site("madam")));
+      const other = script(renderPreAuthKeyScript(meshIdentities(estate, site("madam"))[0]!));
       expect(other.status).toBe(0);
       const expired = script(renderPreAuthKeyExpireScript(), { PULUMI_COMMAND_STDOUT: created.stdout });
       expect([expired.status, expired.stderr]).toEqual([0, ""]);
@@ -282,12 +328,15 @@ describe("a new site from its stack file alone", () => {
         "443": { TCPForward: "10.255.255.251:8443", ProxyProtocol: 2 },
         "8080": { TCPForward: "cadvisor:8080" },
         "8082": { TCPForward: "traefik:8082" },
-        "9003": { TCPForward: "tailscale-egress:9003" },
+        // Its egress nodes' metrics (the node is on their networks for this alone): backup's, promtail's.
+        "9003": { TCPForward: "tailscale-egress-backup:9003" },
+        "9004": { TCPForward: "tailscale-egress-promtail:9004" },
         "9080": { TCPForward: "promtail:9080" },
         "9100": { TCPForward: "node-exporter:9100" },
       },
     });
-    // The control plane forwards its Loki too, for every site's shipper.
+    // The control plane forwards its Loki port too, for every site's shipper: to Traefik's logs entrypoint (the push
+    // path only, each site's password), not to Loki, which serves queries on the same port.
     const master = loadSite(SOURCES[0]!, estate);
     const serve = JSON.parse(
       renderServeConfig({
@@ -298,7 +347,7 @@ describe("a new site from its stack file alone", () => {
         sshdPort: 22,
       }),
     );
-    expect(serve.TCP["3100"]).toEqual({ TCPForward: "loki:3100" });
+    expect(serve.TCP["3100"]).toEqual({ TCPForward: "traefik:3100" });
   });
 
   test("the control plane makes a tagged pre-auth key per site; the others open theirs from the stack reference", async () => {
@@ -310,32 +359,82 @@ describe("a new site from its stack file alone", () => {
     );
     await valueOf(pulumi.all([master.outputs.controlPlane!.sealed, master.outputs.mesh.address]));
     const keys = recorded.filter((r) => r.type === "command:remote:Command" && /-key-/.test(r.name));
-    expect(keys.map((k) => k.name).sort()).toEqual([
-      "master-key-lady",
-      "master-key-madam",
-      "master-key-master",
-    ]);
+    // A key per node identity: each site's node keeps its old resource name (its key stays); an egress node's key
+    // carries its consumer's one tag, never the site's.
+    const tagsOf = (name: string) =>
+      /--tags (\S+) -o json/.exec(keys.find((k) => k.name === name)!.inputs.create as string)![1];
+    expect(Object.fromEntries(keys.map((k) => [k.name, tagsOf(k.name)]))).toEqual({
+      "master-key-lady": "tag:site-lady,tag:role-services",
+      "master-key-lady-tailscale-egress-backup": "tag:lady-backup",
+      "master-key-lady-tailscale-egress-nextcloud": "tag:lady-nextcloud",
+      "master-key-lady-tailscale-egress-promtail": "tag:lady-promtail",
+      "master-key-madam": "tag:site-madam,tag:role-services",
+      "master-key-madam-tailscale-egress-backup": "tag:madam-backup",
+      "master-key-madam-tailscale-egress-promtail": "tag:madam-promtail",
+      "master-key-master": "tag:site-master,tag:role-control-plane",
+      "master-key-master-tailscale-egress-backup": "tag:master-backup",
+      "master-key-master-tailscale-egress-prometheus": "tag:master-prometheus",
+    });
     expect(keys.find((k) => k.name === "master-key-madam")!.inputs.create).toContain(
       "hs preauthkeys create --reusable --expiration 8760h --tags tag:site-madam,tag:role-services -o json",
     );
     expect(keys.every((k) => k.opts.additionalSecretOutputs?.includes("stdout"))).toBe(true);
     // The key is the command's stdout: never streamed to the engine's log.
-    expect(keys.map((k) => k.inputs.logging)).toEqual(["stderr", "stderr", "stderr"]);
-    // A key replaced, or of a site whose stack file is removed, is expired by id (from the create's JSON).
+    expect(new Set(keys.map((k) => k.inputs.logging))).toEqual(new Set(["stderr"]));
+    // A key replaced, or of a node whose site or consumer is removed, is expired by id (from the create's JSON).
     for (const k of keys) {
       expect(k.inputs.delete).toContain('hs preauthkeys expire --id "$id"');
       expect(k.inputs.delete).toContain('"${PULUMI_COMMAND_STDOUT:-}"');
     }
-    // Only the sites' boxes are exported: each opens with its own site's key.
+    // Only the sites' boxes are exported (no key, no log password): each opens with its own site's key.
+    expect(Object.keys(master.outputs.controlPlane!).sort()).toEqual(["sealed", "wireguardPublicKeys"]);
     const sealed = await valueOf(master.outputs.controlPlane!.sealed);
     expect(Object.keys(sealed).sort()).toEqual(["lady", "madam"]);
     expect(await pulumi.isSecret(master.outputs.controlPlane!.sealed)).toBe(true);
     const madamBundle = openBundle(sealed, "madam", "master", TEST_SEAL_KEYS.madam!.privateKey);
-    expect(madamBundle.meshAuthKey).toBe("key-madam");
+    const ladyBundle = openBundle(sealed, "lady", "master", TEST_SEAL_KEYS.lady!.privateKey);
+    // Each site's bundle holds its own nodes' keys, by node, and its own log push password: no other site's.
+    expect([ladyBundle.meshAuthKeys, ladyBundle.logPassword]).toEqual([
+      {
+        tailscale: "key-lady",
+        "tailscale-egress-backup": "key-lady-tailscale-egress-backup",
+        "tailscale-egress-nextcloud": "key-lady-tailscale-egress-nextcloud",
+        "tailscale-egress-promtail": "key-lady-tailscale-egress-promtail",
+      },
+      "pw-master-logs-lady",
+    ]);
+    expect([madamBundle.meshAuthKeys, madamBundle.logPassword]).toEqual([
+      {
+        tailscale: "key-madam",
+        "tailscale-egress-backup": "key-madam-tailscale-egress-backup",
+        "tailscale-egress-promtail": "key-madam-tailscale-egress-promtail",
+      },
+      "pw-master-logs-madam",
+    ]);
     // Three tunnel key pairs: random bytes in state, the public halves derived and public; and the sealing secret.
     expect(
       recorded.filter((r) => r.type === "random:index/randomBytes:RandomBytes").map((r) => r.name),
     ).toEqual(["master-lady", "master-madam", "master-master", "master-seal"]);
+    // A log push password per other site (protected like the backup passwords), and Traefik's users file of their
+    // bcrypt hashes, a secret file.
+    const logPasswords = recorded.filter((r) => /-logs-/.test(r.name));
+    expect(logPasswords.map((r) => [r.type, r.name, r.inputs, r.opts.protect])).toEqual(
+      ["lady", "madam"].map((s) => [
+        "random:index/randomPassword:RandomPassword",
+        `master-logs-${s}`,
+        { length: 40, special: false },
+        true,
+      ]),
+    );
+    const traefik = recorded.find(
+      (r) => r.type === "docker:index/container:Container" && r.name === "master-traefik",
+    )!;
+    expect(isSecretValue(traefik.inputs.uploads)).toBe(true);
+    expect(
+      reveal<{ file: string; content: string }[]>(traefik.inputs.uploads).find(
+        (u) => u.file === "/etc/traefik/secrets/logs-users",
+      )?.content,
+    ).toBe("lady:$2a$10$hash-of-master-logs-lady\nmadam:$2a$10$hash-of-master-logs-madam\n");
     expect(await pulumi.isSecret(master.outputs.controlPlane!.wireguardPublicKeys)).toBe(false);
     // The control plane's own tunnel config stays in its state: every site's stack reads its outputs.
     expect(master.outputs.mesh.wireguardConfig).toBeUndefined();
@@ -360,6 +459,14 @@ describe("a new site from its stack file alone", () => {
     expect(isSecretValue(node.inputs.envs)).toBe(true);
     expect(reveal<string[]>(node.inputs.envs)).toContain("TS_AUTHKEY=key-madam");
     expect(node.opts.additionalSecretOutputs).toEqual(["envs"]);
+    // Each egress node with its own key.
+    for (const egress of ["tailscale-egress-backup", "tailscale-egress-promtail"]) {
+      const c = recorded.find(
+        (r) => r.type === "docker:index/container:Container" && r.name === `madam-${egress}`,
+      )!;
+      expect([egress, isSecretValue(c.inputs.envs)]).toEqual([egress, true]);
+      expect(reveal<string[]>(c.inputs.envs)).toContain(`TS_AUTHKEY=key-madam-${egress}`);
+    }
     expect(await valueOf(madam.outputs.mesh.wireguardConfig!)).toContain(`PrivateKey = ${wg[0].madam}`);
     // The tunnel runs on the host's network, its config (private key and all) uploaded as a secret.
     const tunnel = recorded.find(
@@ -371,6 +478,16 @@ describe("a new site from its stack file alone", () => {
       { file: "/config/wg_confs/wg0.conf", content: await valueOf(madam.outputs.mesh.wireguardConfig!) },
     ]);
     expect(tunnel.opts.additionalSecretOutputs).toEqual(["uploads"]);
+    // Its shipper's own push password, from master's stack, as a secret file; master keeps only the hashes.
+    const shipper = recorded.find(
+      (r) => r.type === "docker:index/container:Container" && r.name === "madam-promtail",
+    )!;
+    expect(isSecretValue(shipper.inputs.uploads)).toBe(true);
+    expect(
+      reveal<{ file: string; content: string }[]>(shipper.inputs.uploads).find(
+        (u) => u.file === "/etc/promtail/secrets/loki-password",
+      ),
+    ).toEqual({ file: "/etc/promtail/secrets/loki-password", content: "pw-master-logs-madam" });
   });
 
   test("a site the control plane has no key for yet says which stack to run first", () => {
@@ -378,6 +495,13 @@ describe("a new site from its stack file alone", () => {
       "site `madam` has no key in `master`'s stack yet: run `pulumi up --stack master` first (it makes one for every stack file)",
     );
     expect(controlPlaneEntry({ madam: "k" }, "madam", "master")).toBe("k");
+    // A node new since the control plane's last run (a flow declared for a new consumer).
+    expect(() => nodeKey({ tailscale: "k" }, "madam", "tailscale-egress-promtail", "master")).toThrow(
+      "site `madam` has no key for its node `tailscale-egress-promtail` in `master`'s stack yet: run `pulumi up --stack master` first (it makes one for every node of every stack file)",
+    );
+    expect(
+      nodeKey({ "tailscale-egress-promtail": "k" }, "madam", "tailscale-egress-promtail", "master"),
+    ).toBe("k");
   });
 });
 
@@ -561,6 +685,135 @@ for line in sys.stdin:
       expect([r.status, r.stderr]).toEqual([0, ""]);
       const got = r.stdout.trim().split("\n");
       expect(cases.map((c, i) => [c[0], got[i]])).toEqual(cases.map((c) => [c[0], c[5]]));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("other sites' logs through the control plane's Traefik, with the real traefik", () => {
+  /** The backend in Loki's place: answers with what reached it (every tenant header, whether credentials did). */
+  const BACKEND = String.raw`
+import http.server, json, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def answer(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = json.dumps({"tenant": [v for k, v in self.headers.items() if k.lower() == "x-scope-orgid"],
+                           "authorization": "authorization" in (k.lower() for k in self.headers.keys())}).encode()
+        self.send_response(204 if self.command == "POST" else 200)
+        self.send_header("X-Seen", body.decode())
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    do_GET = do_POST = answer
+    def log_message(self, *a): pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+`;
+  /** One request a line: `method path user password tenant` (`-` for none); prints `status seen`. */
+  const CLIENT = String.raw`
+import base64, http.client, sys
+for line in sys.stdin:
+    method, path, user, password, tenant = line.split()
+    h = {"Content-Type": "application/x-protobuf"}
+    if user != "-": h["Authorization"] = "Basic " + base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
+    if tenant != "-": h["X-Scope-OrgID"] = tenant
+    c = http.client.HTTPConnection("127.0.0.1", 3100, timeout=10)
+    c.request(method, path, body=b"x" if method == "POST" else None, headers=h)
+    r = c.getresponse()
+    print(r.status, r.getheader("X-Seen") or "-")
+`;
+
+  test("a site's push lands in its own tenant whatever it claims; wrong or no password is 401; nothing but the push path is routed", () => {
+    const bin = meshTools();
+    const master = loadSite(SOURCES[0]!, estate);
+    const traefik = master.services.find((s) => s.name === "traefik")!.containers[0]!;
+    expect(traefik.secretFiles).toEqual({ "/etc/traefik/secrets/logs-users": { input: "logsUsers" } });
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "qcloud-logs-"));
+    const staticConfig = YAML.parse(traefik.files["/etc/traefik/traefik.yml"]!);
+    expect(staticConfig.entryPoints.logs).toEqual({ address: ":3100" });
+    staticConfig.providers.file.directory = path.join(dir, "dynamic");
+    staticConfig.certificatesResolvers.letsencrypt.acme.storage = path.join(dir, "acme.json");
+    const dynamic = YAML.parse(traefik.files["/etc/traefik/dynamic/routes.yml"]!);
+    // As rendered, but for where the users file lives and where Loki is (the backend above).
+    expect(dynamic.http.routers["logs-push"]).toEqual({
+      rule: "Path(`/loki/api/v1/push`)",
+      entryPoints: ["logs"],
+      middlewares: ["logs-tenant-clear", "logs-tenant"],
+      service: "logs-push",
+    });
+    expect(dynamic.http.middlewares["logs-tenant"].basicAuth.usersFile).toBe(
+      "/etc/traefik/secrets/logs-users",
+    );
+    dynamic.http.middlewares["logs-tenant"].basicAuth.usersFile = path.join(dir, "logs-users");
+    dynamic.http.services["logs-push"].loadBalancer.servers = [{ url: "http://127.0.0.1:18998" }];
+    // No other router is on the logs entrypoint.
+    const onLogs = Object.entries(dynamic.http.routers as Record<string, { entryPoints: string[] }>)
+      .filter(([, r]) => r.entryPoints.includes("logs"))
+      .map(([id]) => id);
+    expect(onLogs).toEqual(["logs-push"]);
+    // The users file as the stack writes it: `site:bcrypt` a line. htpasswd's bcrypt is the provider's ($2a$ and
+    // $2y$ are the same algorithm; random.RandomPassword's bcryptHash writes $2a$).
+    const passwords = { lady: "lady-push-password-1", madam: "madam-push-password-2" };
+    const users = Object.entries(passwords).map(([site, pw]) =>
+      execFileSync("htpasswd", ["-nbB", "-C", "10", site, pw], { encoding: "utf8" })
+        .trim()
+        .replace("$2y$", "$2a$"),
+    );
+    fs.mkdirSync(path.join(dir, "dynamic"));
+    fs.writeFileSync(path.join(dir, "logs-users"), `${users.join("\n")}\n`, { mode: 0o600 });
+    fs.writeFileSync(path.join(dir, "traefik.yml"), YAML.stringify(staticConfig));
+    fs.writeFileSync(path.join(dir, "dynamic", "routes.yml"), YAML.stringify(dynamic));
+    fs.writeFileSync(path.join(dir, "backend.py"), BACKEND);
+    fs.writeFileSync(path.join(dir, "client.py"), CLIENT);
+    const push = "/loki/api/v1/push";
+    const seen = (tenant: string) => `{"tenant": ["${tenant}"], "authorization": false}`;
+    // [what, request, expected `status seen`]
+    const cases: [string, string, string][] = [
+      [
+        "lady's push claiming master's tenant",
+        `POST ${push} lady ${passwords.lady} master`,
+        `204 ${seen("lady")}`,
+      ],
+      ["lady's push naming no tenant", `POST ${push} lady ${passwords.lady} -`, `204 ${seen("lady")}`],
+      [
+        "madam's push claiming lady's tenant",
+        `POST ${push} madam ${passwords.madam} lady`,
+        `204 ${seen("madam")}`,
+      ],
+      ["lady's name with madam's password", `POST ${push} lady ${passwords.madam} lady`, "401 -"],
+      ["a wrong password", `POST ${push} lady not-the-password lady`, "401 -"],
+      ["no credentials at all", `POST ${push} - - lady`, "401 -"],
+      ["master is no user of the logs entrypoint", `POST ${push} master ${passwords.lady} master`, "401 -"],
+      [
+        "a query, with lady's password",
+        `GET /loki/api/v1/query_range?query={} lady ${passwords.lady} lady`,
+        "404 -",
+      ],
+      ["the labels API", `GET /loki/api/v1/labels lady ${passwords.lady} -`, "404 -"],
+      ["the tail", `GET /loki/api/v1/tail lady ${passwords.lady} -`, "404 -"],
+      ["under the push path", `POST ${push}/x lady ${passwords.lady} -`, "404 -"],
+      ["Loki's readiness", "GET /ready - - -", "404 -"],
+    ];
+    const ns = `qcloud-logs-${process.pid}`;
+    const script = [
+      "set -eu",
+      `trap 'ip netns pids ${ns} | xargs -r kill; ip netns del ${ns}' EXIT`,
+      `ip netns add ${ns}`,
+      `ip -n ${ns} link set lo up`,
+      `ip netns exec ${ns} python3 ${dir}/backend.py 18998 >/dev/null 2>&1 &`,
+      `ip netns exec ${ns} ${bin}/traefik --configFile=${dir}/traefik.yml >${dir}/traefik.log 2>&1 &`,
+      `for _ in $(seq 100); do ip netns exec ${ns} bash -c '</dev/tcp/127.0.0.1/3100 && </dev/tcp/127.0.0.1/18998' 2>/dev/null && break; sleep 0.1; done`,
+      // The file provider loads the routes a moment after the entrypoint listens.
+      `for _ in $(seq 100); do [ "$(ip netns exec ${ns} python3 -c 'import http.client as h; c = h.HTTPConnection("127.0.0.1", 3100); c.request("POST", "${push}"); print(c.getresponse().status)')" = 401 ] && break; sleep 0.1; done`,
+      `ip netns exec ${ns} python3 ${dir}/client.py`,
+    ].join("\n");
+    try {
+      const r = spawnSync("bash", ["-c", script], {
+        encoding: "utf8",
+        input: cases.map((c) => c[1]).join("\n"),
+      });
+      expect([r.status, r.stderr]).toEqual([0, ""]);
+      const got = r.stdout.trim().split("\n");
+      expect(cases.map((c, i) => [c[0], got[i]])).toEqual(cases.map((c) => [c[0], c[2]]));
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

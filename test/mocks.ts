@@ -68,15 +68,26 @@ export function computedOutputs(type: string, name: string): Record<string, unkn
   }
   if (type === "pulumi:pulumi:StackReference") {
     // What a control plane exports: each site's bundle sealed to that site's test key (test/fixtures.ts).
+    // By node: each egress node has a key of its own.
+    const meshAuthKeys = (site: string) => ({
+      tailscale: `key-${site}`,
+      "tailscale-egress-backup": `key-${site}-tailscale-egress-backup`,
+      "tailscale-egress-promtail": `key-${site}-tailscale-egress-promtail`,
+    });
     const bundles: Record<string, SiteBundle> = {
       lady: {
-        meshAuthKey: "key-lady",
+        meshAuthKeys: meshAuthKeys("lady"),
         // Any 32 bytes base64 make a key the config takes.
         wireguardPrivateKey: Buffer.alloc(32, 1).toString("base64"),
         backup: { repository: "repo-pw-lady", rest: "rest-pw-lady" },
         hosted: { master: { repository: "repo-pw-master", htpasswd: "master:$2a$10$hash-of-master" } },
+        logPassword: "log-pw-lady",
       },
-      madam: { meshAuthKey: "key-madam", backup: { repository: "repo-pw-madam", rest: "rest-pw-madam" } },
+      madam: {
+        meshAuthKeys: meshAuthKeys("madam"),
+        backup: { repository: "repo-pw-madam", rest: "rest-pw-madam" },
+        logPassword: "log-pw-madam",
+      },
     };
     state.outputs = {
       controlPlane: {

@@ -148,10 +148,12 @@ describe.each(ESTATES)("%s: the control plane's monitoring files", (_name, rende
     const prom = YAML.parse(master("prometheus/etc/prometheus/prometheus.yml"));
     for (const site of r.estate.sites) {
       for (const e of site.metrics) {
+        // master's egress nodes share no network with Prometheus: through master's node, a job of their own.
+        const local = site.name === "master" && !e.throughNode;
         const job = prom.scrape_configs.find(
-          (j: { job_name: string }) => j.job_name === `${site.name}/${e.service}`,
+          (j: { job_name: string }) =>
+            j.job_name === `${site.name}/${e.service}${site.name === "master" && !local ? "/tailnet" : ""}`,
         );
-        const local = site.name === "master";
         expect([job.job_name, job.proxy_url, job.honor_labels]).toEqual([
           job.job_name,
           local ? undefined : MESH_PROXY,
@@ -175,17 +177,55 @@ describe.each(ESTATES)("%s: the control plane's monitoring files", (_name, rende
     );
   });
 
-  test("other sites ship logs to the control plane's Loki through their mesh proxy", () => {
-    for (const site of r.estate.sites.filter((s) => s.name !== "master")) {
-      const promtail = YAML.parse(r.files[site.name]!["files/promtail/etc/promtail/config.yml"]!);
+  test("other sites ship logs to the control plane's Loki through their mesh proxy, each with its own password", () => {
+    const others = r.estate.sites.filter((s) => s.name !== "master");
+    expect(others.length).toBeGreaterThan(0);
+    for (const site of others) {
+      const files = r.files[site.name]!;
+      const promtail = YAML.parse(files["files/promtail/etc/promtail/config.yml"]!);
       expect(promtail.clients).toEqual([
         {
           url: "http://master.mesh.qui3tly.cloud:3100/loki/api/v1/push",
-          proxy_url: MESH_PROXY,
+          // Its own egress node: the logs flow is the shipper's identity's alone.
+          proxy_url: "http://tailscale-egress-promtail:1055",
+          // The user is the site; the password a file, never in the rendered config.
+          basic_auth: { username: site.name, password_file: "/etc/promtail/secrets/loki-password" },
           external_labels: { site: site.name },
         },
       ]);
+      const c = JSON.parse(files["site.json"]!).containers.find(
+        (x: { name: string }) => x.name === "promtail",
+      );
+      expect(c.secretFiles).toEqual({
+        "/etc/promtail/secrets/loki-password": "<secret input: lokiPassword>",
+      });
     }
+    // The control plane's own shipper pushes to Loki directly, as its own tenant.
+    expect(YAML.parse(master("promtail/etc/promtail/config.yml")).clients).toEqual([
+      { url: "http://loki:3100/loki/api/v1/push", tenant_id: "master", external_labels: { site: "master" } },
+    ]);
+  });
+
+  test("Loki: a tenant per site; Grafana reads every site's, by the tenant no site can forge", () => {
+    const loki = YAML.parse(master("loki/etc/loki/config.yaml"));
+    expect([loki.auth_enabled, loki.querier]).toEqual([true, { multi_tenant_queries_enabled: true }]);
+    const tenants = r.estate.sites.map((s) => s.name).sort();
+    const ds = YAML.parse(master("grafana/etc/grafana/provisioning/datasources/qcloud.yml")).datasources;
+    expect(ds.find((d: { uid: string }) => d.uid === "loki")).toEqual({
+      name: "Loki",
+      uid: "loki",
+      type: "loki",
+      url: "http://loki:3100",
+      access: "proxy",
+      jsonData: { httpHeaderName1: "X-Scope-OrgID" },
+      secureJsonData: { httpHeaderValue1: tenants.join("|") },
+    });
+    // Traefik takes the pushes: the shippers' users from a secret file, never the plain dynamic config.
+    const traefik = JSON.parse(r.files.master!["site.json"]!).containers.find(
+      (x: { name: string }) => x.name === "traefik",
+    );
+    expect(traefik.secretFiles).toEqual({ "/etc/traefik/secrets/logs-users": "<secret input: logsUsers>" });
+    expect(master("traefik/etc/traefik/dynamic/routes.yml")).not.toMatch(/\$2[aby]\$/);
   });
 
   test("dashboards: every panel's datasource is provisioned, every PromQL expression valid", () => {
@@ -206,7 +246,9 @@ describe.each(ESTATES)("%s: the control plane's monitoring files", (_name, rende
         for (const t of [p, ...p.targets])
           expect([d.uid, p.title, uids.has(t.datasource.uid)]).toEqual([d.uid, p.title, true]);
         for (const t of p.targets) {
-          if (t.datasource.uid === DATASOURCES.loki.uid) expect(t.expr).toMatch(/^\{[a-z]+="\$[a-z]+"\}$/);
+          // The site dashboard selects by tenant (who pushed), the service one by the shipper's label.
+          if (t.datasource.uid === DATASOURCES.loki.uid)
+            expect(t.expr).toMatch(/^\{(__tenant_id__="\$site"|service="\$service")\}$/);
           else exprs.push(t.expr);
         }
       }
@@ -287,6 +329,15 @@ describe("Alertmanager from the stack file", () => {
       source_matchers: ['alertname="SiteDown"'],
       target_matchers: ['alertname!~"SiteDown|MeshNodeOffline"'],
       equal: ["site"],
+    });
+    // Only the control plane's node and Prometheus' egress node darken the other sites: not its backup node's.
+    expect(doc.inhibit_rules[1]).toEqual({
+      source_matchers: [
+        'alertname="MeshNodeOffline"',
+        'role="control-plane"',
+        'container=~"tailscale|tailscale-egress-prometheus"',
+      ],
+      target_matchers: ['alertname="SiteDown"', 'role!="control-plane"'],
     });
     const byName = Object.fromEntries(doc.receivers.map((x: { name: string }) => [x.name, x]));
     expect(byName.email.email_configs[0].auth_password_file).toBe(SECRET_PATHS.email);

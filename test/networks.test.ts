@@ -58,6 +58,10 @@ describe("who is on each network", () => {
         "traefik",
         "uptime-kuma",
       ],
+      // Each flow's consumer alone with its egress node (the site's node forwards that node's metrics in). The
+      // backup job is no container: it joins with `docker run --network qcloud-egress-backup`.
+      "egress-backup": ["tailscale", "tailscale-egress-backup"],
+      "egress-prometheus": ["prometheus", "tailscale", "tailscale-egress-prometheus"],
       headscale: ["headscale", "headscale-ui"],
       ingress: ["tailscale", "traefik"],
       metrics: [
@@ -75,13 +79,12 @@ describe("who is on each network", () => {
         "pihole-exporter",
         "prometheus",
         "promtail",
+        // No egress node on `metrics`: nothing there reaches a proxy out.
         "tailscale",
-        "tailscale-egress",
         "traefik",
       ],
       pihole: ["pihole", "pihole-exporter", "pihole-unbound"],
       "promtail-docker-api": ["promtail", "promtail-docker-api"],
-      tailscale: ["tailscale", "tailscale-egress"],
     });
   });
 
@@ -92,6 +95,8 @@ describe("who is on each network", () => {
       "(host)": ["wireguard"],
       "cadvisor-docker-api": ["cadvisor", "cadvisor-docker-api"],
       edge: ["nextcloud", "nextcloud-office", "traefik", "uisp-nginx", "unifi"],
+      "egress-backup": ["tailscale", "tailscale-egress-backup"],
+      "egress-promtail": ["promtail", "tailscale", "tailscale-egress-promtail"],
       ingress: ["tailscale", "traefik"],
       metrics: [
         "backup-repository",
@@ -101,8 +106,8 @@ describe("who is on each network", () => {
         "nextcloud-redis-exporter",
         "node-exporter",
         "promtail",
+        // No egress node on `metrics`: nothing there reaches a proxy out.
         "tailscale",
-        "tailscale-egress",
         "traefik",
         "unifi-exporter",
       ],
@@ -117,7 +122,6 @@ describe("who is on each network", () => {
         "nextcloud-redis-exporter",
       ],
       "promtail-docker-api": ["promtail", "promtail-docker-api"],
-      tailscale: ["tailscale", "tailscale-egress"],
       uisp: [
         "uisp",
         "uisp-crm",

@@ -5,7 +5,9 @@ import * as path from "node:path";
 import YAML from "yaml";
 import { fileSource, mapSource } from "../config/source";
 import { servicesSite } from "./fixtures";
+import { loadProjectSite, projectEstate } from "../model/estate";
 import { loadSite } from "../model/site";
+import { egressNode, estateFlows } from "../render/policy";
 import { renderSiteFiles } from "../render/site";
 import { renderTraefikDynamic } from "../render/traefik";
 import { GENERATED } from "../render/yaml";
@@ -46,12 +48,46 @@ describe("Traefik's static config", () => {
       YAML.parse(soloTraefik.files["/etc/traefik/dynamic/routes.yml"]!).http.routers["nextcloud-web"]
         .entryPoints,
     ).toEqual(["websecure"]);
-    const proxies = lady.services
-      .flatMap((s) => s.containers)
-      .filter((c) => c.env.TS_OUTBOUND_HTTP_PROXY_LISTEN !== undefined);
-    expect(proxies.map((c) => [c.name, c.networks])).toEqual([
-      ["tailscale-egress", ["tailscale", "metrics"]],
+  });
+});
+
+describe("who can use each flow (the committed estate; who is on each network: test/networks.test.ts)", () => {
+  const estate = projectEstate(ROOT);
+  const model = (stack: string) => loadProjectSite(ROOT, stack);
+  test("each flow from a site: the one container (or the host's job) that can use it, through its egress node", () => {
+    // Per flow, the containers that share a network with the egress node of its identity, but for the site's own
+    // node (which only forwards that egress node's metrics in).
+    const users = estateFlows(estate)
+      .filter((f) => f.consumer)
+      .map((f) => {
+        const { site, service } = f.consumer!;
+        const m = model(site);
+        const node = egressNode(service);
+        const egress = m.services.flatMap((s) => s.containers).find((c) => c.name === node)!;
+        const proxy = egress.env.TS_OUTBOUND_HTTP_PROXY_LISTEN;
+        const onIt = m.services
+          .flatMap((s) => s.containers)
+          .filter((c) => c.name !== node && c.name !== "tailscale")
+          .filter((c) => c.networks.some((n) => egress.networks.includes(n)))
+          .map((c) => c.name);
+        return `${f.from} -> ${f.to}:${f.ports.join(",")} [${proxy}, ${egress.networks.join(" ")}]: ${onIt.join(" ") || "(the host's job)"}`;
+      });
+    expect(users).toEqual([
+      "tag:master-prometheus -> tag:site-lady:8000,8080,8082,9002,9003,9004,9080,9100,9121,9187,9205,9216 [0.0.0.0:1055, egress-prometheus]: prometheus",
+      "tag:lady-backup -> tag:site-master:8000 [0.0.0.0:1055, egress-backup]: (the host's job)",
+      "tag:lady-promtail -> tag:site-master:3100 [0.0.0.0:1055, egress-promtail]: promtail",
+      "tag:master-prometheus -> tag:site-master:9003,9004 [0.0.0.0:1055, egress-prometheus]: prometheus",
+      "tag:master-backup -> tag:site-lady:8000 [0.0.0.0:1055, egress-backup]: (the host's job)",
     ]);
+    // The host's job uses exactly that network and proxy.
+    for (const stack of ["master", "lady"]) {
+      const job = renderSiteFiles(model(stack))["backup/usr/local/sbin/qcloud-backup"]!;
+      expect([stack, /^NETWORK=(.*)$/m.exec(job)![1], /^PROXY=(.*)$/m.exec(job)![1]]).toEqual([
+        stack,
+        "qcloud-egress-backup",
+        "http://tailscale-egress-backup:1055",
+      ]);
+    }
   });
 });
 
@@ -126,7 +162,8 @@ describe("npm run render", () => {
         }
       }
       const summary = JSON.parse(files["site.json"]!);
-      expect(summary.containers).toHaveLength(stack === "master" ? 27 : 29);
+      // Loaded alone: no other site, so no flow and no egress node.
+      expect(summary.containers).toHaveLength(stack === "master" ? 26 : 28);
       // Secrets show their source only: every non-plain env value of the model is exactly its placeholder.
       const byName = new Map(
         summary.containers.map((c: { name: string; env: Record<string, string> }) => [c.name, c.env]),
@@ -206,8 +243,8 @@ describe("npm run check", () => {
     const r = run();
     expect([r.status, r.stdout]).toEqual([
       0,
-      "ok   Pulumi.lady.yaml: services, 11 services, 30 containers\n" +
-        "ok   Pulumi.master.yaml: control-plane, 19 services, 28 containers\n",
+      "ok   Pulumi.lady.yaml: services, 11 services, 31 containers\n" +
+        "ok   Pulumi.master.yaml: control-plane, 19 services, 29 containers\n",
     ]);
   });
 

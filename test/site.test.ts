@@ -38,40 +38,44 @@ const of = (res: Recorded[], type: string) => res.filter((r) => r.type === type)
 describe.each([
   [
     "master",
-    28,
-    // Grafana, Pi-hole, CrowdSec, Portainer; each site's backup repository and REST user.
-    8,
+    // Its egress nodes: Prometheus' and the backup job's; a Docker API proxy per consumer.
+    29,
+    // Grafana, Pi-hole, CrowdSec, Portainer; each site's backup repository and REST user; lady's log push password.
+    9,
     [
       "alertmanager",
       "cadvisor-docker-api",
       "crowdsec",
       "crowdsec-docker-api",
       "edge",
+      "egress-backup",
+      "egress-prometheus",
       "headscale",
       "ingress",
       "metrics",
       "pihole",
       "promtail-docker-api",
-      "tailscale",
     ],
-    18,
+    19,
   ],
   [
     "lady",
-    30,
+    // Its egress nodes: the shipper's and the backup job's; a Docker API proxy per consumer.
+    31,
     7,
     [
       "cadvisor-docker-api",
       "edge",
+      "egress-backup",
+      "egress-promtail",
       "ingress",
       "metrics",
       "nextcloud",
       "promtail-docker-api",
-      "tailscale",
       "uisp",
       "unifi",
     ],
-    17,
+    18,
   ],
 ])("the %s stack under mocks", (stack, containers, passwords, networks, volumes) => {
   let res: Recorded[];
@@ -417,9 +421,19 @@ describe("each site reads only its own keys", () => {
     expect((outputs.backup as Record<string, unknown>).password).toBeUndefined();
   });
 
+  /** A site's own nodes' keys (its node, an egress node per flow consumer) and its own log push password. */
+  const ownKeys = (site: string) => ({
+    meshAuthKeys: {
+      tailscale: `key-${site}`,
+      "tailscale-egress-backup": `key-${site}-tailscale-egress-backup`,
+      "tailscale-egress-promtail": `key-${site}-tailscale-egress-promtail`,
+    },
+    logPassword: `pw-master-logs-${site}`,
+  });
+
   test("lady's box holds exactly her keys and what she needs of the repository she keeps (master's)", () => {
     expect(openBundle(sealed, "lady", "master", TEST_SEAL_KEYS.lady!.privateKey)).toEqual({
-      meshAuthKey: "key-lady",
+      ...ownKeys("lady"),
       wireguardPrivateKey: secretsOf("lady")[1],
       backup: { repository: "pw-master-backup-lady-repository", rest: "pw-master-backup-lady-rest" },
       hosted: {
@@ -430,7 +444,7 @@ describe("each site reads only its own keys", () => {
       },
     });
     expect(openBundle(sealed, "madam", "master", TEST_SEAL_KEYS.madam!.privateKey)).toEqual({
-      meshAuthKey: "key-madam",
+      ...ownKeys("madam"),
       wireguardPrivateKey: secretsOf("madam")[1],
       backup: { repository: "pw-master-backup-madam-repository", rest: "pw-master-backup-madam-rest" },
     });

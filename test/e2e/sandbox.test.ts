@@ -118,15 +118,18 @@ describe("the sandbox estate under the real engine", () => {
       created_at: { seconds: number; nanos?: number };
     }[];
     const bySite = new Map(nodes.map((n) => [n.given_name, n]));
-    // Each site's node, and its egress node (the proxy out), with the site's tags from its key.
-    for (const site of ["master", "lady"]) {
-      for (const node of [site, `${site}-egress`]) {
-        expect([node, bySite.get(node)?.online, bySite.get(node)?.tags?.sort()]).toEqual([
-          node,
-          true,
-          [`tag:role-${site === "master" ? "control-plane" : "services"}`, `tag:site-${site}`],
-        ]);
-      }
+    // Each site's node with the site's tags; each egress node (one per flow consumer) with its consumer's one tag,
+    // never the site's (it must not inherit the site's flows).
+    const expected: Record<string, string[]> = {
+      master: ["tag:role-control-plane", "tag:site-master"],
+      "master-egress-backup": ["tag:master-backup"],
+      "master-egress-prometheus": ["tag:master-prometheus"],
+      lady: ["tag:role-services", "tag:site-lady"],
+      "lady-egress-backup": ["tag:lady-backup"],
+      "lady-egress-promtail": ["tag:lady-promtail"],
+    };
+    for (const [node, tags] of Object.entries(expected)) {
+      expect([node, bySite.get(node)?.online, bySite.get(node)?.tags?.sort()]).toEqual([node, true, tags]);
     }
     // From lady's node container starting to Headscale registering it.
     const started = Date.parse(
@@ -137,22 +140,67 @@ describe("the sandbox estate under the real engine", () => {
     expect(timings["lady joins the tailnet"]).toBeLessThan(120);
   });
 
-  /** Fetches a URL from a site's egress node, through its proxy (as Prometheus and promtail do). */
-  const overTailnet = (from: string, url: string) =>
-    onServer(
+  /** lady's shipper's way out: the egress node whose proxy it uses. */
+  const LADY_LOGS_EGRESS = "tailscale-egress-promtail";
+  /**
+   * Fetches a URL from one of a site's egress nodes, through its own proxy (as its consumer does): the HTTP status
+   * (`000`: no answer), then the body. A refused connection is never answered: curl gives up after 20 s.
+   */
+  const overTailnet = (from: string, node: string, url: string) => {
+    const r = onServer(
       from,
-      // A refused connection may never be answered: give up after 20 s.
-      `timeout 20 docker exec -e http_proxy=http://127.0.0.1:1055 tailscale-egress wget -q -T 10 -O - ${url}`,
+      `timeout 40 docker exec ${node} sh -c 'curl -sS -m 20 -x http://127.0.0.1:1055 -o /tmp/body -w "%{http_code}" ${url}; echo; cat /tmp/body 2>/dev/null; rm -f /tmp/body'`,
       true,
     );
+    const [status, ...body] = r.stdout.split("\n");
+    return { status: status!.trim(), body: body.join("\n") };
+  };
+  /** A node's tailnet IPv4 address. */
+  const tailnetIp = (site: string, node: string) =>
+    onServer(site, `docker exec ${node} tailscale ip -4`).stdout.trim();
+  /** The server's clock, for `docker logs --since`. */
+  const serverNow = (site: string) => onServer(site, "date -u +%Y-%m-%dT%H:%M:%SZ").stdout.trim();
+  /**
+   * The policy's refusal, as the receiving node logs it: its packet filter drops the connection (`Drop:
+   * TCP{src:port > dst:port} ... no rules matched`), which says the policy refused it, not a dead node or a
+   * missing forward.
+   */
+  const dropLogged = (site: string, src: string, port: number, since: string) => {
+    const dst = tailnetIp(site, "tailscale").replace(/\./g, "\\.");
+    const re = `Drop: TCP\\{${src.replace(/\./g, "\\.")}:[0-9]+ > ${dst}:${port}\\}`;
+    return onServer(
+      site,
+      `docker logs --since ${since} tailscale 2>&1 | grep -E '${re}'`,
+      true,
+    ).stdout.trim();
+  };
 
-  test("d. a declared flow works across the tailnet (master scrapes lady); an undeclared one is refused", () => {
-    const declared = overTailnet("master", "http://lady.mesh.qui3tly.cloud:9100/metrics");
-    expect(declared.stdout).toMatch(/^node_uname_info\{/m);
-    // lady may push logs to master's Loki (declared) but not read master's exporters (served, but not allowed).
-    expect(overTailnet("lady", "http://master.mesh.qui3tly.cloud:3100/ready").code).toBe(0);
-    const refused = overTailnet("lady", "http://master.mesh.qui3tly.cloud:9100/metrics");
-    expect([refused.code === 0, refused.stdout]).toEqual([false, ""]);
+  test("d. a declared flow works across the tailnet (master scrapes lady); an undeclared one is refused by the policy", () => {
+    const declared = overTailnet(
+      "master",
+      "tailscale-egress-prometheus",
+      "http://lady.mesh.qui3tly.cloud:9100/metrics",
+    );
+    expect(declared.status).toBe("200");
+    expect(declared.body).toMatch(/^node_uname_info\{/m);
+    // lady's shipper reaches master's Loki port: Traefik's logs entrypoint answers (a 404 off the push path).
+    expect(overTailnet("lady", LADY_LOGS_EGRESS, "http://master.mesh.qui3tly.cloud:3100/ready").status).toBe(
+      "404",
+    );
+    // The same identity, master's exporter (served to the tailnet, but not to it): no answer, and master's node
+    // logs its packet filter dropping exactly that connection.
+    const since = serverNow("master");
+    const refused = overTailnet("lady", LADY_LOGS_EGRESS, "http://master.mesh.qui3tly.cloud:9100/metrics");
+    // No answer from the far side: curl's timeout (000), or the proxy giving up on its dial (502), never a 2xx.
+    expect(["000", "502"]).toContain(refused.status);
+    expect(dropLogged("master", tailnetIp("lady", LADY_LOGS_EGRESS), 9100, since)).toMatch(
+      /no rules matched/,
+    );
+    // And the same fetch from the identity the policy gives it to: master's Prometheus, of master's own node.
+    expect(
+      overTailnet("master", "tailscale-egress-prometheus", "http://master.mesh.qui3tly.cloud:9003/metrics")
+        .status,
+    ).toBe("200");
   });
 
   /** Prometheus' API on master. */
@@ -210,15 +258,20 @@ describe("the sandbox estate under the real engine", () => {
     // published UDP port.
     const direct = () =>
       /via \d+\.\d+\.\d+\.\d+:41641/.test(
-        onServer("master", "docker exec tailscale-egress tailscale ping -c 1 --timeout 5s lady", true).stdout,
+        onServer(
+          "master",
+          "docker exec tailscale-egress-prometheus tailscale ping -c 1 --timeout 5s lady",
+          true,
+        ).stdout,
       );
     timings["tailnet path master -> lady direct"] = until("a direct path from master to lady", direct, 60);
     onServer("master", "docker stop headscale");
     try {
       run("sleep", ["5"]);
-      expect(overTailnet("master", "http://lady.mesh.qui3tly.cloud:9100/metrics").stdout).toMatch(
-        /^node_uname_info\{/m,
-      );
+      expect(
+        overTailnet("master", "tailscale-egress-prometheus", "http://lady.mesh.qui3tly.cloud:9100/metrics")
+          .body,
+      ).toMatch(/^node_uname_info\{/m);
     } finally {
       onServer("master", "docker start headscale");
     }
@@ -320,18 +373,120 @@ describe("the sandbox estate under the real engine", () => {
         https("--socks5-hostname", socks, "--connect-to", "::lady.mesh.qui3tly.cloud:443"),
         https("--resolve", `${route.host}:443:${serverAddress("lady")}`),
       ]).toEqual([route.host, "200", "403"]);
-      // The node serves lady's exporter to the tailnet, but the policy gives it to the control plane only.
+      // The node serves lady's exporter to the tailnet, but the policy gives it to the control plane's Prometheus
+      // only: no answer, and lady's node logs its packet filter dropping the laptop's connection.
+      const since = serverNow("lady");
       const exporter = run(
         "curl",
         ["-sS", "-m", "15", "--socks5-hostname", socks, "http://lady.mesh.qui3tly.cloud:9100/metrics"],
         { allowFail: true },
       );
       expect([exporter.code === 0, exporter.stdout]).toEqual([false, ""]);
+      const laptop = tailscale(["ip", "-4"]).stdout.trim();
+      expect(dropLogged("lady", laptop, 9100, since)).toMatch(/no rules matched/);
+      // The same fetch from the identity the policy gives it to.
+      expect(
+        overTailnet("master", "tailscale-egress-prometheus", "http://lady.mesh.qui3tly.cloud:9100/metrics")
+          .body,
+      ).toMatch(/^node_uname_info\{/m);
     } finally {
       daemon.kill();
       fs.closeSync(log);
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  /**
+   * An HTTP request to master's Loki port from lady's shipper, as the shipper sends it (through its egress proxy),
+   * with lady's own push password (read in the container, never on this command line) or none. Prints the status
+   * line, Traefik's `WWW-Authenticate` if any, and the body's first line.
+   */
+  const lokiFromLady = (method: string, urlPath: string, auth: "lady" | "none", tenant = "master") =>
+    onServer(
+      "lady",
+      `timeout 30 docker exec promtail sh -c '` +
+        `curl -sS -m 20 -x http://${LADY_LOGS_EGRESS}:1055 -i -X ${method} ` +
+        (auth === "lady" ? `-u "lady:$(cat /etc/promtail/secrets/loki-password)" ` : "") +
+        `-H "X-Scope-OrgID: ${tenant}" -H "Content-Type: application/json" ` +
+        (method === "POST"
+          ? `--data "{\\"streams\\":[{\\"stream\\":{\\"job\\":\\"e2e\\"},\\"values\\":[[\\"$(date +%s%N)\\",\\"e2e push\\"]]}]}" `
+          : "") +
+        `http://master.mesh.qui3tly.cloud:3100${urlPath} | tr -d "\\r" | ` +
+        `awk "NR == 1 || tolower(\\$1) == \\"www-authenticate:\\" { print } /^$/ { body = 1; next } body { print; exit }"'`,
+      true,
+    ).stdout.trim();
+
+  test("i1. Loki from lady: its push is taken as its own tenant, a query finds no route (Traefik's 404), a push without its password is Traefik's 401", () => {
+    // The push, claiming master's tenant: Traefik takes it with lady's password and names the tenant lady.
+    expect(lokiFromLady("POST", "/loki/api/v1/push", "lady")).toMatch(/^HTTP\/1\.1 20[04] /);
+    const pushed = onServer(
+      "master",
+      'docker logs --since 5m traefik 2>&1 | grep \'"RouterName":"logs-push@file"\' | tail -n1',
+    ).stdout;
+    expect(JSON.parse(pushed)).toMatchObject({
+      ClientUsername: "lady",
+      DownstreamStatus: expect.any(Number),
+    });
+    expect(JSON.parse(pushed).DownstreamStatus).toBeLessThan(300);
+    // The same port and password, a query: no route on the logs entrypoint. Traefik's own answer (Go's
+    // NotFound body), not Loki's (the sandbox's Loki stand-in answers 200 to anything: a 404 can only be Traefik's).
+    expect(
+      lokiFromLady("GET", "/loki/api/v1/query_range?query=%7Bjob%3D%22e2e%22%7D", "lady").split("\n"),
+    ).toEqual(["HTTP/1.1 404 Not Found", "404 page not found"]);
+    expect(lokiFromLady("GET", "/loki/api/v1/labels", "lady").split("\n")[0]).toBe("HTTP/1.1 404 Not Found");
+    // A push without lady's password: Traefik's basic auth refuses it (its realm names Loki's route).
+    expect(lokiFromLady("POST", "/loki/api/v1/push", "none").split("\n")).toEqual([
+      "HTTP/1.1 401 Unauthorized",
+      'Www-Authenticate: Basic realm="loki"',
+      "401 Unauthorized",
+    ]);
+  });
+
+  test("i2. a flow is its consumer's alone: lady's other containers cannot reach its egress node, and lady's backup identity is refused master's Loki port by the policy", () => {
+    // The consumer: promtail reaches its egress node by name, and through it master's Loki port (Traefik answers
+    // a push without a password with its 401).
+    const push = (container: string, proxy: string) =>
+      onServer(
+        "lady",
+        `timeout 30 docker exec ${container} sh -c 'curl -sS -m 10 -x http://${proxy}:1055 -o /dev/null -w "%{http_code}" -X POST http://master.mesh.qui3tly.cloud:3100/loki/api/v1/push; echo " exit=$?"'`,
+        true,
+      ).stdout.trim();
+    expect(push("promtail", LADY_LOGS_EGRESS)).toBe("401 exit=0");
+    // Any other container of lady (here Nextcloud's, on `edge` and its own network; cadvisor, on `metrics`): the
+    // egress node's name does not resolve (curl's exit 5: the proxy's host unknown) ...
+    for (const other of ["nextcloud", "cadvisor"]) {
+      expect([other, push(other, LADY_LOGS_EGRESS)]).toEqual([other, "000 exit=5"]);
+    }
+    // ... and by its address, which the consumer reaches, the connection is never answered: Docker isolates the
+    // egress network (curl's exit 28: the 10 s passed with no connection).
+    const proxyIp = onServer(
+      "lady",
+      `docker inspect -f '{{(index .NetworkSettings.Networks "qcloud-egress-promtail").IPAddress}}' ${LADY_LOGS_EGRESS}`,
+    ).stdout.trim();
+    expect(proxyIp).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+    expect(push("promtail", proxyIp)).toBe("401 exit=0");
+    expect(push("cadvisor", proxyIp)).toBe("000 exit=28");
+    // lady's backup identity: its own flow works (the REST server asks for its password) ...
+    expect(
+      overTailnet("lady", "tailscale-egress-backup", "http://master.mesh.qui3tly.cloud:8000/lady/config")
+        .status,
+    ).toBe("401");
+    // ... master's Loki port, the shipper's flow, does not: no answer, and master's node logs the policy's drop of
+    // exactly that identity's connection, while the shipper's identity gets Traefik's answer on the same port.
+    const since = serverNow("master");
+    const refused = overTailnet(
+      "lady",
+      "tailscale-egress-backup",
+      "http://master.mesh.qui3tly.cloud:3100/ready",
+    );
+    // No answer from the far side: curl's timeout (000), or the proxy giving up on its dial (502), never a 2xx.
+    expect(["000", "502"]).toContain(refused.status);
+    expect(dropLogged("master", tailnetIp("lady", "tailscale-egress-backup"), 3100, since)).toMatch(
+      /no rules matched/,
+    );
+    expect(overTailnet("lady", LADY_LOGS_EGRESS, "http://master.mesh.qui3tly.cloud:3100/ready").status).toBe(
+      "404",
+    );
   });
 
   test("is. lady's stack holds only her own keys: no key of master's or of any other site in her whole state, only sealed boxes", () => {
@@ -353,19 +508,25 @@ describe("the sandbox estate under the real engine", () => {
     };
     // From master's state, which makes them all: each site's pre-auth key (the key command's JSON), WireGuard private
     // key (its random bytes, clamped), backup passwords, and the secret that makes the sealing deterministic.
-    const authKey = (site: string) =>
-      (JSON.parse(output(`master-key-${site}`, "stdout")) as { key: string }).key;
+    // A site's node's key command keeps its old name; an egress node's carries the node's name.
+    const authKey = (site: string, node = "") =>
+      (JSON.parse(output(`master-key-${site}${node && `-${node}`}`, "stdout")) as { key: string }).key;
     const wgKey = (site: string) =>
       wireguardPrivateKey(Buffer.from(output(`master-${site}`, "base64"), "base64"));
     const password = (site: string, what: string) => output(`master-backup-${site}-${what}`, "result");
     const forbidden: Record<string, string> = {
       "master's pre-auth key": authKey("master"),
+      "master's Prometheus egress node's pre-auth key": authKey("master", "tailscale-egress-prometheus"),
+      "master's backup egress node's pre-auth key": authKey("master", "tailscale-egress-backup"),
       "master's WireGuard private key": wgKey("master"),
       "master's REST password": password("master", "rest"),
       "the sealing secret": output("master-seal", "base64"),
     };
     const own: Record<string, string> = {
       "lady's pre-auth key": authKey("lady"),
+      "lady's shipper's egress node's pre-auth key": authKey("lady", LADY_LOGS_EGRESS),
+      "lady's backup egress node's pre-auth key": authKey("lady", "tailscale-egress-backup"),
+      "lady's log push password": output("master-logs-lady", "result"),
       "lady's WireGuard private key": wgKey("lady"),
       "lady's repository password": password("lady", "repository"),
       // By design: lady keeps master's repository, so she holds its password (README, "What each site can read").
@@ -412,16 +573,21 @@ describe("the sandbox estate under the real engine", () => {
       expect.stringMatching(/^qcloud-seal-v1:[A-Za-z0-9+/]+=*$/),
     ]);
 
-    // Keys expire: every site's pre-auth key in Headscale is valid for a year from its making.
+    // Keys expire: every node's pre-auth key in Headscale (a site's node, an egress node) is valid for a year.
     const keys = JSON.parse(
       onServer("master", "docker exec headscale headscale preauthkeys list -o json").stdout,
     ) as { acl_tags?: string[]; expiration: { seconds: number }; created_at: { seconds: number } }[];
-    for (const site of ["master", "lady"]) {
-      const k = keys.filter(
-        (x) => x.acl_tags?.includes(`tag:site-${site}`) && x.expiration.seconds * 1000 > Date.now(),
-      );
-      expect([site, k.map((x) => Math.round((x.expiration.seconds - x.created_at.seconds) / 3600))]).toEqual([
-        site,
+    for (const tag of [
+      "tag:site-master",
+      "tag:site-lady",
+      "tag:master-prometheus",
+      "tag:master-backup",
+      "tag:lady-promtail",
+      "tag:lady-backup",
+    ]) {
+      const k = keys.filter((x) => x.acl_tags?.includes(tag) && x.expiration.seconds * 1000 > Date.now());
+      expect([tag, k.map((x) => Math.round((x.expiration.seconds - x.created_at.seconds) / 3600))]).toEqual([
+        tag,
         [8760],
       ]);
     }

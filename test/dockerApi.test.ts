@@ -175,23 +175,30 @@ function request(port: number, method: string, p: string, body?: string): Promis
   });
 }
 
-describe("the Docker API proxy, for promtail", () => {
-  let dir: string;
-  let up: Upstream;
-  let proxy: Proxy;
+/**
+ * Starts the dockerd test double and `consumer`'s proxy in front of it before the enclosing describe's tests, and
+ * stops both after them: read `up` and `proxy` inside the tests.
+ */
+function proxyFor(consumer: DockerApiConsumer): { up: Upstream; proxy: Proxy } {
+  const ctx = {} as { dir: string; up: Upstream; proxy: Proxy };
   beforeAll(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), "docker-api-"));
-    up = await upstream(dir);
-    proxy = await startProxy(dir, "promtail", up.socket);
+    ctx.dir = fs.mkdtempSync(path.join(os.tmpdir(), "docker-api-"));
+    ctx.up = await upstream(ctx.dir);
+    ctx.proxy = await startProxy(ctx.dir, consumer, ctx.up.socket);
   });
   afterAll(() => {
-    proxy.child.kill();
-    up.server.close();
-    fs.rmSync(dir, { recursive: true, force: true });
+    ctx.proxy.child.kill();
+    ctx.up.server.close();
+    fs.rmSync(ctx.dir, { recursive: true, force: true });
   });
+  return ctx;
+}
+
+describe("the Docker API proxy, for promtail", () => {
+  const ctx = proxyFor("promtail");
 
   test("lists containers, without their command lines or mounts", async () => {
-    const r = await request(proxy.port, "GET", "/v1.41/containers/json?filters=%7B%7D");
+    const r = await request(ctx.proxy.port, "GET", "/v1.41/containers/json?filters=%7B%7D");
     expect(r.status).toBe(200);
     expect(JSON.parse(r.body)).toEqual([
       {
@@ -209,11 +216,11 @@ describe("the Docker API proxy, for promtail", () => {
     ]);
     expect(r.body).not.toContain(PASSWORD);
     // The query reaches the engine as sent.
-    expect(up.seen).toContain("GET /v1.41/containers/json?filters=%7B%7D");
+    expect(ctx.up.seen).toContain("GET /v1.41/containers/json?filters=%7B%7D");
   });
 
   test("inspects a container: what promtail reads (Config.Tty) is there, its environment is not", async () => {
-    const r = await request(proxy.port, "GET", "/v1.41/containers/nextcloud-db/json");
+    const r = await request(ctx.proxy.port, "GET", "/v1.41/containers/nextcloud-db/json");
     expect(r.status).toBe(200);
     const body = JSON.parse(r.body);
     expect(body).toEqual({
@@ -248,14 +255,14 @@ describe("the Docker API proxy, for promtail", () => {
   });
 
   test("an engine's error passes through as it is", async () => {
-    const r = await request(proxy.port, "GET", "/v1.41/containers/missing/json");
+    const r = await request(ctx.proxy.port, "GET", "/v1.41/containers/missing/json");
     expect([r.status, JSON.parse(r.body)]).toEqual([404, { message: "No such container: missing" }]);
   });
 
   test("pings (HEAD and GET) with the engine's API version header", async () => {
-    const head = await request(proxy.port, "HEAD", "/_ping");
+    const head = await request(ctx.proxy.port, "HEAD", "/_ping");
     expect([head.status, head.headers["api-version"]]).toEqual([200, "1.41"]);
-    const get = await request(proxy.port, "GET", "/_ping");
+    const get = await request(ctx.proxy.port, "GET", "/_ping");
     expect([get.status, get.body]).toEqual([200, "OK"]);
   });
 
@@ -264,7 +271,7 @@ describe("the Docker API proxy, for promtail", () => {
       const req = http.request(
         {
           host: "127.0.0.1",
-          port: proxy.port,
+          port: ctx.proxy.port,
           path: "/v1.41/containers/nextcloud-db/logs?follow=1&stdout=1",
         },
         (res) => {
@@ -283,7 +290,7 @@ describe("the Docker API proxy, for promtail", () => {
     });
     // The engine has not finished (it waits for release()): the proxy forwarded the first line already.
     expect(first.chunk).toBe("line 1\n");
-    up.release();
+    ctx.up.release();
     expect(await first.rest).toBe("line 1\nline 2\n");
   });
 
@@ -302,15 +309,15 @@ describe("the Docker API proxy, for promtail", () => {
     ["GET", "/v1.41/containers/a%2F..%2F..%2Finfo/json"],
     ["PUT", "/v1.41/containers/nextcloud-db/archive"],
   ])("refuses %s %s with 403, and the engine never sees it", async (method, p) => {
-    const before = up.seen.length;
-    const r = await request(proxy.port, method, p);
+    const before = ctx.up.seen.length;
+    const r = await request(ctx.proxy.port, method, p);
     expect(r.status).toBe(403);
     expect(JSON.parse(r.body)).toEqual({
       message: `docker-api-proxy: ${method} ${p.split("?")[0]} is not allowed for promtail`,
     });
-    expect(up.seen.length).toBe(before);
+    expect(ctx.up.seen.length).toBe(before);
     expect(
-      await logged(proxy, `docker-api-proxy[promtail]: refused ${method} ${p}: not in the rules`),
+      await logged(ctx.proxy, `docker-api-proxy[promtail]: refused ${method} ${p}: not in the rules`),
     ).toContain(`docker-api-proxy[promtail]: refused ${method} ${p}: not in the rules`);
     // Its body is never read, so the connection ends with the answer.
     expect(r.headers.connection).toBe("close");
@@ -318,43 +325,31 @@ describe("the Docker API proxy, for promtail", () => {
 
   test("a refused create with a body (as `docker run` sends it) leaves nothing behind for the next call", async () => {
     const create = await request(
-      proxy.port,
+      ctx.proxy.port,
       "POST",
       "/v1.41/containers/create",
       JSON.stringify({ Image: "x" }),
     );
     expect([create.status, create.headers.connection]).toEqual([403, "close"]);
-    expect((await request(proxy.port, "GET", "/_ping")).status).toBe(200);
+    expect((await request(ctx.proxy.port, "GET", "/_ping")).status).toBe(200);
   });
 
   test("refuses an allowed path that carries a body", async () => {
-    const before = up.seen.length;
-    const r = await request(proxy.port, "GET", "/v1.41/containers/json", "{}");
+    const before = ctx.up.seen.length;
+    const r = await request(ctx.proxy.port, "GET", "/v1.41/containers/json", "{}");
     expect(r.status).toBe(403);
-    expect(up.seen.length).toBe(before);
-    expect(await logged(proxy, "refused GET /v1.41/containers/json: a request body")).toContain(
+    expect(ctx.up.seen.length).toBe(before);
+    expect(await logged(ctx.proxy, "refused GET /v1.41/containers/json: a request body")).toContain(
       "refused GET /v1.41/containers/json: a request body",
     );
   });
 });
 
 describe("the Docker API proxy, for cAdvisor", () => {
-  let dir: string;
-  let up: Upstream;
-  let proxy: Proxy;
-  beforeAll(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), "docker-api-"));
-    up = await upstream(dir);
-    proxy = await startProxy(dir, "cadvisor", up.socket);
-  });
-  afterAll(() => {
-    proxy.child.kill();
-    up.server.close();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  const ctx = proxyFor("cadvisor");
 
   test("info keeps what cAdvisor reads and drops the daemon's proxy credentials and labels", async () => {
-    const r = await request(proxy.port, "GET", "/v1.41/info");
+    const r = await request(ctx.proxy.port, "GET", "/v1.41/info");
     expect([r.status, JSON.parse(r.body)]).toEqual([
       200,
       {
@@ -369,49 +364,37 @@ describe("the Docker API proxy, for cAdvisor", () => {
 
   test("it has no list, no logs: only what it calls", async () => {
     for (const p of ["/v1.41/containers/json", "/v1.41/containers/nextcloud-db/logs", "/v1.41/networks"]) {
-      expect([p, (await request(proxy.port, "GET", p)).status]).toEqual([p, 403]);
+      expect([p, (await request(ctx.proxy.port, "GET", p)).status]).toEqual([p, 403]);
     }
-    expect((await request(proxy.port, "GET", "/v1.41/containers/nextcloud-db/json")).status).toBe(200);
+    expect((await request(ctx.proxy.port, "GET", "/v1.41/containers/nextcloud-db/json")).status).toBe(200);
   });
 });
 
 describe("the Docker API proxy, for CrowdSec: Traefik's container alone", () => {
-  let dir: string;
-  let up: Upstream;
-  let proxy: Proxy;
-  beforeAll(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), "docker-api-"));
-    up = await upstream(dir);
-    proxy = await startProxy(dir, "crowdsec", up.socket);
-  });
-  afterAll(() => {
-    proxy.child.kill();
-    up.server.close();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  const ctx = proxyFor("crowdsec");
 
   test("the list shows Traefik alone; its inspect (by id) and its log are served", async () => {
-    const list = await request(proxy.port, "GET", "/v1.41/containers/json");
+    const list = await request(ctx.proxy.port, "GET", "/v1.41/containers/json");
     expect([list.status, JSON.parse(list.body)]).toEqual([
       200,
       [{ Id: "7e1", Names: ["/traefik"], Labels: {}, State: "running" }],
     ]);
-    const inspect = await request(proxy.port, "GET", "/v1.41/containers/7e1/json");
+    const inspect = await request(ctx.proxy.port, "GET", "/v1.41/containers/7e1/json");
     expect([inspect.status, JSON.parse(inspect.body).Config]).toEqual([200, { Tty: false }]);
-    const logs = await request(proxy.port, "GET", "/v1.41/containers/7e1/logs?follow=1");
+    const logs = await request(ctx.proxy.port, "GET", "/v1.41/containers/7e1/logs?follow=1");
     expect([logs.status, logs.body]).toEqual([200, "GET /login 401\n"]);
   });
 
   test("another container's inspect or log is refused, though the path is allowed", async () => {
     for (const p of ["/v1.41/containers/nextcloud-db/json", "/v1.41/containers/nextcloud-db/logs"]) {
-      const r = await request(proxy.port, "GET", p);
+      const r = await request(ctx.proxy.port, "GET", p);
       expect([p, r.status]).toEqual([p, 403]);
-      expect(await logged(proxy, `refused GET ${p}: not one of the containers ['traefik']`)).toContain(
+      expect(await logged(ctx.proxy, `refused GET ${p}: not one of the containers ['traefik']`)).toContain(
         `refused GET ${p}: not one of the containers ['traefik']`,
       );
     }
     // The engine was asked who the container is, never for its log.
-    expect(up.seen).not.toContain("GET /v1.41/containers/nextcloud-db/logs");
+    expect(ctx.up.seen).not.toContain("GET /v1.41/containers/nextcloud-db/logs");
   });
 });
 

@@ -1,4 +1,7 @@
+import * as fs from "node:fs";
+import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
+import YAML from "yaml";
 import { SITE_KEY } from "../config/schema";
 import type { SiteModel } from "../model/site";
 import { sealKeyPair } from "../render/seal";
@@ -69,4 +72,10 @@ export function controlPlaneSite(
     },
     ...extra,
   };
+}
+
+/** A committed stack file's config map (Pulumi.<stack>.yaml at the project's root), with `site` fields merged in. */
+export function committed(stack: string, site: Record<string, unknown>): Record<string, unknown> {
+  const doc = YAML.parse(fs.readFileSync(path.resolve(__dirname, "..", `Pulumi.${stack}.yaml`), "utf8"));
+  return { ...doc.config, [SITE_KEY]: { ...doc.config[SITE_KEY], ...site } };
 }

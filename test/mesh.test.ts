@@ -5,9 +5,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import YAML from "yaml";
-import { TEST_SEAL_KEYS, servicesSite, testSecrets } from "./fixtures";
+import { TEST_SEAL_KEYS, committed, servicesSite, testSecrets } from "./fixtures";
 import { isSecretValue, recordResources, reveal, valueOf } from "./mocks";
-import { SITE_KEY } from "../config/schema";
 import { mapSource } from "../config/source";
 import { loadEstate, type Estate, type EstateSite } from "../model/estate";
 import { loadSite } from "../model/site";
@@ -26,12 +25,6 @@ import { controlPlaneEntry, deploySite, nodeKey } from "../stacks/site";
 
 const { recorded, capture } = recordResources();
 const ROOT = path.resolve(__dirname, "..");
-
-/** A committed stack file's config map, with `site` fields merged in. */
-function committed(stack: string, site: Record<string, unknown>): Record<string, unknown> {
-  const doc = YAML.parse(fs.readFileSync(path.join(ROOT, `Pulumi.${stack}.yaml`), "utf8"));
-  return { ...doc.config, [SITE_KEY]: { ...doc.config[SITE_KEY], ...site } };
-}
 
 /** master and lady as committed, plus a third site that exists only as a new stack file. */
 const SOURCES = [

@@ -1,10 +1,7 @@
-import * as fs from "node:fs";
-import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import YAML from "yaml";
-import { testSecrets, withTestSealKey } from "./fixtures";
+import { committed, testSecrets, withTestSealKey } from "./fixtures";
 import { recordResources, valueOf } from "./mocks";
-import { SITE_KEY } from "../config/schema";
 import { mapSource } from "../config/source";
 import { loadEstate, type Estate } from "../model/estate";
 import { loadSite, type SiteModel } from "../model/site";
@@ -19,13 +16,6 @@ import { deploySite, type SiteOutputs } from "../stacks/site";
  */
 
 const { recorded, capture } = recordResources();
-const ROOT = path.resolve(__dirname, "..");
-
-/** A committed stack file's config map, with `site` fields merged in. */
-function committed(stack: string, site: Record<string, unknown>): Record<string, unknown> {
-  const doc = YAML.parse(fs.readFileSync(path.join(ROOT, `Pulumi.${stack}.yaml`), "utf8"));
-  return { ...doc.config, [SITE_KEY]: { ...doc.config[SITE_KEY], ...site } };
-}
 
 // master (the control plane) on qui3tly.cloud; lady on a domain of her own.
 const SOURCES = [

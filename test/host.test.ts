@@ -19,6 +19,15 @@ import {
 } from "../render/host";
 
 const existing = (port: number) => ({ kind: "existing" as const, address: "127.0.0.1", user: "root", port });
+/** A new hcloud server, as a stack file gives it with every default filled in. */
+const HCLOUD = {
+  kind: "hcloud" as const,
+  serverType: "cx22",
+  location: "fsn1" as const,
+  image: "debian-12",
+  sshKeys: ["ssh-ed25519 AAAA"],
+  sshSources: ["0.0.0.0/0"],
+};
 
 describe("preflight: an unreachable host fails before anything is touched", () => {
   test("a closed port names the site, the address, the reason and the stack file", async () => {
@@ -44,16 +53,7 @@ describe("preflight: an unreachable host fails before anything is touched", () =
   });
 
   test("a new hcloud server is not probed", async () => {
-    await expect(
-      preflight("madam", "Pulumi.madam.yaml", {
-        kind: "hcloud",
-        serverType: "cx22",
-        location: "fsn1",
-        image: "debian-12",
-        sshKeys: ["ssh-ed25519 AAAA"],
-        sshSources: ["0.0.0.0/0"],
-      }),
-    ).resolves.toBeUndefined();
+    await expect(preflight("madam", "Pulumi.madam.yaml", HCLOUD)).resolves.toBeUndefined();
   });
 });
 
@@ -225,16 +225,7 @@ describe("npm run check: an unpinned existing host", () => {
     expect(
       hostKeyWarning("Pulumi.lady.yaml", { ...existing(22), hostKey: "ssh-ed25519 AAAA" }),
     ).toBeUndefined();
-    expect(
-      hostKeyWarning("Pulumi.madam.yaml", {
-        kind: "hcloud",
-        serverType: "cx22",
-        location: "fsn1",
-        image: "debian-12",
-        sshKeys: ["ssh-ed25519 AAAA"],
-        sshSources: ["0.0.0.0/0"],
-      }),
-    ).toBeUndefined();
+    expect(hostKeyWarning("Pulumi.madam.yaml", HCLOUD)).toBeUndefined();
   });
 });
 
@@ -279,19 +270,7 @@ describe("the SSH private key lives only as long as the deployment", () => {
 
   test("an hcloud host gets a known_hosts path (written once its key is known) and strict checking", () => {
     const d = fs.mkdtempSync(path.join(os.tmpdir(), "ssh-"));
-    const files = writeSshClientFiles(
-      "qc-madam",
-      {
-        kind: "hcloud",
-        serverType: "cx22",
-        location: "fsn1",
-        image: "debian-12",
-        sshKeys: ["ssh-ed25519 AAAA"],
-        sshSources: ["0.0.0.0/0"],
-      },
-      undefined,
-      d,
-    );
+    const files = writeSshClientFiles("qc-madam", HCLOUD, undefined, d);
     expect(files).toEqual({ knownHosts: path.join(d, "qc-madam.known_hosts") });
     expect(sshOptions(files)).toContain("StrictHostKeyChecking=yes");
     fs.rmSync(d, { recursive: true });

@@ -21,7 +21,8 @@ import {
 
 /**
  * The real engine against the sandbox: converge, idempotence, the tailnet (join, policy, scrapes, an alert,
- * failover), the WireGuard tunnel, backups (append-only, a restore, restore tests, their alerts), drift repair, a
+ * failover), the WireGuard tunnel, an attacker's view of the estate (Loki, flows, keys, the Docker API, secrets in
+ * plain text, a changed host key), backups (append-only, a restore, restore tests, their alerts), drift repair, a
  * one-container change that keeps its data, destroy that keeps data, and the two ways bad input must fail (config,
  * unreachable host) before anything changes. The steps build on each other, in order.
  */

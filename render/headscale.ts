@@ -161,29 +161,51 @@ export function meshIdentities(
 }
 
 /**
- * The script (run on the control-plane host) that makes a node's reusable pre-auth key, tagged with its identity's
- * tags: the node it joins is owned by those tags, not by a user. It prints the key as JSON (with its `id`).
+ * Where the control-plane host records the id of each key command's key, for its delete: the command provider
+ * hands the delete the create's output only as an SSH environment variable, which sshd refuses unless AcceptEnv
+ * lists it (Debian's accepts LANG and LC_* alone), so the delete cannot count on it.
  */
-export function renderPreAuthKeyScript(identity: MeshIdentity): string {
+export const PRE_AUTH_KEY_IDS = "/var/lib/qcloud/preauthkeys";
+
+/** The name of a key command's id file: its site and node. */
+const keyIdFile = (site: string, identity: MeshIdentity) => `${PRE_AUTH_KEY_IDS}/${site}-${identity.node}.id`;
+
+/**
+ * The script (run on the control-plane host) that makes a node's reusable pre-auth key, tagged with its identity's
+ * tags: the node it joins is owned by those tags, not by a user. It prints the key as JSON, and records its `id`
+ * (not secret) for the delete.
+ */
+export function renderPreAuthKeyScript(site: string, identity: MeshIdentity): string {
   const tags = identity.tags.join(",");
   return [
     ...HEADSCALE_CLI,
-    `hs preauthkeys create --reusable --expiration ${PRE_AUTH_KEY_EXPIRY} --tags ${tags} -o json`,
+    `out=$(hs preauthkeys create --reusable --expiration ${PRE_AUTH_KEY_EXPIRY} --tags ${tags} -o json)`,
+    `id=$(printf '%s\\n' "$out" | sed -n 's/^[[:space:]]*"id":[[:space:]]*"\\{0,1\\}\\([0-9][0-9]*\\).*/\\1/p' | head -n 1)`,
+    '[ -n "$id" ] || { echo "headscale printed no pre-auth key id" >&2; exit 1; }',
+    `mkdir -p ${PRE_AUTH_KEY_IDS}`,
+    `printf '%s\\n' "$id" > ${keyIdFile(site, identity)}`,
+    `printf '%s\\n' "$out"`,
     "",
   ].join("\n");
 }
 
 /**
- * The key command's delete: expires the key its create made (its `id`, from the create's JSON, which the command
- * provider hands over as PULUMI_COMMAND_STDOUT), so a replaced key or a removed site's key logs nothing in any
- * more. Nodes that joined with it keep their own node keys. Expiring an unknown or expired id succeeds.
+ * The key command's delete: expires the key its create made (by the id the create recorded; the command is
+ * replaced delete-first, so the file holds the old key's id), so a replaced key or a removed site's key logs
+ * nothing in any more. Nodes that joined with it keep their own node keys. Expiring an expired id succeeds; with
+ * no id recorded (a key made before ids were, or a rebuilt control plane) it says what to do and goes on, so a
+ * destroy is not blocked by a key it cannot name.
  */
-export function renderPreAuthKeyExpireScript(): string {
+export function renderPreAuthKeyExpireScript(site: string, identity: MeshIdentity): string {
+  const file = keyIdFile(site, identity);
   return [
     ...HEADSCALE_CLI,
-    `id=$(printf '%s\\n' "\${PULUMI_COMMAND_STDOUT:-}" | sed -n 's/^[[:space:]]*"id":[[:space:]]*"\\{0,1\\}\\([0-9][0-9]*\\).*/\\1/p' | head -n 1)`,
-    '[ -n "$id" ] || { echo "no pre-auth key id in the create\'s output: expire the key by hand (headscale preauthkeys list)" >&2; exit 1; }',
-    'hs preauthkeys expire --id "$id"',
+    `if [ ! -s ${file} ]; then`,
+    `  echo "no pre-auth key id recorded in ${file}: expire ${site}'s ${identity.node} key by hand (headscale preauthkeys list; headscale preauthkeys expire --id N)" >&2`,
+    "  exit 0",
+    "fi",
+    `hs preauthkeys expire --id "$(cat ${file})"`,
+    `rm -f ${file}`,
     "",
   ].join("\n");
 }

@@ -14,6 +14,7 @@ import {
   meshIdentities,
   parsePreAuthKey,
   renderHeadscaleConfig,
+  PRE_AUTH_KEY_IDS,
   renderPreAuthKeyExpireScript,
   renderPreAuthKeyScript,
   renderServeConfig,
@@ -255,13 +256,15 @@ describe("pre-auth keys against the real headscale (the served v0.29.3 CLI)", ()
     const server = spawn(path.join(bin, "headscale"), ["-c", path.join(dir, "config.yaml"), "serve"], {
       stdio: "ignore",
     });
+    // The id files the delete reads: in the temporary directory, not the host's /var/lib.
     const script = (text: string, env: Record<string, string> = {}) =>
-      spawnSync("bash", ["-c", text], {
+      spawnSync("bash", ["-c", text.replaceAll(PRE_AUTH_KEY_IDS, path.join(dir, "ids"))], {
         encoding: "utf8",
         env: { ...process.env, PATH: `${dir}/shim:${process.env.PATH}`, ...env },
       });
     try {
-      const created = script(renderPreAuthKeyScript(meshIdentities(estate, site("lady"))[0]!));
+      const ladyNode = meshIdentities(estate, site("lady"))[0]!;
+      const created = script(renderPreAuthKeyScript("lady", ladyNode));
       expect([created.status, created.stderr]).toEqual([0, ""]);
       const key = parsePreAuthKey(created.stdout);
       expect(key).toMatch(/^hskey-auth-/);
@@ -281,9 +284,11 @@ describe("pre-auth keys against the real headscale (the served v0.29.3 CLI)", ()
         (made!.expiration.seconds - made!.created_at.seconds) / 3600,
       ]).toEqual([true, ["tag:role-services", "tag:site-lady"], 8760]);
       // A second key, which the delete must leave alone.
-      const other = script(renderPreAuthKeyScript(meshIdentities(estate, site("madam"))[0]!));
+      const other = script(renderPreAuthKeyScript("madam", meshIdentities(estate, site("madam"))[0]!));
       expect(other.status).toBe(0);
-      const expired = script(renderPreAuthKeyExpireScript(), { PULUMI_COMMAND_STDOUT: created.stdout });
+      // The create recorded its key's id; the delete gets no PULUMI_COMMAND_STDOUT (sshd refuses it on real hosts).
+      expect(fs.readFileSync(path.join(dir, "ids", "lady-tailscale.id"), "utf8")).toBe(`${made!.id}\n`);
+      const expired = script(renderPreAuthKeyExpireScript("lady", ladyNode));
       expect([expired.status, expired.stderr]).toEqual([0, ""]);
       const now = Date.now() / 1000;
       expect(
@@ -295,9 +300,14 @@ describe("pre-auth keys against the real headscale (the served v0.29.3 CLI)", ()
         ["tag:site-lady", true],
         ["tag:site-madam", false],
       ]);
-      // Without the create's output it refuses rather than expire nothing silently.
-      const blind = script(renderPreAuthKeyExpireScript(), { PULUMI_COMMAND_STDOUT: "" });
-      expect([blind.status, blind.stderr]).toEqual([1, expect.stringContaining("no pre-auth key id")]);
+      expect(fs.existsSync(path.join(dir, "ids", "lady-tailscale.id"))).toBe(false);
+      // With no id recorded it says how to expire the key by hand, and does not block a destroy.
+      const blind = script(renderPreAuthKeyExpireScript("lady", ladyNode));
+      expect([blind.status, blind.stderr]).toEqual([
+        0,
+        expect.stringContaining("no pre-auth key id recorded"),
+      ]);
+      expect(list().filter((k) => k.expiration.seconds > now + 1)).toHaveLength(1);
     } finally {
       server.kill();
       await new Promise((r) => server.once("exit", r));
@@ -376,8 +386,11 @@ describe("a new site from its stack file alone", () => {
     expect(new Set(keys.map((k) => k.inputs.logging))).toEqual(new Set(["stderr"]));
     // A key replaced, or of a node whose site or consumer is removed, is expired by id (from the create's JSON).
     for (const k of keys) {
-      expect(k.inputs.delete).toContain('hs preauthkeys expire --id "$id"');
-      expect(k.inputs.delete).toContain('"${PULUMI_COMMAND_STDOUT:-}"');
+      expect(k.inputs.delete).toMatch(
+        /^hs preauthkeys expire --id "\$\(cat \/var\/lib\/qcloud\/preauthkeys\/[a-z]+-tailscale(-egress-[a-z]+)?\.id\)"$/m,
+      );
+      expect(k.inputs.delete).not.toContain("PULUMI_COMMAND_STDOUT");
+      expect(k.opts.deleteBeforeReplace).toBe(true);
     }
     // Only the sites' boxes are exported (no key, no log password): each opens with its own site's key.
     expect(Object.keys(master.outputs.controlPlane!).sort()).toEqual(["sealed", "wireguardPublicKeys"]);

@@ -33,7 +33,7 @@ export class Headscale extends pulumi.ComponentResource {
     for (const [site, identities] of Object.entries(args.identities)) {
       const nodes: Record<string, pulumi.Output<string>> = {};
       for (const identity of identities) {
-        const script = renderPreAuthKeyScript(identity);
+        const script = renderPreAuthKeyScript(site, identity);
         // The site's node keeps the name it always had (an existing key stays); egress nodes' carry theirs.
         const suffix = identity.node === "tailscale" ? "" : `-${identity.node}`;
         const cmd = new command.remote.Command(
@@ -43,13 +43,19 @@ export class Headscale extends pulumi.ComponentResource {
             create: script,
             // A key replaced (new tags, `--replace`) or of a node gone from the estate is expired at once, not
             // left valid until its expiry.
-            delete: renderPreAuthKeyExpireScript(),
+            delete: renderPreAuthKeyExpireScript(site, identity),
             // Its stdout is the key: kept out of the engine's log (and so out of CI logs), secret in state.
             logging: "stderr",
             // A new script (new tags, a new expiry) makes a new key; the old one is expired by its delete.
             triggers: [script],
           },
-          { parent: this, dependsOn: [args.container], additionalSecretOutputs: ["stdout"] },
+          {
+            parent: this,
+            dependsOn: [args.container],
+            additionalSecretOutputs: ["stdout"],
+            // The old key is expired before the new one is made: the id file is then the old key's.
+            deleteBeforeReplace: true,
+          },
         );
         nodes[identity.node] = cmd.stdout.apply(parsePreAuthKey);
       }

@@ -131,6 +131,8 @@ export function renderBackupScript(site: SiteModel): string {
 #   qcloud-backup restore-test [service...]  restore the newest snapshots into scratch space and check them
 #   qcloud-backup snapshots                  this site's snapshots (restic's JSON)
 #   qcloud-backup restore SERVICE SNAPSHOT   stop SERVICE, put its volumes and databases back, start it
+#   qcloud-backup place SERVICE DIR          a new host (npm run dr): a fetched snapshot into SERVICE's new volumes
+#   qcloud-backup load-dumps SERVICE DIR     a new host, only SERVICE's databases running: the fetched dumps into them
 #   qcloud-backup maintain                   the repositories kept here: retention (forget --prune), sizes
 #   qcloud-backup check                      the repositories kept here: restic check, a fifth of the data a week
 #   qcloud-backup restic ARGS...             restic against this site's own repository
@@ -514,8 +516,69 @@ postgres_restore() { # scratch container database user
   docker exec -i "$2" psql -v ON_ERROR_STOP=1 -q -1 -U "$4" -d "$3" <"$1/backup/staging/dumps/$2.sql" >/dev/null
 }
 
+# Every volume the plan keeps as files must be in the fetched snapshot: an empty volume is no restore.
+check_fetched() { # scratch service what
+  local line method vol
+  while read -r line; do
+    read -r _ method vol _ <<<"$line"
+    case "$method" in files | sqlite) [ -d "$1/backup/volumes/$vol" ] || die "$3 has no $vol" ;; esac
+  done < <(plan_of "$2")
+}
+# The service's volumes kept as files, sqlite copies and exports, from the fetched snapshot; its containers stopped.
+place_volumes() { # scratch service
+  local line method vol container args t0
+  while read -r line; do
+    read -r _ method vol container args <<<"$line"
+    t0=$(date +%s)
+    # shellcheck disable=SC2086 # args are words
+    case "$method" in
+      files) files_restore "$1" "$vol" ;;
+      export) files_restore "$1" "$vol" $args ;;
+      sqlite)
+        files_restore "$1" "$vol"
+        sqlite_restore "$1" "$vol" $args
+        ;;
+      *) continue ;;
+    esac
+    phase "$vol ($method)" "$t0"
+    if [ "$method" = export ]; then log "$vol: the application's own backups are back: restore from them in its UI"; fi
+  done < <(plan_of "$2")
+}
+# Its databases from the fetched dumps, each engine started alone; the other containers stay stopped.
+load_dumps() { # scratch service
+  local line method vol container args t0
+  while read -r line; do
+    read -r _ method vol container args <<<"$line"
+    [ "$method" = postgres ] || continue
+    t0=$(date +%s)
+    docker start "$container" >/dev/null
+    # shellcheck disable=SC2086 # args are words
+    postgres_restore "$1" "$container" $args
+    phase "$vol ($method)" "$t0"
+  done < <(plan_of "$2")
+}
+# From here on a failure leaves the service stopped: say so, and what to do.
+stop_service() { # service
+  local i t0
+  trap 'rc=$?; [ "$rc" = 0 ] || log "restore of '"$1"' FAILED (exit $rc): its containers are stopped (\${order[*]}) and its volumes may be half replaced; fix the cause and run the restore again (docker start them to run on what is there)"' EXIT
+  t0=$(date +%s)
+  for ((i = \${#order[@]} - 1; i >= 0; i--)); do docker stop -t 30 "\${order[$i]}" >/dev/null; done
+  phase "stop $1" "$t0"
+}
+# Each starts once what it depends on is healthy, the others meanwhile: health checks run in parallel.
+start_service() { # service
+  local c d t0
+  t0=$(date +%s)
+  for c in "\${order[@]}"; do
+    for d in $(deps_of "$c"); do wait_healthy "$d"; done
+    docker start "$c" >/dev/null
+  done
+  for c in "\${order[@]}"; do wait_healthy "$c"; done
+  phase "start $1, healthy" "$t0"
+}
+
 cmd_restore() { # service snapshot
-  local svc=$1 snap=$2 scratch="$DIR/scratch/restore" t0 start line method vol container args c d order
+  local svc=$1 snap=$2 scratch="$DIR/scratch/restore" t0 start
   known "$svc"
   start=$(date +%s)
   read -r -a order <<<"$(order_of "$svc")"
@@ -526,46 +589,44 @@ cmd_restore() { # service snapshot
   mkdir -p "$scratch"
   t0=$(date +%s)
   restic_own -v "$scratch:/restore" -- restore "$snap" --target /restore >/dev/null
-  # Every volume the plan keeps as files must be in the snapshot: an empty volume is no restore.
-  while read -r line; do
-    read -r _ method vol _ <<<"$line"
-    case "$method" in files | sqlite) [ -d "$scratch/backup/volumes/$vol" ] || die "snapshot $snap has no $vol" ;; esac
-  done < <(plan_of "$svc")
+  check_fetched "$scratch" "$svc" "snapshot $snap"
   phase "fetch snapshot $snap" "$t0"
-  # From here on a failure leaves the service stopped: say so, and what to do.
-  trap 'rc=$?; [ "$rc" = 0 ] || log "restore of $svc FAILED (exit $rc): its containers are stopped (\${order[*]}) and its volumes may be half replaced; fix the cause and run the restore again (docker start them to run on what is there)"' EXIT
-  t0=$(date +%s)
-  for ((i = \${#order[@]} - 1; i >= 0; i--)); do docker stop -t 30 "\${order[$i]}" >/dev/null; done
-  phase "stop $svc" "$t0"
-  while read -r line; do
-    read -r _ method vol container args <<<"$line"
-    t0=$(date +%s)
-    # shellcheck disable=SC2086 # args are words
-    case "$method" in
-      files) files_restore "$scratch" "$vol" ;;
-      export) files_restore "$scratch" "$vol" $args ;;
-      sqlite)
-        files_restore "$scratch" "$vol"
-        sqlite_restore "$scratch" "$vol" $args
-        ;;
-      postgres)
-        docker start "$container" >/dev/null
-        postgres_restore "$scratch" "$container" $args
-        ;;
-    esac
-    phase "$vol ($method)" "$t0"
-    if [ "$method" = export ]; then log "$vol: the application's own backups are back: restore from them in its UI"; fi
-  done < <(plan_of "$svc")
-  t0=$(date +%s)
-  # Each starts once what it depends on is healthy, the others meanwhile: health checks run in parallel.
-  for c in "\${order[@]}"; do
-    for d in $(deps_of "$c"); do wait_healthy "$d"; done
-    docker start "$c" >/dev/null
-  done
-  for c in "\${order[@]}"; do wait_healthy "$c"; done
-  phase "start $svc, healthy" "$t0"
+  stop_service "$svc"
+  place_volumes "$scratch" "$svc"
+  load_dumps "$scratch" "$svc"
+  start_service "$svc"
   rm -rf "$scratch"
   phase "total" "$start"
+}
+
+# A new host (npm run dr): the service's volumes exist, empty, and none of its containers does yet.
+cmd_place() { # service dir
+  local svc=$1 c
+  known "$svc"
+  [ -d "$2/backup" ] || die "$2 holds no fetched snapshot"
+  check_fetched "$2" "$svc" "$2"
+  for c in $(order_of "$svc"); do
+    ! docker container inspect "$c" >/dev/null 2>&1 ||
+      die "container $c exists: place is for a new host, before its first start (a running service: restore)"
+  done
+  while read -r _ _ vol _; do
+    docker volume inspect "$vol" >/dev/null 2>&1 || die "volume $vol does not exist: create the site's volumes first"
+  done < <(plan_of "$svc")
+  place_volumes "$2" "$svc"
+}
+
+# A new host (npm run dr): the service's database engines run alone, created and healthy; nothing else of it yet.
+cmd_load_dumps() { # service dir
+  local svc=$1 c
+  known "$svc"
+  plan_of "$svc" | awk '$2 == "postgres"' | grep -q . || return 0
+  [ -d "$2/backup/staging/dumps" ] || die "$2 holds no database dumps"
+  for c in $(order_of "$svc"); do
+    plan_of "$svc" | awk -v c="$c" '$2 == "postgres" && $4 == c' | grep -q . && continue
+    ! docker container inspect "$c" >/dev/null 2>&1 ||
+      die "container $c exists: load-dumps is for a new host, before the service's first start (a running service: restore)"
+  done
+  load_dumps "$2" "$svc"
 }
 
 # ------------------------------------------------------------------------------------------- repository
@@ -656,6 +717,10 @@ case "\${1:-}" in
     [ $# -eq 3 ] || die "usage: qcloud-backup restore SERVICE SNAPSHOT"
     locked cmd_restore "$2" "$3"
     ;;
+  place | load-dumps)
+    [ $# -eq 3 ] || die "usage: qcloud-backup $1 SERVICE DIR"
+    locked "cmd_\${1//-/_}" "$2" "$3"
+    ;;
   snapshots) restic_own -- snapshots --json ;;
   maintain) locked cmd_maintain ;;
   check) locked cmd_check ;;
@@ -672,7 +737,7 @@ case "\${1:-}" in
   _backup) backup_one "$2" ;;
   _restore_test) restore_test_one "$2" ;;
   *)
-    sed -n '5,13p' "$0" | sed 's/^# \\{0,1\\}//' >&2
+    sed -n '5,15p' "$0" | sed 's/^# \\{0,1\\}//' >&2
     exit 2
     ;;
 esac

@@ -1,26 +1,23 @@
 import * as path from "node:path";
 import { BACKUP_DIR } from "../render/backup";
+import { FILE_MB, dropBenchData, makeBenchData, nextcloudHtml, onLady, sql } from "./benchData";
 import { SANDBOX, SITES, SandboxProject, onServer, startServers, toolchainEnv } from "./sandbox/sandbox";
 
 /**
  * `npm run bench:backup`: on the sandbox estate (converged first, as `npm run sandbox` does), lady's Nextcloud
- * with a generated data set (QCLOUD_BENCH_FILES_MB of random files, default 2048, and a table of about
- * QCLOUD_BENCH_DB_MB, default 500): the first backup, a second after 1% of files and rows changed (what
+ * with the benchmarks' data set (scripts/benchData.ts): the first backup, a second after 1% of files and rows changed (what
  * deduplication adds), a full restore of the service; each next to `tar | zstd` (and `pg_dump | zstd`) of the same
  * data on the same server, as a ratio; and the repository's size against the data's. Random data: the worst case
  * for both compressors.
  */
-const FILES_MB = Number(process.env.QCLOUD_BENCH_FILES_MB ?? 2048);
-const DB_MB = Number(process.env.QCLOUD_BENCH_DB_MB ?? 500);
-const FILE_MB = 8;
-const on = (cmd: string) => onServer("lady", cmd).stdout.trim();
+const on = onLady;
+const gauge = (name: string) =>
+  Number(on(`sed -n 's/^${name}{backup="nextcloud"} //p' ${BACKUP_DIR}/state/backup/nextcloud.prom`));
 function timed(f: () => void): number {
   const t0 = process.hrtime.bigint();
   f();
   return Number(process.hrtime.bigint() - t0) / 1e9;
 }
-const gauge = (name: string) =>
-  Number(on(`sed -n 's/^${name}{backup="nextcloud"} //p' ${BACKUP_DIR}/state/backup/nextcloud.prom`));
 
 const env = toolchainEnv();
 startServers(SITES, false);
@@ -28,19 +25,8 @@ const project = new SandboxProject(path.join(SANDBOX, "work"), env);
 project.init(SITES);
 for (const site of Object.keys(SITES)) project.pulumi(["up", "--yes", "--skip-preview", "--stack", site]);
 
-// The data set: files in Nextcloud's volume, rows in its database (about 1 KiB each).
-const files = Math.max(1, Math.round(FILES_MB / FILE_MB));
-const rows = Math.round((DB_MB * 1024) / 1.1);
-const html = on("docker volume inspect -f '{{.Mountpoint}}' nextcloud-html");
-on(`rm -rf ${html}/bench && mkdir -p ${html}/bench`);
-on(`for i in $(seq 1 ${files}); do head -c ${FILE_MB}M /dev/urandom >${html}/bench/f$i; done`);
-const sql = (q: string) => on(`docker exec nextcloud-db psql -Atq -U nextcloud -d nextcloud -c "${q}"`);
-sql("DROP TABLE IF EXISTS bench");
-sql(
-  `CREATE TABLE bench AS SELECT s AS id, (SELECT string_agg(md5(random()::text || s || k), '') FROM generate_series(1, 32) AS k) AS payload FROM generate_series(1, ${rows}) AS s`,
-);
-const dataBytes =
-  Number(on(`du -sb ${html} | cut -f1`)) + Number(sql("SELECT pg_database_size('nextcloud')"));
+const { files, rows, bytes: dataBytes } = makeBenchData();
+const html = nextcloudHtml();
 const mb = dataBytes / 2 ** 20;
 
 const backup = () => on("qcloud-backup run nextcloud 2>&1 >/dev/null | tail -n1");
@@ -75,8 +61,8 @@ const zstdIn = timed(() =>
     `rm -rf /root/bench-restore && mkdir /root/bench-restore && zstd -q -d -c /root/bench-files.tar.zst | tar -C /root/bench-restore -xf - && zstd -q -d -c /root/bench-db.sql.zst | docker exec -i nextcloud-db psql -q -1 -U nextcloud -d nextcloud >/dev/null`,
   ),
 );
-on(`rm -rf /root/bench-restore /root/bench-*.zst ${html}/bench`);
-sql("DROP TABLE bench");
+on("rm -rf /root/bench-restore /root/bench-*.zst");
+dropBenchData();
 
 const row = (what: string, s: number, base?: number) =>
   console.log(

@@ -1,14 +1,8 @@
-import { spawnSync } from "node:child_process";
-import * as fs from "node:fs";
-import * as os from "node:os";
-import * as path from "node:path";
-import { sshOptions } from "../components/host";
 import { ConfigError } from "../config/errors";
-import { sshPort } from "../config/schema";
 import { loadProjectSite } from "../model/estate";
 import { BACKUP_SCRIPT, backupPlan } from "../render/backup";
-import { knownHostsLine } from "../render/host";
 import { ROOT, flag } from "./cli";
+import { SiteSsh } from "./siteSsh";
 import { chooseSnapshot, type Snapshot } from "./snapshots";
 
 /**
@@ -57,6 +51,7 @@ if (!services.includes(service)) {
 if (model.backup.target === undefined)
   fail(`site \`${stack}\` has no backup repository (no other site keeps it)`);
 const host = model.host;
+const key = flag(argv, "ssh-key");
 const address = flag(argv, "address") ?? (host.kind === "existing" ? host.address : undefined);
 // An hcloud server's key is made by its stack: never trusted on first use here either.
 const hostKey = flag(argv, "host-key") ?? (host.kind === "existing" ? host.hostKey : undefined);
@@ -69,24 +64,8 @@ if (address === undefined || (host.kind === "hcloud" && hostKey === undefined)) 
 }
 
 // The stack's own SSH settings: its user and port, its pinned host key.
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), "qcloud-restore-"));
-let knownHosts: string | undefined;
-if (hostKey) {
-  knownHosts = path.join(dir, "known_hosts");
-  fs.writeFileSync(knownHosts, knownHostsLine(address, sshPort(host), hostKey));
-}
-const key = flag(argv, "ssh-key");
-const ssh = (command: string, inherit: boolean) =>
-  spawnSync(
-    "ssh",
-    [
-      ...sshOptions({ ...(knownHosts ? { knownHosts } : {}), ...(key ? { privateKey: key } : {}) }),
-      ...["-o", "LogLevel=ERROR", "-p", String(sshPort(host))],
-      `${host.kind === "existing" ? host.user : "root"}@${address}`,
-      command,
-    ],
-    { encoding: "utf8", stdio: inherit ? ["ignore", "inherit", "inherit"] : "pipe", maxBuffer: 64 * 2 ** 20 },
-  );
+const site = new SiteSsh({ host, address, ...(hostKey ? { hostKey } : {}), ...(key ? { key } : {}) });
+const ssh = (command: string, inherit: boolean) => site.run(command, { inherit });
 
 try {
   const list = ssh(`${BACKUP_SCRIPT} snapshots`, false);
@@ -112,5 +91,5 @@ try {
     `restore: ${service} on ${stack} is back from ${chosen.short_id}, healthy, in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
   );
 } finally {
-  fs.rmSync(dir, { recursive: true, force: true });
+  site.close();
 }

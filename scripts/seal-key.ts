@@ -7,7 +7,7 @@ import { fileSource } from "../config/source";
 import { loadProjectSite } from "../model/estate";
 import { sealKeyPair } from "../render/seal";
 import { ROOT, flag } from "./cli";
-import { withSealPublicKey } from "./sealKey";
+import { withSealPublicKey } from "./stackFile";
 
 /**
  * `npm run seal-key -- --stack <site> [--rotate]`: makes the site's sealing key pair (X25519, node:crypto), sets

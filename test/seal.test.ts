@@ -16,7 +16,7 @@ import {
   sealPublicKeyOf,
   unseal,
 } from "../render/seal";
-import { withSealPublicKey } from "../scripts/sealKey";
+import { withSealPublicKey } from "../scripts/stackFile";
 
 /** Sealed boxes with the real node:crypto: no double anywhere in this file. */
 

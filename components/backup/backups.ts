@@ -15,6 +15,9 @@ export interface BackupsArgs {
   readonly secrets: pulumi.Input<string>;
 }
 
+/** The install's command: its work is on the host's disk, where no refresh sees it (npm run dr drops it). */
+export const backupCommandName = (site: string) => `${site}-backup`;
+
 /**
  * The site's backup job on its host (render/backup.ts): the `qcloud-backup` script, its cron schedule and its
  * secrets, installed over SSH; restic's and sqlite3's images pulled. Removing it leaves the repositories alone.
@@ -35,7 +38,7 @@ export class Backups extends pulumi.ComponentResource {
     );
     const install = renderBackupInstall(args.site);
     const cmd = new command.remote.Command(
-      `${name}-backup`,
+      backupCommandName(name),
       {
         connection: args.connection,
         create: install,

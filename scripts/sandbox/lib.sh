@@ -98,10 +98,28 @@ content_hash() { sha256sum "$@" | sha256sum | cut -c1-16; }
 
 image_hash() { docker image inspect --format "{{ index .Config.Labels \"$HASH_LABEL\" }}" "$1" 2>/dev/null || true; }
 
+# The servers' network: a fixed subnet, so each server has a fixed address (server_ip), the same when it is
+# rebuilt (a disaster-recovery drill "at the same address"); containers without one (the registry) get theirs
+# from the upper half.
+SANDBOX_SUBNET=10.213.47.0/24
 ensure_network() {
-  docker network inspect "$SANDBOX_NETWORK" >/dev/null 2>&1 && return 0
-  log "creating docker network $SANDBOX_NETWORK"
-  docker network create "$SANDBOX_NETWORK" >/dev/null
+  local subnet
+  subnet=$(docker network inspect --format '{{range .IPAM.Config}}{{.Subnet}}{{end}}' "$SANDBOX_NETWORK" 2>/dev/null) || subnet=none
+  [[ "$subnet" == "$SANDBOX_SUBNET" ]] && return 0
+  if [[ "$subnet" != none ]]; then
+    [[ -z "$(docker network inspect --format '{{range .Containers}}{{.Name}} {{end}}' "$SANDBOX_NETWORK")" ]] ||
+      die "network $SANDBOX_NETWORK has subnet '$subnet', not $SANDBOX_SUBNET, and containers: npm run sandbox:down first"
+    docker network rm "$SANDBOX_NETWORK" >/dev/null
+  fi
+  log "creating docker network $SANDBOX_NETWORK ($SANDBOX_SUBNET)"
+  docker network create --subnet "$SANDBOX_SUBNET" --ip-range 10.213.47.128/25 "$SANDBOX_NETWORK" >/dev/null
+}
+
+# server_ip PORT: a server's address on the network, from its SSH port (2201 -> 10.213.47.11).
+server_ip() {
+  local n=$(($1 - 2190))
+  [[ $n -ge 2 && $n -le 127 ]] || die "ssh port $1: sandbox servers take ports 2192-2317 (their address follows it)"
+  echo "10.213.47.$n"
 }
 
 # ensure_host_key SITE: the server's SSH host key, kept here so it survives the server being recreated

@@ -107,9 +107,17 @@ export function copyTo(port: number, dir: string, dest: string): void {
   run("bash", ["-c", `tar -C '${dir}' -c . | ${ssh}`]);
 }
 
+/** Where each site's server is now, by SSH port: SITES, until a site moves to another server (`moveSite`). */
+const ports: Record<string, number> = { ...SITES };
+
+/** A site now runs on the server with this SSH port (a disaster-recovery drill's new server). */
+export function moveSite(site: string, port: number): void {
+  ports[site] = port;
+}
+
 /** A command on a sandbox site's server, as root. */
 export function onServer(site: string, command: string, allowFail = false): Run {
-  const port = SITES[site];
+  const port = ports[site];
   if (port === undefined) throw new Error(`unknown sandbox site \`${site}\``);
   return onPort(port, command, allowFail);
 }

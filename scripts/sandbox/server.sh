@@ -7,7 +7,8 @@
 #   scripts/sandbox/server.sh ssh <site> [cmd...]    a shell (or a command) on it as root
 #   scripts/sandbox/server.sh status                 the sandbox's servers and registry
 #
-# The server: container qcloud-sandbox-<site> (hostname <site>) on docker network qcloud-sandbox, built from
+# The server: container qcloud-sandbox-<site> (hostname <site>) on docker network qcloud-sandbox at an address
+# that follows its SSH port (10.213.47.<port - 2190>: the same when it is rebuilt), built from
 # qcloud-sandbox/server:bookworm (debootstrap base + docker.io, openssh-server, iproute2); its /var/lib/docker is
 # the volume qcloud-sandbox-<site>-docker; its dockerd trusts registry:5000 (the qcloud-registry container).
 # Root logs in by key only: $QCLOUD_CACHE/sandbox/ssh/id_ed25519, generated once, never in the repository.
@@ -59,12 +60,13 @@ cmd_up() {
   ensure_ssh_key
   ensure_network
 
-  local image_id pubkey cfg have host_keys
+  local image_id pubkey cfg have host_keys ip
+  ip=$(server_ip "$port")
   image_id=$(docker image inspect --format '{{.Id}}' "$SERVER_IMAGE")
   pubkey=$(cat "$SSH_KEY.pub")
   host_keys=$(ensure_host_key "$site")
-  cfg=$(printf '%s\n%s\n%s\n%s\n%s\n' "$image_id" "$port" "$pubkey" "${DIND_OPTS[*]}" \
-    "$(cat "$host_keys/ssh_host_ed25519_key.pub")" | sha256sum | cut -c1-16)
+  cfg=$(printf '%s\n%s\n%s\n%s\n%s\n%s\n' "$image_id" "$port" "$pubkey" "${DIND_OPTS[*]}" \
+    "$(cat "$host_keys/ssh_host_ed25519_key.pub")" "$ip" | sha256sum | cut -c1-16)
   have=$(docker container inspect --format '{{index .Config.Labels "cloud.qui3tly.sandbox.config"}}' "$name" 2>/dev/null || true)
   # Before touching anything: the port must be free, or already this server's.
   if [[ "$(ssh_port_of "$site")" != "$port" ]] && (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
@@ -77,8 +79,8 @@ cmd_up() {
     have=""
   fi
   if [[ -z "$have" ]]; then
-    log "starting $name (hostname $site, network $SANDBOX_NETWORK, ssh 127.0.0.1:$port, volume $volume)"
-    docker run -d --name "$name" --hostname "$site" --network "$SANDBOX_NETWORK" \
+    log "starting $name (hostname $site, network $SANDBOX_NETWORK at $ip, ssh 127.0.0.1:$port, volume $volume)"
+    docker run -d --name "$name" --hostname "$site" --network "$SANDBOX_NETWORK" --ip "$ip" \
       "${DIND_OPTS[@]}" \
       -v "$volume:/var/lib/docker" \
       -v "$host_keys:/etc/ssh/qcloud-host-keys:ro" \

@@ -8,10 +8,12 @@ import { loadProjectSite } from "../../model/estate";
 import { wireguardPrivateKey } from "../../render/wireguard";
 import { SANDBOX_ADMIN, SANDBOX_HEADSCALE_PORT } from "../../scripts/sandbox/stackConfig";
 import {
+  REPO,
   SITES,
   SSH_KEY,
   SandboxProject,
   hostKey,
+  moveSite,
   onServer,
   run,
   serverAddress,
@@ -22,7 +24,9 @@ import {
 /**
  * The real engine against the sandbox: converge, idempotence, the tailnet (join, policy, scrapes, an alert,
  * failover), the WireGuard tunnel, an attacker's view of the estate (Loki, flows, keys, the Docker API, secrets in
- * plain text, a changed host key), backups (append-only, a restore, restore tests, their alerts), drift repair, a
+ * plain text, a changed host key), backups (append-only, a restore, restore tests, their alerts), disaster
+ * recovery (lady rebuilt on a new server at a new address, then master from a fresh project and a state export:
+ * `npm run dr`), drift repair, a
  * one-container change that keeps its data, destroy that keeps data, and the two ways bad input must fail (config,
  * unreachable host) before anything changes. The steps build on each other, in order.
  */
@@ -946,6 +950,247 @@ describe("the sandbox estate under the real engine", () => {
       0,
       expect.not.stringContaining("Host key verification failed"),
     ]);
+  });
+
+  // ------------------------------------------------------------------------------------ disaster recovery
+  /** `npm run dr` as the operator runs it, in a project (its stack files, its backend) of their choice. */
+  const dr = (from: SandboxProject, ...args: string[]) =>
+    run("npx", ["ts-node", "--transpile-only", "scripts/dr.ts", "--ssh-key", SSH_KEY, ...args], {
+      env: from.env,
+      allowFail: true,
+    });
+  /** Headscale's registry: each node's id, name, address and tags, and whether it is online. */
+  const registry = () =>
+    (
+      JSON.parse(onServer("master", "docker exec headscale headscale nodes list -o json").stdout) as {
+        id: number | string;
+        given_name: string;
+        ip_addresses: string[];
+        tags?: string[];
+        online?: boolean;
+      }[]
+    )
+      .map((n) => ({
+        id: String(n.id),
+        name: n.given_name,
+        ips: n.ip_addresses,
+        tags: [...(n.tags ?? [])].sort(),
+        online: !!n.online,
+      }))
+      .sort((a, b) => a.name.localeCompare(b.name));
+  const identities = () => registry().map(({ online: _, ...n }) => n);
+  /** Every container of the model runs, healthy where it has a healthcheck. */
+  const converged = (site: string) => {
+    const running = containers(site);
+    const expected = model(site).services.flatMap((s) => s.containers);
+    expect([...running.keys()].sort()).toEqual(expected.map((c) => c.name).sort());
+    for (const c of expected) {
+      expect([c.name, running.get(c.name)]).toEqual([c.name, `running ${c.healthcheck ? "healthy" : "-"}`]);
+    }
+  };
+  const noChanges = () => {
+    for (const site of ["master", "lady"]) {
+      const r = project.pulumi(["preview", "--expect-no-changes", "--stack", site], { allowFail: true });
+      expect([site, r.code, r.code === 0 ? "" : r.stdout + r.stderr]).toEqual([site, 0, ""]);
+    }
+  };
+  const scraped = (site: string) =>
+    (
+      prometheus(`query?query=up%7Bservice%3D%22node-exporter%22%2Csite%3D%22${site}%22%7D`).result as {
+        value: [number, string];
+      }[]
+    ).some((r) => r.value[1] === "1");
+  const siteDownFiring = (site: string) =>
+    (prometheus("alerts").alerts as { labels: Record<string, string>; state: string }[]).some(
+      (a) => a.labels.alertname === "SiteDown" && a.labels.site === site && a.state === "firing",
+    );
+
+  test("t. DR, lady lost for good: rebuilt on a new server at a new address from its stack file and backups, with her data, her tailnet identity and nothing left to change", () => {
+    // Known data, backed up: what the newest snapshot must bring back.
+    onServer(
+      "lady",
+      `docker exec nextcloud-db psql -v ON_ERROR_STOP=1 -q -U nextcloud -d nextcloud -c "INSERT INTO e2e_items VALUES (${ROWS + 1}, 'before the loss')"`,
+    );
+    onServer("lady", "docker exec nextcloud sh -c 'echo before-the-loss >/var/www/html/data/e2e/marker'");
+    const data = () => [
+      rows(),
+      files(),
+      onServer("lady", "docker exec nextcloud cat /var/www/html/data/e2e/marker").stdout,
+    ];
+    const known = data();
+    expect(known[0]).toBe(String(ROWS + 1));
+    expect(job("lady", "run").code).toBe(0);
+    const before = identities();
+    expect(before.filter((n) => n.name.startsWith("lady")).map((n) => n.name)).toEqual([
+      "lady",
+      "lady-egress-backup",
+      "lady-egress-promtail",
+    ]);
+
+    // The server is gone: its container and its Docker volume (every container, image and volume on it).
+    timed("DR lady: server destroyed", () => run("bash", ["scripts/sandbox/server.sh", "down", "lady"]));
+    // A blank server at a new address (its own SSH port, network address and host key).
+    timed("DR lady: blank server up", () =>
+      run("bash", ["scripts/sandbox/server.sh", "up", "lady-b", "2203"]),
+    );
+    const moved = [
+      "--to",
+      "127.0.0.1",
+      "--port",
+      "2203",
+      "--host-key",
+      hostKey("lady-b"),
+      "--endpoint",
+      serverAddress("lady-b"),
+    ];
+    const stackBefore = fs.readFileSync(project.stackFile("lady"), "utf8");
+    // Refused, changing nothing: a server that holds data (master's), without --force.
+    const busy = dr(
+      project,
+      "--stack",
+      "lady",
+      "--to",
+      "127.0.0.1",
+      "--port",
+      "2201",
+      "--host-key",
+      hostKey("master"),
+    );
+    expect([busy.code, busy.stderr]).toEqual([
+      1,
+      expect.stringMatching(
+        /^dr: the server at 127\.0\.0\.1:2201 is not blank: it holds \d+ containers \(.*\) and \d+ volumes .*--force/,
+      ),
+    ]);
+    expect(fs.readFileSync(project.stackFile("lady"), "utf8")).toBe(stackBefore);
+
+    const r = timed("DR lady", () => dr(project, "--stack", "lady", ...moved));
+    console.log(r.stdout);
+    expect([r.code, r.code === 0 ? "" : r.stdout + r.stderr]).toEqual([0, ""]);
+    expect(r.stdout).toMatch(/^dr: site lady recovered$/m);
+    for (const phase of [
+      "check",
+      "bootstrap",
+      "reconcile",
+      "images, volumes; snapshots fetched",
+      "place",
+      "databases",
+      "converge",
+      "health",
+      "followers",
+      "total",
+    ])
+      expect(r.stdout).toMatch(new RegExp(`^  ${phase.replace(/[,;]/g, ".")} +[0-9.]+ s$`, "m"));
+    moveSite("lady", 2203);
+
+    // The stack file follows the new server; every container runs and is healthy; the data is back.
+    const file = YAML.parse(fs.readFileSync(project.stackFile("lady"), "utf8")).config[SITE_KEY];
+    expect([file.host.port, file.host.hostKey, file.mesh.wireguard.endpoint]).toEqual([
+      2203,
+      hostKey("lady-b"),
+      serverAddress("lady-b"),
+    ]);
+    converged("lady");
+    expect(data()).toEqual(known);
+    // Her nodes are back with their old identities (ids, names, addresses, tags): no new registration.
+    timings["DR lady: nodes online"] = until(
+      "lady's nodes online",
+      () =>
+        registry()
+          .filter((n) => n.name.startsWith("lady"))
+          .every((n) => n.online),
+      120,
+    );
+    expect(identities()).toEqual(before);
+    // Master's Prometheus scrapes her again; SiteDown, which fired while she was gone, resolves.
+    until("master scrapes lady again", () => scraped("lady"), 120);
+    expect(
+      prometheus(
+        "query?query=max_over_time(ALERTS%7Balertname%3D%22SiteDown%22%2Csite%3D%22lady%22%2Calertstate%3D%22firing%22%7D%5B30m%5D)",
+      ).result,
+    ).toHaveLength(1);
+    timings["DR lady: SiteDown resolved"] = until(
+      "SiteDown resolved for lady",
+      () => !siteDownFiring("lady"),
+      120,
+    );
+    // Through the tunnel at her new endpoint, master reaches her again.
+    expect(onServer("master", "docker exec wireguard wg show wg0 endpoints").stdout).toContain(
+      `${serverAddress("lady-b")}:`,
+    );
+    noChanges();
+  });
+
+  test("u. DR, master lost for good, the laptop too: from a fresh checkout of the stack files and a state export, the control plane is rebuilt and the tailnet, backups and alerts go on with no new key", () => {
+    // What the operator keeps apart from the laptop: the stack files (the repository), the state (an export),
+    // the passphrase and the SSH key. Nothing else of this project's directory is used from here on.
+    const kit = fs.mkdtempSync(path.join(os.tmpdir(), "qcloud-dr-kit-"));
+    for (const site of ["master", "lady"]) {
+      project.pulumi(["stack", "export", "--stack", site, "--file", path.join(kit, `${site}.json`)]);
+    }
+    const fresh = new SandboxProject(fs.mkdtempSync(path.join(os.tmpdir(), "qcloud-dr-")), project.env);
+    fs.mkdirSync(path.join(fresh.dir, "project"));
+    for (const f of ["Pulumi.master.yaml", "Pulumi.lady.yaml"]) {
+      fs.copyFileSync(project.stackFile(f.split(".")[1]!), path.join(fresh.dir, "project", f));
+    }
+    fs.writeFileSync(
+      path.join(fresh.dir, "project", "Pulumi.yaml"),
+      YAML.stringify({
+        ...YAML.parse(fs.readFileSync(path.join(project.dir, "project", "Pulumi.yaml"), "utf8")),
+        main: path.relative(path.join(fresh.dir, "project"), REPO),
+      }),
+    );
+    fs.copyFileSync(path.join(project.dir, "passphrase"), path.join(fresh.dir, "passphrase"));
+
+    expect(job("master", "run").code).toBe(0);
+    const before = identities();
+    const keys = () =>
+      onServer("master", "docker exec headscale headscale preauthkeys list -o json").stdout.replace(
+        /"expiration":[^,]*,?/g,
+        "",
+      );
+    const preauth = keys();
+
+    timed("DR master: server destroyed", () => run("bash", ["scripts/sandbox/server.sh", "down", "master"]));
+    timed("DR master: blank server up", () =>
+      run("bash", ["scripts/sandbox/server.sh", "up", "master", "2201"]),
+    );
+    const r = timed("DR master", () =>
+      dr(fresh, "--stack", "master", "--state", path.join(kit, "master.json")),
+    );
+    console.log(r.stdout);
+    expect([r.code, r.code === 0 ? "" : r.stdout + r.stderr]).toEqual([0, ""]);
+    expect(r.stdout).toMatch(/^  tailnet: every node online +[0-9.]+ s$/m);
+    // The repository master kept for lady was not backed up (its second copy is not master's job): it starts
+    // again, and the recovery started lady's first backup into it.
+    expect(r.stdout).toMatch(
+      /^dr: lady: its repository on master is new; its first backup into it runs now/m,
+    );
+    // The rest of the drill, and of the e2e, runs from the fresh checkout.
+    fresh.pulumi(["stack", "init", "lady", "--secrets-provider", "passphrase"]);
+    fresh.pulumi(["stack", "import", "--stack", "lady", "--file", path.join(kit, "lady.json")]);
+    fs.rmSync(project.dir, { recursive: true, force: true });
+    project = fresh;
+    fs.rmSync(kit, { recursive: true, force: true });
+
+    converged("master");
+    // Headscale's registry and keys are back, not re-created: every node keeps its id, name, address and tags, and
+    // lady's come back online with no new key and no step on lady.
+    expect(keys()).toBe(preauth);
+    timings["DR master: every node online"] = until(
+      "every node online",
+      () => registry().every((n) => n.online),
+      180,
+    );
+    expect(identities()).toEqual(before);
+    // Lady's backups go on into her repository on master; its gauge on master's Prometheus.
+    expect(
+      JSON.parse(onServer("master", "qcloud-backup kept lady snapshots --json").stdout).length,
+    ).toBeGreaterThan(0);
+    // Alerts route again: Prometheus scrapes lady and hands its alerts to Alertmanager.
+    until("master scrapes lady again", () => scraped("lady"), 120);
+    expect(prometheus("alertmanagers").activeAlertmanagers).toHaveLength(1);
+    noChanges();
   });
 
   test("o. a container removed behind Pulumi's back is restored by `up --refresh`", () => {

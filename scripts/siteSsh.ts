@@ -1,0 +1,76 @@
+import { spawn, spawnSync, type ChildProcess, type SpawnSyncReturns } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { sshOptions } from "../components/host";
+import type { HostConfig } from "../config/schema";
+import { sshPort } from "../config/schema";
+import { knownHostsLine } from "../render/host";
+
+/** Where a site's host is reached: its stack file's, or another address and key (a new server). */
+export interface SshTarget {
+  readonly host: HostConfig;
+  /** Overrides the stack file's address (an hcloud host's comes from its stack's output). */
+  readonly address?: string;
+  readonly port?: number;
+  readonly hostKey?: string;
+  /** The operator's private key file; else the SSH agent. */
+  readonly key?: string;
+}
+
+/**
+ * SSH to a site's host as its stack does: its user and port, its pinned host key (never trust on first use where
+ * the stack pins one), the operator's key or agent. `close()` removes the known_hosts file it writes.
+ */
+export class SiteSsh {
+  public readonly address: string | undefined;
+  public readonly port: number;
+  public readonly hostKey: string | undefined;
+  private readonly dir: string;
+  private readonly base: string[];
+
+  constructor(target: SshTarget) {
+    const h = target.host;
+    this.address = target.address ?? (h.kind === "existing" ? h.address : undefined);
+    this.port = target.port ?? sshPort(h);
+    this.hostKey = target.hostKey ?? (h.kind === "existing" ? h.hostKey : undefined);
+    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), "qcloud-ssh-"));
+    let knownHosts: string | undefined;
+    if (this.hostKey && this.address) {
+      knownHosts = path.join(this.dir, "known_hosts");
+      fs.writeFileSync(knownHosts, knownHostsLine(this.address, this.port, this.hostKey));
+    }
+    this.base = [
+      ...sshOptions({
+        ...(knownHosts ? { knownHosts } : {}),
+        ...(target.key ? { privateKey: target.key } : {}),
+      }),
+      ...["-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10", "-p", String(this.port)],
+      `${h.kind === "existing" ? h.user : "root"}@${this.address ?? ""}`,
+    ];
+  }
+
+  /** `ssh` arguments that run `command` there. */
+  args(command: string): string[] {
+    return [...this.base, command];
+  }
+
+  /** Runs `command`; output captured (or shown, `inherit`), `input` on its stdin. */
+  run(command: string, opts: { inherit?: boolean; input?: string } = {}): SpawnSyncReturns<string> {
+    return spawnSync("ssh", this.args(command), {
+      encoding: "utf8",
+      input: opts.input ?? "",
+      stdio: opts.inherit ? ["pipe", "inherit", "inherit"] : "pipe",
+      maxBuffer: 64 * 2 ** 20,
+    });
+  }
+
+  /** Starts `command` without waiting (streams). */
+  spawn(command: string): ChildProcess {
+    return spawn("ssh", this.args(command), { stdio: ["pipe", "pipe", "pipe"] });
+  }
+
+  close(): void {
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}

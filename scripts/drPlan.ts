@@ -82,7 +82,7 @@ export function formatReport(site: string, phases: readonly Phase[], total: numb
 export interface StateExport {
   readonly deployment: {
     resources?: StateResource[];
-    pending_operations?: { resource: { urn: string } }[];
+    pending_operations?: { resource: { urn: string }; [k: string]: unknown }[];
     [k: string]: unknown;
   };
   readonly [k: string]: unknown;

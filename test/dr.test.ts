@@ -4,7 +4,7 @@ import YAML from "yaml";
 import { mapSource } from "../config/source";
 import { loadProjectSite } from "../model/estate";
 import { loadSite } from "../model/site";
-import { formatReport, notBlank, recoveryPlan } from "../scripts/drPlan";
+import { forgetHost, formatReport, notBlank, recoveryPlan, type StateExport } from "../scripts/drPlan";
 import type { Snapshot } from "../scripts/snapshots";
 import { withHost } from "../scripts/stackFile";
 
@@ -123,4 +123,88 @@ test("the report: every phase, its parts indented, the total", () => {
       "  total                                            5.5 s",
     ].join("\n"),
   );
+});
+
+describe("reconcile: the state forgets what the lost server held, and nothing else", () => {
+  const r = (type: string, name: string, more: Record<string, unknown> = {}) => ({
+    urn: `urn:pulumi:lady::qui3tly-cloud::${type}::${name}`,
+    type: type.split("$").pop()!,
+    ...more,
+  });
+  const urn = (type: string, name: string) => r(type, name).urn;
+  const state = (): StateExport => ({
+    version: 3,
+    deployment: {
+      manifest: { time: "t" },
+      secrets_providers: { type: "passphrase", state: { salt: "v1:x" } },
+      resources: [
+        r("pulumi:providers:docker", "lady"),
+        r("command:remote:Command", "lady-docker"),
+        r("qcloud:services:ServiceSet$docker:index/volume:Volume", "lady-nextcloud-html"),
+        r("qcloud:services:ServiceSet$docker:index/network:Network", "lady-edge"),
+        r("qcloud:services:ServiceSet$docker:index/container:Container", "lady-nextcloud", {
+          dependencies: [
+            urn("qcloud:services:ServiceSet$docker:index/volume:Volume", "lady-nextcloud-html"),
+            urn("qcloud:services:ServiceSet$docker:index/network:Network", "lady-edge"),
+            urn("pulumi:providers:docker", "lady"),
+          ],
+        }),
+        r("qcloud:services:ServiceSet$random:index/randomPassword:RandomPassword", "lady-nextcloud-db", {
+          outputs: {
+            result: {
+              "4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270",
+              ciphertext: "v1:abc",
+            },
+          },
+        }),
+        r("qcloud:backup:Backups$command:remote:Command", "lady-backup", {
+          dependencies: [
+            urn("qcloud:services:ServiceSet$docker:index/container:Container", "lady-nextcloud"),
+          ],
+        }),
+        r("command:remote:Command", "lady-tailnet-address", {
+          dependencies: [
+            urn("qcloud:services:ServiceSet$docker:index/container:Container", "lady-nextcloud"),
+          ],
+          propertyDependencies: {
+            triggers: [urn("qcloud:services:ServiceSet$docker:index/container:Container", "lady-nextcloud")],
+            connection: [urn("command:remote:Command", "lady-docker")],
+          },
+        }),
+      ],
+      pending_operations: [
+        {
+          resource: r("qcloud:services:ServiceSet$docker:index/container:Container", "lady-nextcloud"),
+          type: "creating",
+        },
+      ],
+    },
+  });
+
+  test("Docker's resources and the backup job's install go, with every reference to them; keys and secrets stay as they were", () => {
+    const s = state();
+    expect(forgetHost(s, "lady")).toBe(4);
+    expect(s.deployment.resources!.map((x) => x.urn.split("::").pop())).toEqual([
+      "lady",
+      "lady-docker",
+      "lady-nextcloud-db",
+      "lady-tailnet-address",
+    ]);
+    const address = s.deployment.resources!.at(-1)!;
+    expect([address.dependencies, address.propertyDependencies]).toEqual([
+      [],
+      { triggers: [], connection: [urn("command:remote:Command", "lady-docker")] },
+    ]);
+    // The password as exported: encrypted, untouched.
+    expect(s.deployment.resources![2]).toEqual(state().deployment.resources![5]);
+    expect(s.deployment.pending_operations).toEqual([]);
+    expect(s.deployment.secrets_providers).toEqual(state().deployment.secrets_providers);
+  });
+
+  test("another site's backup job is not this site's", () => {
+    const s = state();
+    s.deployment.resources!.push(r("qcloud:backup:Backups$command:remote:Command", "madam-backup"));
+    forgetHost(s, "lady");
+    expect(s.deployment.resources!.map((x) => x.urn.split("::").pop())).toContain("madam-backup");
+  });
 });

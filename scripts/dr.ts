@@ -5,7 +5,7 @@ import * as path from "node:path";
 import { ConfigError } from "../config/errors";
 import { PROJECT } from "../config/schema";
 import { loadProjectSite } from "../model/estate";
-import type { SiteModel } from "../model/site";
+import { networkName, type SiteModel } from "../model/site";
 import { BACKUP_DIR, BACKUP_LOG, BACKUP_SCRIPT, renderBackupScript } from "../render/backup";
 import { renderDockerBootstrap } from "../render/host";
 import { ROOT, flag } from "./cli";
@@ -175,6 +175,15 @@ if (stateFile) {
   );
 }
 
+// The passphrase (or the backend's secrets provider) opens the stack's secrets: the run needs them. Their values
+// stay in this process (discarded), never shown.
+const decrypts = () =>
+  pulumiOk(
+    "decrypting the stack's secrets (is PULUMI_CONFIG_PASSPHRASE(_FILE) the one the stack was made with?)",
+    ["config", "--stack", stack, "--show-secrets", "--json"],
+  );
+if (haveStack) decrypts();
+
 const where = `${target.address}:${target.port}`;
 const probe = target.run(
   "if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then echo C $(docker ps -aq --format '{{.Names}}'); echo V $(docker volume ls -q); else echo C; echo V; fi; df -Pk /var/lib | awk 'NR == 2 { print \"F\", $4 * 1024 }'",
@@ -240,11 +249,7 @@ void (async () => {
     pulumiOk("creating the stack", ["stack", "init", stack, "--secrets-provider", "passphrase"]);
     pulumiOk("importing the state", ["stack", "import", "--stack", stack, "--file", path.resolve(stateFile)]);
   }
-  // The passphrase (or the backend's secrets provider) opens the stack's secrets: the run needs them.
-  pulumiOk(
-    "decrypting the stack's secrets (is PULUMI_CONFIG_PASSPHRASE(_FILE) the one the stack was made with?)",
-    ["config", "--stack", stack, "--show-secrets", "--json"],
-  );
+  if (stateFile) decrypts();
   restoreStackFile = false;
   if (stateFile) done("state import");
 
@@ -253,10 +258,12 @@ void (async () => {
     const volumes = [
       ...new Set(model.services.flatMap((s) => s.containers.flatMap((c) => c.volumes.map((v) => v.volume)))),
     ];
-    say(`--force: removing ${stack}'s containers and volumes on ${where}`);
+    say(`--force: removing ${stack}'s containers, volumes and networks on ${where}`);
+    const networks = model.networks.map(networkName);
     ssh(
       target,
-      `docker rm -f ${containers.join(" ")} >/dev/null 2>&1 || true; docker volume rm -f ${volumes.join(" ")} >/dev/null`,
+      `docker rm -f ${containers.join(" ")} >/dev/null 2>&1 || true; docker volume rm -f ${volumes.join(" ")} >/dev/null; ` +
+        `docker network rm ${networks.join(" ")} >/dev/null 2>&1 || true`,
       "--force",
     );
   }

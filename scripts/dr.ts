@@ -140,9 +140,9 @@ if (to) {
     if (e instanceof ConfigError) fail(`--to: ${e.message}`, 2);
     throw e;
   }
-  // Until the checks pass, the stack file stays as it was.
-  process.on("exit", (code) => {
-    if (code !== 0 && restoreStackFile) fs.writeFileSync(stackPath, before);
+  // A run that stops before the recovery starts (a refusal, --check) leaves the stack file as it was.
+  process.on("exit", () => {
+    if (restoreStackFile) fs.writeFileSync(stackPath, before);
   });
 }
 const host = model.host;

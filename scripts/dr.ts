@@ -246,10 +246,26 @@ done("check");
 // ------------------------------------------------------------------------------------------------ recover
 void (async () => {
   if (stateFile) {
-    pulumiOk("creating the stack", ["stack", "init", stack, "--secrets-provider", "passphrase"]);
-    pulumiOk("importing the state", ["stack", "import", "--stack", stack, "--file", path.resolve(stateFile)]);
+    // The secrets provider the export was made with: a passphrase, or the backend's own (Pulumi Cloud).
+    const provider = (JSON.parse(fs.readFileSync(stateFile, "utf8")) as StateExport).deployment
+      .secrets_providers as { type?: string } | undefined;
+    pulumiOk("creating the stack", [
+      ...["stack", "init", stack],
+      ...(provider?.type === "passphrase" ? ["--secrets-provider", "passphrase"] : []),
+    ]);
+    const imported = pulumi(["stack", "import", "--stack", stack, "--file", path.resolve(stateFile)]);
+    const opened =
+      imported.status === 0 && pulumi(["config", "--stack", stack, "--show-secrets", "--json"]).status === 0;
+    if (!opened) {
+      // Nothing half-made stays behind: the next try starts from the export again.
+      pulumi(["stack", "rm", "--yes", "--force", "--preserve-config", "--stack", stack]);
+      fail(
+        imported.status !== 0
+          ? `importing ${stateFile} failed:\n${tail(imported.stdout + imported.stderr)}`
+          : `the stack's secrets do not open: is PULUMI_CONFIG_PASSPHRASE(_FILE) the one the stack was made with? (the imported stack was removed again)`,
+      );
+    }
   }
-  if (stateFile) decrypts();
   restoreStackFile = false;
   if (stateFile) done("state import");
 

@@ -3,6 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import {
   LOG_OPTS,
+  SITE_LABEL,
   networkName,
   networkSubnet,
   seconds,
@@ -84,7 +85,7 @@ export class ServiceSet extends pulumi.ComponentResource {
           v,
           new docker.Volume(
             `${name}-${v}`,
-            { name: v, labels: [{ label: "cloud.qui3tly.site", value: site.name }] },
+            { name: v, labels: [{ label: SITE_LABEL, value: site.name }] },
             { ...child, retainOnDelete: true, protect: site.protect },
           ),
         );

@@ -198,6 +198,9 @@ export function goDuration(total: number): string {
 
 /** Docker network names: prefixed so they never collide with what an operator made by hand. */
 export const networkName = (name: string) => `qcloud-${name}`;
+
+/** The label on every container and volume the program makes: the site it belongs to. */
+export const SITE_LABEL = "cloud.qui3tly.site";
 /** A network's fixed range, where it has one: `ingress` (render/traefik.ts ingressAddresses). */
 export function networkSubnet(
   site: Pick<SiteModel, "mesh">,
@@ -678,7 +681,7 @@ function resolveContainer(
     devices: def.devices ?? [],
     dependsOn: (def.dependsOn ?? []).map((k) => containerName(svc, k)),
     labels: {
-      "cloud.qui3tly.site": site,
+      [SITE_LABEL]: site,
       "cloud.qui3tly.service": svc,
       "cloud.qui3tly.container": key,
       "cloud.qui3tly.managed-by": "pulumi",

@@ -16,7 +16,7 @@ export const BACKUP_SCRIPT = "/usr/local/sbin/qcloud-backup";
 export const BACKUP_CRON = "/etc/cron.d/qcloud-backup";
 export const BACKUP_LOG = "/var/log/qcloud-backup.log";
 /** The repository side's Docker volume (the `backup-repository` container's `data`). */
-const REPOSITORY_VOLUME = "backup-repository-data";
+export const REPOSITORY_VOLUME = "backup-repository-data";
 
 /** One volume of a service, as the job handles it: `<service> <method> <volume> <container> [args...]`. */
 interface PlanLine {

@@ -5,8 +5,14 @@ import * as path from "node:path";
 import { ConfigError } from "../config/errors";
 import { PROJECT } from "../config/schema";
 import { loadProjectSite } from "../model/estate";
-import { networkName, type SiteModel } from "../model/site";
-import { BACKUP_DIR, BACKUP_LOG, BACKUP_SCRIPT, renderBackupScript } from "../render/backup";
+import { SITE_LABEL, networkName, type SiteModel } from "../model/site";
+import {
+  BACKUP_DIR,
+  BACKUP_LOG,
+  BACKUP_SCRIPT,
+  REPOSITORY_VOLUME,
+  renderBackupScript,
+} from "../render/backup";
 import { renderDockerBootstrap } from "../render/host";
 import { ROOT, flag } from "./cli";
 import {
@@ -113,6 +119,12 @@ if (model.host.kind !== "existing") {
       "create the server, then set `host.kind: existing` with its address and host key and run dr with them)",
   );
 }
+if (to && model.controlPlane === stack) {
+  fail(
+    `--to: moving the control plane \`${stack}\` to another address is not supported yet (its pre-auth key commands would run again on the new connection and mint new keys): rebuild it at its address, or move its DNS name`,
+    2,
+  );
+}
 if (to) {
   const port = flag(argv, "port");
   const hostKey = flag(argv, "host-key");
@@ -140,13 +152,22 @@ if (to) {
     if (e instanceof ConfigError) fail(`--to: ${e.message}`, 2);
     throw e;
   }
-  // A run that stops before the recovery starts (a refusal, --check) leaves the stack file as it was.
+  // A run that stops before the recovery starts (a refusal, --check, Ctrl-C) leaves the stack file as it was.
+  for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => process.exit(130));
   process.on("exit", () => {
     if (restoreStackFile) fs.writeFileSync(stackPath, before);
   });
 }
 const host = model.host;
 if (host.kind !== "existing") throw new Error("unreachable");
+for (const other of model.estate.sites.filter((s) => s.name !== stack)) {
+  const h = load(other.name).host;
+  if (h.kind === "existing" && h.address === host.address && h.port === host.port) {
+    fail(
+      `${host.address}:${host.port} is site \`${other.name}\`'s server (its stack file): dr never rebuilds over another site`,
+    );
+  }
+}
 const target = new SiteSsh({ host, ...(key ? { key } : {}) });
 const keeperName = model.backup.target;
 if (keeperName === undefined)
@@ -158,8 +179,15 @@ process.on("exit", () => {
   keeper.close();
 });
 
+/** A stack that made this site holds its generated passwords: an empty one would mint new ones. */
+const madeSite = (resources: readonly { type: string }[] | undefined) =>
+  (resources ?? []).some((r) => r.type === "random:index/randomPassword:RandomPassword");
+
 // The state: imported from an export (a new laptop, a lost backend), or already in the backend.
-const haveStack = pulumi(["stack", "select", "--stack", stack]).status === 0;
+const stacks = pulumi(["stack", "ls", "--json"]);
+const haveStack =
+  stacks.status === 0 &&
+  (JSON.parse(stacks.stdout) as { name: string }[]).some((x) => x.name.split("/").pop() === stack);
 if (stateFile) {
   if (!fs.existsSync(stateFile)) fail(`--state ${stateFile}: no such file`);
   try {
@@ -169,6 +197,10 @@ if (stateFile) {
     fail(`--state ${stateFile}: expected a \`pulumi stack export\` file (JSON with \`deployment\`)`);
   }
   if (haveStack) fail(`--state: stack \`${stack}\` is already in this backend: drop --state to use it`);
+  if (!madeSite((JSON.parse(fs.readFileSync(stateFile, "utf8")) as StateExport).deployment.resources))
+    fail(
+      `--state ${stateFile}: holds none of the site's generated passwords: not an export of the stack that made it`,
+    );
 } else if (!haveStack) {
   fail(
     `no stack \`${stack}\` in this backend (${process.env.PULUMI_BACKEND_URL ?? "pulumi whoami --verbose"}): log in to the backend that holds it, or give --state <a pulumi stack export of it>`,
@@ -177,16 +209,31 @@ if (stateFile) {
 
 // The passphrase (or the backend's secrets provider) opens the stack's secrets: the run needs them. Their values
 // stay in this process (discarded), never shown.
-const decrypts = () =>
-  pulumiOk(
-    "decrypting the stack's secrets (is PULUMI_CONFIG_PASSPHRASE(_FILE) the one the stack was made with?)",
-    ["config", "--stack", stack, "--show-secrets", "--json"],
-  );
-if (haveStack) decrypts();
+const decrypts = () => pulumi(["config", "--stack", stack, "--show-secrets", "--json"]);
+if (haveStack) {
+  const opened = decrypts();
+  if (opened.status !== 0) {
+    fail(
+      `the stack's secrets do not open: is PULUMI_CONFIG_PASSPHRASE(_FILE) the one the stack was made with?\n${tail(opened.stderr)}`,
+    );
+  }
+  const state = pulumi(["stack", "export", "--stack", stack]);
+  if (state.status !== 0 || !madeSite((JSON.parse(state.stdout) as StateExport).deployment.resources))
+    fail(
+      `stack \`${stack}\` in this backend holds none of the site's generated passwords: it is not the stack that made the site (give --state <its export>)`,
+    );
+}
 
 const where = `${target.address}:${target.port}`;
 const probe = target.run(
-  "if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then echo C $(docker ps -aq --format '{{.Names}}'); echo V $(docker volume ls -q); else echo C; echo V; fi; df -Pk /var/lib | awk 'NR == 2 { print \"F\", $4 * 1024 }'",
+  [
+    "if ! command -v docker >/dev/null 2>&1; then echo C; echo V; echo L",
+    "elif docker info >/dev/null 2>&1; then",
+    "  echo C $(docker ps -aq --format '{{.Names}}'); echo V $(docker volume ls -q)",
+    `  echo L $(docker volume ls -q --filter label=${SITE_LABEL} | xargs -r docker volume inspect -f '{{.Name}}={{index .Labels "${SITE_LABEL}"}}')`,
+    "else echo D; fi",
+    "df -Pk /var/lib | awk 'NR == 2 { print \"F\", $4 * 1024 }'",
+  ].join("\n"),
 );
 if (probe.status !== 0) {
   fail(
@@ -198,7 +245,20 @@ const line = (tag: string) =>
     .slice(2)
     .split(/\s+/)
     .filter(Boolean);
+if (probe.stdout.split("\n").includes("D")) {
+  fail(
+    `Docker is installed on ${where} but does not answer (docker info): dr cannot tell what the server holds; fix Docker first`,
+  );
+}
 const held = notBlank({ containers: line("C"), volumes: line("V") });
+/** The site's own volumes there, by their label (components/serviceSet.ts); another site's refuse even --force. */
+const labelled = line("L").map((l) => l.split("=") as [string, string]);
+const foreign = labelled.filter(([, site]) => site !== stack);
+if (foreign.length > 0) {
+  fail(
+    `the server at ${where} holds volumes of site \`${foreign[0]![1]}\` (${foreign.map(([v]) => v).join(", ")}): it is another site's server; dr never touches it, --force or not`,
+  );
+}
 if (held && !force && !checkOnly) {
   fail(
     `the server at ${where} is not blank: it holds ${held}. dr never overwrites a server that holds data: ` +
@@ -254,11 +314,13 @@ void (async () => {
       ...(provider?.type === "passphrase" ? ["--secrets-provider", "passphrase"] : []),
     ]);
     const imported = pulumi(["stack", "import", "--stack", stack, "--file", path.resolve(stateFile)]);
-    const opened =
-      imported.status === 0 && pulumi(["config", "--stack", stack, "--show-secrets", "--json"]).status === 0;
+    const opened = imported.status === 0 && decrypts().status === 0;
     if (!opened) {
       // Nothing half-made stays behind: the next try starts from the export again.
-      pulumi(["stack", "rm", "--yes", "--force", "--preserve-config", "--stack", stack]);
+      if (pulumi(["stack", "rm", "--yes", "--force", "--preserve-config", "--stack", stack]).status !== 0)
+        say(
+          `WARNING: the half-imported stack ${stack} is still in the backend: pulumi stack rm --force ${stack}`,
+        );
       fail(
         imported.status !== 0
           ? `importing ${stateFile} failed:\n${tail(imported.stdout + imported.stderr)}`
@@ -271,14 +333,14 @@ void (async () => {
 
   if (held) {
     const containers = model.services.flatMap((s) => s.containers.map((c) => c.name));
-    const volumes = [
-      ...new Set(model.services.flatMap((s) => s.containers.flatMap((c) => c.volumes.map((v) => v.volume)))),
-    ];
+    // Only volumes labelled as this site's; never the repositories it keeps for other sites (their one copy
+    // off those sites: the new backup-repository container takes them over as they are).
+    const volumes = labelled.map(([v]) => v).filter((v) => v !== REPOSITORY_VOLUME);
     say(`--force: removing ${stack}'s containers, volumes and networks on ${where}`);
     const networks = model.networks.map(networkName);
     ssh(
       target,
-      `docker rm -f ${containers.join(" ")} >/dev/null 2>&1 || true; docker volume rm -f ${volumes.join(" ")} >/dev/null; ` +
+      `docker rm -f ${containers.join(" ")} >/dev/null 2>&1 || true; docker volume rm -f ${volumes.join(" ")} >/dev/null 2>&1 || true; ` +
         `docker network rm ${networks.join(" ")} >/dev/null 2>&1 || true`,
       "--force",
     );
@@ -336,7 +398,10 @@ void (async () => {
       fetches[`fetch ${svc}`] = (Date.now() - t) / 1000;
     }),
   );
-  const [pulled] = await Promise.all([images, fetched]);
+  // A failed fetch waits for the engine to finish: never a `pulumi up` left running (its lock) behind an exit.
+  const [pulledOr, fetchedOr] = await Promise.allSettled([images, fetched]);
+  if (fetchedOr.status === "rejected") fail((fetchedOr.reason as Error).message);
+  const pulled = (pulledOr as PromiseFulfilledResult<{ code: number; out: string }>).value;
   if (pulled.code !== 0)
     fail(
       `creating the images and volumes failed (pulumi up --target, exit ${pulled.code}):\n${tail(pulled.out)}`,
@@ -473,7 +538,9 @@ function pipe(from: SiteSsh, produce: string, into: SiteSsh, consume: string, wh
     b.stdin!.on("error", () => undefined); // the reader died: its exit code says so
     a.stdout!.pipe(b.stdin!);
     const codes: (number | null)[] = [];
+    // One side gone wrong ends the other: a dead reader would leave the writer blocked for ever, and the reverse.
     const exit = (code: number | null) => {
+      if (code !== 0) for (const p of [a, b]) if (p.exitCode === null) p.kill();
       codes.push(code);
       if (codes.length < 2) return;
       if (codes.every((c) => c === 0)) resolve();
@@ -484,15 +551,16 @@ function pipe(from: SiteSsh, produce: string, into: SiteSsh, consume: string, wh
   });
 }
 
-/** Every node Headscale knows online again (each reconnects by itself): three minutes at most. */
+/** Every node of the estate online again (each reconnects by itself): three minutes at most. */
 async function tailnetOnline(headscale: string): Promise<void> {
   const deadline = Date.now() + 180_000;
   for (;;) {
     const r = target.run(`docker exec ${headscale} headscale nodes list -o json`);
+    // The estate's own nodes, which carry tags (render/headscale.ts); people's devices come and go.
     const offline =
       r.status === 0
-        ? (JSON.parse(r.stdout) as { given_name: string; online?: boolean }[])
-            .filter((n) => !n.online)
+        ? (JSON.parse(r.stdout) as { given_name: string; online?: boolean; tags?: string[] }[])
+            .filter((n) => (n.tags ?? []).length > 0 && !n.online)
             .map((n) => n.given_name)
         : ["(headscale does not answer)"];
     if (offline.length === 0) return;

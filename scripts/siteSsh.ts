@@ -46,6 +46,8 @@ export class SiteSsh {
         ...(target.key ? { privateKey: target.key } : {}),
       }),
       ...["-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10", "-p", String(this.port)],
+      // A connection that dies mid-stream ends within a minute instead of hanging.
+      ...["-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4"],
       `${h.kind === "existing" ? h.user : "root"}@${this.address ?? ""}`,
     ];
   }

@@ -14,6 +14,7 @@ import {
   SandboxProject,
   hostKey,
   moveSite,
+  onPort,
   onServer,
   run,
   serverAddress,
@@ -1044,8 +1045,8 @@ describe("the sandbox estate under the real engine", () => {
       serverAddress("lady-b"),
     ];
     const stackBefore = fs.readFileSync(project.stackFile("lady"), "utf8");
-    // Refused, changing nothing: a server that holds data (master's), without --force.
-    const busy = dr(
+    // Refused, changing nothing: another site's server (master's), even with --force; a server that holds data.
+    const other = dr(
       project,
       "--stack",
       "lady",
@@ -1055,13 +1056,21 @@ describe("the sandbox estate under the real engine", () => {
       "2201",
       "--host-key",
       hostKey("master"),
+      "--force",
     );
+    expect([other.code, other.stderr.trim()]).toEqual([
+      1,
+      "dr: 127.0.0.1:2201 is site `master`'s server (its stack file): dr never rebuilds over another site",
+    ]);
+    onPort(2203, "docker volume create e2e-leftover >/dev/null");
+    const busy = dr(project, "--stack", "lady", ...moved);
     expect([busy.code, busy.stderr]).toEqual([
       1,
       expect.stringMatching(
-        /^dr: the server at 127\.0\.0\.1:2201 is not blank: it holds \d+ containers \(.*\) and \d+ volumes .*--force/,
+        /^dr: the server at 127\.0\.0\.1:2203 is not blank: it holds 1 volume \(e2e-leftover\)\..*--force/,
       ),
     ]);
+    onPort(2203, "docker volume rm e2e-leftover >/dev/null");
     expect(fs.readFileSync(project.stackFile("lady"), "utf8")).toBe(stackBefore);
 
     const r = timed("DR lady", () => dr(project, "--stack", "lady", ...moved));
@@ -1178,8 +1187,8 @@ describe("the sandbox estate under the real engine", () => {
     // lady's come back online with no new key and no step on lady.
     expect(keys()).toBe(preauth);
     timings["DR master: every node online"] = until(
-      "every node online",
-      () => registry().every((n) => n.online),
+      "every node of the estate online (the admin's laptop of step i. is gone)",
+      () => registry().every((n) => n.online || n.tags.length === 0),
       180,
     );
     expect(identities()).toEqual(before);

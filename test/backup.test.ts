@@ -17,10 +17,10 @@ import {
   repositoryUrl,
   startOrder,
 } from "../render/backup";
-import { chooseSnapshot, type Snapshot } from "../scripts/snapshots";
+import { chooseSnapshot } from "../scripts/snapshots";
 import { openBundle } from "../components";
 import { deploySite } from "../stacks/site";
-import { TEST_SEAL_KEYS, servicesSite, testSecrets, withTestSealKey } from "./fixtures";
+import { TEST_SEAL_KEYS, servicesSite, snapshot, testSecrets, withTestSealKey } from "./fixtures";
 import { isSecretValue, recordResources, reveal, valueOf } from "./mocks";
 
 const { recorded, capture } = recordResources();
@@ -328,18 +328,11 @@ describe("the stacks under mocks", () => {
 });
 
 describe("npm run restore picks a snapshot, or says why none fits", () => {
-  const snap = (id: string, service: string, time: string, hostname = "lady"): Snapshot => ({
-    id: id.padEnd(64, "0"),
-    short_id: id,
-    time,
-    hostname,
-    tags: [`service=${service}`],
-  });
   const all = [
-    snap("aaaaaaaa", "nextcloud", "2026-11-28T03:00:00Z"),
-    snap("bbbbbbbb", "nextcloud", "2026-11-29T03:00:00Z"),
-    snap("cccccccc", "unifi", "2026-11-29T03:01:00Z"),
-    snap("dddddddd", "nextcloud", "2026-11-30T03:00:00Z", "master"),
+    snapshot("aaaaaaaa", "nextcloud", "2026-11-28T03:00:00Z"),
+    snapshot("bbbbbbbb", "nextcloud", "2026-11-29T03:00:00Z"),
+    snapshot("cccccccc", "unifi", "2026-11-29T03:01:00Z"),
+    snapshot("dddddddd", "nextcloud", "2026-11-30T03:00:00Z", "master"),
   ];
   test.each([
     ["the newest of the service, of this site", {}, "bbbbbbbb"],

@@ -5,32 +5,25 @@ import { mapSource } from "../config/source";
 import { loadProjectSite } from "../model/estate";
 import { loadSite } from "../model/site";
 import { forgetHost, formatReport, notBlank, recoveryPlan, type StateExport } from "../scripts/drPlan";
-import type { Snapshot } from "../scripts/snapshots";
+import { snapshot } from "./fixtures";
 import { withHost } from "../scripts/stackFile";
 
 /** `npm run dr`'s decisions that need no server: which snapshots, what is blank, the moved stack file, the report. */
 
 const ROOT = path.resolve(__dirname, "..");
 const lady = loadProjectSite(ROOT, "lady");
-const snap = (id: string, service: string, time: string, hostname = "lady"): Snapshot => ({
-  id: id.padEnd(64, "0"),
-  short_id: id,
-  time,
-  hostname,
-  tags: [`service=${service}`],
-});
 
 describe("the recovery plan: every service's newest snapshot, databases first", () => {
   const services = ["nextcloud", "tailscale", "traefik", "uisp", "unifi"];
   const all = services.flatMap((s, i) => [
-    snap(`${i}a${"0".repeat(6)}`, s, "2026-11-28T03:00:00Z"),
-    snap(`${i}b${"0".repeat(6)}`, s, "2026-11-29T03:00:00Z"),
+    snapshot(`${i}a${"0".repeat(6)}`, s, "2026-11-28T03:00:00Z"),
+    snapshot(`${i}b${"0".repeat(6)}`, s, "2026-11-29T03:00:00Z"),
   ]);
 
   test("lady: the two services with a PostgreSQL dump come first, each from its newest snapshot of lady's", () => {
     const plan = recoveryPlan(lady, [
       ...all,
-      snap("ffffffff", "nextcloud", "2026-11-30T03:00:00Z", "master"),
+      snapshot("ffffffff", "nextcloud", "2026-11-30T03:00:00Z", "master"),
     ]);
     expect(plan.services).toEqual(["nextcloud", "uisp", "tailscale", "traefik", "unifi"]);
     expect(plan.databases).toEqual(["nextcloud", "uisp"]);

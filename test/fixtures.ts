@@ -5,6 +5,7 @@ import YAML from "yaml";
 import { SITE_KEY } from "../config/schema";
 import type { SiteModel } from "../model/site";
 import { sealKeyPair } from "../render/seal";
+import type { Snapshot } from "../scripts/snapshots";
 
 /** A valid `services` site's stack config; `site` fields and `extra` keys override or add. */
 export function servicesSite(
@@ -79,3 +80,12 @@ export function committed(stack: string, site: Record<string, unknown>): Record<
   const doc = YAML.parse(fs.readFileSync(path.resolve(__dirname, "..", `Pulumi.${stack}.yaml`), "utf8"));
   return { ...doc.config, [SITE_KEY]: { ...doc.config[SITE_KEY], ...site } };
 }
+
+/** A restic snapshot as `restic snapshots --json` lists one: of `service`, taken on `hostname` at `time`. */
+export const snapshot = (id: string, service: string, time: string, hostname = "lady"): Snapshot => ({
+  id: id.padEnd(64, "0"),
+  short_id: id,
+  time,
+  hostname,
+  tags: [`service=${service}`],
+});

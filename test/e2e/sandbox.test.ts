@@ -5,6 +5,7 @@ import * as path from "node:path";
 import YAML from "yaml";
 import { SITE_KEY } from "../../config/schema";
 import { loadProjectSite } from "../../model/estate";
+import { BACKUP_LOG } from "../../render/backup";
 import { wireguardPrivateKey } from "../../render/wireguard";
 import { SANDBOX_ADMIN, SANDBOX_HEADSCALE_PORT } from "../../scripts/sandbox/stackConfig";
 import {
@@ -1192,10 +1193,23 @@ describe("the sandbox estate under the real engine", () => {
       180,
     );
     expect(identities()).toEqual(before);
-    // Lady's backups go on into her repository on master; its gauge on master's Prometheus.
-    expect(
-      JSON.parse(onServer("master", "qcloud-backup kept lady snapshots --json").stdout).length,
-    ).toBeGreaterThan(0);
+    // Lady's backups go on into her repository on master: the first one, which the recovery started in the
+    // background, lands there.
+    const ladySnapshots = () => {
+      const kept = onServer("master", "qcloud-backup kept lady snapshots --json", true);
+      return kept.code === 0 && JSON.parse(kept.stdout).length > 0;
+    };
+    try {
+      timings["DR master: lady's first backup into the new repository"] = until(
+        "lady's first backup into her new repository on master",
+        ladySnapshots,
+        180,
+      );
+    } catch (e) {
+      throw new Error(
+        `${(e as Error).message}\n${onServer("lady", `tail -n 30 ${BACKUP_LOG}`, true).stdout}`,
+      );
+    }
     // Alerts route again: Prometheus scrapes lady and hands its alerts to Alertmanager.
     until("master scrapes lady again", () => scraped("lady"), 120);
     expect(prometheus("alertmanagers").activeAlertmanagers).toHaveLength(1);

@@ -56,6 +56,7 @@ export const traefik: ServiceDef = {
 
 export const nodeExporter: ServiceDef = {
   description: "Host metrics: CPU, memory, disk, network",
+  part: "monitoring",
   containers: () => ({
     main: {
       image: image("quay.io/prometheus/node-exporter", "v1.8.2"),
@@ -86,6 +87,7 @@ export const nodeExporter: ServiceDef = {
 
 export const cadvisor: ServiceDef = {
   description: "Container metrics: CPU, memory, restarts of every container",
+  part: "monitoring",
   containers: () => ({
     main: {
       image: image("gcr.io/cadvisor/cadvisor", "v0.49.1"),
@@ -118,6 +120,7 @@ export const cadvisor: ServiceDef = {
 
 export const promtail: ServiceDef = {
   description: "Log shipper: every container's logs to Loki on the control plane",
+  part: "monitoring",
   containers: (ctx) => ({
     main: {
       image: image("docker.io/grafana/promtail", "3.3.2"),

@@ -22,6 +22,7 @@ export const PORTAINER_ADMIN_PASSWORD_FILE = "/run/secrets/portainer-admin";
 
 export const headscale: ServiceDef = {
   description: "Tailnet control server (Tailscale-compatible) with its embedded DERP relay",
+  part: "tailnet",
   routes: {
     // Its root is a 404: the probe asks the health endpoint.
     api: { subdomain: "headscale", port: 8080, probePath: "/health" },
@@ -137,6 +138,7 @@ export const portainer: ServiceDef = {
 
 export const prometheus: ServiceDef = {
   description: "Metrics: scrapes every site's exporters and evaluates the alert rules",
+  part: "monitoring",
   requires: ["alertmanager"],
   routes: { ui: { subdomain: "prometheus", port: 9090, private: true } },
   containers: (ctx) => ({
@@ -175,6 +177,7 @@ export const prometheus: ServiceDef = {
 
 export const alertmanager: ServiceDef = {
   description: "Routes alerts to the operator: critical ones page (ntfy), warnings as an email digest",
+  part: "monitoring",
   requires: ["ntfy"],
   routes: { ui: { subdomain: "alertmanager", port: 9093, private: true } },
   containers: (ctx) => ({
@@ -203,6 +206,7 @@ export const alertmanager: ServiceDef = {
 
 export const grafana: ServiceDef = {
   description: "Dashboards over Prometheus and Loki",
+  part: "monitoring",
   requires: ["prometheus", "loki"],
   routes: { ui: { subdomain: "grafana", port: 3000, private: true } },
   generatedSecrets: ["admin"],
@@ -234,6 +238,7 @@ export const grafana: ServiceDef = {
 
 export const loki: ServiceDef = {
   description: "Logs from every site's shipper",
+  part: "monitoring",
   containers: () => ({
     main: {
       image: image("docker.io/grafana/loki", "3.3.2"),
@@ -253,6 +258,7 @@ export const loki: ServiceDef = {
 
 export const blackbox: ServiceDef = {
   description: "Probes every routed URL from the outside in",
+  part: "monitoring",
   containers: () => ({
     main: {
       image: image("quay.io/prometheus/blackbox-exporter", "v0.25.0"),

@@ -63,6 +63,7 @@ function nodeEnv(
 export const tailscale: ServiceDef = {
   description:
     "This site's tailnet nodes: one forwards the site's exporters, admins' SSH and HTTPS in from the tailnet; one per flow consumer proxies that consumer out",
+  part: "mesh-node",
   containers: (ctx) => {
     const consumers = egressConsumers(ctx.estate, ctx.site);
     const egress = Object.fromEntries(
@@ -133,6 +134,7 @@ const WG_CONFIG = `/config/wg_confs/${WG_INTERFACE}.conf`;
 export const wireguard: ServiceDef = {
   description:
     "WireGuard site-to-site tunnels to the estate's other tunnel sites: what must not depend on the control plane",
+  part: "mesh-node",
   containers: (ctx) => ({
     main: {
       image: image("lscr.io/linuxserver/wireguard", "1.0.20250521"),

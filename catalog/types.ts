@@ -197,8 +197,16 @@ export interface RouteDef {
   readonly probePath?: string;
 }
 
+/**
+ * Where a service sits in its site's resource tree (components/site.ts): the tailnet's control (`Tailnet`, on the
+ * control plane), the site's own place on the tailnet (`MeshNode`), `Monitoring`, or the site itself.
+ */
+export type ServicePart = "tailnet" | "mesh-node" | "monitoring" | "site";
+
 export interface ServiceDef {
   readonly description: string;
+  /** Where it sits in the site's resource tree. Defaults to "site". */
+  readonly part?: ServicePart;
   /** Routes by name. */
   readonly routes?: Readonly<Record<string, RouteDef>>;
   /** Services that must run on the same site (a dependency outside the service). */

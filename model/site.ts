@@ -14,6 +14,7 @@ import {
   type SecretSource,
   type ServiceDef,
   type ServiceName,
+  type ServicePart,
 } from "../catalog";
 import { RESTIC_IMAGE, SQLITE_IMAGE } from "../catalog/backup";
 import { ConfigError, joinPath, type ConfigIssue } from "../config/errors";
@@ -116,6 +117,8 @@ export interface VolumeModel {
 export interface ServiceModel {
   readonly name: ServiceName;
   readonly description: string;
+  /** Where it sits in the site's resource tree. */
+  readonly part: ServicePart;
   readonly generatedSecrets: readonly string[];
   readonly containers: readonly ContainerModel[];
 }
@@ -525,6 +528,7 @@ function resolve(
     return {
       name: svc,
       description: def.description,
+      part: def.part ?? "site",
       generatedSecrets: def.generatedSecrets ?? [],
       containers,
     };

@@ -37,6 +37,7 @@ function synthetic(site: string, n: number): SiteModel {
     return {
       name: name as ServiceModel["name"],
       description: `synthetic ${c.name}`,
+      part: "site",
       generatedSecrets: [],
       containers: [
         {
@@ -128,10 +129,7 @@ async function runScenario(scenario: string): Promise<Result> {
     }),
   );
   // A container registers once everything it uses has: all URNs in means the program is evaluated.
-  const urns = sites.flatMap((s) => [
-    s.host.ready.urn,
-    ...Object.values(s.services.containers).map((c) => c.urn),
-  ]);
+  const urns = sites.flatMap((s) => [s.host.ready.urn, ...Object.values(s.containers).map((c) => c.urn)]);
   await new Promise((r) => pulumi.all(urns).apply(r));
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   clearInterval(sample);

@@ -133,41 +133,53 @@ describe("reconcile: the state forgets what the lost server held, and nothing el
       resources: [
         r("pulumi:providers:docker", "lady"),
         r("command:remote:Command", "lady-docker"),
-        r("qcloud:services:ServiceSet$docker:index/volume:Volume", "lady-nextcloud-html"),
-        r("qcloud:services:ServiceSet$docker:index/network:Network", "lady-edge"),
-        r("qcloud:services:ServiceSet$docker:index/container:Container", "lady-nextcloud", {
+        r("qcloud:site:Site$qcloud:service:Service$docker:index/volume:Volume", "lady-nextcloud-html"),
+        r("qcloud:site:Site$docker:index/network:Network", "lady-edge"),
+        r("qcloud:site:Site$qcloud:service:Service$docker:index/container:Container", "lady-nextcloud", {
           dependencies: [
-            urn("qcloud:services:ServiceSet$docker:index/volume:Volume", "lady-nextcloud-html"),
-            urn("qcloud:services:ServiceSet$docker:index/network:Network", "lady-edge"),
+            urn("qcloud:site:Site$qcloud:service:Service$docker:index/volume:Volume", "lady-nextcloud-html"),
+            urn("qcloud:site:Site$docker:index/network:Network", "lady-edge"),
             urn("pulumi:providers:docker", "lady"),
           ],
         }),
-        r("qcloud:services:ServiceSet$random:index/randomPassword:RandomPassword", "lady-nextcloud-db", {
-          outputs: {
-            result: {
-              "4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270",
-              ciphertext: "v1:abc",
+        r(
+          "qcloud:site:Site$qcloud:service:Service$random:index/randomPassword:RandomPassword",
+          "lady-nextcloud-db",
+          {
+            outputs: {
+              result: {
+                "4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270",
+                ciphertext: "v1:abc",
+              },
             },
           },
-        }),
+        ),
         r("qcloud:backup:Backups$command:remote:Command", "lady-backup", {
           dependencies: [
-            urn("qcloud:services:ServiceSet$docker:index/container:Container", "lady-nextcloud"),
+            urn("qcloud:site:Site$qcloud:service:Service$docker:index/container:Container", "lady-nextcloud"),
           ],
         }),
         r("command:remote:Command", "lady-tailnet-address", {
           dependencies: [
-            urn("qcloud:services:ServiceSet$docker:index/container:Container", "lady-nextcloud"),
+            urn("qcloud:site:Site$qcloud:service:Service$docker:index/container:Container", "lady-nextcloud"),
           ],
           propertyDependencies: {
-            triggers: [urn("qcloud:services:ServiceSet$docker:index/container:Container", "lady-nextcloud")],
+            triggers: [
+              urn(
+                "qcloud:site:Site$qcloud:service:Service$docker:index/container:Container",
+                "lady-nextcloud",
+              ),
+            ],
             connection: [urn("command:remote:Command", "lady-docker")],
           },
         }),
       ],
       pending_operations: [
         {
-          resource: r("qcloud:services:ServiceSet$docker:index/container:Container", "lady-nextcloud"),
+          resource: r(
+            "qcloud:site:Site$qcloud:service:Service$docker:index/container:Container",
+            "lady-nextcloud",
+          ),
           type: "creating",
         },
       ],

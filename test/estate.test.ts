@@ -258,7 +258,7 @@ describe("the containers the stack wires to the tailnet are the model's facts", 
       pulumi.all([
         site.host.ready.urn,
         site.outputs.mesh.address,
-        ...Object.values(site.services.containers).map((c) => c.urn),
+        ...Object.values(site.containers).map((c) => c.urn),
       ]),
     );
     return [...recorded];

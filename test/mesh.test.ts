@@ -22,7 +22,8 @@ import {
 import { nodeTags, policyAllows, renderPolicy, renderPolicyFile } from "../render/policy";
 import { renderWireguardConfig, wireguardPrivateKey, wireguardPublicKey } from "../render/wireguard";
 import { openBundle } from "../components";
-import { controlPlaneEntry, deploySite, nodeKey } from "../stacks/site";
+import { controlPlaneEntry, nodeKey } from "../components";
+import { deploySite } from "../stacks/site";
 
 const { recorded, capture } = recordResources();
 const ROOT = path.resolve(__dirname, "..");
@@ -456,9 +457,7 @@ describe("a new site from its stack file alone", () => {
       { ...testSecrets("madam"), controlPlaneOutput: (k) => pulumi.secret(fromMaster[k]) },
       { transformations: [capture] },
     );
-    await valueOf(
-      pulumi.all([madam.services.containers["tailscale"]!.urn, madam.outputs.mesh.wireguardConfig!]),
-    );
+    await valueOf(pulumi.all([madam.containers["tailscale"]!.urn, madam.outputs.mesh.wireguardConfig!]));
     const node = recorded.find(
       (r) => r.type === "docker:index/container:Container" && r.name === "madam-tailscale",
     )!;

@@ -8,7 +8,8 @@ import { loadSite, type SiteModel } from "../model/site";
 import { repositoryUrl } from "../render/backup";
 import { renderSiteFiles } from "../render/site";
 import { renderWireguardConfig } from "../render/wireguard";
-import { deploySite, type SiteOutputs } from "../stacks/site";
+import type { SiteOutputs } from "../components";
+import { deploySite } from "../stacks/site";
 
 /**
  * A site's `domain` names its routes; its name on the tailnet is Headscale's, on the control plane's domain. An
@@ -112,9 +113,7 @@ async function outputsOf(model: SiteModel): Promise<SiteOutputs> {
   recorded.length = 0;
   // A services site opens its bundle from the mocked stack reference with its test key.
   const site = deploySite(withTestSealKey(model), testSecrets(model.name), { transformations: [capture] });
-  await valueOf(
-    pulumi.all([site.host.ready.urn, ...Object.values(site.services.containers).map((c) => c.urn)]),
-  );
+  await valueOf(pulumi.all([site.host.ready.urn, ...Object.values(site.containers).map((c) => c.urn)]));
   return site.outputs;
 }
 

@@ -10,7 +10,8 @@ import { SITE_KEY } from "../config/schema";
 import { loadEstate, loadProjectSite } from "../model/estate";
 import { loadSite, type SiteModel } from "../model/site";
 import { wireguardPrivateKey } from "../render/wireguard";
-import { deploySite, type Site, type SiteOutputs } from "../stacks/site";
+import type { Site, SiteOutputs } from "../components";
+import { deploySite } from "../stacks/site";
 import { sshClientDir } from "../components/host";
 import { renderCloudInit, sshHostKey } from "../render/host";
 
@@ -27,9 +28,7 @@ async function deploy(model: SiteModel): Promise<{ out: SiteOutputs; res: Record
   // A services site opens its bundle from the mocked stack reference with its test key.
   const site = deploySite(withTestSealKey(model), testSecrets(model.name), { transformations: [capture] });
   // A container registers once its image, networks, volumes and passwords have: its URN means all are in.
-  await valueOf(
-    pulumi.all([site.host.ready.urn, ...Object.values(site.services.containers).map((c) => c.urn)]),
-  );
+  await valueOf(pulumi.all([site.host.ready.urn, ...Object.values(site.containers).map((c) => c.urn)]));
   return { out: site.outputs, res: [...recorded] };
 }
 
@@ -497,7 +496,7 @@ describe("each site reads only its own keys", () => {
       { transformations: [capture] },
     );
     const ladyOut = await valueOf(pulumi.output(lady.outputs as unknown as Record<string, unknown>));
-    await valueOf(lady.services.containers["tailscale"]!.urn);
+    await valueOf(lady.containers["tailscale"]!.urn);
     const node = of(recorded, CONTAINER).find((c) => c.name === "lady-tailscale")!;
     expect(reveal<string[]>(node.inputs.envs)).toContain("TS_AUTHKEY=key-lady");
     const text = JSON.stringify(ladyOut);

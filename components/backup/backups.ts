@@ -3,7 +3,7 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import type { SiteModel } from "../../model/site";
 import { renderBackupInstall, renderBackupUninstall } from "../../render/backup";
-import { imageKey } from "../serviceSet";
+import { imageKey } from "../service";
 
 export interface BackupsArgs {
   readonly site: SiteModel;

@@ -1,2 +1,4 @@
 export * from "./headscale";
+export * from "./meshNode";
+export * from "./tailnet";
 export * from "./wireguardKeys";

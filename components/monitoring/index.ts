@@ -1,1 +1,2 @@
 export * from "./logKeys";
+export * from "./monitoring";

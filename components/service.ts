@@ -4,87 +4,93 @@ import * as random from "@pulumi/random";
 import {
   LOG_OPTS,
   SITE_LABEL,
-  networkName,
-  networkSubnet,
   seconds,
   type ContainerModel,
   type ResolvedEnv,
+  type ServiceModel,
   type SiteModel,
 } from "../model/site";
 
-export interface ServiceSetArgs {
+/** What every service of a site shares: made once by the `Site`, handed to each `Service`. */
+export interface SiteResources {
   readonly site: SiteModel;
   /** Docker on the site's host. */
   readonly provider: docker.Provider;
+  /** The site's Docker networks by name: services share them. */
+  readonly networks: Readonly<Record<string, docker.Network>>;
+  /** The site's images by reference: each is pulled once, whichever services run it. */
+  readonly images: ReadonlyMap<string, docker.RemoteImage>;
   /** Reads a secret config key (`pulumi config set --secret <key>`) that an env override names. */
   readonly configSecret: (key: string) => pulumi.Output<string>;
   /** Secrets the stack supplies by name (`{ input: name }` in the catalog), e.g. the tailnet pre-auth key. */
   readonly inputs?: Readonly<Record<string, pulumi.Output<string>>>;
 }
 
+export interface ServiceArgs extends SiteResources {
+  /** The catalog service, as the model placed it on the site. */
+  readonly service: ServiceModel;
+}
+
 /** Resource names may not hold `:` or `/`: image refs become `docker.io-library-redis-7.4.1-alpine`. */
 export const imageKey = (ref: string) => ref.replace(/[^A-Za-z0-9._-]+/g, "-");
 
-/** The networks, volumes, images, generated secrets and containers of the services placed on one host. */
-export class ServiceSet extends pulumi.ComponentResource {
-  /** Container names by service. */
-  public readonly containerNames: pulumi.Output<Record<string, string[]>>;
-  /** The containers by name. */
+/** The type of the one component every site's containers, volumes and passwords lived in before `Service`. */
+const SERVICE_SET = "qcloud:site:ServiceSet";
+
+/**
+ * Where a service's resources were registered before the tree had a `Service` per service: children of the site's
+ * `ServiceSet` (now its `Site`), under the same names. Their alias: an existing stack upgrades with no replacement.
+ */
+export const inServiceSet = (site: string): pulumi.Alias => ({ parent: pulumi.createUrn(site, SERVICE_SET) });
+
+/** The aliases of a `Site` that was a `ServiceSet`, and its former children that are its children still. */
+export const SITE_WAS_SERVICE_SET: pulumi.Alias = { type: SERVICE_SET };
+
+/**
+ * One catalog service on a site: its generated secrets, its volumes (kept when it goes) and its containers, with
+ * their uploads. Named `<site>-<service>`; its children `<site>-<container>`, `<site>-<volume>`,
+ * `<site>-<service>-<secret>`: the names they always had.
+ */
+export class Service extends pulumi.ComponentResource {
+  /** Its containers' names. */
+  public readonly containerNames: pulumi.Output<string[]>;
+  /** Its containers by name. */
   public readonly containers: Readonly<Record<string, docker.Container>>;
 
-  constructor(name: string, args: ServiceSetArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("qcloud:site:ServiceSet", name, {}, opts);
-    const { site, provider } = args;
-    const child = { parent: this, provider };
-
-    const networks = Object.fromEntries(
-      site.networks.map((n) => {
-        const fixed = networkSubnet(site, n);
-        return [
-          n,
-          new docker.Network(
-            `${name}-${n}`,
-            { name: networkName(n), ...(fixed ? { ipamConfigs: [fixed] } : {}) },
-            child,
-          ),
-        ];
-      }),
-    );
+  constructor(name: string, args: ServiceArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("qcloud:service:Service", name, {}, opts);
+    const { site, service, provider, networks, images } = args;
+    const prefix = `${site.name}-`;
+    if (name !== `${prefix}${service.name}`) {
+      throw new pulumi.ResourceError(
+        `a service's name is \`<site>-<service>\`: \`${prefix}${service.name}\``,
+        this,
+      );
+    }
+    const child = { parent: this, provider, aliases: [inServiceSet(site.name)] };
 
     const passwords = new Map<string, random.RandomPassword>();
-    for (const s of site.services) {
-      for (const secret of s.generatedSecrets) {
-        // No special characters: these land in URLs, shell lines and config files.
-        passwords.set(
-          `${s.name}/${secret}`,
-          new random.RandomPassword(
-            `${name}-${s.name}-${secret}`,
-            { length: 32, special: false },
-            // Databases keep the first password in their retained volumes: losing it locks the apps out.
-            { parent: this, protect: site.protect },
-          ),
-        );
-      }
-    }
-
-    const images = new Map<string, docker.RemoteImage>();
-    const all = site.services.flatMap((s) => s.containers);
-    for (const ref of [...new Set(all.map((c) => c.image))].sort()) {
-      // Kept on destroy: the next up, or a rollback, should not pull again.
-      images.set(
-        ref,
-        new docker.RemoteImage(`${name}-${imageKey(ref)}`, { name: ref, keepLocally: true }, child),
+    for (const secret of service.generatedSecrets) {
+      // No special characters: these land in URLs, shell lines and config files.
+      passwords.set(
+        secret,
+        new random.RandomPassword(
+          `${name}-${secret}`,
+          { length: 32, special: false },
+          // Databases keep the first password in their retained volumes: losing it locks the apps out.
+          { parent: this, aliases: child.aliases, protect: site.protect },
+        ),
       );
     }
 
     const volumes = new Map<string, docker.Volume>();
-    for (const c of all) {
+    for (const c of service.containers) {
       for (const v of c.ownedVolumes) {
         // State outlives its container: a replace or a destroy never takes the data with it.
         volumes.set(
           v,
           new docker.Volume(
-            `${name}-${v}`,
+            `${prefix}${v}`,
             { name: v, labels: [{ label: SITE_LABEL, value: site.name }] },
             { ...child, retainOnDelete: true, protect: site.protect },
           ),
@@ -96,7 +102,7 @@ export class ServiceSet extends pulumi.ComponentResource {
     const holdsSecretFile = (c: ContainerModel) => Object.keys(c.secretFiles).length > 0;
     const value = (c: ContainerModel, v: ResolvedEnv): pulumi.Input<string> => {
       if (typeof v === "string") return v;
-      if ("generated" in v) return passwords.get(`${c.service}/${v.generated}`)!.result;
+      if ("generated" in v) return passwords.get(v.generated)!.result;
       if ("config" in v) return args.configSecret(v.config);
       const input = args.inputs?.[v.input];
       if (!input) throw new pulumi.ResourceError(`\`${c.name}\` needs the input \`${v.input}\``, this);
@@ -114,10 +120,10 @@ export class ServiceSet extends pulumi.ComponentResource {
     const build = (c: ContainerModel): docker.Container => {
       const done = containers[c.name];
       if (done) return done;
-      const deps = c.dependsOn.map((d) => build(all.find((x) => x.name === d)!));
+      const deps = c.dependsOn.map((d) => build(service.containers.find((x) => x.name === d)!));
       const hc = c.healthcheck;
       containers[c.name] = new docker.Container(
-        `${name}-${c.name}`,
+        `${prefix}${c.name}`,
         {
           name: c.name,
           image: images.get(c.image)!.imageId,
@@ -195,12 +201,26 @@ export class ServiceSet extends pulumi.ComponentResource {
       );
       return containers[c.name]!;
     };
-    all.forEach(build);
+    service.containers.forEach(build);
     this.containers = containers;
-
-    this.containerNames = pulumi.output(
-      Object.fromEntries(site.services.map((s) => [s.name, s.containers.map((c) => c.name)])),
-    );
+    this.containerNames = pulumi.output(service.containers.map((c) => c.name));
     this.registerOutputs({ containerNames: this.containerNames });
   }
+}
+
+/**
+ * Each of `services` as a `Service` under `parent` (the site, or the part of its tree the catalog puts it in): its
+ * containers by name.
+ */
+export function deployServices(
+  parent: pulumi.Resource,
+  services: readonly ServiceModel[],
+  resources: SiteResources,
+): Record<string, docker.Container> {
+  const containers: Record<string, docker.Container> = {};
+  for (const service of services) {
+    const s = new Service(`${resources.site.name}-${service.name}`, { ...resources, service }, { parent });
+    Object.assign(containers, s.containers);
+  }
+  return containers;
 }

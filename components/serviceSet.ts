@@ -1,16 +1,15 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
+import { SITE_LABEL, seconds } from "../model/site";
 import {
   LOG_OPTS,
-  SITE_LABEL,
   networkName,
-  networkSubnet,
-  seconds,
   type ContainerModel,
   type ResolvedEnv,
   type SiteModel,
-} from "../model/site";
+} from "../render/siteModel";
+import { networkSubnet } from "../render/traefik";
 
 export interface ServiceSetArgs {
   readonly site: SiteModel;

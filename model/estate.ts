@@ -1,61 +1,19 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { ServiceName } from "../catalog";
-import type { Route } from "../catalog/types";
 import { ConfigError, joinPath, type ConfigIssue } from "../config/errors";
-import { SITE_KEY, type BackupConfig, type MeshConfig, type Role } from "../config/schema";
+import { SITE_KEY } from "../config/schema";
 import { fileSource, type ConfigSource } from "../config/source";
+import type { Estate, EstateSite } from "../render/estate";
 import { flowSources } from "../render/policy";
-import { TAILNET_SERVICES, loadSite, meshHost, type SiteModel } from "./site";
+import type { SiteModel } from "../render/siteModel";
+import { TAILNET_SERVICES, loadSite, meshHost } from "./site";
 
 /**
  * The estate: every site of the project, as the control plane needs to know it (what to scrape, probe and admit
  * to the tailnet). Read from the stack files next to the program, so adding `Pulumi.<site>.yaml` is all it
  * takes; the control plane derives the rest from names (MagicDNS), never from the other stacks' state.
  */
-
-/** A Prometheus endpoint of a container. */
-export interface MetricsEndpoint {
-  readonly service: string;
-  readonly container: string;
-  readonly port: number;
-  readonly path: string;
-  /**
-   * On no network the control plane's Prometheus shares (an egress node): scraped through the site's tailnet node,
-   * on the control plane too.
-   */
-  readonly throughNode: boolean;
-}
-
-/** One site, as the rest of the estate sees it. */
-export interface EstateSite {
-  readonly name: string;
-  /** Its stack file, for error messages. */
-  readonly file: string;
-  readonly role: Role;
-  readonly domain: string;
-  readonly controlPlane: string;
-  /** Its MagicDNS name on the tailnet: on its control plane's domain (model/site.ts meshHost). */
-  readonly meshHost: string;
-  /** Where peers reach it from the internet: the host's address, when the stack file says it. */
-  readonly address?: string;
-  readonly services: readonly string[];
-  /** Every container's name, sorted: what should be running there. */
-  readonly containers: readonly string[];
-  readonly routes: readonly Route[];
-  /** Sorted by port. */
-  readonly metrics: readonly MetricsEndpoint[];
-  readonly mesh: MeshConfig;
-  /** Its stack file's backup settings (the target it names, if any; the retention its repository applies). */
-  readonly backup: Pick<BackupConfig, "target" | "retention">;
-  /** The site that keeps its backup repository, once the estate is known (see backupTarget). */
-  readonly backupTarget?: string;
-}
-
-export interface Estate {
-  /** Sorted by name. */
-  readonly sites: readonly EstateSite[];
-}
 
 export const EMPTY_ESTATE: Estate = { sites: [] };
 

@@ -17,11 +17,12 @@ import {
 import { PROJECT } from "../config/schema";
 import { hostedRepositories } from "../model/estate";
 import { checkSealKey, sealRecipients } from "../model/seal";
-import { TAILNET_SERVICES, meshHost, type SiteModel } from "../model/site";
+import { TAILNET_SERVICES, meshHost } from "../model/site";
 import { renderBackupSecrets, repositoryUrl } from "../render/backup";
 import { authKeyInput } from "../catalog/mesh";
 import { loginServer, meshIdentities, renderTailnetAddressScript } from "../render/headscale";
 import { logShippers } from "../render/monitoring";
+import type { SiteModel } from "../render/siteModel";
 import { renderWireguardConfig, tunnelSites } from "../render/wireguard";
 
 export interface SiteSecrets {

@@ -3,10 +3,12 @@ import YAML from "yaml";
 import { committed, testSecrets, withTestSealKey } from "./fixtures";
 import { recordResources, valueOf } from "./mocks";
 import { mapSource } from "../config/source";
-import { loadEstate, type Estate } from "../model/estate";
-import { loadSite, type SiteModel } from "../model/site";
+import { loadEstate } from "../model/estate";
+import { loadSite } from "../model/site";
 import { repositoryUrl } from "../render/backup";
+import type { Estate } from "../render/estate";
 import { renderSiteFiles } from "../render/site";
+import type { SiteModel } from "../render/siteModel";
 import { renderWireguardConfig } from "../render/wireguard";
 import { deploySite, type SiteOutputs } from "../stacks/site";
 

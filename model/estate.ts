@@ -7,7 +7,8 @@ import { fileSource, type ConfigSource } from "../config/source";
 import type { Estate, EstateSite } from "../render/estate";
 import { flowSources } from "../render/policy";
 import type { SiteModel } from "../render/siteModel";
-import { TAILNET_SERVICES, loadSite, meshHost } from "./site";
+import { backupTarget, estateSite, hostedRepositories, meshHost } from "./estateSite";
+import { TAILNET_SERVICES, loadSite } from "./site";
 
 /**
  * The estate: every site of the project, as the control plane needs to know it (what to scrape, probe and admit
@@ -16,64 +17,6 @@ import { TAILNET_SERVICES, loadSite, meshHost } from "./site";
  */
 
 export const EMPTY_ESTATE: Estate = { sites: [] };
-
-/** What the rest of the estate needs to know of a site. */
-export function estateSite(model: SiteModel): EstateSite {
-  const metrics = model.services
-    .flatMap((s) =>
-      s.containers.flatMap((c) =>
-        c.metrics
-          ? [
-              {
-                service: s.name,
-                container: c.name,
-                port: c.metrics.port,
-                path: c.metrics.path,
-                throughNode: !c.networks.includes("metrics"),
-              },
-            ]
-          : [],
-      ),
-    )
-    .sort((a, b) => a.port - b.port);
-  return {
-    name: model.name,
-    file: model.file,
-    role: model.role,
-    domain: model.domain,
-    controlPlane: model.controlPlane,
-    meshHost: meshHost(model.estate, model, model.name),
-    ...(model.host.kind === "existing" ? { address: model.host.address } : {}),
-    services: model.services.map((s) => s.name),
-    containers: model.services.flatMap((s) => s.containers.map((c) => c.name)).sort(),
-    routes: model.routes,
-    metrics,
-    mesh: model.mesh,
-    backup: {
-      ...(model.backup.configuredTarget ? { target: model.backup.configuredTarget } : {}),
-      retention: model.backup.retention,
-    },
-    ...(model.backup.target ? { backupTarget: model.backup.target } : {}),
-  };
-}
-
-/**
- * The site that keeps a site's backup repository: the one its stack file names; else its control plane; for the
- * control plane, its first services site. None while that site is not in the estate (a site loaded alone).
- */
-export function backupTarget(
-  estate: Estate,
-  site: Pick<EstateSite, "name" | "role" | "controlPlane" | "backup">,
-): string | undefined {
-  const named = site.backup.target ?? (site.role === "control-plane" ? undefined : site.controlPlane);
-  if (named !== undefined) return estate.sites.some((s) => s.name === named) ? named : undefined;
-  return estate.sites.find((s) => s.controlPlane === site.name && s.name !== site.name)?.name;
-}
-
-/** The sites whose repositories `site` keeps, sorted by name. */
-export function hostedRepositories(estate: Estate, site: string): EstateSite[] {
-  return estate.sites.filter((s) => s.name !== site && backupTarget(estate, s) === site);
-}
 
 /** Loads every site, then checks what only the whole estate can show. Throws ConfigError naming every problem. */
 export function loadEstate(sources: readonly ConfigSource[]): Estate {
@@ -262,7 +205,6 @@ const names = (sites: readonly EstateSite[]) => sites.map((s) => `\`${s.name}\``
  */
 function checkRequired(estate: Estate): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
-  // Read here, not at load: model/site.ts and this module import each other.
   const NODE = TAILNET_SERVICES.node;
   const runs = (s: EstateSite, service: ServiceName) => s.services.includes(service);
   for (const s of estate.sites) {

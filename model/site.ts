@@ -28,7 +28,6 @@ import {
   type SiteConfig,
 } from "../config/schema";
 import type { ConfigSource } from "../config/source";
-import { tailnetDomain } from "../render/headscale";
 import { DOCKER_API_KEY } from "../render/dockerApi";
 import type { Estate, Route } from "../render/estate";
 import { egressConsumers, egressNetwork } from "../render/policy";
@@ -41,7 +40,7 @@ import type {
   SiteModel,
   SiteTailnet,
 } from "../render/siteModel";
-import { backupTarget, estateSite, hostedRepositories } from "./estate";
+import { backupTarget, estateSite, hostedRepositories, meshHost } from "./estateSite";
 
 /**
  * The catalog entries the stacks wire to the tailnet, by their catalog keys: a renamed entry fails to compile here,
@@ -71,15 +70,6 @@ export function goDuration(total: number): string {
 export const SITE_LABEL = "cloud.qui3tly.site";
 export const containerName = (service: string, key: string) =>
   key === "main" ? service : `${service}-${key}`;
-/**
- * The name `node` has on `site`'s tailnet (MagicDNS): `<node>.mesh.<the control plane's domain>`, as Headscale
- * names it (render/headscale.ts tailnetDomain), whatever the site's own domain.
- */
-export const meshHost = (
-  estate: Estate,
-  site: Pick<SiteModel, "controlPlane" | "domain">,
-  node: string,
-): string => `${node}.${tailnetDomain(estate, site)}`;
 
 const SITE = (...rest: PropertyKey[]) => joinPath([SITE_KEY, ...rest]);
 

@@ -41,7 +41,7 @@ export interface EstateSite {
   readonly role: Role;
   readonly domain: string;
   readonly controlPlane: string;
-  /** Its MagicDNS name on the tailnet: on its control plane's domain (model/site.ts meshHost). */
+  /** Its MagicDNS name on the tailnet: on its control plane's domain (model/estateSite.ts meshHost). */
   readonly meshHost: string;
   /** Where peers reach it from the internet: the host's address, when the stack file says it. */
   readonly address?: string;

@@ -15,9 +15,9 @@ import {
   type SshClientFiles,
 } from "../components";
 import { PROJECT } from "../config/schema";
-import { hostedRepositories } from "../model/estate";
+import { hostedRepositories, meshHost } from "../model/estateSite";
 import { checkSealKey, sealRecipients } from "../model/seal";
-import { TAILNET_SERVICES, meshHost } from "../model/site";
+import { TAILNET_SERVICES } from "../model/site";
 import { renderBackupSecrets, repositoryUrl } from "../render/backup";
 import { authKeyInput } from "../catalog/mesh";
 import { loginServer, meshIdentities, renderTailnetAddressScript } from "../render/headscale";

@@ -7,7 +7,8 @@ import {
   renderDockerApiRules,
   type DockerApiConsumer,
 } from "../render/dockerApi";
-import type { BackupDef, ContainerDef, HealthcheckDef, ImageRef, VolumeDef } from "./types";
+import type { BackupDef, HealthcheckDef } from "../render/siteModel";
+import type { ContainerDef, ImageRef, VolumeDef } from "./types";
 
 export function image(repository: string, tag: string, digest?: string): ImageRef {
   return digest === undefined ? { repository, tag } : { repository, tag, digest };

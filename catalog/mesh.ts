@@ -2,8 +2,9 @@ import { loginServer, renderServeConfig } from "../render/headscale";
 import { ingressAddresses } from "../render/traefik";
 import { WG_INTERFACE } from "../render/wireguard";
 import { MESH_PROXY_PORT, egressConsumers, egressNetwork, egressNode } from "../render/policy";
+import type { CatalogContext } from "../render/siteModel";
 import { files, httpHealth, image } from "./helpers";
-import type { CatalogContext, ContainerDef, EnvValue, ServiceDef } from "./types";
+import type { ContainerDef, EnvValue, ServiceDef } from "./types";
 
 /** The tailnet: Tailscale nodes on every site, joined to the control plane's Headscale. */
 

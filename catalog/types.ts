@@ -1,47 +1,10 @@
-import type { MeshConfig, MonitoringConfig, Role } from "../config/schema";
-import type { Estate } from "../model/estate";
-
-/** What a catalog entry can know about the site it is placed on. */
-export interface CatalogContext {
-  readonly site: string;
-  readonly role: Role;
-  readonly domain: string;
-  readonly timezone: string;
-  readonly acmeEmail: string;
-  /** This service's routes, resolved to host names (after the site's overrides). */
-  readonly hosts: Readonly<Record<string, string>>;
-  /** Every route on the site: Traefik renders its dynamic config from these. */
-  readonly siteRoutes: readonly Route[];
-  /** Every service placed on the site. */
-  readonly siteServices: readonly string[];
-  /** Where this site's log shipper pushes (Loki on the control plane). */
-  readonly lokiPushUrl: string;
-  /** Every site of the estate (this one included): what the control plane scrapes, probes and admits. */
-  readonly estate: Estate;
-  /** This site's mesh settings. */
-  readonly mesh: MeshConfig;
-  /** The port the host's SSH server listens on (the tailnet node forwards admins' SSH there). */
-  readonly sshdPort: number;
-  /** The control-plane site's name. */
-  readonly controlPlane: string;
-  /** Retention and alert receivers (the control plane's; defaults elsewhere, where nothing reads them). */
-  readonly monitoring: MonitoringConfig;
-}
-
-/** A Traefik route: `https://<host>` to `<container>:<port>`. */
-export interface Route {
-  readonly name: string;
-  readonly service: string;
-  readonly container: string;
-  readonly host: string;
-  readonly pathPrefix?: string;
-  readonly port: number;
-  readonly scheme: "http" | "https";
-  /** Reachable from the tailnet only. */
-  readonly private: boolean;
-  /** The path the outside-in probe requests. */
-  readonly probePath: string;
-}
+import type {
+  BackupDef,
+  CatalogContext,
+  HealthcheckDef,
+  SecretSource,
+  ServicePart,
+} from "../render/siteModel";
 
 export interface ImageRef {
   /** Registry and repository, e.g. `docker.io/library/traefik`. */
@@ -51,13 +14,6 @@ export interface ImageRef {
   /** `sha256:...`, filled by Renovate where a registry is reachable. */
   readonly digest?: string;
 }
-
-/**
- * A secret from a config key the operator sets, from the stack at run time (by input name), or a password the
- * program generates (`generatedSecrets`).
- */
-export type SecretSource =
-  { readonly config: string } | { readonly input: string } | { readonly generated: string };
 
 /** A value of an environment variable. */
 export type EnvValue =
@@ -78,37 +34,6 @@ export interface PortDef {
   /** Defaults to all addresses. */
   readonly ip?: string;
 }
-
-export interface HealthcheckDef {
-  readonly test: readonly string[];
-  /** Defaults to "30s". */
-  readonly interval?: string;
-  /** Defaults to "5s". */
-  readonly timeout?: string;
-  /** Defaults to 3. */
-  readonly retries?: number;
-  /** Defaults to "30s". */
-  readonly startPeriod?: string;
-}
-
-/**
- * How a volume is kept in the backups, consistently (render/backup.ts runs it): every retained volume says so,
- * or says why it is not kept.
- */
-export type BackupDef =
-  /** A restic snapshot of the volume's files, taken while the service runs. */
-  | { readonly method: "files" }
-  /** A logical dump (`pg_dump`) from the running database, never its data directory; restored with `psql`. */
-  | { readonly method: "postgres"; readonly database: string; readonly user: string }
-  /**
-   * SQLite databases (paths relative to the volume) copied online with `.backup`; the rest of the volume as files.
-   */
-  | { readonly method: "sqlite"; readonly databases: readonly string[] }
-  /** The application's own export (paths relative to the volume, where it writes it); the rest is not kept. */
-  | { readonly method: "export"; readonly paths: readonly string[]; readonly why: string }
-  /** Not kept, and why (a cache, history that is not worth its size, data rebuilt by itself). */
-  | { readonly method: "none"; readonly why: string };
-export type BackupMethod = BackupDef["method"];
 
 /** A named volume: where it is mounted, and how it is backed up. */
 export interface VolumeDef {
@@ -196,12 +121,6 @@ export interface RouteDef {
   /** What the outside-in probe requests, where the route's root is no health signal. Defaults to the path prefix or `/`. */
   readonly probePath?: string;
 }
-
-/**
- * Where a service sits in its site's resource tree (components/site.ts): the tailnet's control (`Tailnet`, on the
- * control plane), the site's own place on the tailnet (`MeshNode`), `Monitoring`, or the site itself.
- */
-export type ServicePart = "tailnet" | "mesh-node" | "monitoring" | "site";
 
 export interface ServiceDef {
   readonly description: string;

@@ -10,7 +10,6 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import type { HostConfig } from "../config/schema";
 import { SITE_KEY, sshPort } from "../config/schema";
-import type { PortModel } from "../model/site";
 import {
   firewallRules,
   knownHostsLine,
@@ -19,6 +18,7 @@ import {
   sshHostKey,
   sshKeyId,
 } from "../render/host";
+import type { PortModel } from "../render/siteModel";
 
 export interface HostArgs {
   readonly host: HostConfig;

@@ -1,15 +1,14 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
+import { SITE_LABEL, seconds } from "../model/site";
 import {
   LOG_OPTS,
-  SITE_LABEL,
-  seconds,
   type ContainerModel,
   type ResolvedEnv,
   type ServiceModel,
   type SiteModel,
-} from "../model/site";
+} from "../render/siteModel";
 
 /** What every service of a site shares: made once by the `Site`, handed to each `Service`. */
 export interface SiteResources {

@@ -1,17 +1,12 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { hostedRepositories } from "../model/estate";
+import { hostedRepositories, meshHost } from "../model/estateSite";
 import { checkSealKey, sealRecipients } from "../model/seal";
-import {
-  TAILNET_SERVICES,
-  meshHost,
-  networkSubnet,
-  networkName,
-  type ServiceModel,
-  type SiteModel,
-} from "../model/site";
+import { TAILNET_SERVICES } from "../model/site";
+import { networkName, type ServicePart, type ServiceModel, type SiteModel } from "../render/siteModel";
+import { networkSubnet } from "../render/traefik";
 import { authKeyInput } from "../catalog/mesh";
-import type { ServicePart } from "../catalog/types";
+
 import { renderBackupSecrets, repositoryUrl } from "../render/backup";
 import { loginServer, meshIdentities } from "../render/headscale";
 import { logShippers } from "../render/monitoring";

@@ -1,12 +1,14 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { ServiceName } from "../catalog";
-import type { Route } from "../catalog/types";
 import { ConfigError, joinPath, type ConfigIssue } from "../config/errors";
-import { SITE_KEY, type BackupConfig, type MeshConfig, type Role } from "../config/schema";
+import { SITE_KEY } from "../config/schema";
 import { fileSource, type ConfigSource } from "../config/source";
+import type { Estate, EstateSite } from "../render/estate";
 import { flowSources } from "../render/policy";
-import { TAILNET_SERVICES, loadSite, meshHost, type SiteModel } from "./site";
+import type { SiteModel } from "../render/siteModel";
+import { backupTarget, estateSite, hostedRepositories, meshHost } from "./estateSite";
+import { TAILNET_SERVICES, loadSite } from "./site";
 
 /**
  * The estate: every site of the project, as the control plane needs to know it (what to scrape, probe and admit
@@ -14,108 +16,7 @@ import { TAILNET_SERVICES, loadSite, meshHost, type SiteModel } from "./site";
  * takes; the control plane derives the rest from names (MagicDNS), never from the other stacks' state.
  */
 
-/** A Prometheus endpoint of a container. */
-export interface MetricsEndpoint {
-  readonly service: string;
-  readonly container: string;
-  readonly port: number;
-  readonly path: string;
-  /**
-   * On no network the control plane's Prometheus shares (an egress node): scraped through the site's tailnet node,
-   * on the control plane too.
-   */
-  readonly throughNode: boolean;
-}
-
-/** One site, as the rest of the estate sees it. */
-export interface EstateSite {
-  readonly name: string;
-  /** Its stack file, for error messages. */
-  readonly file: string;
-  readonly role: Role;
-  readonly domain: string;
-  readonly controlPlane: string;
-  /** Its MagicDNS name on the tailnet: on its control plane's domain (model/site.ts meshHost). */
-  readonly meshHost: string;
-  /** Where peers reach it from the internet: the host's address, when the stack file says it. */
-  readonly address?: string;
-  readonly services: readonly string[];
-  /** Every container's name, sorted: what should be running there. */
-  readonly containers: readonly string[];
-  readonly routes: readonly Route[];
-  /** Sorted by port. */
-  readonly metrics: readonly MetricsEndpoint[];
-  readonly mesh: MeshConfig;
-  /** Its stack file's backup settings (the target it names, if any; the retention its repository applies). */
-  readonly backup: Pick<BackupConfig, "target" | "retention">;
-  /** The site that keeps its backup repository, once the estate is known (see backupTarget). */
-  readonly backupTarget?: string;
-}
-
-export interface Estate {
-  /** Sorted by name. */
-  readonly sites: readonly EstateSite[];
-}
-
 export const EMPTY_ESTATE: Estate = { sites: [] };
-
-/** What the rest of the estate needs to know of a site. */
-export function estateSite(model: SiteModel): EstateSite {
-  const metrics = model.services
-    .flatMap((s) =>
-      s.containers.flatMap((c) =>
-        c.metrics
-          ? [
-              {
-                service: s.name,
-                container: c.name,
-                port: c.metrics.port,
-                path: c.metrics.path,
-                throughNode: !c.networks.includes("metrics"),
-              },
-            ]
-          : [],
-      ),
-    )
-    .sort((a, b) => a.port - b.port);
-  return {
-    name: model.name,
-    file: model.file,
-    role: model.role,
-    domain: model.domain,
-    controlPlane: model.controlPlane,
-    meshHost: meshHost(model.estate, model, model.name),
-    ...(model.host.kind === "existing" ? { address: model.host.address } : {}),
-    services: model.services.map((s) => s.name),
-    containers: model.services.flatMap((s) => s.containers.map((c) => c.name)).sort(),
-    routes: model.routes,
-    metrics,
-    mesh: model.mesh,
-    backup: {
-      ...(model.backup.configuredTarget ? { target: model.backup.configuredTarget } : {}),
-      retention: model.backup.retention,
-    },
-    ...(model.backup.target ? { backupTarget: model.backup.target } : {}),
-  };
-}
-
-/**
- * The site that keeps a site's backup repository: the one its stack file names; else its control plane; for the
- * control plane, its first services site. None while that site is not in the estate (a site loaded alone).
- */
-export function backupTarget(
-  estate: Estate,
-  site: Pick<EstateSite, "name" | "role" | "controlPlane" | "backup">,
-): string | undefined {
-  const named = site.backup.target ?? (site.role === "control-plane" ? undefined : site.controlPlane);
-  if (named !== undefined) return estate.sites.some((s) => s.name === named) ? named : undefined;
-  return estate.sites.find((s) => s.controlPlane === site.name && s.name !== site.name)?.name;
-}
-
-/** The sites whose repositories `site` keeps, sorted by name. */
-export function hostedRepositories(estate: Estate, site: string): EstateSite[] {
-  return estate.sites.filter((s) => s.name !== site && backupTarget(estate, s) === site);
-}
 
 /** Loads every site, then checks what only the whole estate can show. Throws ConfigError naming every problem. */
 export function loadEstate(sources: readonly ConfigSource[]): Estate {
@@ -304,7 +205,6 @@ const names = (sites: readonly EstateSite[]) => sites.map((s) => `\`${s.name}\``
  */
 function checkRequired(estate: Estate): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
-  // Read here, not at load: model/site.ts and this module import each other.
   const NODE = TAILNET_SERVICES.node;
   const runs = (s: EstateSite, service: ServiceName) => s.services.includes(service);
   for (const s of estate.sites) {

@@ -1,8 +1,8 @@
 import { ConfigError, joinPath, type ConfigIssue } from "../config/errors";
 import { SEAL_KEY_KEY, SITE_KEY, X25519_KEY_B64 } from "../config/schema";
+import type { Estate } from "../render/estate";
 import { sealPublicKeyOf } from "../render/seal";
-import type { Estate } from "./estate";
-import type { SiteModel } from "./site";
+import type { SiteModel } from "../render/siteModel";
 
 /**
  * The checks of the sealing keys (render/seal.ts) that need more than one stack file's text: made before any

@@ -4,17 +4,11 @@ import {
   ROLE_SERVICES,
   SERVICE_NAMES,
   isServiceName,
-  type BackupDef,
-  type CatalogContext,
   type ContainerDef,
   type EnvValue,
-  type HealthcheckDef,
   type ImageRef,
-  type Route,
-  type SecretSource,
   type ServiceDef,
   type ServiceName,
-  type ServicePart,
 } from "../catalog";
 import { RESTIC_IMAGE, SQLITE_IMAGE } from "../catalog/backup";
 import { ConfigError, joinPath, type ConfigIssue } from "../config/errors";
@@ -26,61 +20,27 @@ import {
   sshdPort,
   siteName,
   siteSchema,
-  type BackupConfig,
   defaultBackupSchedules,
   type EnvOverride,
-  type HostConfig,
   DEFAULT_MONITORING,
-  type MeshConfig,
-  type MonitoringConfig,
   type Role,
   type ServiceOverride,
   type SiteConfig,
 } from "../config/schema";
 import type { ConfigSource } from "../config/source";
-import { tailnetDomain } from "../render/headscale";
 import { DOCKER_API_KEY } from "../render/dockerApi";
+import type { Estate, Route } from "../render/estate";
 import { egressConsumers, egressNetwork } from "../render/policy";
-import { ingressAddresses } from "../render/traefik";
-import { backupTarget, estateSite, hostedRepositories, type Estate } from "./estate";
-
-/** The plain, fully resolved description of one site: what render functions and components consume. */
-export interface SiteModel {
-  /** The stack file this came from, for error messages. */
-  readonly file: string;
-  readonly name: string;
-  readonly role: Role;
-  readonly domain: string;
-  readonly acmeEmail: string;
-  readonly timezone: string;
-  readonly protect: boolean;
-  /** Registry every image is pulled through, if any. */
-  readonly registry?: string;
-  /** The control-plane site (itself on the control plane). */
-  readonly controlPlane: string;
-  readonly host: HostConfig;
-  /** Sorted by name. */
-  readonly services: readonly ServiceModel[];
-  readonly routes: readonly Route[];
-  /** Docker networks to create: the site-wide ones and one per multi-container service. */
-  readonly networks: readonly string[];
-  readonly mesh: MeshConfig;
-  /** Control plane only: retention and alert receivers, defaults filled in. */
-  readonly monitoring?: MonitoringConfig;
-  /** The other sites, as far as this one needs them (empty when loaded alone). */
-  readonly estate: Estate;
-  readonly backup: SiteBackup;
-  /** The containers that hold the site's part of the tailnet: the stacks wire these, never names of their own. */
-  readonly tailnet: SiteTailnet;
-}
-
-/** Container names, from the catalog's own keys (TAILNET_SERVICES). */
-export interface SiteTailnet {
-  /** Headscale's container, where the site runs it: on every control plane (a stack file that removes it is refused). */
-  readonly headscale?: string;
-  /** The site's tailnet node, whose address the stack reports; none when the stack file removes it. */
-  readonly node?: string;
-}
+import type {
+  CatalogContext,
+  ContainerModel,
+  ResolvedEnv,
+  ServiceModel,
+  SiteBackup,
+  SiteModel,
+  SiteTailnet,
+} from "../render/siteModel";
+import { backupTarget, estateSite, hostedRepositories, meshHost } from "./estateSite";
 
 /**
  * The catalog entries the stacks wire to the tailnet, by their catalog keys: a renamed entry fails to compile here,
@@ -90,99 +50,6 @@ export const TAILNET_SERVICES = {
   headscale: "headscale",
   node: "tailscale",
 } as const satisfies Record<keyof SiteTailnet, ServiceName>;
-
-/** Where and when the site's volumes are backed up; the repositories it keeps for other sites. */
-export interface SiteBackup {
-  /** The site that keeps this site's repository; none in an estate of one site. */
-  readonly target?: string;
-  /** The target as the stack file names it, if it does (the estate resolves the default). */
-  readonly configuredTarget?: string;
-  /** Cron schedules, defaults filled in. */
-  readonly schedule: string;
-  readonly restoreTest: string;
-  readonly retention: BackupConfig["retention"];
-  /** The sites whose repositories this site keeps, with the retention each asks for. Sorted by name. */
-  readonly hosted: readonly { readonly site: string; readonly retention: BackupConfig["retention"] }[];
-  /** The job's images (through the site's registry, like the containers'). */
-  readonly images: { readonly restic: string; readonly sqlite: string };
-}
-
-/** A volume a container owns, and how it is backed up. */
-export interface VolumeModel {
-  readonly volume: string;
-  readonly path: string;
-  readonly backup: BackupDef;
-}
-
-export interface ServiceModel {
-  readonly name: ServiceName;
-  readonly description: string;
-  /** Where it sits in the site's resource tree. */
-  readonly part: ServicePart;
-  readonly generatedSecrets: readonly string[];
-  readonly containers: readonly ContainerModel[];
-}
-
-/** A resolved env value: plain text, a generated password, or a secret config key. */
-export type ResolvedEnv =
-  string | { readonly generated: string } | { readonly config: string } | { readonly input: string };
-
-/** Where a secret env value comes from, for reviewable output: its source, never its value. */
-export function describeSecret(v: Exclude<ResolvedEnv, string>): string {
-  if ("generated" in v) return `<generated password: ${v.generated}>`;
-  if ("config" in v) return `<secret config: ${v.config}>`;
-  return `<secret input: ${v.input}>`;
-}
-
-export interface PortModel {
-  readonly internal: number;
-  readonly external: number;
-  readonly protocol: "tcp" | "udp";
-  /** The host address it binds; "0.0.0.0" for all. */
-  readonly ip: string;
-}
-
-export interface ContainerModel {
-  readonly service: ServiceName;
-  /** The catalog key: `main`, `db` ... */
-  readonly key: string;
-  /** The Docker container name (unique on the host, stable: the resource name derives from it). */
-  readonly name: string;
-  /** `repository:tag` or `repository:tag@sha256:...`. */
-  readonly image: string;
-  readonly command?: readonly string[];
-  readonly entrypoint?: readonly string[];
-  readonly user?: string;
-  readonly env: Readonly<Record<string, ResolvedEnv>>;
-  readonly ports: readonly PortModel[];
-  /** Named volumes mounted: the ones it owns and the ones it shares. */
-  readonly mounts: readonly { readonly volume: string; readonly path: string }[];
-  /** The named volumes this container owns (created with it, retained on delete). */
-  readonly ownedVolumes: readonly string[];
-  /** The same volumes, with how each is backed up. */
-  readonly volumes: readonly VolumeModel[];
-  readonly binds: readonly { readonly hostPath: string; readonly path: string; readonly readOnly: boolean }[];
-  readonly files: Readonly<Record<string, string>>;
-  /** Files holding one secret each, by path. */
-  readonly secretFiles: Readonly<Record<string, SecretSource>>;
-  readonly networkMode?: "host";
-  readonly healthcheck?: Required<HealthcheckDef>;
-  readonly metrics?: { readonly port: number; readonly path: string };
-  readonly restart: "unless-stopped" | "always" | "on-failure";
-  readonly memoryMb: number;
-  readonly cpus: number;
-  readonly networks: readonly string[];
-  /** Fixed addresses, by network. */
-  readonly addresses: Readonly<Record<string, string>>;
-  readonly capabilities: readonly string[];
-  readonly devices: readonly string[];
-  /** Container names. */
-  readonly dependsOn: readonly string[];
-  readonly labels: Readonly<Record<string, string>>;
-}
-
-/** Log rotation for every container: a full disk is the commonest way a small server dies. */
-export const LOG_OPTS = { "max-size": "10m", "max-file": "3" } as const;
 
 /** Durations (`30s`, `5m`, `1h`, or Go's `1m30s`) in seconds. */
 export function seconds(duration: string): number {
@@ -199,30 +66,10 @@ export function goDuration(total: number): string {
   return h > 0 ? `${h}h${m}m${s}s` : m > 0 ? `${m}m${s}s` : `${s}s`;
 }
 
-/** Docker network names: prefixed so they never collide with what an operator made by hand. */
-export const networkName = (name: string) => `qcloud-${name}`;
-
 /** The label on every container and volume the program makes: the site it belongs to. */
 export const SITE_LABEL = "cloud.qui3tly.site";
-/** A network's fixed range, where it has one: `ingress` (render/traefik.ts ingressAddresses). */
-export function networkSubnet(
-  site: Pick<SiteModel, "mesh">,
-  name: string,
-): { readonly subnet: string; readonly gateway: string } | undefined {
-  if (name !== "ingress") return undefined;
-  return { subnet: site.mesh.ingressSubnet, gateway: ingressAddresses(site.mesh.ingressSubnet).gateway };
-}
 export const containerName = (service: string, key: string) =>
   key === "main" ? service : `${service}-${key}`;
-/**
- * The name `node` has on `site`'s tailnet (MagicDNS): `<node>.mesh.<the control plane's domain>`, as Headscale
- * names it (render/headscale.ts tailnetDomain), whatever the site's own domain.
- */
-export const meshHost = (
-  estate: Estate,
-  site: Pick<SiteModel, "controlPlane" | "domain">,
-  node: string,
-): string => `${node}.${tailnetDomain(estate, site)}`;
 
 const SITE = (...rest: PropertyKey[]) => joinPath([SITE_KEY, ...rest]);
 

@@ -1,7 +1,7 @@
-import type { Estate } from "../model/estate";
-import { networkName, type ContainerModel, type SiteModel } from "../model/site";
+import type { Estate } from "./estate";
 import { BACKUP_CONSUMER, REPOSITORY_PORT, egressNetwork, egressProxy } from "./policy";
 import { TEXTFILE_DIR } from "./rules";
+import { networkName, type ContainerModel, type SiteModel } from "./siteModel";
 
 /**
  * A site's backup job: one script on the host (`qcloud-backup`), run by the host's cron, that snapshots every

@@ -1,4 +1,5 @@
-import { LOG_OPTS, networkName, networkSubnet, type ResolvedEnv, type SiteModel } from "../model/site";
+import { LOG_OPTS, networkName, type ResolvedEnv, type SiteModel } from "./siteModel";
+import { networkSubnet } from "./traefik";
 import { toYaml } from "./yaml";
 
 /** The `${VAR}` a compose file reads a secret from: the value goes in the environment or `.env`, never the file. */

@@ -1,4 +1,4 @@
-import type { Estate } from "../model/estate";
+import type { Estate } from "./estate";
 import { logTenants } from "./monitoring";
 import { PROBE_JOB_PREFIX } from "./prometheus";
 import { TENANT_HEADER } from "./traefik";

@@ -1,5 +1,4 @@
-import type { CatalogContext } from "../catalog/types";
-import type { Estate, EstateSite } from "../model/estate";
+import type { Estate, EstateSite } from "./estate";
 import { logShippers } from "./monitoring";
 import {
   HTTPS_PORT,
@@ -11,6 +10,7 @@ import {
   nodeTags,
   renderPolicyFile,
 } from "./policy";
+import type { CatalogContext } from "./siteModel";
 import { LOGS_ENTRYPOINT_PORT, TAILNET_ENTRYPOINT_PORT, TAILNET_RANGES, ingressAddresses } from "./traefik";
 import { toYaml } from "./yaml";
 

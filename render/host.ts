@@ -1,7 +1,7 @@
 import { createHash, createPrivateKey, createPublicKey } from "node:crypto";
 import type { HostConfig } from "../config/schema";
 import { SITE_KEY } from "../config/schema";
-import type { PortModel } from "../model/site";
+import type { PortModel } from "./siteModel";
 
 /**
  * Makes sure Docker runs on a host, installing Debian's/Ubuntu's `docker.io` only when it is missing.

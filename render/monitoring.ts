@@ -1,8 +1,8 @@
-import type { CatalogContext } from "../catalog/types";
-import type { Estate } from "../model/estate";
 import { dockerApiHost } from "./dockerApi";
+import type { Estate } from "./estate";
 import { egressProxy } from "./policy";
 import { PROBE_MODULES } from "./prometheus";
+import type { CatalogContext } from "./siteModel";
 import { toYaml } from "./yaml";
 
 /** The monitoring stack's smaller config files: Loki, the blackbox exporter and every site's log shipper. */

@@ -1,4 +1,4 @@
-import type { Estate, EstateSite } from "../model/estate";
+import type { Estate, EstateSite } from "./estate";
 
 /**
  * The tailnet policy (Headscale's ACL file, Tailscale's syntax), rendered from the estate: default deny, one tag

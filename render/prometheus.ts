@@ -1,6 +1,6 @@
-import type { CatalogContext } from "../catalog/types";
-import type { Estate, EstateSite, MetricsEndpoint } from "../model/estate";
+import type { Estate, EstateSite, MetricsEndpoint } from "./estate";
 import { egressProxy } from "./policy";
+import type { CatalogContext } from "./siteModel";
 import { toYaml } from "./yaml";
 
 /**

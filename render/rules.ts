@@ -1,4 +1,4 @@
-import type { Estate } from "../model/estate";
+import type { Estate } from "./estate";
 import { probeJob } from "./prometheus";
 import { toYaml } from "./yaml";
 

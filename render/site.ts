@@ -1,7 +1,7 @@
-import { LOG_OPTS, describeSecret, type SiteModel } from "../model/site";
 import { BACKUP_CRON, BACKUP_SCRIPT, renderBackupCron, renderBackupScript } from "./backup";
 import { renderCompose } from "./compose";
 import { HOST_KEY_PLACEHOLDER, renderCloudInit } from "./host";
+import { LOG_OPTS, describeSecret, type SiteModel } from "./siteModel";
 import { WG_INTERFACE, renderWireguardConfig, tunnelSites } from "./wireguard";
 
 /** How a secret shows in reviewable output: its source, never its value. */

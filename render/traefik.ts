@@ -1,6 +1,7 @@
-import type { CatalogContext, Route } from "../catalog/types";
 import { ipv4Int } from "../config/schema";
 import { CROWDSEC_LOG_CONTAINER, dockerApiHost } from "./dockerApi";
+import type { Route } from "./estate";
+import type { CatalogContext, SiteModel } from "./siteModel";
 import { toYaml } from "./yaml";
 
 /** Tailscale's address ranges: `private` routes answer only these. */
@@ -37,6 +38,15 @@ export function ingressAddresses(subnet: string): {
   const base = ipv4Int(subnet.split("/")[0]!);
   const ip = (n: number) => [24, 16, 8, 0].map((shift) => Math.floor(n / 2 ** shift) % 256).join(".");
   return { gateway: ip(base + 1), node: ip(base + 2), traefik: ip(base + 3) };
+}
+
+/** A network's fixed range, where it has one: `ingress` (ingressAddresses). */
+export function networkSubnet(
+  site: Pick<SiteModel, "mesh">,
+  name: string,
+): { readonly subnet: string; readonly gateway: string } | undefined {
+  if (name !== "ingress") return undefined;
+  return { subnet: site.mesh.ingressSubnet, gateway: ingressAddresses(site.mesh.ingressSubnet).gateway };
 }
 
 export function renderTraefikStatic(

@@ -1,5 +1,5 @@
 import * as crypto from "node:crypto";
-import type { Estate, EstateSite } from "../model/estate";
+import type { Estate, EstateSite } from "./estate";
 
 /**
  * WireGuard site-to-site: every site with `mesh.wireguard` gets a tunnel to every other such site of its

@@ -5,7 +5,7 @@ import * as path from "node:path";
 import { ConfigError } from "../config/errors";
 import { PROJECT } from "../config/schema";
 import { loadProjectSite } from "../model/estate";
-import { SITE_LABEL, networkName, type SiteModel } from "../model/site";
+import { SITE_LABEL } from "../model/site";
 import {
   BACKUP_DIR,
   BACKUP_LOG,
@@ -14,6 +14,7 @@ import {
   renderBackupScript,
 } from "../render/backup";
 import { renderDockerBootstrap } from "../render/host";
+import { networkName, type SiteModel } from "../render/siteModel";
 import { ROOT, flag } from "./cli";
 import {
   forgetHost,

@@ -1,6 +1,6 @@
 import { backupCommandName } from "../components/backup/backups";
-import type { SiteModel } from "../model/site";
 import { backupPlan } from "../render/backup";
+import type { SiteModel } from "../render/siteModel";
 import { chooseSnapshot, type Snapshot } from "./snapshots";
 
 /** What `npm run dr` restores: each service's newest snapshot, databases first, or why it cannot. */

@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { Site, type SiteSecrets } from "../components";
 import { PROJECT } from "../config/schema";
-import type { SiteModel } from "../model/site";
+import type { SiteModel } from "../render/siteModel";
 
 /**
  * Builds one site's stack: its `Site`, which reads what its control plane exports through a `StackReference` to

@@ -9,8 +9,9 @@ import { recordResources, valueOf, type Recorded } from "./mocks";
 import { ConfigError } from "../config/errors";
 import { SITE_KEY } from "../config/schema";
 import { mapSource } from "../config/source";
-import { loadEstate, siteOf, type Estate } from "../model/estate";
+import { loadEstate, siteOf } from "../model/estate";
 import { loadSite } from "../model/site";
+import type { Estate } from "../render/estate";
 import { deploySite } from "../stacks/site";
 
 /** What only the whole estate shows: each refusal names the file and the field, with its exact message. */

@@ -3,8 +3,8 @@ import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import YAML from "yaml";
 import { SITE_KEY } from "../config/schema";
-import type { SiteModel } from "../model/site";
 import { sealKeyPair } from "../render/seal";
+import type { SiteModel } from "../render/siteModel";
 import type { Snapshot } from "../scripts/snapshots";
 
 /** A valid `services` site's stack config; `site` fields and `extra` keys override or add. */

@@ -8,8 +8,9 @@ import YAML from "yaml";
 import { TEST_SEAL_KEYS, committed, servicesSite, testSecrets } from "./fixtures";
 import { isSecretValue, recordResources, reveal, valueOf } from "./mocks";
 import { mapSource } from "../config/source";
-import { loadEstate, type Estate, type EstateSite } from "../model/estate";
+import { loadEstate } from "../model/estate";
 import { loadSite } from "../model/site";
+import type { Estate, EstateSite } from "../render/estate";
 import {
   meshIdentities,
   parsePreAuthKey,

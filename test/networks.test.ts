@@ -6,7 +6,7 @@
 import * as path from "node:path";
 import { NODE_EXPORTER_UID } from "../catalog/agents";
 import { loadProjectSite } from "../model/estate";
-import type { ContainerModel, SiteModel } from "../model/site";
+import type { ContainerModel, SiteModel } from "../render/siteModel";
 
 const ROOT = path.resolve(__dirname, "..");
 const SITES = { master: loadProjectSite(ROOT, "master"), lady: loadProjectSite(ROOT, "lady") };

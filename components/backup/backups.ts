@@ -1,8 +1,8 @@
 import * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import type { SiteModel } from "../../model/site";
 import { renderBackupInstall, renderBackupUninstall } from "../../render/backup";
+import type { SiteModel } from "../../render/siteModel";
 import { imageKey } from "../service";
 
 export interface BackupsArgs {

@@ -1,7 +1,7 @@
 import * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import type { ServiceModel } from "../../model/site";
+import type { ServiceModel } from "../../render/siteModel";
 import { renderTailnetAddressScript } from "../../render/headscale";
 import { deployServices, type SiteResources } from "../service";
 

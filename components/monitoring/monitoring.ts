@@ -1,6 +1,6 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import type { ServiceModel } from "../../model/site";
+import type { ServiceModel } from "../../render/siteModel";
 import { deployServices, type SiteResources } from "../service";
 import { LogKeys } from "./logKeys";
 

@@ -5,7 +5,7 @@ import { projectEstate, stackFilesIn } from "../model/estate";
 import { loadSite, type SiteModel } from "../model/site";
 import { backupPlan } from "../render/backup";
 import { logShippers } from "../render/monitoring";
-import { estateFlows, extraTag, roleTag, siteTag } from "../render/policy";
+import { estateFlows, extraTag, identityTag, roleTag, siteTag } from "../render/policy";
 import { RUNBOOKS_PATH, ruleFiles } from "../render/rules";
 import { MermaidIds, anchor, code, label, list, mermaid, table } from "./markdown";
 
@@ -157,21 +157,21 @@ function meshDiagram(sites: readonly SiteModel[]): string[] {
   const flows = estateFlows(estate);
   if (flows.some((f) => f.consumer === undefined)) lines.push(`  ${ids.id("admins")}((${label("admins")}))`);
   for (const s of stacked(sites)) {
-    lines.push(`  subgraph ${ids.id(`site ${s.name}`)}[${label(s.name)}]`, "    direction TB");
+    lines.push(`  subgraph ${ids.id(`site ${s.name}`)}[${label(s.name)}]`);
     if (s.tailnet.headscale)
-      lines.push(`    ${ids.id(`${s.name} headscale`)}[(${label("Headscale\ntailnet control")})]`);
-    if (s.tailnet.node)
-      lines.push(`    ${ids.id(`${s.name} node`)}[${label(`tailscale\n${siteTag(s.name)}`)}]`);
-    for (const c of [
-      ...new Set(flows.filter((f) => f.consumer?.site === s.name).map((f) => f.consumer!.service)),
-    ]) {
-      lines.push(
-        `    ${ids.id(`${s.name} egress ${c}`)}[${label(`egress node of ${c}\ntag:${s.name}-${c}`)}]`,
-      );
+      lines.push(`    ${node(ids.id(`${s.name} headscale`), "Headscale\ntailnet control", "store")}`);
+    if (s.tailnet.node) lines.push(`    ${node(ids.id(`${s.name} node`), `tailscale\n${siteTag(s.name)}`)}`);
+    const consumers = new Set(
+      flows.flatMap((f) => (f.consumer?.site === s.name ? [f.consumer.service] : [])),
+    );
+    for (const service of consumers) {
+      const tag = identityTag({ site: s.name, service });
+      lines.push(`    ${node(ids.id(`${s.name} egress ${service}`), `egress node of ${service}\n${tag}`)}`);
     }
     const w = s.mesh.wireguard;
-    if (w && runs(s, "wireguard"))
-      lines.push(`    ${ids.id(`${s.name} wg`)}[${label(`WireGuard\n${w.address}, udp/${w.port}`)}]`);
+    if (w && runs(s, "wireguard")) {
+      lines.push(`    ${node(ids.id(`${s.name} wg`), `WireGuard\n${w.address}, udp/${w.port}`)}`);
+    }
     lines.push("  end");
   }
   for (const s of sites) {

@@ -2,6 +2,7 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import YAML from "yaml";
 import { SEAL_KEY_KEY } from "../../config/schema";
 import { sealKeyPair } from "../../render/seal";
 import { sandboxSealKey, writeSandboxProject, type SandboxHost } from "./stackConfig";
@@ -184,6 +185,13 @@ export class SandboxProject {
         this.pulumi(["config", "set", "--secret", SEAL_KEY_KEY, "--stack", site], { input: sealKeys[site] });
       }
     }
+  }
+
+  /** Runs `program` (a checkout of this repository) from now on: this repository's by default. */
+  useProgram(program: string = REPO): void {
+    const file = path.join(this.dir, "project", "Pulumi.yaml");
+    const doc = YAML.parse(fs.readFileSync(file, "utf8")) as Record<string, unknown>;
+    fs.writeFileSync(file, YAML.stringify({ ...doc, main: path.relative(path.dirname(file), program) }));
   }
 
   pulumi(args: readonly string[], opts: { allowFail?: boolean; input?: string; echo?: boolean } = {}): Run {

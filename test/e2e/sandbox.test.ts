@@ -33,6 +33,30 @@ import {
  * unreachable host) before anything changes. The steps build on each other, in order.
  */
 
+/**
+ * The release before the resource tree had a `Site`, `Service`s, `Tailnet`, `MeshNode` and `Monitoring`
+ * (components/site.ts): step a. converges with its program, and step a1. proves this one adopts its stacks.
+ */
+const PREVIOUS_RELEASE = "eed12e9a08797f85590c576239d78e926994a277";
+
+/** A checkout of this repository at `commit`, sharing its node_modules: from its history, so a clone's. */
+function checkout(commit: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "qcloud-release-"));
+  // The clone may be another user's: git refuses it without this.
+  const archive = run(
+    "bash",
+    ["-c", `git -c safe.directory='*' -C '${REPO}' archive --format=tar ${commit} | tar -x -C '${dir}'`],
+    { allowFail: true },
+  );
+  if (archive.code !== 0 || !fs.existsSync(path.join(dir, "index.ts"))) {
+    throw new Error(
+      `the upgrade steps run the program of ${commit} from this repository's history, which this checkout lacks (a clone with its history is needed): ${archive.stderr}`,
+    );
+  }
+  fs.symlinkSync(path.join(REPO, "node_modules"), path.join(dir, "node_modules"));
+  return dir;
+}
+
 const timings: Record<string, number> = {};
 function timed<T>(what: string, f: () => T): T {
   const t0 = Date.now();
@@ -93,7 +117,9 @@ afterAll(() => {
 });
 
 describe("the sandbox estate under the real engine", () => {
-  test("a. up master, then lady: every container of the model runs, and is healthy where it has a healthcheck", () => {
+  test("a. up master, then lady, with the previous release's program: every container of the model runs, and is healthy where it has a healthcheck", () => {
+    const previous = checkout(PREVIOUS_RELEASE);
+    project.useProgram(previous);
     for (const site of ["master", "lady"]) {
       const r = timed(`up ${site}`, () => up(site));
       expect([site, r.code, r.code === 0 ? "" : r.stdout + r.stderr]).toEqual([site, 0, ""]);
@@ -104,6 +130,42 @@ describe("the sandbox estate under the real engine", () => {
         expect([c.name, running.get(c.name)]).toEqual([c.name, `running ${c.healthcheck ? "healthy" : "-"}`]);
       }
     }
+  });
+
+  test("a1. this program adopts the previous release's stacks: its preview creates, deletes and replaces nothing real; the new components are the only creates", () => {
+    project.useProgram();
+    for (const site of ["master", "lady"]) {
+      const r = timed(`upgrade preview ${site}`, () =>
+        project.pulumi(["preview", "--json", "--stack", site], { allowFail: true }),
+      );
+      expect([site, r.code, r.code === 0 ? "" : r.stdout + r.stderr]).toEqual([site, 0, ""]);
+      const steps = (JSON.parse(r.stdout) as { steps: { op: string; urn: string }[] }).steps.map((s) => ({
+        op: s.op,
+        type: s.urn.split("::")[2]!.split("$").pop()!,
+        name: s.urn.split("::").pop()!,
+      }));
+      const real = steps.filter((s) => !s.type.startsWith("qcloud:"));
+      // `read`: the stack reference to master, read on every run.
+      expect([site, real.filter((s) => s.op !== "same" && s.op !== "read")]).toEqual([site, []]);
+      const components = steps.filter((s) => s.type.startsWith("qcloud:") && s.op !== "same");
+      expect([site, [...new Set(components.map((s) => `${s.op} ${s.type}`))].sort()]).toEqual([
+        site,
+        [
+          "create qcloud:mesh:MeshNode",
+          ...(site === "master" ? ["create qcloud:mesh:Tailnet"] : []),
+          "create qcloud:monitoring:Monitoring",
+          "create qcloud:service:Service",
+        ],
+      ]);
+      const moved = timed(`upgrade up ${site}`, () => up(site));
+      expect([site, moved.code, moved.code === 0 ? "" : moved.stdout + moved.stderr]).toEqual([site, 0, ""]);
+    }
+    // The previous release's components are gone from the state: aliased, not left behind.
+    const types = JSON.parse(
+      project.pulumi(["stack", "export", "--stack", "lady"]).stdout,
+    ).deployment.resources.map((r: { type: string }) => r.type);
+    expect(types).not.toContain("qcloud:site:ServiceSet");
+    expect(types).toContain("qcloud:site:Site");
   });
 
   test("b. a second preview finds nothing to change", () => {

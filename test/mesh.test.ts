@@ -421,7 +421,10 @@ describe("a new site from its stack file alone", () => {
     ]);
     // Three tunnel key pairs: random bytes in state, the public halves derived and public; and the sealing secret.
     expect(
-      recorded.filter((r) => r.type === "random:index/randomBytes:RandomBytes").map((r) => r.name),
+      recorded
+        .filter((r) => r.type === "random:index/randomBytes:RandomBytes")
+        .map((r) => r.name)
+        .sort(),
     ).toEqual(["master-lady", "master-madam", "master-master", "master-seal"]);
     // A log push password per other site (protected like the backup passwords), and Traefik's users file of their
     // bcrypt hashes, a secret file.

@@ -1,6 +1,7 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
+import { inServiceSet } from "./aliases";
 import { SITE_LABEL, seconds } from "../model/site";
 import {
   LOG_OPTS,
@@ -32,18 +33,6 @@ export interface ServiceArgs extends SiteResources {
 
 /** Resource names may not hold `:` or `/`: image refs become `docker.io-library-redis-7.4.1-alpine`. */
 export const imageKey = (ref: string) => ref.replace(/[^A-Za-z0-9._-]+/g, "-");
-
-/** The type of the one component every site's containers, volumes and passwords lived in before `Service`. */
-const SERVICE_SET = "qcloud:site:ServiceSet";
-
-/**
- * Where a service's resources were registered before the tree had a `Service` per service: children of the site's
- * `ServiceSet` (now its `Site`), under the same names. Their alias: an existing stack upgrades with no replacement.
- */
-export const inServiceSet = (site: string): pulumi.Alias => ({ parent: pulumi.createUrn(site, SERVICE_SET) });
-
-/** The aliases of a `Site` that was a `ServiceSet`, and its former children that are its children still. */
-export const SITE_WAS_SERVICE_SET: pulumi.Alias = { type: SERVICE_SET };
 
 /**
  * One catalog service on a site: its generated secrets, its volumes (kept when it goes) and its containers, with

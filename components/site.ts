@@ -6,7 +6,6 @@ import { TAILNET_SERVICES } from "../model/site";
 import { networkName, type ServicePart, type ServiceModel, type SiteModel } from "../render/siteModel";
 import { networkSubnet } from "../render/traefik";
 import { authKeyInput } from "../catalog/mesh";
-
 import { renderBackupSecrets, repositoryUrl } from "../render/backup";
 import { loginServer, meshIdentities } from "../render/headscale";
 import { logShippers } from "../render/monitoring";
@@ -16,7 +15,8 @@ import { Host, type SshClientFiles } from "./host";
 import { MeshNode, Tailnet } from "./mesh";
 import { Monitoring } from "./monitoring";
 import { SealedBundles, openBundle, siteBundle, type SiteBundle } from "./sealedBundles";
-import { SITE_WAS_SERVICE_SET, deployServices, imageKey, type SiteResources } from "./service";
+import { WAS_ROOT, WAS_SERVICE_SET } from "./aliases";
+import { deployServices, imageKey, type SiteResources } from "./service";
 
 export interface SiteSecrets {
   /** The SSH private key, when set in config; otherwise the SSH agent is used. */
@@ -112,19 +112,15 @@ export class Site extends pulumi.ComponentResource {
   public readonly outputs: SiteOutputs;
 
   constructor(name: string, args: SiteArgs, opts?: pulumi.ComponentResourceOptions) {
-    super(
-      "qcloud:site:Site",
-      name,
-      {},
-      { ...opts, aliases: [...(opts?.aliases ?? []), SITE_WAS_SERVICE_SET] },
-    );
     const { model } = args;
     const isControlPlane = model.controlPlane === model.name;
-    // Before any resource: the control plane needs every site's public key, a site its own private key.
+    // Before any resource, this one included: the control plane needs every site's public key, a site its own
+    // private key.
     const recipients = isControlPlane ? sealRecipients(model.estate, model.name) : {};
     checkSealKey(model, args.sealKey, true);
+    super("qcloud:site:Site", name, {}, { ...opts, aliases: [...(opts?.aliases ?? []), WAS_SERVICE_SET] });
     /** The stack's own children before the tree had a `Site`. */
-    const wasRoot = { parent: this, aliases: [{ parent: pulumi.rootStackResource }] };
+    const wasRoot = { parent: this, aliases: [WAS_ROOT] };
 
     this.host = new Host(
       name,

@@ -3,6 +3,7 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import type { ServiceModel } from "../../render/siteModel";
 import { renderTailnetAddressScript } from "../../render/headscale";
+import { WAS_ROOT } from "../aliases";
 import { deployServices, type SiteResources } from "../service";
 
 export interface MeshNodeArgs {
@@ -27,6 +28,12 @@ export class MeshNode extends pulumi.ComponentResource {
     super("qcloud:mesh:MeshNode", name, {}, opts);
     this.containers = deployServices(this, args.services, args.resources);
     const node = args.node === undefined ? undefined : this.containers[args.node];
+    if (args.node !== undefined && !node) {
+      throw new pulumi.ResourceError(
+        `no tailnet node container \`${args.node}\` among the site's mesh services`,
+        this,
+      );
+    }
     this.address = node
       ? new command.remote.Command(
           `${name}-tailnet-address`,
@@ -37,7 +44,7 @@ export class MeshNode extends pulumi.ComponentResource {
             triggers: [node.id],
           },
           // The stack's own child before the tree had a `MeshNode`.
-          { parent: this, dependsOn: [node], aliases: [{ parent: pulumi.rootStackResource }] },
+          { parent: this, dependsOn: [node], aliases: [WAS_ROOT] },
         ).stdout.apply((s) => s.trim())
       : pulumi.output("");
     this.registerOutputs({ address: this.address });

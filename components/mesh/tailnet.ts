@@ -3,6 +3,7 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import type { ServiceModel } from "../../render/siteModel";
 import type { MeshIdentity } from "../../render/headscale";
+import { WAS_ROOT } from "../aliases";
 import { deployServices, type SiteResources } from "../service";
 import { Headscale } from "./headscale";
 import { WireguardKeys } from "./wireguardKeys";
@@ -38,7 +39,7 @@ export class Tailnet extends pulumi.ComponentResource {
 
   constructor(name: string, args: TailnetArgs, opts?: pulumi.ComponentResourceOptions) {
     super("qcloud:mesh:Tailnet", name, {}, opts);
-    const was = { parent: this, aliases: [{ parent: pulumi.rootStackResource }] };
+    const was = { parent: this, aliases: [WAS_ROOT] };
     const wireguard = new WireguardKeys(name, { sites: args.tunnels }, was);
     this.containers = deployServices(this, args.services, args.resources);
     const container = this.containers[args.headscale];

@@ -1,6 +1,7 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import type { ServiceModel } from "../../render/siteModel";
+import { WAS_ROOT } from "../aliases";
 import { deployServices, type SiteResources } from "../service";
 import { LogKeys } from "./logKeys";
 
@@ -33,7 +34,7 @@ export class Monitoring extends pulumi.ComponentResource {
         name,
         { sites: args.logShippers, protect: args.resources.site.protect },
         // The stack's own child before the tree had a `Monitoring`.
-        { parent: this, aliases: [{ parent: pulumi.rootStackResource }] },
+        { parent: this, aliases: [WAS_ROOT] },
       );
     }
     this.containers = deployServices(this, args.services, args.resources);

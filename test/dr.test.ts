@@ -154,12 +154,12 @@ describe("reconcile: the state forgets what the lost server held, and nothing el
             },
           },
         ),
-        r("qcloud:backup:Backups$command:remote:Command", "lady-backup", {
+        r("qcloud:site:Site$qcloud:backup:Backups$command:remote:Command", "lady-backup", {
           dependencies: [
             urn("qcloud:site:Site$qcloud:service:Service$docker:index/container:Container", "lady-nextcloud"),
           ],
         }),
-        r("command:remote:Command", "lady-tailnet-address", {
+        r("qcloud:site:Site$qcloud:mesh:MeshNode$command:remote:Command", "lady-tailnet-address", {
           dependencies: [
             urn("qcloud:site:Site$qcloud:service:Service$docker:index/container:Container", "lady-nextcloud"),
           ],

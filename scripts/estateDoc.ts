@@ -3,7 +3,8 @@ import { CATALOG, SERVICE_NAMES } from "../catalog";
 import { fileSource } from "../config/source";
 import { projectEstate, stackFilesIn } from "../model/estate";
 import { loadSite } from "../model/site";
-import type { SiteModel } from "../render/siteModel";
+import type { Estate, EstateSite } from "../render/estate";
+import type { BackupDef, SiteModel } from "../render/siteModel";
 import { backupPlan } from "../render/backup";
 import { logShippers } from "../render/monitoring";
 import { estateFlows, extraTag, identityTag, roleTag, siteTag } from "../render/policy";
@@ -18,12 +19,6 @@ import { MermaidIds, anchor, code, label, list, mermaid, table } from "./markdow
 
 /** Where the document is, in the repository. */
 export const ESTATE_DOC = "docs/estate.md";
-
-// Shapes of the model, taken from SiteModel itself: where the plain types live may change.
-type Estate = SiteModel["estate"];
-type EstateSite = Estate["sites"][number];
-type Container = SiteModel["services"][number]["containers"][number];
-type Backup = Container["volumes"][number]["backup"];
 
 /** Every site of a project directory, each resolved within the whole estate; control planes first, then by name. */
 export function estateModels(dir: string): SiteModel[] {
@@ -478,7 +473,7 @@ function portsTable(s: SiteModel): string {
   return table(["host port", "container", "container port", "bound to"], rows);
 }
 
-function backupText(b: Backup): string {
+function backupText(b: BackupDef): string {
   switch (b.method) {
     case "files":
       return "files: a restic snapshot, taken while the service runs";
@@ -524,7 +519,10 @@ export const ALERT_SCOPES: Readonly<Record<string, (s: SiteModel) => string | un
       ? `the certificates of ${new Set(s.routes.map((r) => r.host)).size} routed hosts`
       : undefined,
   MeshNodeOffline: (s) => {
-    const nodes = s.services.find((v) => v.name === "tailscale")?.containers.map((c) => code(c.name)) ?? [];
+    const nodes =
+      s.services
+        .find((v) => v.containers.some((c) => c.name === s.tailnet.node))
+        ?.containers.map((c) => code(c.name)) ?? [];
     return nodes.length > 0 ? `its tailnet nodes: ${list(nodes)}` : undefined;
   },
   BackupTooOld: (s) => keptServices(s),
@@ -533,10 +531,10 @@ export const ALERT_SCOPES: Readonly<Record<string, (s: SiteModel) => string | un
     s.backup.target ? `its repository on ${code(s.backup.target)}` : undefined,
   BackupMetricAbsent: (s) =>
     s.backup.target && runs(s, "node-exporter") ? "its backup job's gauges" : undefined,
-  BackupCheckFailed: (s) => hostedRepositories(s),
-  BackupCheckTooOld: (s) => hostedRepositories(s),
+  BackupCheckFailed: (s) => keptRepositories(s),
+  BackupCheckTooOld: (s) => keptRepositories(s),
   BackupRepositoryDiskLow: (s) =>
-    hostedRepositories(s) === undefined ? undefined : "the disk under the repositories it keeps",
+    keptRepositories(s) === undefined ? undefined : "the disk under the repositories it keeps",
   RestoreTestFailed: (s) => keptServices(s),
   RestoreTestTooOld: (s) => keptServices(s),
   // No job writes the sync gauges yet (docs/metrics.md): the model has no sync task.
@@ -548,7 +546,7 @@ function keptServices(s: SiteModel): string | undefined {
   return s.backup.target && n > 0 ? `the backup of each of its ${n} services with kept volumes` : undefined;
 }
 
-function hostedRepositories(s: SiteModel): string | undefined {
+function keptRepositories(s: SiteModel): string | undefined {
   return s.backup.hosted.length > 0 && runs(s, "backup-repository")
     ? `the repositories it keeps for ${list(s.backup.hosted.map((h) => code(h.site)))}`
     : undefined;

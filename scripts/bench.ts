@@ -56,7 +56,8 @@ function synthetic(site: string, n: number): SiteModel {
       ],
     };
   });
-  return { ...lady(), name: site, services, routes: [], networks: ["edge", "metrics"] };
+  // No tailnet node among them: the model says so (a MeshNode refuses a node it does not run).
+  return { ...lady(), name: site, services, routes: [], networks: ["edge", "metrics"], tailnet: {} };
 }
 
 const SCENARIOS: Record<string, () => SiteModel[]> = {

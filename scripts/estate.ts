@@ -1,0 +1,173 @@
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { ConfigError } from "../config/errors";
+import { projectEstate } from "../model/estate";
+import { ROOT, flag } from "./cli";
+import { runEstate, type EstateCommand, type Progress } from "./estateRun";
+import { reviewMarkdown, table, type SiteReport } from "./review";
+
+/**
+ * `npm run estate -- preview|up|drift [--sites a,b] [--parallel N] [--json out.json] [--markdown out.md]`
+ *
+ * Every site's stack, in order (control planes first, then the others `--parallel` at a time), through the
+ * Automation API, with a live line per site and one table at the end. The project is the repository's
+ * (`--project DIR` or QCLOUD_PROJECT_DIR for another, such as the sandbox's); the backend, passphrase and SSH
+ * come from the environment as for `pulumi` itself.
+ *
+ * Exit codes: 0 done, nothing to change (preview) or no drift (drift); 1 a site failed, a policy refused, or bad
+ * input; 2 preview found changes; 3 drift found.
+ */
+
+export const EXIT = { ok: 0, failed: 1, changes: 2, drift: 3 } as const;
+
+const COMMANDS: readonly EstateCommand[] = ["preview", "up", "drift"];
+
+function usage(message: string): never {
+  console.error(`estate: ${message}`);
+  console.error(
+    "usage: npm run estate -- preview|up|drift [--sites a,b] [--parallel N] [--json out.json] [--markdown out.md] [--project DIR]",
+  );
+  process.exit(EXIT.failed);
+}
+
+/** A line per site: redrawn in place on a terminal, printed on each start and finish (and every 30 s) elsewhere. */
+function progress(command: EstateCommand): Progress {
+  const tty = process.stderr.isTTY;
+  const lines = new Map<string, { t0: number; steps: number; last: string; done?: string }>();
+  let drawn = 0;
+  let lastDraw = 0;
+  const draw = (force = false) => {
+    if (!tty || (!force && Date.now() - lastDraw < 200)) return;
+    lastDraw = Date.now();
+    const text = [...lines].map(([site, l]) => {
+      const s = ((Date.now() - l.t0) / 1000).toFixed(0);
+      return `${site.padEnd(10)} ${l.done ?? `${command} ${s}s, ${l.steps} steps: ${l.last}`}`.slice(
+        0,
+        process.stderr.columns - 1,
+      );
+    });
+    process.stderr.write(`${drawn ? `\x1b[${drawn}A` : ""}${text.map((t) => `\x1b[2K${t}\n`).join("")}`);
+    drawn = text.length;
+  };
+  const timer = tty
+    ? undefined
+    : setInterval(() => {
+        for (const [site, l] of lines) {
+          if (!l.done)
+            console.error(
+              `${site}: ${command} running ${((Date.now() - l.t0) / 1000).toFixed(0)}s, ${l.steps} steps`,
+            );
+        }
+      }, 30_000);
+  timer?.unref();
+  return {
+    start(site) {
+      lines.set(site, { t0: Date.now(), steps: 0, last: "starting" });
+      if (!tty) console.error(`${site}: ${command} started`);
+      draw(true);
+    },
+    event(site, what) {
+      const l = lines.get(site)!;
+      l.steps++;
+      l.last = what;
+      draw();
+    },
+    finish(r) {
+      const l = lines.get(r.site) ?? { t0: Date.now(), steps: 0, last: "" };
+      l.done = `${r.result} in ${(r.durationMs / 1000).toFixed(1)}s${r.error && r.result === "skipped" ? ` (${r.error})` : ""}`;
+      lines.set(r.site, l);
+      if (!tty) console.error(`${r.site}: ${l.done}`);
+      draw(true);
+    },
+  };
+}
+
+function printTable(reports: readonly SiteReport[]): void {
+  const rows = table(reports);
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  for (const r of rows)
+    console.log(r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  "));
+  for (const r of reports.filter((x) => x.error)) {
+    console.log(`\n${r.site}: ${r.result}\n${r.error}`);
+  }
+}
+
+export function exitCode(command: EstateCommand, reports: readonly SiteReport[]): number {
+  if (reports.some((r) => r.result === "failed" || r.result === "skipped")) return EXIT.failed;
+  if (reports.some((r) => r.result === "drift")) return EXIT.drift;
+  if (command === "preview" && reports.some((r) => r.result === "changes")) return EXIT.changes;
+  return EXIT.ok;
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  const command = argv[0] as EstateCommand;
+  if (!COMMANDS.includes(command))
+    usage(`expected a command (${COMMANDS.join(", ")}), got ${argv[0] ?? "none"}`);
+  const projectDir = path.resolve(flag(argv, "project") ?? process.env.QCLOUD_PROJECT_DIR ?? ROOT);
+  if (!fs.existsSync(path.join(projectDir, "Pulumi.yaml")))
+    usage(`--project: no Pulumi.yaml in ${projectDir}`);
+  const parallel = Number(flag(argv, "parallel") ?? 4);
+  if (!Number.isInteger(parallel) || parallel < 1) usage("--parallel: expected a whole number of 1 or more");
+  const sites = (flag(argv, "sites") ?? "").split(",").filter(Boolean);
+  const json = flag(argv, "json");
+  const markdown = flag(argv, "markdown");
+
+  // Every stack file is read and checked before any stack runs: bad input touches nothing.
+  let estate;
+  try {
+    estate = projectEstate(projectDir);
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    console.error(`FAIL ${e.message.split("\n").join("\nFAIL ")}`);
+    return EXIT.failed;
+  }
+  let reports: SiteReport[];
+  try {
+    reports = await runEstate({
+      command,
+      projectDir,
+      estate,
+      sites,
+      parallel,
+      policy: () => ({ packs: [], configs: [] }),
+      keepDiff: markdown !== undefined,
+      progress: progress(command),
+    });
+  } catch (e) {
+    usage(e instanceof Error ? e.message : String(e));
+  }
+  printTable(reports);
+  if (json) {
+    const doc = {
+      command,
+      sites: reports.map((r) => ({
+        site: r.site,
+        result: r.result,
+        counts: r.counts,
+        durationMs: r.durationMs,
+        resources: r.changes.map((c) => ({
+          urn: c.urn,
+          type: c.type,
+          name: c.urn.slice(c.urn.lastIndexOf("::") + 2),
+          op: c.op,
+        })),
+        policy: r.policy,
+        ...(r.error ? { error: r.error } : {}),
+      })),
+    };
+    fs.writeFileSync(json, `${JSON.stringify(doc, null, 2)}\n`);
+  }
+  if (markdown) {
+    const title = command === "drift" ? "Estate drift" : "Estate preview";
+    fs.writeFileSync(markdown, reviewMarkdown(title, reports));
+  }
+  return exitCode(command, reports);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    console.error(e instanceof Error ? e.stack : e);
+    process.exit(EXIT.failed);
+  },
+);

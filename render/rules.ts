@@ -7,12 +7,6 @@ import { toYaml } from "./yaml";
  * with a case where it fires and one where it stays silent, so the rules and their tests cannot drift apart.
  */
 
-/**
- * The host directory node-exporter's textfile collector reads: backup and sync jobs write their `*.prom` files
- * there (the contract: docs/metrics.md).
- */
-export const TEXTFILE_DIR = "/var/lib/qcloud/metrics";
-
 /** Where the runbooks are when the stack file names no URL: a path in this repository. */
 export const RUNBOOKS_PATH = "docs/runbooks.md";
 

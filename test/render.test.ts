@@ -217,8 +217,13 @@ describe("npm run render", () => {
       },
     );
     // Every container's config files (each Docker API proxy: its script and rules), the tunnel, the compose file,
-    // site.json and the backup job (script, cron).
-    expect(stdout.trim()).toBe(`29 files in ${path.relative(ROOT, out)}`);
+    // site.json and the backup job (script, cron). Prometheus' rules are three files: qcloud, drift, containers.
+    expect(stdout.trim()).toBe(`30 files in ${path.relative(ROOT, out)}`);
+    expect(fs.readdirSync(path.join(out, "files/prometheus/etc/prometheus/rules")).sort()).toEqual([
+      "containers.yml",
+      "drift.yml",
+      "qcloud.yml",
+    ]);
     expect(fs.readFileSync(path.join(out, "files/headscale/etc/headscale/config.yaml"), "utf8")).toContain(
       "server_url: https://headscale.qui3tly.cloud",
     );

@@ -1,5 +1,5 @@
 import { LOKI_PASSWORD_FILE, logShippers, renderPromtailConfig } from "../render/monitoring";
-import { TEXTFILE_DIR } from "../render/rules";
+import { TEXTFILE_DIR } from "../render/textfile";
 import {
   LOGS_USERS_FILE,
   ingressAddresses,

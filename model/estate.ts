@@ -59,6 +59,28 @@ export function stackFilesIn(dir: string): string[] {
     .map((f) => path.join(dir, f));
 }
 
+/**
+ * The stack files that `files` are checked within: every stack file of their directory, and each named file that
+ * is not among them (a new site's file being written, whatever its name), as absolute paths. A directory is one
+ * estate: files from two directories are refused, naming both.
+ */
+export function estateFilesFor(files: readonly string[]): string[] {
+  const named = [...new Set(files.map((f) => path.resolve(f)))];
+  const dirs = [...new Set(named.map((f) => path.dirname(f)))];
+  if (dirs.length > 1) {
+    const [a, b] = dirs.map((d) => named.find((f) => path.dirname(f) === d)!);
+    throw new ConfigError([
+      {
+        file: path.basename(b!),
+        path: "(file)",
+        message: `expected the stack files of one estate, in one directory: this one is in ${path.dirname(b!)}, ${path.basename(a!)} in ${path.dirname(a!)}; check one directory at a time`,
+      },
+    ]);
+  }
+  const inDir = dirs.length === 1 ? stackFilesIn(dirs[0]!) : [];
+  return [...inDir, ...named.filter((f) => !inDir.includes(f))];
+}
+
 /** The estate of the stack files in a directory (the project's). */
 export function projectEstate(dir: string): Estate {
   return loadEstate(stackFilesIn(dir).map(fileSource));

@@ -1,6 +1,6 @@
 import type { Estate } from "./estate";
 import { BACKUP_CONSUMER, REPOSITORY_PORT, egressNetwork, egressProxy } from "./policy";
-import { TEXTFILE_DIR } from "./rules";
+import { TEXTFILE_DIR } from "./textfile";
 import { networkName, type ContainerModel, type SiteModel } from "./siteModel";
 
 /**

@@ -7,12 +7,6 @@ import { toYaml } from "./yaml";
  * with a case where it fires and one where it stays silent, so the rules and their tests cannot drift apart.
  */
 
-/**
- * The host directory node-exporter's textfile collector reads: backup and sync jobs write their `*.prom` files
- * there (the contract: docs/metrics.md).
- */
-export const TEXTFILE_DIR = "/var/lib/qcloud/metrics";
-
 /** Where the runbooks are when the stack file names no URL: a path in this repository. */
 export const RUNBOOKS_PATH = "docs/runbooks.md";
 
@@ -102,12 +96,16 @@ const MASTER_NODE = {
 };
 
 /**
- * The rules files by name (under Prometheus' rules dir): the fixed alerts, and ContainerDown, one rule per site
- * from the model. Apart, because promtool evaluates every rule of a file in each case: the long per-site rules
- * would slow every other alert's cases tenfold.
+ * The rules files by name (under Prometheus' rules dir): the fixed alerts, the drift check's, and ContainerDown,
+ * one rule per site from the model. Apart, because promtool evaluates every rule of a file in each case: the long
+ * per-site rules would slow every other alert's cases tenfold, and the drift cases span a day.
  */
 export function ruleFiles(estate: Estate, interval = "30s"): Record<string, AlertDef[]> {
-  return { "qcloud.yml": alertDefs(interval), "containers.yml": containerDefs(estate) };
+  return {
+    "qcloud.yml": alertDefs(interval),
+    "drift.yml": driftDefs(),
+    "containers.yml": containerDefs(estate),
+  };
 }
 
 /** How many failed scrapes in a row make a site down. */
@@ -115,6 +113,12 @@ const SITE_DOWN_SCRAPES = 6;
 
 /** How old a weekly job's last success may be: two weekly periods, plus a day's slack for a late or slow run. */
 const WEEKLY_MAX_AGE_DAYS = 15;
+
+/**
+ * How old the last completed drift check may be: the scheduled check runs every 6 hours, so four runs missed or
+ * failed in a row, plus an hour for GitHub's late starts of scheduled workflows and the check's own minutes.
+ */
+const DRIFT_MAX_AGE_HOURS = 4 * 6 + 1;
 
 /** The alerts that do not depend on the estate's shape; `interval` is the scrape interval (`30s`). */
 function alertDefs(interval: string): AlertDef[] {
@@ -563,6 +567,97 @@ function alertDefs(interval: string): AlertDef[] {
             [sel("qcloud_sync_interval_seconds", { site: "lady", peer: "master", task: "files" })]: "600x40",
           },
           at: "30m",
+        },
+      },
+    ),
+  ];
+}
+
+/** The drift check's alerts (docs/metrics.md, `drift.prom`). */
+function driftDefs(): AlertDef[] {
+  const LADY_AT = { site: "lady" };
+  const MASTER_AT = { site: "master" };
+  const exporter = (site: Labels) => sel("up", { ...site, service: "node-exporter" });
+  const stale = DRIFT_MAX_AGE_HOURS * 3600;
+  return [
+    alert(
+      {
+        alert: "DriftDetected",
+        expr: "qcloud_drift_resources > 0",
+        // The check has finished: waiting changes nothing; the next check that finds none resolves it.
+        for: "0m",
+        severity: "warning",
+        summary: "Site {{ $labels.site }} differs from its code",
+        description:
+          "The latest completed drift check of site {{ $labels.site }} (a refresh, then a preview) found resources whose servers differ from the code (qcloud_drift_resources says how many): changed or removed by hand, or code not deployed yet.",
+      },
+      {
+        fires: {
+          series: {
+            [sel("qcloud_drift_resources", LADY_AT)]: "0x10 2x10",
+            [sel("qcloud_drift_resources", MASTER_AT)]: "0x20",
+          },
+          at: "15m",
+          fires: [LADY_AT],
+        },
+        // Repaired (`up`): the next check finds none.
+        silent: { series: { [sel("qcloud_drift_resources", LADY_AT)]: "2x10 0x10" }, at: "15m" },
+      },
+    ),
+    alert(
+      {
+        alert: "DriftCheckStale",
+        expr: `time() - qcloud_drift_last_check_timestamp_seconds > ${DRIFT_MAX_AGE_HOURS} * 3600`,
+        for: "5m",
+        severity: "warning",
+        summary: `Site {{ $labels.site }} has had no completed drift check for ${DRIFT_MAX_AGE_HOURS} hours`,
+        description: `The last completed drift check of site {{ $labels.site }} is more than ${DRIFT_MAX_AGE_HOURS} hours ago: the scheduled check (every 6 hours) has not run, or fails (qcloud_drift_last_check_success is 0); drift there would go unseen.`,
+      },
+      {
+        fires: {
+          series: {
+            // An hour past the limit when the test's clock starts.
+            [sel("qcloud_drift_last_check_timestamp_seconds", LADY_AT)]: `-${stale + 3600}x20`,
+            // Checked every minute: quiet.
+            [sel("qcloud_drift_last_check_timestamp_seconds", MASTER_AT)]: "0+60x20",
+          },
+          at: "15m",
+          fires: [LADY_AT],
+        },
+        silent: {
+          // 24 hours old: the fourth run since is due, and may start late.
+          series: { [sel("qcloud_drift_last_check_timestamp_seconds", LADY_AT)]: "-86400x20" },
+          at: "15m",
+        },
+      },
+    ),
+    alert(
+      {
+        alert: "DriftMetricAbsent",
+        expr: 'max by (site) (up{service="node-exporter"} == 1) unless on (site) qcloud_drift_last_check_timestamp_seconds',
+        // A new site's first check comes within 6 hours; past the stale alert's limit it never came.
+        for: `${DRIFT_MAX_AGE_HOURS}h`,
+        severity: "warning",
+        summary: "Site {{ $labels.site }} reports no drift check",
+        description: `Site {{ $labels.site }}'s node-exporter has answered for ${DRIFT_MAX_AGE_HOURS} hours, but no drift check has written qcloud_drift_last_check_timestamp_seconds there: the scheduled check does not cover the site, or cannot reach its host.`,
+      },
+      {
+        fires: {
+          series: {
+            [exporter(LADY_AT)]: `1x${(DRIFT_MAX_AGE_HOURS + 1) * 60}`,
+            [exporter(MASTER_AT)]: `1x${(DRIFT_MAX_AGE_HOURS + 1) * 60}`,
+            [sel("qcloud_drift_last_check_timestamp_seconds", MASTER_AT)]:
+              `0x${(DRIFT_MAX_AGE_HOURS + 1) * 60}`,
+          },
+          at: `${DRIFT_MAX_AGE_HOURS}h30m`,
+          fires: [LADY_AT],
+        },
+        silent: {
+          series: {
+            // Up long enough, but its first check has not come yet: a new site.
+            [exporter(LADY_AT)]: `0x${(DRIFT_MAX_AGE_HOURS - 6) * 60} 1x${7 * 60}`,
+          },
+          at: `${DRIFT_MAX_AGE_HOURS}h30m`,
         },
       },
     ),

@@ -539,6 +539,12 @@ export const ALERT_SCOPES: Readonly<Record<string, (s: SiteModel) => string | un
   RestoreTestTooOld: (s) => keptServices(s),
   // No job writes the sync gauges yet (docs/metrics.md): the model has no sync task.
   CrossSiteSyncStale: () => undefined,
+  // `npm run estate -- drift` checks every site, and writes its gauges where the site's node-exporter serves them.
+  DriftDetected: (s) =>
+    runs(s, "node-exporter") ? "every resource of its stack against the code" : undefined,
+  DriftCheckStale: (s) =>
+    runs(s, "node-exporter") ? "the time of its last completed drift check" : undefined,
+  DriftMetricAbsent: (s) => (runs(s, "node-exporter") ? "the drift check's gauges" : undefined),
 };
 
 function keptServices(s: SiteModel): string | undefined {

@@ -115,7 +115,8 @@ describe.each(ESTATES)("%s: the control plane's monitoring files", (_name, rende
 
   test("promtool check config (and the rules files it loads)", () => {
     expect(run(`${bin}/promtool`, ["check", "config", "prometheus.yml"], promDir())).toContain(
-      "SUCCESS: 2 rule files found",
+      // Every file of ruleFiles, loaded by prometheus.yml's rule_files.
+      `SUCCESS: ${Object.keys(ruleFiles({ sites: [] })).length} rule files found`,
     );
   });
 

@@ -4,13 +4,14 @@ import * as os from "node:os";
 import * as path from "node:path";
 import YAML from "yaml";
 import { fileSource, mapSource } from "../config/source";
-import { servicesSite } from "./fixtures";
+import { TEST_SEAL_KEYS, servicesSite } from "./fixtures";
 import { loadProjectSite, projectEstate } from "../model/estate";
 import { loadSite } from "../model/site";
 import { egressNode, estateFlows } from "../render/policy";
 import { renderSiteFiles } from "../render/site";
 import { renderTraefikDynamic } from "../render/traefik";
 import { GENERATED } from "../render/yaml";
+import { checkStackFiles } from "../scripts/stackCheck";
 
 const ROOT = path.resolve(__dirname, "..");
 const site = (stack: string) => loadSite(fileSource(path.join(ROOT, `Pulumi.${stack}.yaml`)));
@@ -216,8 +217,13 @@ describe("npm run render", () => {
       },
     );
     // Every container's config files (each Docker API proxy: its script and rules), the tunnel, the compose file,
-    // site.json and the backup job (script, cron).
-    expect(stdout.trim()).toBe(`29 files in ${path.relative(ROOT, out)}`);
+    // site.json and the backup job (script, cron). Prometheus' rules are three files: qcloud, drift, containers.
+    expect(stdout.trim()).toBe(`30 files in ${path.relative(ROOT, out)}`);
+    expect(fs.readdirSync(path.join(out, "files/prometheus/etc/prometheus/rules")).sort()).toEqual([
+      "containers.yml",
+      "drift.yml",
+      "qcloud.yml",
+    ]);
     expect(fs.readFileSync(path.join(out, "files/headscale/etc/headscale/config.yaml"), "utf8")).toContain(
       "server_url: https://headscale.qui3tly.cloud",
     );
@@ -273,6 +279,106 @@ describe("npm run check", () => {
       "FAIL Pulumi.madam.yaml: `qui3tly-cloud:site.host.port`: expected a port 1-65535\n" +
         "FAIL Pulumi.madam.yaml: `qui3tly-cloud:site.services.nextcloud.resources.memory`: expected a size such as `512m` or `2g`\n",
     );
+  });
+});
+
+describe("npm run check -- <file>: a named file is checked within the estate of its directory", () => {
+  /** A directory with the committed stack files and `extra` ones (name -> config map). */
+  function project(extra: Record<string, Record<string, unknown>>): string {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "check-estate-"));
+    for (const f of ["Pulumi.yaml", "Pulumi.master.yaml", "Pulumi.lady.yaml"])
+      fs.copyFileSync(path.join(ROOT, f), path.join(dir, f));
+    for (const [name, config] of Object.entries(extra))
+      fs.writeFileSync(path.join(dir, `Pulumi.${name}.yaml`), YAML.stringify({ config }));
+    return dir;
+  }
+  const madam = (site: Record<string, unknown>) =>
+    servicesSite({ host: { kind: "existing", address: "madam.qui3tly.cloud" }, ...site });
+  const dirs: string[] = [];
+  afterAll(() => dirs.forEach((d) => fs.rmSync(d, { recursive: true })));
+
+  test("`npm run check -- Pulumi.lady.yaml` passes, printing lady alone (it failed: no `Pulumi.master.yaml`)", () => {
+    const r = spawnSync("npx", ["ts-node", "--transpile-only", "scripts/check.ts", "Pulumi.lady.yaml"], {
+      cwd: ROOT,
+      encoding: "utf8",
+    });
+    expect([r.status, r.stdout]).toEqual([
+      0,
+      "ok   Pulumi.lady.yaml: services, 11 services, 31 containers\n",
+    ]);
+    expect(r.stderr).toMatch(/^WARN Pulumi\.lady\.yaml: `qui3tly-cloud:site\.host\.hostKey` is not set/);
+    expect(r.stderr).not.toContain("master");
+  });
+
+  test("what the README shows for a broken Pulumi.madam.yaml next to master and lady is what it prints", () => {
+    const readme = fs.readFileSync(path.join(ROOT, "README.md"), "utf8");
+    const shown = /^\$ npm run check -- Pulumi\.madam\.yaml\n((?:FAIL .*\n)+)```$/m.exec(readme)?.[1];
+    const dir = project({
+      madam: madam({
+        host: { kind: "existing", address: "madam.qui3tly.cloud", port: 0 },
+        services: { nextcloud: { resources: { memory: "2 GB" } } },
+      }),
+    });
+    dirs.push(dir);
+    const r = checkStackFiles([path.join(dir, "Pulumi.madam.yaml")]);
+    expect(r).toEqual({ status: 1, lines: shown!.trimEnd().split("\n") });
+    expect(r.lines).toHaveLength(2);
+  });
+
+  test("a new file joins the estate: checked against the others, only it printed", () => {
+    const key = { sealPublicKey: TEST_SEAL_KEYS.madam!.publicKey };
+    const ok = project({ madam: madam({ mesh: { ...key, wireguard: { address: "10.90.0.3" } } }) });
+    // lady's tunnel address: only the estate can see that.
+    const clash = project({ madam: madam({ mesh: { ...key, wireguard: { address: "10.90.0.2" } } }) });
+    // Before `npm run seal-key` (README "Adding a site", step 2): master would have nothing to seal its keys to.
+    const unsealed = project({ madam: madam({ mesh: { wireguard: { address: "10.90.0.3" } } }) });
+    dirs.push(ok, clash, unsealed);
+    expect(checkStackFiles([path.join(ok, "Pulumi.madam.yaml")])).toEqual({
+      status: 0,
+      lines: [
+        "ok   Pulumi.madam.yaml: services, 7 services, 11 containers",
+        expect.stringMatching(/^WARN Pulumi\.madam\.yaml: `qui3tly-cloud:site\.host\.hostKey` is not set/),
+      ],
+    });
+    expect(checkStackFiles([path.join(clash, "Pulumi.madam.yaml")])).toEqual({
+      status: 1,
+      lines: [
+        "FAIL Pulumi.madam.yaml: `qui3tly-cloud:site.mesh.wireguard.address`: `10.90.0.2` is already site `lady`'s tunnel address; expected one address per site",
+      ],
+    });
+    expect(checkStackFiles([path.join(unsealed, "Pulumi.madam.yaml")])).toEqual({
+      status: 1,
+      lines: [
+        "FAIL Pulumi.madam.yaml: `qui3tly-cloud:site.mesh.sealPublicKey`: expected the public half of site `madam`'s sealing key, to which `master` seals its keys: run `npm run seal-key -- --stack madam`",
+      ],
+    });
+  });
+
+  test("a broken file beside the named one fails the check, naming that file and its field", () => {
+    const dir = project({});
+    dirs.push(dir);
+    const master = path.join(dir, "Pulumi.master.yaml");
+    fs.writeFileSync(
+      master,
+      fs.readFileSync(master, "utf8").replace("role: control-plane", "role: controlplane"),
+    );
+    expect(checkStackFiles([path.join(dir, "Pulumi.lady.yaml")])).toEqual({
+      status: 1,
+      lines: [
+        'FAIL Pulumi.master.yaml: `qui3tly-cloud:site.role`: Invalid option: expected one of "control-plane"|"services"',
+      ],
+    });
+  });
+
+  test("files from two directories are two estates: refused, naming both directories", () => {
+    const other = project({});
+    dirs.push(other);
+    expect(checkStackFiles(["Pulumi.lady.yaml", path.join(other, "Pulumi.master.yaml")])).toEqual({
+      status: 1,
+      lines: [
+        `FAIL Pulumi.master.yaml: \`(file)\`: expected the stack files of one estate, in one directory: this one is in ${other}, Pulumi.lady.yaml in ${process.cwd()}; check one directory at a time`,
+      ],
+    });
   });
 });
 

@@ -421,6 +421,7 @@ describe("what the README promises", () => {
     expect(files.filter((f) => ignored(path.join(ROOT, "test", f)))).toEqual([
       "mesh.test.ts",
       "monitoring.test.ts",
+      "workflows.test.ts",
     ]);
     expect(ignored(path.join(ROOT, "test/e2e/sandbox.test.ts"))).toBe(true);
     expect(readme).toContain("npm run test:unit");

@@ -1,14 +1,13 @@
 /**
  * The unit tier alone (`npm run test:unit`): no Go, no root, no tools to build or fetch. It leaves out the test files
  * that run scripts/mesh-tools.sh or scripts/monitoring-tools.sh (the render tier: real headscale, wg, wireguard-go,
- * Traefik, promtool, amtool; `npm test` runs them) or the Pulumi CLI (`toolchainEnv()`: the policy pack on the real
- * engine), found by their content, so a new such file is left out too.
+ * Traefik, promtool, amtool; `npm test` runs them), found by their content, so a new such file is left out too.
  */
 const fs = require("node:fs");
 const path = require("node:path");
 const base = require("./jest.config.js");
 
-const TOOLS = /scripts\/(mesh|monitoring)-tools\.sh|toolchainEnv\(/;
+const TOOLS = /scripts\/(mesh|monitoring)-tools\.sh/;
 const dir = path.join(__dirname, "test");
 const renderTier = fs
   .readdirSync(dir)

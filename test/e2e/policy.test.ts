@@ -2,16 +2,17 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { LocalWorkspace, type Stack } from "@pulumi/pulumi/automation";
-import { POLICY_PACK } from "../policy";
-import { toolchainEnv } from "../scripts/sandbox/sandbox";
+import { POLICY_PACK } from "../../policy";
+import { toolchainEnv } from "../../scripts/sandbox/sandbox";
 
 /**
  * The pack on the real engine, as scripts/estate.ts runs it (Automation API, `policyPacks` and `policyPackConfigs`):
- * a throwaway project whose Docker resources the rules check. No Docker daemon: a preview of these needs none. The
- * Pulumi toolchain (scripts/pulumi-env.sh) is required; without it this fails with the toolchain's own message.
+ * a throwaway project whose Docker resources the rules check. No sandbox and no Docker daemon: a preview of these
+ * needs none, so `npx jest -c jest.e2e.config.js test/e2e/policy.test.ts` runs alone in seconds. The Pulumi toolchain
+ * (scripts/pulumi-env.sh) is required, as for every e2e test; without it this fails with the toolchain's message.
  */
 
-const ROOT = path.resolve(__dirname, "..");
+const ROOT = path.resolve(__dirname, "../..");
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "qcloud-policy-"));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 

@@ -176,8 +176,8 @@ const cases: Case[] = [
   [
     "hcloud host without SSH sources",
     (c) => {
-      const { sshSources: _, ...host } = hcloudHost;
-      c[SITE].host = host;
+      c[SITE].host = { ...hcloudHost };
+      delete c[SITE].host.sshSources;
     },
     `${SITE}.host.sshSources`,
     /^required: expected the CIDR ranges that may reach SSH, such as `\[203\.0\.113\.0\/24\]`/,

@@ -2,7 +2,8 @@ import tseslint from "typescript-eslint";
 import pulumi from "@pulumi/eslint-plugin";
 
 export default tseslint.config(
-  { ignores: ["node_modules/", "bin/", "coverage/", "out/", "*.js", "*.mjs"] },
+  // Plain CommonJS that node runs as it is: the root's configs, the policy pack's entry (policy/main.js).
+  { ignores: ["node_modules/", "bin/", "coverage/", "out/", "*.js", "*.mjs", "policy/main.js"] },
   ...tseslint.configs.recommended,
   {
     languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },

@@ -163,8 +163,17 @@ const hcloudHost = z.strictObject({
         ),
     )
     .min(1, "expected at least one SSH public key"),
-  /** Who may reach SSH. Defaults to anywhere. */
-  sshSources: z.array(cidr).min(1).default(["0.0.0.0/0", "::/0"]),
+  /**
+   * Who may reach SSH (the server's firewall). Required: SSH from anywhere is a choice the stack file makes, by
+   * listing `0.0.0.0/0` and `::/0` (the policy pack refuses it otherwise).
+   */
+  sshSources: z
+    .array(cidr, {
+      error: (i) =>
+        `${i.input === undefined ? "required: " : ""}expected the CIDR ranges that may reach SSH, such as ` +
+        "`[203.0.113.0/24]` (`[0.0.0.0/0, ::/0]` for anywhere)",
+    })
+    .min(1, "expected at least one CIDR range"),
 });
 
 /** An IPv4 address as a 32-bit number. */

@@ -68,6 +68,8 @@ export function goDuration(total: number): string {
 
 /** The label on every container and volume the program makes: the site it belongs to. */
 export const SITE_LABEL = "cloud.qui3tly.site";
+/** The label on every container: its catalog service (the policy pack's allow-list is by service). */
+export const SERVICE_LABEL = "cloud.qui3tly.service";
 export const containerName = (service: string, key: string) =>
   key === "main" ? service : `${service}-${key}`;
 
@@ -490,6 +492,10 @@ function resolveContainer(
     ...(def.entrypoint ? { entrypoint: def.entrypoint } : {}),
     ...(def.user ? { user: def.user } : {}),
     env,
+    secretEnv: Object.entries(def.env ?? {})
+      .filter(([, v]) => typeof v !== "string")
+      .map(([k]) => k)
+      .sort(),
     ports: (def.ports ?? []).map((p) => ({
       internal: p.internal,
       external: p.external,
@@ -533,7 +539,7 @@ function resolveContainer(
     dependsOn: (def.dependsOn ?? []).map((k) => containerName(svc, k)),
     labels: {
       [SITE_LABEL]: site,
-      "cloud.qui3tly.service": svc,
+      [SERVICE_LABEL]: svc,
       "cloud.qui3tly.container": key,
       "cloud.qui3tly.managed-by": "pulumi",
     },

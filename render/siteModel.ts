@@ -110,6 +110,11 @@ export interface ContainerModel {
   readonly entrypoint?: readonly string[];
   readonly user?: string;
   readonly env: Readonly<Record<string, ResolvedEnv>>;
+  /**
+   * The env keys the catalog gives a secret value, sorted: a stack file's plain override of one is plain text, which
+   * the policy pack refuses (policy/rules.ts `secret-env-not-plain`).
+   */
+  readonly secretEnv: readonly string[];
   readonly ports: readonly PortModel[];
   /** Named volumes mounted: the ones it owns and the ones it shares. */
   readonly mounts: readonly { readonly volume: string; readonly path: string }[];

@@ -16,6 +16,7 @@ const hcloudHost = {
   serverType: "cx22",
   location: "fsn1",
   sshKeys: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIO9 ops@laptop"],
+  sshSources: ["0.0.0.0/0", "::/0"],
 };
 
 type Case = [string, (c: Record<string, any>) => void, string, RegExp];
@@ -171,6 +172,15 @@ const cases: Case[] = [
     (c) => (c[SITE].services.traefik = false),
     `${SITE}.services.traefik`,
     /expected Traefik on a site with routes/,
+  ],
+  [
+    "hcloud host without SSH sources",
+    (c) => {
+      c[SITE].host = { ...hcloudHost };
+      delete c[SITE].host.sshSources;
+    },
+    `${SITE}.host.sshSources`,
+    /^required: expected the CIDR ranges that may reach SSH, such as `\[203\.0\.113\.0\/24\]`/,
   ],
   [
     "bad SSH public key",
@@ -397,7 +407,6 @@ describe("valid configs", () => {
     expect(loadSite(mapSource("Pulumi.lady.yaml", "lady", config)).host).toEqual({
       ...hcloudHost,
       image: "debian-12",
-      sshSources: ["0.0.0.0/0", "::/0"],
     });
   });
 

@@ -180,6 +180,7 @@ describe("renderEstateDoc on another estate", () => {
           serverType: "cx22",
           location: "fsn1",
           sshKeys: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIO9 ops@laptop"],
+          sshSources: ["0.0.0.0/0", "::/0"],
         },
         services: { nextcloud: true },
       },

@@ -42,6 +42,7 @@ const hcloud = {
   serverType: "cx22",
   location: "fsn1",
   sshKeys: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIO9 ops@laptop"],
+  sshSources: ["0.0.0.0/0", "::/0"],
 };
 const flow = (from: string) => ({ from, service: "postfix", to: "site:master", ports: [25], why: "mail" });
 

@@ -190,6 +190,7 @@ describe("npm run render of an hcloud site", () => {
       serverType: "cx22",
       location: "fsn1",
       sshKeys: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIO9 ops@laptop"],
+      sshSources: ["0.0.0.0/0", "::/0"],
     };
     const files = renderSiteFiles(
       loadSite(
@@ -301,7 +302,13 @@ describe("the CLIs", () => {
       fs.copyFileSync(path.join(ROOT, f), path.join(dir, f));
     const madam = servicesSite(
       {
-        host: { kind: "hcloud", serverType: "cx22", location: "fsn1", sshKeys: ["ssh-ed25519 AAAA"] },
+        host: {
+          kind: "hcloud",
+          serverType: "cx22",
+          location: "fsn1",
+          sshKeys: ["ssh-ed25519 AAAA"],
+          sshSources: ["0.0.0.0/0", "::/0"],
+        },
         services: { unifi: true },
       },
       { "hcloud:token": { secure: "v1:abc" } },

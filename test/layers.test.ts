@@ -5,7 +5,7 @@ import * as ts from "typescript";
 /**
  * The layers, bottom to top: imports run one way, from the bottom up. A file imports its own layer or a lower one,
  * types included, and no two files import each other, even through others. A layer is a top-level folder, or the
- * entry point; scripts/ and test/ sit above them all, free to import anything.
+ * entry point; scripts/, policy/ and test/ sit above them all, free to import anything (no layer imports them).
  * Checked here in a few lines rather than with madge or dependency-cruiser: either would add a large dependency tree
  * for what the TypeScript compiler, already a dependency, reads for us.
  */

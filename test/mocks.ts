@@ -1,7 +1,9 @@
 import * as pulumi from "@pulumi/pulumi";
-import { TEST_SEAL_KEYS } from "./fixtures";
-import type { SiteBundle } from "../components";
+import { TEST_SEAL_KEYS, testSecrets, withTestSealKey } from "./fixtures";
+import type { Site, SiteBundle } from "../components";
 import { canonicalJson, seal } from "../render/seal";
+import type { SiteModel } from "../render/siteModel";
+import { deploySite } from "../stacks/site";
 
 /** One registered resource, as the engine would have seen it. */
 export interface Recorded {
@@ -47,6 +49,22 @@ export function recordResources(stack = "test"): {
     "organization",
   );
   return { recorded, capture };
+}
+
+/**
+ * Deploys a site's model (with its test sealing key and secrets) under the mocks `recordResources` installed, and
+ * returns its Site and what it registered, once every input has resolved.
+ */
+export async function deployRecorded(
+  model: SiteModel,
+  { recorded, capture }: ReturnType<typeof recordResources>,
+): Promise<{ site: Site; res: Recorded[] }> {
+  recorded.length = 0;
+  // A services site opens its bundle from the mocked stack reference with its test key.
+  const site = deploySite(withTestSealKey(model), testSecrets(model.name), { transformations: [capture] });
+  // A container registers once its image, networks, volumes and passwords have: its URN means all are in.
+  await valueOf(pulumi.all([site.host.ready.urn, ...Object.values(site.containers).map((c) => c.urn)]));
+  return { site, res: [...recorded] };
 }
 
 /** The computed outputs the program reads, as a provider would return them (test values). */

@@ -2,8 +2,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import YAML from "yaml";
-import { TEST_SEAL_KEYS, servicesSite, testSecrets, withTestSealKey } from "./fixtures";
-import { isSecretValue, recordResources, reveal, valueOf, type Recorded } from "./mocks";
+import { TEST_SEAL_KEYS, servicesSite, testSecrets } from "./fixtures";
+import { deployRecorded, isSecretValue, recordResources, reveal, valueOf, type Recorded } from "./mocks";
 import { fileSource, mapSource } from "../config/source";
 import { openBundle } from "../components";
 import { SITE_KEY } from "../config/schema";
@@ -16,7 +16,8 @@ import { deploySite } from "../stacks/site";
 import { sshClientDir } from "../components/host";
 import { renderCloudInit, sshHostKey } from "../render/host";
 
-const { recorded, capture } = recordResources();
+const mocks = recordResources();
+const { recorded, capture } = mocks;
 const ROOT = path.resolve(__dirname, "..");
 
 const CONTAINER = "docker:index/container:Container";
@@ -25,12 +26,8 @@ const PASSWORD = "random:index/randomPassword:RandomPassword";
 
 /** Deploys a model under mocks and returns what it registered, once every input has resolved. */
 async function deploy(model: SiteModel): Promise<{ out: SiteOutputs; res: Recorded[] }> {
-  recorded.length = 0;
-  // A services site opens its bundle from the mocked stack reference with its test key.
-  const site = deploySite(withTestSealKey(model), testSecrets(model.name), { transformations: [capture] });
-  // A container registers once its image, networks, volumes and passwords have: its URN means all are in.
-  await valueOf(pulumi.all([site.host.ready.urn, ...Object.values(site.containers).map((c) => c.urn)]));
-  return { out: site.outputs, res: [...recorded] };
+  const { site, res } = await deployRecorded(model, mocks);
+  return { out: site.outputs, res };
 }
 
 const of = (res: Recorded[], type: string) => res.filter((r) => r.type === type);

@@ -39,6 +39,9 @@ export const imageKey = (ref: string) => ref.replace(/[^A-Za-z0-9._-]+/g, "-");
  * their uploads. Named `<site>-<service>`; its children `<site>-<container>`, `<site>-<volume>`,
  * `<site>-<service>-<secret>`: the names they always had.
  */
+/** `NET_ADMIN` -> `CAP_NET_ADMIN`, the name Docker reads back. */
+const dockerCapability = (c: string) => (c.startsWith("CAP_") ? c : `CAP_${c}`);
+
 export class Service extends pulumi.ComponentResource {
   /** Its containers' names. */
   public readonly containerNames: pulumi.Output<string[]>;
@@ -168,7 +171,8 @@ export class Service extends pulumi.ComponentResource {
                   return { name: networks[n]!.name, ...(address ? { ipv4Address: address } : {}) };
                 }),
               }),
-          ...(c.capabilities.length ? { capabilities: { adds: [...c.capabilities] } } : {}),
+          // As Docker reports them (`CAP_NET_ADMIN`): in the catalog's short form, every refresh would see drift.
+          ...(c.capabilities.length ? { capabilities: { adds: c.capabilities.map(dockerCapability) } } : {}),
           ...(c.devices.length ? { devices: c.devices.map((hostPath) => ({ hostPath })) } : {}),
           labels: Object.entries(c.labels).map(([label, value]) => ({ label, value })),
         },

@@ -1,31 +1,41 @@
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { ConfigError } from "../config/errors";
-import { projectEstate } from "../model/estate";
+import type { OutputMap, Stack } from "@pulumi/pulumi/automation";
+import { SSH_KEY_KEY } from "../config/schema";
+import { fileSource } from "../config/source";
+import { projectEstate, siteOf } from "../model/estate";
+import { loadSite } from "../model/site";
+import { POLICY_PACK, policyConfig } from "../policy";
+import { driftReadCommand, driftWriteCommand, renderDriftTextfile, type DriftResult } from "../render/drift";
+import type { Estate } from "../render/estate";
+import { SiteSsh } from "./siteSsh";
 import { ROOT, flag } from "./cli";
-import { runEstate, type EstateCommand, type Progress } from "./estateRun";
+import { EXIT, exitCode, runEstate, type EstateCommand, type Progress } from "./estateRun";
 import { reviewMarkdown, table, type SiteReport } from "./review";
 
 /**
- * `npm run estate -- preview|up|drift [--sites a,b] [--parallel N] [--json out.json] [--markdown out.md]`
+ * `npm run estate -- preview|up|drift [--sites a,b] [--parallel N] [--json out.json] [--markdown out.md] [--key FILE]`
  *
  * Every site's stack, in order (control planes first, then the others `--parallel` at a time), through the
  * Automation API, with a live line per site and one table at the end. The project is the repository's
  * (`--project DIR` or QCLOUD_PROJECT_DIR for another, such as the sandbox's); the backend, passphrase and SSH
  * come from the environment as for `pulumi` itself.
  *
- * Exit codes: 0 done, nothing to change (preview) or no drift (drift); 1 a site failed, a policy refused, or bad
+ * `up` refreshes first (`--no-refresh` not); preview and up run the policy pack (policy/) with each site's facts;
+ * drift (a refresh, then a preview that expects nothing to change) writes each site's drift gauges on its host.
+ *
+ * Exit codes (EXIT): 0 done, nothing to change (preview) or no drift (drift); 1 a site failed, a policy refused, or bad
  * input; 2 preview found changes; 3 drift found.
  */
-
-export const EXIT = { ok: 0, failed: 1, changes: 2, drift: 3 } as const;
 
 const COMMANDS: readonly EstateCommand[] = ["preview", "up", "drift"];
 
 function usage(message: string): never {
   console.error(`estate: ${message}`);
   console.error(
-    "usage: npm run estate -- preview|up|drift [--sites a,b] [--parallel N] [--json out.json] [--markdown out.md] [--project DIR]",
+    "usage: npm run estate -- preview|up|drift [--sites a,b] [--parallel N] [--json out.json] [--markdown out.md] [--project DIR] [--no-refresh] [--key FILE]",
   );
   process.exit(EXIT.failed);
 }
@@ -92,13 +102,6 @@ function printTable(reports: readonly SiteReport[]): void {
   }
 }
 
-export function exitCode(command: EstateCommand, reports: readonly SiteReport[]): number {
-  if (reports.some((r) => r.result === "failed" || r.result === "skipped")) return EXIT.failed;
-  if (reports.some((r) => r.result === "drift")) return EXIT.drift;
-  if (command === "preview" && reports.some((r) => r.result === "changes")) return EXIT.changes;
-  return EXIT.ok;
-}
-
 async function main(argv: readonly string[]): Promise<number> {
   const command = argv[0] as EstateCommand;
   if (!COMMANDS.includes(command))
@@ -121,6 +124,8 @@ async function main(argv: readonly string[]): Promise<number> {
     console.error(`FAIL ${e.message.split("\n").join("\nFAIL ")}`);
     return EXIT.failed;
   }
+  const key = flag(argv, "key");
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "qcloud-estate-"));
   let reports: SiteReport[];
   try {
     reports = await runEstate({
@@ -129,12 +134,20 @@ async function main(argv: readonly string[]): Promise<number> {
       estate,
       sites,
       parallel,
-      policy: () => ({ packs: [], configs: [] }),
+      policy: (site) => {
+        const file = path.join(tmp, `policy-${site}.json`);
+        fs.writeFileSync(file, JSON.stringify(policyConfig(siteModel(projectDir, estate, site))));
+        return { packs: [POLICY_PACK], configs: [file] };
+      },
+      refresh: !argv.includes("--no-refresh"),
       keepDiff: markdown !== undefined,
       progress: progress(command),
+      afterDrift: (report, stack) => exportDrift(report, stack, projectDir, estate, key),
     });
   } catch (e) {
     usage(e instanceof Error ? e.message : String(e));
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
   }
   printTable(reports);
   if (json) {
@@ -162,6 +175,57 @@ async function main(argv: readonly string[]): Promise<number> {
     fs.writeFileSync(markdown, reviewMarkdown(title, reports));
   }
   return exitCode(command, reports);
+}
+
+/** A site of the project's estate, from its stack file there. */
+const siteModel = (projectDir: string, estate: Estate, site: string) =>
+  loadSite(fileSource(path.join(projectDir, path.basename(siteOf(estate, site).file))), estate);
+
+/**
+ * Writes a site's drift gauges on its host (`drift.prom`, docs/metrics.md), over SSH as its stack reaches it: the
+ * address and host key its stack exports, the key of `--key`, else its stack's `sshPrivateKey`, else the agent.
+ */
+async function exportDrift(
+  report: SiteReport,
+  stack: Stack,
+  projectDir: string,
+  estate: Estate,
+  keyFile?: string,
+): Promise<SiteReport> {
+  const model = siteModel(projectDir, estate, report.site);
+  const outputs = await stack.outputs().catch(() => ({}) as OutputMap);
+  const text = (k: string) =>
+    typeof outputs[k]?.value === "string" ? (outputs[k].value as string) : undefined;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "qcloud-drift-"));
+  let key = keyFile;
+  if (!key) {
+    const configured = await stack.getConfig(SSH_KEY_KEY).catch(() => undefined);
+    // OpenSSH refuses a key file without its final newline, which config values lose.
+    if (configured)
+      fs.writeFileSync((key = path.join(dir, "key")), `${configured.value.trimEnd()}\n`, { mode: 0o600 });
+  }
+  const address = text("hostAddress");
+  const hostKey = text("hostKey");
+  const ssh = new SiteSsh({
+    host: model.host,
+    ...(address ? { address } : {}),
+    ...(hostKey ? { hostKey } : {}),
+    ...(key ? { key } : {}),
+  });
+  try {
+    const result: DriftResult =
+      report.result === "failed"
+        ? { completed: false }
+        : { completed: true, resources: report.changes.length, at: Math.floor(Date.now() / 1000) };
+    const previous = result.completed ? undefined : ssh.run(driftReadCommand()).stdout;
+    const w = ssh.run(driftWriteCommand(renderDriftTextfile(result, previous)));
+    if (w.status === 0) return report;
+    const why = `could not write its drift gauges (drift.prom) over SSH: ${(w.stderr || w.error?.message || "").trim()}`;
+    return { ...report, result: "failed", error: [report.error, why].filter(Boolean).join("\n") };
+  } finally {
+    ssh.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 main(process.argv.slice(2)).then(

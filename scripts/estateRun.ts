@@ -28,11 +28,13 @@ export interface EstateRunOptions {
   readonly parallel: number;
   /** Per site: the policy packs and their config files to run with (none when empty). */
   readonly policy: (site: string) => { packs: string[]; configs: string[] };
+  /** `up` refreshes first (the servers are the truth: what was changed by hand is put back). */
+  readonly refresh: boolean;
   /** The engine's text diff is kept for the review (`--markdown`). */
   readonly keepDiff: boolean;
   readonly progress: Progress;
-  /** After a site's drift check (drift or not), e.g. to export its gauges. */
-  readonly afterDrift?: (report: SiteReport, stack: Stack) => Promise<void>;
+  /** After a site's drift check (drift or not), e.g. to export its gauges: the report, failed if that failed. */
+  readonly afterDrift?: (report: SiteReport, stack: Stack) => Promise<SiteReport>;
 }
 
 /** Live progress: a line per site. */
@@ -40,6 +42,17 @@ export interface Progress {
   start(site: string): void;
   event(site: string, what: string): void;
   finish(report: SiteReport): void;
+}
+
+/** `npm run estate`'s exit codes (README: Reviews and deploys). */
+export const EXIT = { ok: 0, failed: 1, changes: 2, drift: 3 } as const;
+
+/** The exit code of a run: a failure first, then drift, then a preview's changes. */
+export function exitCode(command: EstateCommand, reports: readonly SiteReport[]): number {
+  if (reports.some((r) => r.result === "failed" || r.result === "skipped")) return EXIT.failed;
+  if (reports.some((r) => r.result === "drift")) return EXIT.drift;
+  if (command === "preview" && reports.some((r) => r.result === "changes")) return EXIT.changes;
+  return EXIT.ok;
 }
 
 /** The run order: control planes first, then the rest; each group by name. */
@@ -104,8 +117,11 @@ async function runSite(site: string, o: EstateRunOptions): Promise<SiteReport> {
       color: "never" as const,
       ...(packs.length ? { policyPacks: packs, policyPackConfigs: configs } : {}),
     };
-    if (o.command === "up") await stack.up(common);
-    else await stack.preview({ ...common, diff: o.keepDiff, refresh: o.command === "drift" });
+    // A refresh needs the program: it writes the SSH client files Docker's ssh reads (components/host.ts).
+    if (o.command === "up") await stack.up({ ...common, refresh: o.refresh, runProgram: o.refresh });
+    else if (o.command === "drift")
+      await stack.preview({ ...common, diff: o.keepDiff, refresh: true, runProgram: true });
+    else await stack.preview({ ...common, diff: o.keepDiff });
   } catch (e) {
     error = lastLines(e instanceof Error ? e.message : String(e));
   }
@@ -119,7 +135,7 @@ async function runSite(site: string, o: EstateRunOptions): Promise<SiteReport> {
       : o.command === "drift"
         ? "drift"
         : "changes";
-  const report: SiteReport = {
+  let report: SiteReport = {
     site,
     result,
     counts,
@@ -129,7 +145,7 @@ async function runSite(site: string, o: EstateRunOptions): Promise<SiteReport> {
     ...(error ? { error } : {}),
     ...(o.keepDiff && diff ? { diff } : {}),
   };
-  if (o.command === "drift" && stack && o.afterDrift) await o.afterDrift(report, stack);
+  if (o.command === "drift" && stack && o.afterDrift) report = await o.afterDrift(report, stack);
   o.progress.finish(report);
   return report;
 }
@@ -151,19 +167,27 @@ const skipped = (site: string, why: string): SiteReport => ({
   error: why,
 });
 
-/** Runs the command over the estate; a report per site, in run order. */
+/**
+ * Runs the command over the estate; a report per site, in run order. Only `up` waits for the control planes: a
+ * preview reads their outputs as they are, so every site previews at once (within the limit).
+ */
 export async function runEstate(o: EstateRunOptions): Promise<SiteReport[]> {
   const { first, then } = order(o.estate, o.sites);
+  if (o.command !== "up") {
+    return limited(
+      [...first, ...then].map((s) => () => runSite(s, o)),
+      o.parallel,
+    );
+  }
   const reports = await limited(
     first.map((s) => () => runSite(s, o)),
     o.parallel,
   );
   const failed = new Set(reports.filter((r) => r.result === "failed").map((r) => r.site));
   const cpOf = (site: string) => o.estate.sites.find((s) => s.name === site)!.controlPlane;
-  const blocked = (site: string) => o.command === "up" && failed.has(cpOf(site));
   const rest = await limited(
     then.map((s) => async () => {
-      if (blocked(s)) {
+      if (failed.has(cpOf(s))) {
         const report = skipped(s, `not touched: its control plane \`${cpOf(s)}\` failed`);
         o.progress.finish(report);
         return report;

@@ -192,13 +192,14 @@ export function describe(site: string, c: Change, all: readonly Change[]): Line 
   const protectedNote =
     gone && c.old?.protect ? "; it is protected: `up` refuses until it is unprotected" : "";
   if (c.type === VOLUME && gone) {
-    const kept =
-      c.op === "delete" && c.old?.retainOnDelete ? ", kept on the server (retained on delete)" : "";
-    const data = c.op === "replace" ? ": a new, empty volume takes its place" : `${kept}`;
-    return {
-      dataTouching: true,
-      text: `${site}: volume \`${shortName(site, c.urn)}\` ${VERBS[c.op]}${data}${protectedNote}`,
-    };
+    const volume = `${site}: volume \`${shortName(site, c.urn)}\``;
+    const text =
+      c.op === "replace"
+        ? `${volume} is replaced: a new, empty volume takes its place`
+        : c.old?.retainOnDelete
+          ? `${volume} leaves the stack; its data stays on the server (retained on delete) until it is pruned by hand`
+          : `${volume} is deleted, with its data`;
+    return { dataTouching: true, text: `${text}${protectedNote}` };
   }
   const base = `${site}: ${name} ${VERBS[c.op] ?? c.op}${c.op === "update" || c.op === "replace" ? what(c, all) : ""}`;
   if (c.type === CONTAINER && gone) {
@@ -276,7 +277,12 @@ export function reviewMarkdown(
   head.push("");
 
   const lines = reports.map((r) => ({ r, lines: r.changes.map((c) => describe(r.site, c, r.changes)) }));
-  const data = lines.flatMap(({ lines: l }) => l.filter((x) => x.dataTouching));
+  // Volumes first: what happens to the data, then to what holds it.
+  const data = lines
+    .flatMap(({ r, lines: l }) => l.map((x, i) => ({ x, volume: r.changes[i]!.type === VOLUME })))
+    .filter(({ x }) => x.dataTouching)
+    .sort((a, b) => Number(b.volume) - Number(a.volume))
+    .map(({ x }) => x);
   if (data.length) {
     head.push("#### :warning: Touches data", "", ...data.map((l) => `- ${l.text}`), "");
   }

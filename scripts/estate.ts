@@ -97,6 +97,9 @@ function printTable(reports: readonly SiteReport[]): void {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   for (const r of rows)
     console.log(r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  "));
+  for (const r of reports) {
+    for (const p of r.policy) console.log(`${r.site}: policy ${p.level} \`${p.policy}\`: ${p.message}`);
+  }
   for (const r of reports.filter((x) => x.error)) {
     console.log(`\n${r.site}: ${r.result}\n${r.error}`);
   }

@@ -68,6 +68,29 @@ let previous: string;
 const up = (site: string, ...extra: string[]) =>
   project.pulumi(["up", "--yes", "--skip-preview", "--stack", site, ...extra], { allowFail: true });
 
+interface EstateReport {
+  sites: { site: string; result: string; resources: { name: string; op: string }[] }[];
+}
+
+/** `npm run estate -- <args>` on the sandbox project (its stack files, state and SSH key), with its JSON report. */
+function estate(...args: string[]): { code: number; output: string; report: EstateReport } {
+  const json = path.join(project.dir, "estate.json");
+  fs.rmSync(json, { force: true });
+  const r = run("npx", ["ts-node", "--transpile-only", "scripts/estate.ts", ...args, "--json", json], {
+    env: project.env,
+    allowFail: true,
+  });
+  const report = fs.existsSync(json)
+    ? (JSON.parse(fs.readFileSync(json, "utf8")) as EstateReport)
+    : { sites: [] };
+  return { code: r.code, output: r.stdout + r.stderr, report };
+}
+/** Each site's result and its changes, as `op name`. */
+const results = (r: EstateReport) =>
+  Object.fromEntries(
+    r.sites.map((s) => [s.site, [s.result, ...s.resources.map((x) => `${x.op} ${x.name}`)]]),
+  );
+
 /** `name status health` of every container on a site's server. */
 function containers(site: string): Map<string, string> {
   const out = onServer(
@@ -146,8 +169,27 @@ describe("the sandbox estate under the real engine", () => {
         name: s.urn.split("::").pop()!,
       }));
       const real = steps.filter((s) => !s.type.startsWith("qcloud:"));
-      // `read`: the stack reference to master, read on every run.
-      expect([site, real.filter((s) => s.op !== "same" && s.op !== "read")]).toEqual([site, []]);
+      // `read`: the stack reference to master, read on every run. The one real change: the containers that add
+      // capabilities now name them as Docker reads them back (`CAP_NET_ADMIN`, so a refresh sees no drift), and the
+      // tailnet address follows its node.
+      const withCapabilities = model(site)
+        .services.flatMap((s) => s.containers)
+        .filter((c) => c.capabilities.length)
+        .map((c) => `${site}-${c.name}`);
+      const changed = real.filter((s) => s.op !== "same" && s.op !== "read").map((s) => `${s.op} ${s.name}`);
+      expect([
+        site,
+        changed.filter((c) => !c.startsWith("replace ")),
+        changed.includes(`replace ${site}-tailscale`),
+      ]).toEqual([site, [], true]);
+      for (const c of changed) {
+        expect([site, c]).toEqual([
+          site,
+          expect.stringMatching(
+            new RegExp(`^replace (${[...withCapabilities, `${site}-tailnet-address`].join("|")})$`),
+          ),
+        ]);
+      }
       const components = steps.filter((s) => s.type.startsWith("qcloud:") && s.op !== "same");
       expect([site, [...new Set(components.map((s) => `${s.op} ${s.type}`))].sort()]).toEqual([
         site,
@@ -158,9 +200,11 @@ describe("the sandbox estate under the real engine", () => {
           "create qcloud:service:Service",
         ],
       ]);
-      const moved = timed(`upgrade up ${site}`, () => up(site));
-      expect([site, moved.code, moved.code === 0 ? "" : moved.stdout + moved.stderr]).toEqual([site, 0, ""]);
     }
+    // The whole estate in order, as CI deploys it: the control plane, then the others.
+    const moved = timed("upgrade: estate up", () => estate("up"));
+    expect([moved.code, moved.code === 0 ? "" : moved.output]).toEqual([0, ""]);
+    expect(moved.report.sites.map((s) => `${s.site} ${s.result}`)).toEqual(["master ok", "lady ok"]);
     // The previous release's components are gone from the states: aliased, not left behind.
     for (const site of ["master", "lady"]) {
       const state = JSON.parse(project.pulumi(["stack", "export", "--stack", site]).stdout) as {
@@ -175,13 +219,10 @@ describe("the sandbox estate under the real engine", () => {
     }
   });
 
-  test("b. a second preview finds nothing to change", () => {
-    for (const site of ["master", "lady"]) {
-      const r = timed(`no-op preview ${site}`, () =>
-        project.pulumi(["preview", "--expect-no-changes", "--stack", site], { allowFail: true }),
-      );
-      expect([site, r.code, r.code === 0 ? "" : r.stdout]).toEqual([site, 0, ""]);
-    }
+  test("b. a second preview finds nothing to change: `estate preview` of every site at once, the policy pack passing them", () => {
+    const r = timed("estate no-op preview", () => estate("preview"));
+    expect([r.code, results(r.report)]).toEqual([0, { master: ["ok"], lady: ["ok"] }]);
+    expect(r.output).not.toContain("Policy Violations");
   });
 
   test("c. the tailnet: master runs Headscale, both sites' nodes joined with their tags; the time to join", () => {
@@ -1060,10 +1101,12 @@ describe("the sandbox estate under the real engine", () => {
     }
   };
   const noChanges = () => {
-    for (const site of ["master", "lady"]) {
-      const r = project.pulumi(["preview", "--expect-no-changes", "--stack", site], { allowFail: true });
-      expect([site, r.code, r.code === 0 ? "" : r.stdout + r.stderr]).toEqual([site, 0, ""]);
-    }
+    const r = estate("preview");
+    expect([r.code, results(r.report), r.code === 0 ? "" : r.output]).toEqual([
+      0,
+      { master: ["ok"], lady: ["ok"] },
+      "",
+    ]);
   };
   const scraped = (site: string) =>
     (
@@ -1285,13 +1328,38 @@ describe("the sandbox estate under the real engine", () => {
     noChanges();
   });
 
-  test("o. a container removed behind Pulumi's back is restored by `up --refresh`", () => {
-    onServer("master", "docker rm -f prometheus");
-    expect(containers("master").has("prometheus")).toBe(false);
-    // The refresh runs before the program; the program writes the SSH key Docker's ssh reads (components/host.ts).
-    const r = timed("repair", () => up("master", "--refresh", "--run-program"));
-    expect(r.code).toBe(0);
-    expect(containers("master").get("prometheus")).toBe("running healthy");
+  test("o. drift: a container removed behind Pulumi's back is reported by `estate drift`, its gauge and DriftDetected say so on master's Prometheus, and `estate up` puts it back", () => {
+    const drift = () =>
+      (
+        prometheus("query?query=qcloud_drift_resources%7Bsite%3D%22lady%22%7D").result as {
+          value: [number, string];
+        }[]
+      )[0]?.value[1];
+    const alert = () =>
+      (prometheus("alerts").alerts as { labels: Record<string, string>; state: string }[]).some(
+        (a) => a.labels.alertname === "DriftDetected" && a.labels.site === "lady" && a.state === "firing",
+      );
+    onServer("lady", "docker rm -f nextcloud-exporter");
+    const found = timed("estate drift (drifted)", () => estate("drift", "--sites", "lady"));
+    expect([found.code, results(found.report)]).toEqual([
+      3,
+      { lady: ["drift", "create lady-nextcloud-exporter"] },
+    ]);
+    timings["drift -> DriftDetected firing"] = until(
+      "DriftDetected firing for lady",
+      () => drift() === "1" && alert(),
+      120,
+    );
+
+    const repaired = timed("estate up (refresh)", () => estate("up", "--sites", "lady"));
+    expect([repaired.code, results(repaired.report)]).toEqual([
+      0,
+      { lady: ["ok", "create lady-nextcloud-exporter"] },
+    ]);
+    expect(containers("lady").get("nextcloud-exporter")).toMatch(/^running /);
+    const clean = timed("estate drift (clean)", () => estate("drift", "--sites", "lady"));
+    expect([clean.code, results(clean.report)]).toEqual([0, { lady: ["ok"] }]);
+    until("qcloud_drift_resources back to 0 for lady", () => drift() === "0" && !alert(), 120);
   });
 
   test("p. changing one service's setting replaces only that container; its volume's data survives", () => {
@@ -1303,18 +1371,77 @@ describe("the sandbox estate under the real engine", () => {
       (s) =>
         (s.services.nextcloud = { ...s.services.nextcloud, containers: { redis: { env: { E2E: "1" } } } }),
     );
-    const preview = JSON.parse(project.pulumi(["preview", "--json", "--stack", "lady"]).stdout);
-    const changed = (preview.steps as { op: string; urn: string }[])
-      // `read`: the stack reference to master, read on every run.
-      .filter((s) => s.op !== "same" && s.op !== "read")
-      .map((s) => `${s.op} ${s.urn.split("::").pop()}`);
-    expect(changed).toEqual(["replace lady-nextcloud-redis"]);
+    // The review a PR shows: exactly that container, its volume kept, its (secret) env changed and never shown.
+    const md = path.join(project.dir, "review.md");
+    const review = estate("preview", "--sites", "lady", "--markdown", md);
+    expect([review.code, results(review.report)]).toEqual([
+      2,
+      { lady: ["changes", "replace lady-nextcloud-redis"] },
+    ]);
+    const text = fs.readFileSync(md, "utf8");
+    const line =
+      "- lady: container `nextcloud-redis` is replaced (envs (secret)); its volume `nextcloud-redis-data` is kept";
+    expect(text.split("#### ")[1]).toBe(`:warning: Touches data\n\n${line}\n\n`);
+    const audit = run(
+      "npx",
+      ["ts-node", "--transpile-only", "scripts/audit-secrets.ts", "--stack", "lady", "--log", md],
+      { env: project.env, allowFail: true },
+    );
+    expect([audit.code, audit.code === 0 ? "" : audit.stdout]).toEqual([0, ""]);
     expect(timed("one-container change", () => up("lady")).code).toBe(0);
     const after = ids();
     // Exactly one container id changed.
     const gone = before.split("\n").filter((id) => !after.includes(id));
     expect(gone).toHaveLength(1);
     expect(onServer("lady", "docker exec nextcloud-redis cat /data/e2e-marker").stdout.trim()).toBe("kept");
+  });
+
+  test("p1. the review calls out data first: a volume-bearing service removed from lady's stack file, previewed only", () => {
+    const saved = editSite("lady", (s) => (s.services = { ...s.services, nextcloud: false }));
+    try {
+      const md = path.join(project.dir, "review-delete.md");
+      const r = estate("preview", "--sites", "lady", "--markdown", md);
+      expect(r.code).toBe(2);
+      const data = fs.readFileSync(md, "utf8").split("#### ")[1]!;
+      expect(data.split("\n")[0]).toBe(":warning: Touches data");
+      const volumes = model("lady")
+        .services.find((s) => s.name === "nextcloud")!
+        .containers.flatMap((c) => c.ownedVolumes);
+      for (const v of volumes) {
+        expect(data).toContain(
+          `- lady: volume \`${v}\` leaves the stack; its data stays on the server (retained on delete) until it is pruned by hand`,
+        );
+      }
+    } finally {
+      fs.writeFileSync(project.stackFile("lady"), saved);
+    }
+  });
+
+  test("p2. a change the policy pack refuses fails `estate preview` with the rule's message, and nothing changes", () => {
+    const state = () => project.pulumi(["stack", "export", "--stack", "lady"]).stdout;
+    const before = { state: JSON.parse(state()).deployment.resources.length, ps: containers("lady") };
+    const saved = editSite("lady", (s) => {
+      s.services.nextcloud = {
+        ...s.services.nextcloud,
+        containers: { redis: { env: { REDIS_PASSWORD: "hunter2" } } },
+      };
+    });
+    try {
+      expect(
+        run("npx", ["ts-node", "--transpile-only", "scripts/check.ts", project.stackFile("lady")]).code,
+      ).toBe(0);
+      const md = path.join(project.dir, "review-policy.md");
+      const r = estate("preview", "--sites", "lady", "--markdown", md);
+      expect([r.code, results(r.report).lady![0]]).toEqual([1, "failed"]);
+      expect(fs.readFileSync(md, "utf8")).toContain(
+        "#### :no_entry: Refused by policy\n\n- lady: `secret-env-not-plain` on container `nextcloud-redis`: ",
+      );
+      expect(r.output).toContain("passes `REDIS_PASSWORD` in plain text: the catalog marks it secret");
+      expect(JSON.parse(state()).deployment.resources.length).toBe(before.state);
+      expect(containers("lady")).toEqual(before.ps);
+    } finally {
+      fs.writeFileSync(project.stackFile("lady"), saved);
+    }
   });
 
   test("q. destroy removes the containers; stateful volumes and their data survive", () => {

@@ -87,7 +87,7 @@ export function violationsOf(events: readonly EngineEvent[]): PolicyViolation[] 
         policy: p.policyName,
         level: p.enforcementLevel,
         ...(p.resourceUrn ? { urn: p.resourceUrn } : {}),
-        message: p.message.trim(),
+        message: p.message.trim().replace(/\s*\n\s*/g, " "),
       },
     ];
   });

@@ -34,13 +34,14 @@ export interface ServiceArgs extends SiteResources {
 /** Resource names may not hold `:` or `/`: image refs become `docker.io-library-redis-7.4.1-alpine`. */
 export const imageKey = (ref: string) => ref.replace(/[^A-Za-z0-9._-]+/g, "-");
 
+/** `NET_ADMIN` -> `CAP_NET_ADMIN`, the name Docker reads back. */
+const dockerCapability = (c: string) => (c.startsWith("CAP_") ? c : `CAP_${c}`);
+
 /**
  * One catalog service on a site: its generated secrets, its volumes (kept when it goes) and its containers, with
  * their uploads. Named `<site>-<service>`; its children `<site>-<container>`, `<site>-<volume>`,
  * `<site>-<service>-<secret>`: the names they always had.
  */
-/** `NET_ADMIN` -> `CAP_NET_ADMIN`, the name Docker reads back. */
-const dockerCapability = (c: string) => (c.startsWith("CAP_") ? c : `CAP_${c}`);
 
 export class Service extends pulumi.ComponentResource {
   /** Its containers' names. */

@@ -109,6 +109,12 @@ async function main(argv: readonly string[]): Promise<number> {
   const command = argv[0] as EstateCommand;
   if (!COMMANDS.includes(command))
     usage(`expected a command (${COMMANDS.join(", ")}), got ${argv[0] ?? "none"}`);
+  // A mistyped option must not widen what runs (`--site lady` would otherwise mean every site).
+  const withValue = ["--sites", "--parallel", "--json", "--markdown", "--project", "--key"];
+  for (let i = 1; i < argv.length; i++) {
+    if (withValue.includes(argv[i]!)) i++;
+    else if (argv[i] !== "--no-refresh") usage(`unknown option or argument \`${argv[i]}\``);
+  }
   const projectDir = path.resolve(flag(argv, "project") ?? process.env.QCLOUD_PROJECT_DIR ?? ROOT);
   if (!fs.existsSync(path.join(projectDir, "Pulumi.yaml")))
     usage(`--project: no Pulumi.yaml in ${projectDir}`);
@@ -200,22 +206,23 @@ async function exportDrift(
   const text = (k: string) =>
     typeof outputs[k]?.value === "string" ? (outputs[k].value as string) : undefined;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "qcloud-drift-"));
-  let key = keyFile;
-  if (!key) {
-    const configured = await stack.getConfig(SSH_KEY_KEY).catch(() => undefined);
-    // OpenSSH refuses a key file without its final newline, which config values lose.
-    if (configured)
-      fs.writeFileSync((key = path.join(dir, "key")), `${configured.value.trimEnd()}\n`, { mode: 0o600 });
-  }
-  const address = text("hostAddress");
-  const hostKey = text("hostKey");
-  const ssh = new SiteSsh({
-    host: model.host,
-    ...(address ? { address } : {}),
-    ...(hostKey ? { hostKey } : {}),
-    ...(key ? { key } : {}),
-  });
+  let ssh: SiteSsh | undefined;
   try {
+    let key = keyFile;
+    if (!key) {
+      const configured = await stack.getConfig(SSH_KEY_KEY).catch(() => undefined);
+      // OpenSSH refuses a key file without its final newline, which config values lose.
+      if (configured)
+        fs.writeFileSync((key = path.join(dir, "key")), `${configured.value.trimEnd()}\n`, { mode: 0o600 });
+    }
+    const address = text("hostAddress");
+    const hostKey = text("hostKey");
+    ssh = new SiteSsh({
+      host: model.host,
+      ...(address ? { address } : {}),
+      ...(hostKey ? { hostKey } : {}),
+      ...(key ? { key } : {}),
+    });
     const result: DriftResult =
       report.result === "failed"
         ? { completed: false }
@@ -226,7 +233,7 @@ async function exportDrift(
     const why = `could not write its drift gauges (drift.prom) over SSH: ${(w.stderr || w.error?.message || "").trim()}`;
     return { ...report, result: "failed", error: [report.error, why].filter(Boolean).join("\n") };
   } finally {
-    ssh.close();
+    ssh?.close();
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -145,7 +145,14 @@ async function runSite(site: string, o: EstateRunOptions): Promise<SiteReport> {
     ...(error ? { error } : {}),
     ...(o.keepDiff && diff ? { diff } : {}),
   };
-  if (o.command === "drift" && stack && o.afterDrift) report = await o.afterDrift(report, stack);
+  if (o.command === "drift" && stack && o.afterDrift) {
+    try {
+      report = await o.afterDrift(report, stack);
+    } catch (e) {
+      const why = `its drift gauges were not written: ${e instanceof Error ? e.message : String(e)}`;
+      report = { ...report, result: "failed", error: [report.error, why].filter(Boolean).join("\n") };
+    }
+  }
   o.progress.finish(report);
   return report;
 }
@@ -153,7 +160,7 @@ async function runSite(site: string, o: EstateRunOptions): Promise<SiteReport> {
 /** The end of a long engine error: what went wrong, not the command line (which names files, never secrets). */
 function lastLines(message: string): string {
   const lines = message.split("\n").filter((l) => l.trim());
-  const stderr = lines.findIndex((l) => l.startsWith("stderr:"));
+  const stderr = lines.findIndex((l) => l.trimStart().startsWith("stderr:"));
   return (stderr >= 0 ? lines.slice(stderr) : lines).slice(-30).join("\n");
 }
 

@@ -87,7 +87,11 @@ export function violationsOf(events: readonly EngineEvent[]): PolicyViolation[] 
         policy: p.policyName,
         level: p.enforcementLevel,
         ...(p.resourceUrn ? { urn: p.resourceUrn } : {}),
-        message: p.message.trim().replace(/\s*\n\s*/g, " "),
+        // The engine's colour tags (`<{%fg 1%}>`) out, on one line.
+        message: p.message
+          .replace(/<\{%[^%]*%\}>/g, "")
+          .trim()
+          .replace(/\s*\n\s*/g, " "),
       },
     ];
   });

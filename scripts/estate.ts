@@ -13,7 +13,7 @@ import type { Estate } from "../render/estate";
 import { SiteSsh } from "./siteSsh";
 import { ROOT, flag } from "./cli";
 import { EXIT, exitCode, runEstate, type EstateCommand, type Progress } from "./estateRun";
-import { reviewMarkdown, table, type SiteReport } from "./review";
+import { GITHUB_COMMENT_LIMIT, reviewMarkdown, table, type SiteReport } from "./review";
 
 /**
  * `npm run estate -- preview|up|drift [--sites a,b] [--parallel N] [--json out.json] [--markdown out.md] [--key FILE]`
@@ -181,7 +181,8 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   if (markdown) {
     const title = command === "drift" ? "Estate drift" : "Estate preview";
-    fs.writeFileSync(markdown, reviewMarkdown(title, reports));
+    // Room for the header a workflow puts above it (the PR comment, the drift issue).
+    fs.writeFileSync(markdown, reviewMarkdown(title, reports, GITHUB_COMMENT_LIMIT - 4096));
   }
   return exitCode(command, reports);
 }

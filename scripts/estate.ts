@@ -23,7 +23,7 @@ import { GITHUB_COMMENT_LIMIT, reviewMarkdown, table, type SiteReport } from "./
  * (`--project DIR` or QCLOUD_PROJECT_DIR for another, such as the sandbox's); the backend, passphrase and SSH
  * come from the environment as for `pulumi` itself.
  *
- * `up` refreshes first (`--no-refresh` not); preview and up run the policy pack (policy/) with each site's facts;
+ * `up --refresh` refreshes first (opt-in: see estateRun.ts); preview and up run the policy pack (policy/) with each site's facts;
  * drift (a refresh, then a preview that expects nothing to change) writes each site's drift gauges on its host.
  *
  * Exit codes (EXIT): 0 done, nothing to change (preview) or no drift (drift); 1 a site failed, a policy refused, or bad
@@ -35,7 +35,7 @@ const COMMANDS: readonly EstateCommand[] = ["preview", "up", "drift"];
 function usage(message: string): never {
   console.error(`estate: ${message}`);
   console.error(
-    "usage: npm run estate -- preview|up|drift [--sites a,b] [--parallel N] [--json out.json] [--markdown out.md] [--project DIR] [--no-refresh] [--key FILE]",
+    "usage: npm run estate -- preview|up|drift [--sites a,b] [--parallel N] [--json out.json] [--markdown out.md] [--project DIR] [--refresh] [--key FILE]",
   );
   process.exit(EXIT.failed);
 }
@@ -113,7 +113,7 @@ async function main(argv: readonly string[]): Promise<number> {
   const withValue = ["--sites", "--parallel", "--json", "--markdown", "--project", "--key"];
   for (let i = 1; i < argv.length; i++) {
     if (withValue.includes(argv[i]!)) i++;
-    else if (argv[i] !== "--no-refresh") usage(`unknown option or argument \`${argv[i]}\``);
+    else if (argv[i] !== "--refresh") usage(`unknown option or argument \`${argv[i]}\``);
   }
   const projectDir = path.resolve(flag(argv, "project") ?? process.env.QCLOUD_PROJECT_DIR ?? ROOT);
   if (!fs.existsSync(path.join(projectDir, "Pulumi.yaml")))
@@ -148,7 +148,7 @@ async function main(argv: readonly string[]): Promise<number> {
         fs.writeFileSync(file, JSON.stringify(policyConfig(siteModel(projectDir, estate, site))));
         return { packs: [POLICY_PACK], configs: [file] };
       },
-      refresh: !argv.includes("--no-refresh"),
+      refresh: argv.includes("--refresh"),
       keepDiff: markdown !== undefined,
       progress: progress(command),
       afterDrift: (report, stack) => exportDrift(report, stack, projectDir, estate, key),

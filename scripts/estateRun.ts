@@ -28,7 +28,11 @@ export interface EstateRunOptions {
   readonly parallel: number;
   /** Per site: the policy packs and their config files to run with (none when empty). */
   readonly policy: (site: string) => { packs: string[]; configs: string[] };
-  /** `up` refreshes first (the servers are the truth: what was changed by hand is put back). */
+  /**
+   * `up` refreshes first, putting back what was changed by hand. Not the default: on a state whose resources still
+   * go by an alias (the first `up` after a release that moves them) the engine panics in a refreshing update
+   * (`assertSeen`, engine/deployment.go; CLI 3.276, seen in the e2e), and a deploy must not depend on that.
+   */
   readonly refresh: boolean;
   /** The engine's text diff is kept for the review (`--markdown`). */
   readonly keepDiff: boolean;

@@ -1357,7 +1357,7 @@ describe("the sandbox estate under the real engine", () => {
       120,
     );
 
-    const repaired = timed("estate up (refresh)", () => estate("up", "--sites", "lady"));
+    const repaired = timed("estate up (refresh)", () => estate("up", "--refresh", "--sites", "lady"));
     expect([repaired.code, results(repaired.report)]).toEqual([
       0,
       { lady: ["ok", "create lady-nextcloud-exporter"] },

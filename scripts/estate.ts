@@ -13,7 +13,7 @@ import type { Estate } from "../render/estate";
 import { SiteSsh } from "./siteSsh";
 import { ROOT, flag } from "./cli";
 import { EXIT, exitCode, runEstate, type EstateCommand, type Progress } from "./estateRun";
-import { GITHUB_COMMENT_LIMIT, reviewMarkdown, table, type SiteReport } from "./review";
+import { GITHUB_COMMENT_LIMIT, reviewMarkdown, table, urnName, type SiteReport } from "./review";
 
 /**
  * `npm run estate -- preview|up|drift [--sites a,b] [--parallel N] [--json out.json] [--markdown out.md] [--key FILE]`
@@ -170,7 +170,7 @@ async function main(argv: readonly string[]): Promise<number> {
         resources: r.changes.map((c) => ({
           urn: c.urn,
           type: c.type,
-          name: c.urn.slice(c.urn.lastIndexOf("::") + 2),
+          name: urnName(c.urn),
           op: c.op,
         })),
         policy: r.policy,

@@ -97,9 +97,12 @@ export function violationsOf(events: readonly EngineEvent[]): PolicyViolation[] 
   });
 }
 
+/** The resource's name in its URN (its last part). */
+export const urnName = (urn: string) => urn.slice(urn.lastIndexOf("::") + 2);
+
 /** The resource's name in its URN, without its site's prefix (`lady-nextcloud-db` -> `nextcloud-db`). */
 export function shortName(site: string, urn: string): string {
-  const name = urn.slice(urn.lastIndexOf("::") + 2);
+  const name = urnName(urn);
   return name.startsWith(`${site}-`) ? name.slice(site.length + 1) : name;
 }
 

@@ -3,6 +3,7 @@ import type { Estate } from "../render/estate";
 import {
   changesOf,
   emptyCounts,
+  urnName,
   violationsOf,
   type Counts,
   type SiteReport,
@@ -105,7 +106,7 @@ async function runSite(site: string, o: EstateRunOptions): Promise<SiteReport> {
   const onEvent = (e: EngineEvent) => {
     events.push(e);
     const m = e.resourcePreEvent?.metadata;
-    if (m) o.progress.event(site, `${m.op} ${m.urn.slice(m.urn.lastIndexOf("::") + 2)}`);
+    if (m) o.progress.event(site, `${m.op} ${urnName(m.urn)}`);
   };
   const onOutput = (out: string) => {
     if (o.keepDiff) diff += out;

@@ -1,11 +1,14 @@
 import * as fs from "node:fs";
+import { BlockList, isIPv4 } from "node:net";
 import * as path from "node:path";
 import type { ServiceName } from "../catalog";
 import { ConfigError, joinPath, type ConfigIssue } from "../config/errors";
 import { SITE_KEY } from "../config/schema";
 import { fileSource, type ConfigSource } from "../config/source";
-import type { Estate, EstateSite } from "../render/estate";
+import type { Estate, EstateSite, Route } from "../render/estate";
 import { flowSources } from "../render/policy";
+import { TAILNET_RANGES } from "../render/traefik";
+import { wireguardEndpoint } from "../render/wireguard";
 import type { SiteModel } from "../render/siteModel";
 import { backupTarget, estateSite, hostedRepositories, meshHost } from "./estateSite";
 import { TAILNET_SERVICES, loadSite } from "./site";
@@ -202,17 +205,117 @@ export function checkEstate(estate: Estate): ConfigIssue[] {
         });
       }
       wg.set(w.address, s.name);
-      if (w.endpoint === undefined && s.address === undefined) {
-        issues.push({
-          file: s.file,
-          path: MESH("wireguard", "endpoint"),
-          message:
-            "expected the address peers reach this site on (the host's address is not known before it exists)",
-        });
-      }
     }
   }
-  return [...issues, ...checkRequired(estate)];
+  return [...issues, ...checkClashes(estate), ...checkRequired(estate)];
+}
+
+const ROUTE_HOST = (r: Route) => joinPath([SITE_KEY, "services", r.service, "routes", r.name, "host"]);
+/** `file` at `field`, as a message names another site's setting. */
+const at = (file: string, field: string) => `${file} at \`${field}\``;
+
+/** An address range, parsed once: whether two ranges overlap, or one holds an address. */
+class Range {
+  private readonly list = new BlockList();
+  readonly family: "ipv4" | "ipv6";
+  readonly address: string;
+  constructor(readonly cidr: string) {
+    const [address, bits] = cidr.split("/");
+    this.address = address!;
+    this.family = isIPv4(this.address) ? "ipv4" : "ipv6";
+    this.list.addSubnet(this.address, Number(bits ?? (this.family === "ipv4" ? 32 : 128)), this.family);
+  }
+  has(address: string): boolean {
+    return (isIPv4(address) ? "ipv4" : "ipv6") === this.family && this.list.check(address, this.family);
+  }
+  /** Two CIDR ranges overlap exactly when one holds the other's address. */
+  overlaps(o: Range): boolean {
+    return this.has(o.address) || o.has(this.address);
+  }
+}
+
+/**
+ * What two sites may not share, each refusal naming both files and fields: a host name routed on two sites (which
+ * site would its DNS point at?), one server under two stacks (each would remove the other's containers), private
+ * ranges that two sites route (the tailnet's subnet routes, the tunnels' subnets: a packet would have two ways),
+ * a tunnel address inside such a range or the tailnet's own, and a tunnel that no side can start.
+ */
+function checkClashes(estate: Estate): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const hosts = new Map<string, { site: EstateSite; route: Route }>();
+  const servers = new Map<string, EstateSite>();
+  const ranges: { site: EstateSite; field: string; range: Range }[] = [];
+  for (const s of estate.sites) {
+    for (const route of s.routes) {
+      const other = hosts.get(route.host);
+      if (other && other.site !== s) {
+        issues.push({
+          file: s.file,
+          path: ROUTE_HOST(route),
+          message: `\`${route.host}\` is already routed by site \`${other.site.name}\` (${at(other.site.file, ROUTE_HOST(other.route))}); expected a host name of this site's own: set \`host\` here, or run the service on one site only`,
+        });
+      } else if (!other) hosts.set(route.host, { site: s, route });
+    }
+    if (s.server !== undefined) {
+      const other = servers.get(s.server);
+      if (other) {
+        issues.push({
+          file: s.file,
+          path: joinPath([SITE_KEY, "host", "address"]),
+          message: `\`${s.server}\` is already site \`${other.name}\`'s server (${at(other.file, joinPath([SITE_KEY, "host", "address"]))}); expected a server of this site's own: two stacks on one server remove each other's containers`,
+        });
+      } else servers.set(s.server, s);
+    }
+    s.mesh.routes.forEach((cidr, i) =>
+      ranges.push({ site: s, field: MESH("routes", i), range: new Range(cidr) }),
+    );
+    s.mesh.wireguard?.subnets.forEach((cidr, i) =>
+      ranges.push({ site: s, field: MESH("wireguard", "subnets", i), range: new Range(cidr) }),
+    );
+  }
+  ranges.forEach((a, i) => {
+    const b = ranges.slice(0, i).find((x) => x.site !== a.site && x.range.overlaps(a.range));
+    if (b) {
+      issues.push({
+        file: a.site.file,
+        path: a.field,
+        message: `\`${a.range.cidr}\` overlaps \`${b.range.cidr}\`, routed by site \`${b.site.name}\` (${at(b.site.file, b.field)}); expected a range no other site routes`,
+      });
+    }
+  });
+  const tailnet = TAILNET_RANGES.map((r) => new Range(r));
+  for (const s of estate.sites) {
+    const w = s.mesh.wireguard;
+    if (!w) continue;
+    const inRange = ranges.find((r) => r.range.has(w.address));
+    if (tailnet.some((r) => r.has(w.address))) {
+      issues.push({
+        file: s.file,
+        path: MESH("wireguard", "address"),
+        message: `\`${w.address}\` is in the tailnet's range (${TAILNET_RANGES[0]}); expected a tunnel address outside it, such as 10.90.0.0/24`,
+      });
+    } else if (inRange) {
+      issues.push({
+        file: s.file,
+        path: MESH("wireguard", "address"),
+        message: `\`${w.address}\` is in \`${inRange.range.cidr}\`, routed by site \`${inRange.site.name}\` (${at(inRange.site.file, inRange.field)}); expected a tunnel address outside every routed range`,
+      });
+    }
+  }
+  // A peer whose address is made with its server (hcloud) is found when it starts the tunnel itself: two such
+  // peers never find each other.
+  const unknown = estate.sites.filter((s) => s.mesh.wireguard && wireguardEndpoint(s) === undefined);
+  unknown.forEach((s, i) => {
+    const other = unknown.slice(0, i).find((x) => x.controlPlane === s.controlPlane);
+    if (other) {
+      issues.push({
+        file: s.file,
+        path: MESH("wireguard", "endpoint"),
+        message: `expected the address peers reach this site on: neither its server's address nor \`${other.name}\`'s is known before they exist, so neither could start their tunnel; set it here or in ${at(other.file, MESH("wireguard", "endpoint"))}`,
+      });
+    }
+  });
+  return issues;
 }
 
 const LOKI: ServiceName = "loki";

@@ -43,7 +43,9 @@ export function estateSite(model: SiteModel): EstateSite {
     domain: model.domain,
     controlPlane: model.controlPlane,
     meshHost: meshHost(model.estate, model, model.name),
-    ...(model.host.kind === "existing" ? { address: model.host.address } : {}),
+    ...(model.host.kind === "existing"
+      ? { address: model.host.address, server: `${model.host.address}:${model.host.port}` }
+      : {}),
     services: model.services.map((s) => s.name),
     containers: model.services.flatMap((s) => s.containers.map((c) => c.name)).sort(),
     routes: model.routes,

@@ -45,6 +45,8 @@ export interface EstateSite {
   readonly meshHost: string;
   /** Where peers reach it from the internet: the host's address, when the stack file says it. */
   readonly address?: string;
+  /** `<address>:<ssh port>`, when the stack file says it: the server the stack manages. */
+  readonly server?: string;
   readonly services: readonly string[];
   /** Every container's name, sorted: what should be running there. */
   readonly containers: readonly string[];

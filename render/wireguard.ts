@@ -65,12 +65,16 @@ export function renderWireguardConfig(
     const pw = p.mesh.wireguard!;
     const publicKey = keys.publicKeys[p.name];
     if (!publicKey) throw new Error(`no WireGuard public key for site \`${p.name}\``);
+    const endpoint = wireguardEndpoint(p);
     lines.push(
       "",
       `# ${p.name}`,
       "[Peer]",
       `PublicKey = ${publicKey}`,
-      `Endpoint = ${endpointHost(pw.endpoint ?? p.address!)}:${pw.port}`,
+      // An address made with its server is learnt from the peer's first handshake (it knows ours: checkEstate).
+      endpoint === undefined
+        ? "# Endpoint: learnt from its handshakes (its server's address is made when the server is)"
+        : `Endpoint = ${endpointHost(endpoint)}:${pw.port}`,
       `AllowedIPs = ${[`${pw.address}/32`, ...pw.subnets].join(", ")}`,
       // NAT and stateful firewalls forget idle UDP flows: keep the tunnel's path open.
       "PersistentKeepalive = 25",
@@ -78,5 +82,9 @@ export function renderWireguardConfig(
   }
   return `${lines.join("\n")}\n`;
 }
+
+/** Where peers reach a site's tunnel: its `endpoint`, else its host's address; none for a server not made yet. */
+export const wireguardEndpoint = (site: EstateSite): string | undefined =>
+  site.mesh.wireguard?.endpoint ?? site.address;
 
 const endpointHost = (h: string) => (h.includes(":") ? `[${h}]` : h);

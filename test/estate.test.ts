@@ -46,7 +46,7 @@ const hcloud = {
 };
 const flow = (from: string) => ({ from, service: "postfix", to: "site:master", ports: [25], why: "mail" });
 
-// model/estate.ts checkEstate: seven checks, each with every message it can give.
+// model/estate.ts checkEstate: eleven checks, each with every message it can give.
 const ESTATE_ERRORS: [string, Stacks, string][] = [
   [
     "1. a control plane that is no site of the estate",
@@ -55,7 +55,7 @@ const ESTATE_ERRORS: [string, Stacks, string][] = [
   ],
   [
     "2. a control plane that is a services site",
-    { madam: servicesSite({ controlPlane: "lady" }) },
+    { madam: servicesSite({ controlPlane: "lady", host: { kind: "existing", address: "203.0.113.30" } }) },
     "Pulumi.madam.yaml: `qui3tly-cloud:site.controlPlane`: expected a site with role `control-plane`; `lady` has role `services`",
   ],
   [
@@ -90,7 +90,13 @@ const ESTATE_ERRORS: [string, Stacks, string][] = [
   ],
   [
     "5. a backup target on another tailnet",
-    { other: controlPlaneSite(), lady: servicesSite({ backup: { target: "other" } }) },
+    {
+      other: controlPlaneSite({
+        domain: "other.example",
+        host: { kind: "existing", address: "203.0.113.90" },
+      }),
+      lady: servicesSite({ backup: { target: "other" } }),
+    },
     "Pulumi.lady.yaml: `qui3tly-cloud:site.backup.target`: expected a site of the same tailnet (control plane `master`); `other`'s is `other`",
   ],
   [
@@ -102,14 +108,60 @@ const ESTATE_ERRORS: [string, Stacks, string][] = [
     "Pulumi.master.yaml: `qui3tly-cloud:site.mesh.wireguard.address`: `10.90.0.1` is already site `lady`'s tunnel address; expected one address per site",
   ],
   [
-    "7. a tunnel on a new server with no endpoint",
+    "7. two tunnels on new servers, neither with an endpoint",
     {
       lady: servicesSite(
         { host: hcloud, mesh: { wireguard: { address: "10.90.0.2" } } },
         { "hcloud:token": { secure: "v1:abc" } },
       ),
+      madam: servicesSite(
+        { host: hcloud, mesh: { wireguard: { address: "10.90.0.3" } } },
+        { "hcloud:token": { secure: "v1:abc" } },
+      ),
     },
-    "Pulumi.lady.yaml: `qui3tly-cloud:site.mesh.wireguard.endpoint`: expected the address peers reach this site on (the host's address is not known before it exists)",
+    "Pulumi.madam.yaml: `qui3tly-cloud:site.mesh.wireguard.endpoint`: expected the address peers reach this site on: neither its server's address nor `lady`'s is known before they exist, so neither could start their tunnel; set it here or in Pulumi.lady.yaml at `qui3tly-cloud:site.mesh.wireguard.endpoint`",
+  ],
+  [
+    "8. one host name routed by two sites (nextcloud on lady and on madam)",
+    {
+      lady: servicesSite({ services: { nextcloud: true } }),
+      madam: servicesSite({
+        host: { kind: "existing", address: "203.0.113.30" },
+        services: { nextcloud: true },
+      }),
+    },
+    [
+      "Pulumi.madam.yaml: `qui3tly-cloud:site.services.nextcloud.routes.web.host`: `cloud.qui3tly.cloud` is already routed by site `lady` (Pulumi.lady.yaml at `qui3tly-cloud:site.services.nextcloud.routes.web.host`); expected a host name of this site's own: set `host` here, or run the service on one site only",
+      "Pulumi.madam.yaml: `qui3tly-cloud:site.services.nextcloud.routes.office.host`: `office.qui3tly.cloud` is already routed by site `lady` (Pulumi.lady.yaml at `qui3tly-cloud:site.services.nextcloud.routes.office.host`); expected a host name of this site's own: set `host` here, or run the service on one site only",
+    ].join("\n"),
+  ],
+  [
+    "9. two stacks on one server (a copied stack file)",
+    { madam: servicesSite({ services: { nextcloud: false } }) },
+    "Pulumi.madam.yaml: `qui3tly-cloud:site.host.address`: `203.0.113.20:22` is already site `lady`'s server (Pulumi.lady.yaml at `qui3tly-cloud:site.host.address`); expected a server of this site's own: two stacks on one server remove each other's containers",
+  ],
+  [
+    "10. a tailnet route that overlaps another site's tunnel subnet",
+    {
+      master: controlPlaneSite({
+        mesh: { wireguard: { address: "10.90.0.1", subnets: ["192.168.10.0/24"] } },
+      }),
+      lady: servicesSite({ mesh: { routes: ["192.168.0.0/16"] } }),
+    },
+    "Pulumi.master.yaml: `qui3tly-cloud:site.mesh.wireguard.subnets[0]`: `192.168.10.0/24` overlaps `192.168.0.0/16`, routed by site `lady` (Pulumi.lady.yaml at `qui3tly-cloud:site.mesh.routes[0]`); expected a range no other site routes",
+  ],
+  [
+    "11. a tunnel address inside another site's routed range",
+    {
+      master: controlPlaneSite({ mesh: { wireguard: { address: "10.90.0.1" } } }),
+      lady: servicesSite({ mesh: { routes: ["10.90.0.0/24"] } }),
+    },
+    "Pulumi.master.yaml: `qui3tly-cloud:site.mesh.wireguard.address`: `10.90.0.1` is in `10.90.0.0/24`, routed by site `lady` (Pulumi.lady.yaml at `qui3tly-cloud:site.mesh.routes[0]`); expected a tunnel address outside every routed range",
+  ],
+  [
+    "11. a tunnel address inside the tailnet's range",
+    { master: controlPlaneSite({ mesh: { wireguard: { address: "100.64.0.1" } } }) },
+    "Pulumi.master.yaml: `qui3tly-cloud:site.mesh.wireguard.address`: `100.64.0.1` is in the tailnet's range (100.64.0.0/10); expected a tunnel address outside it, such as 10.90.0.0/24",
   ],
 ];
 

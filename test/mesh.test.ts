@@ -558,6 +558,45 @@ describe("WireGuard site-to-site", () => {
     );
   });
 
+  test("a peer whose server is not made yet (hcloud, no endpoint): no Endpoint, learnt from its handshakes", () => {
+    const hcloudMadam = mapSource(
+      "Pulumi.madam.yaml",
+      "madam",
+      servicesSite(
+        {
+          host: {
+            kind: "hcloud",
+            serverType: "cx22",
+            location: "fsn1",
+            sshKeys: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIO9 ops@laptop"],
+            sshSources: ["0.0.0.0/0"],
+          },
+          mesh: { wireguard: { address: "10.90.0.3" }, sealPublicKey: TEST_SEAL_KEYS.madam!.publicKey },
+        },
+        { "hcloud:token": { secure: "v1:abc" } },
+      ),
+    );
+    const e = loadEstate([SOURCES[0]!, SOURCES[1]!, hcloudMadam]);
+    const conf = (s: string) => renderWireguardConfig(e, s, { privateKey: keys[s]!, publicKeys });
+    const peer = (s: string, of: string) =>
+      conf(s)
+        .split("\n\n")
+        .find((b) => b.startsWith(`# ${of}\n`));
+    expect(peer("lady", "madam")).toBe(
+      [
+        "# madam",
+        "[Peer]",
+        `PublicKey = ${publicKeys.madam}`,
+        "# Endpoint: learnt from its handshakes (its server's address is made when the server is)",
+        "AllowedIPs = 10.90.0.3/32",
+        "PersistentKeepalive = 25",
+      ].join("\n"),
+    );
+    // madam starts both tunnels: it knows where master and lady are.
+    expect(peer("madam", "master")).toContain("Endpoint = 198.51.100.1:51820");
+    expect(peer("madam", "lady")).toContain("Endpoint = 198.51.100.2:51820");
+  });
+
   test("wg takes every site's config on a userspace interface (wireguard-go), and reads back the same tunnel", () => {
     const bin = meshTools();
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "qcloud-wg-"));

@@ -2,7 +2,8 @@
 # scripts/mesh-tools.sh — the Go-built tools for the sandbox's stand-in images (scripts/sandbox/images.sh) and the
 # test suite, built offline from the Go module proxy: the mesh (Headscale, Tailscale, wireguard-go, and Traefik,
 # the tailnet's way into each site: its tailnet entrypoint, PROXY headers and `private` routes are what admins
-# reach through the node) and the backups (restic, rest-server); and Debian's wireguard-tools (`wg`, `wg-quick`).
+# reach through the node) and the backups (restic, rest-server); and Debian's wireguard-tools (`wg`, `wg-quick`) and
+# apache2-utils (`htpasswd`: the tests write rest-server's and Traefik's users files with it).
 #
 # Usage:
 #   scripts/mesh-tools.sh              build what is missing, print the bin dir (stdout; progress on stderr)
@@ -232,7 +233,7 @@ link_bin_dir() {
 ready() {
   local t
   for t in "${TOOLS[@]}"; do built "$t" || return 1; done
-  bin_dir_ready && dpkg -s wireguard-tools >/dev/null 2>&1
+  bin_dir_ready && dpkg -s wireguard-tools apache2-utils >/dev/null 2>&1
 }
 
 ensure() {
@@ -245,7 +246,7 @@ ensure() {
     for t in "${TOOLS[@]}"; do rm -rf "$(tool_dir "$t")"; done
   fi
   rm -rf "$MESH_CACHE/tmp" # leftovers of interrupted builds
-  apt_install wireguard-tools
+  apt_install wireguard-tools apache2-utils
   command -v go >/dev/null 2>&1 || die "'go' is required but not on PATH"
   cd "$MESH_CACHE" # go must not see the caller's go.mod
   for t in "${TOOLS[@]}"; do

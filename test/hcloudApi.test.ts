@@ -88,7 +88,7 @@ describe("errors, in Hetzner's shape", () => {
     ],
     ["a rule without a port", "POST", "/firewalls", { name: "f", rules: [{ direction: "in", protocol: "tcp", source_ips: ["0.0.0.0/0"] }] }, TOKEN, 422, "invalid_input"], // prettier-ignore
     ["an unknown server type", "POST", "/servers", { name: "s", server_type: "cx99", image: "debian-12" }, TOKEN, 422, "invalid_input"], // prettier-ignore
-  ])("%s: %s %s ", async (_, method, route, body, token, status, code) => {
+  ])("%s: %s %s", async (_, method, route, body, token, status, code) => {
     const r = await call(method, route, body, token);
     expect([r.status, r.type, r.body.error.code]).toEqual([status, "application/json", code]);
   });

@@ -446,245 +446,201 @@ export async function startHcloudApi(args: HcloudApiArgs): Promise<{ server: htt
 
   /** `id` and `sub` are the route's captures; the body's status: 204 without one, 201 for a POST, else 200. */
   type Handler = (p: { id: string; sub: string; q: URLSearchParams; body: Json }) => unknown;
-  const routes: [string, RegExp, Handler][] = [
-    ...CATALOGUE.flatMap(([kind, one, items]): [string, RegExp, Handler][] => [
-      ["GET", new RegExp(`^/${kind}$`), ({ q }) => page(kind, filter(items, q), q)],
-      [
-        "GET",
-        new RegExp(`^/${kind}/(\\d+)$`),
-        ({ id }) => ({ [one]: byId(items, id, one.replace("_", " ")) }),
-      ],
-    ]),
-    ["GET", new RegExp(`^/(${ABSENT})$`), ({ id, q }) => page(id, [], q)],
-    ["GET", /^\/actions$/, ({ q }) => page("actions", filter(state.actions, q), q)],
-    ["GET", /^\/actions\/(\d+)$/, ({ id }) => ({ action: byId(state.actions, id, "action") })],
+  const routes: [string, RegExp, Handler][] = [];
+  const on = (method: string, re: RegExp, h: Handler) => routes.push([method, re, h]);
+  for (const [kind, one, items] of CATALOGUE) {
+    on("GET", new RegExp(`^/${kind}$`), ({ q }) => page(kind, filter(items, q), q));
+    on("GET", new RegExp(`^/${kind}/(\\d+)$`), ({ id }) => ({
+      [one]: byId(items, id, one.replace("_", " ")),
+    }));
+  }
+  on("GET", new RegExp(`^/(${ABSENT})$`), ({ id, q }) => page(id, [], q));
+  on("GET", /^\/actions$/, ({ q }) => page("actions", filter(state.actions, q), q));
+  on("GET", /^\/actions\/(\d+)$/, ({ id }) => ({ action: byId(state.actions, id, "action") }));
 
-    ["GET", /^\/ssh_keys$/, ({ q }) => page("ssh_keys", filter(state.ssh_keys, q), q)],
-    ["GET", /^\/ssh_keys\/(\d+)$/, ({ id }) => ({ ssh_key: byId(state.ssh_keys, id, "ssh key") })],
-    [
-      "POST",
-      /^\/ssh_keys$/,
-      ({ body }) => {
-        const [name, public_key] = [text(body, "name"), text(body, "public_key").trim()];
-        const key = { id: 0, name, public_key, fingerprint: fingerprint(public_key), labels: labelsOf(body) };
-        unique(state.ssh_keys, name);
-        if (state.ssh_keys.some((k) => k.fingerprint === key.fingerprint)) throw taken("public_key");
-        state.ssh_keys.push({ ...key, id: nextId(), created: now() });
-        save();
-        return { ssh_key: state.ssh_keys.at(-1) };
-      },
-    ],
-    [
-      "PUT",
-      /^\/ssh_keys\/(\d+)$/,
-      ({ id, body }) => ({ ssh_key: update(state.ssh_keys, id, "ssh key", body) }),
-    ],
-    [
-      "DELETE",
-      /^\/ssh_keys\/(\d+)$/,
-      ({ id }) => remove(state.ssh_keys, byId(state.ssh_keys, id, "ssh key")),
-    ],
+  on("GET", /^\/ssh_keys$/, ({ q }) => page("ssh_keys", filter(state.ssh_keys, q), q));
+  on("GET", /^\/ssh_keys\/(\d+)$/, ({ id }) => ({ ssh_key: byId(state.ssh_keys, id, "ssh key") }));
+  on("POST", /^\/ssh_keys$/, ({ body }) => {
+    const [name, public_key] = [text(body, "name"), text(body, "public_key").trim()];
+    const key = { id: 0, name, public_key, fingerprint: fingerprint(public_key), labels: labelsOf(body) };
+    unique(state.ssh_keys, name);
+    if (state.ssh_keys.some((k) => k.fingerprint === key.fingerprint)) throw taken("public_key");
+    state.ssh_keys.push({ ...key, id: nextId(), created: now() });
+    save();
+    return { ssh_key: state.ssh_keys.at(-1) };
+  });
+  on("PUT", /^\/ssh_keys\/(\d+)$/, ({ id, body }) => ({
+    ssh_key: update(state.ssh_keys, id, "ssh key", body),
+  }));
+  on("DELETE", /^\/ssh_keys\/(\d+)$/, ({ id }) =>
+    remove(state.ssh_keys, byId(state.ssh_keys, id, "ssh key")),
+  );
 
-    ["GET", /^\/firewalls$/, ({ q }) => page("firewalls", filter(state.firewalls, q).map(firewallJson), q)],
-    [
-      "GET",
-      /^\/firewalls\/(\d+)$/,
-      ({ id }) => ({ firewall: firewallJson(byId(state.firewalls, id, "firewall")) }),
-    ],
-    [
-      "POST",
-      /^\/firewalls$/,
-      async ({ body }) => {
-        const name = text(body, "name");
-        const f = {
-          name,
-          labels: labelsOf(body),
-          rules: rulesOf(body),
-          applied_to: targetsOf(body, "apply_to"),
-        };
-        unique(state.firewalls, name);
-        f.applied_to.forEach(
-          (t) => t.type === "server" && byId(state.servers, String(t.server.id), "server"),
-        );
-        const firewall: Firewall = { ...f, id: nextId(), created: now() };
-        state.firewalls.push(firewall);
-        const actions = f.applied_to.length > 0 ? [await firewallAction("apply_firewall", firewall)] : [];
-        return { firewall: firewallJson(firewall), actions };
-      },
-    ],
-    [
-      "PUT",
-      /^\/firewalls\/(\d+)$/,
-      ({ id, body }) => ({ firewall: firewallJson(update(state.firewalls, id, "firewall", body)) }),
-    ],
-    [
-      "DELETE",
-      /^\/firewalls\/(\d+)$/,
-      ({ id }) => {
-        const f = byId(state.firewalls, id, "firewall");
-        // As Hetzner: an applied firewall is in use (the provider removes it from its resources first).
-        if (f.applied_to.length > 0) throw new ApiError(422, "resource_in_use", "firewall is still in use");
-        return remove(state.firewalls, f);
-      },
-    ],
-    [
-      "POST",
-      /^\/firewalls\/(\d+)\/actions\/set_rules$/,
-      async ({ id, body }) => {
-        const f = byId(state.firewalls, id, "firewall");
-        f.rules = rulesOf(body);
-        return { actions: [await firewallAction("set_firewall_rules", f)] };
-      },
-    ],
-    [
-      "POST",
-      /^\/firewalls\/(\d+)\/actions\/(apply_to_resources|remove_from_resources)$/,
-      async ({ id, sub, body }) => {
-        const f = byId(state.firewalls, id, "firewall");
-        const apply = sub === "apply_to_resources";
-        const targets = targetsOf(body, apply ? "apply_to" : "remove_from");
-        const key = (t: Target) => JSON.stringify(t);
-        for (const t of targets) {
-          if (t.type === "server") byId(state.servers, String(t.server.id), "server");
-          if (f.applied_to.some((a) => key(a) === key(t)) === apply)
-            throw new ApiError(
-              422,
-              `firewall_already_${apply ? "applied" : "removed"}`,
-              `${key(t)}: already ${sub}`,
-            );
-        }
-        const before = serversOf(f);
-        f.applied_to = apply
-          ? [...f.applied_to, ...targets]
-          : f.applied_to.filter((a) => !targets.some((t) => key(t) === key(a)));
-        const after = serversOf(f);
-        const changed = apply
-          ? after.filter((s) => !before.includes(s))
-          : before.filter((s) => !after.includes(s));
-        return { actions: [await firewallAction(apply ? "apply_firewall" : "remove_firewall", f, changed)] };
-      },
-    ],
+  on("GET", /^\/firewalls$/, ({ q }) => page("firewalls", filter(state.firewalls, q).map(firewallJson), q));
+  on("GET", /^\/firewalls\/(\d+)$/, ({ id }) => ({
+    firewall: firewallJson(byId(state.firewalls, id, "firewall")),
+  }));
+  on("POST", /^\/firewalls$/, async ({ body }) => {
+    const name = text(body, "name");
+    const f = {
+      name,
+      labels: labelsOf(body),
+      rules: rulesOf(body),
+      applied_to: targetsOf(body, "apply_to"),
+    };
+    unique(state.firewalls, name);
+    f.applied_to.forEach((t) => t.type === "server" && byId(state.servers, String(t.server.id), "server"));
+    const firewall: Firewall = { ...f, id: nextId(), created: now() };
+    state.firewalls.push(firewall);
+    const actions = f.applied_to.length > 0 ? [await firewallAction("apply_firewall", firewall)] : [];
+    return { firewall: firewallJson(firewall), actions };
+  });
+  on("PUT", /^\/firewalls\/(\d+)$/, ({ id, body }) => ({
+    firewall: firewallJson(update(state.firewalls, id, "firewall", body)),
+  }));
+  on("DELETE", /^\/firewalls\/(\d+)$/, ({ id }) => {
+    const f = byId(state.firewalls, id, "firewall");
+    // As Hetzner: an applied firewall is in use (the provider removes it from its resources first).
+    if (f.applied_to.length > 0) throw new ApiError(422, "resource_in_use", "firewall is still in use");
+    return remove(state.firewalls, f);
+  });
+  on("POST", /^\/firewalls\/(\d+)\/actions\/set_rules$/, async ({ id, body }) => {
+    const f = byId(state.firewalls, id, "firewall");
+    f.rules = rulesOf(body);
+    return { actions: [await firewallAction("set_firewall_rules", f)] };
+  });
+  on(
+    "POST",
+    /^\/firewalls\/(\d+)\/actions\/(apply_to_resources|remove_from_resources)$/,
+    async ({ id, sub, body }) => {
+      const f = byId(state.firewalls, id, "firewall");
+      const apply = sub === "apply_to_resources";
+      const targets = targetsOf(body, apply ? "apply_to" : "remove_from");
+      const key = (t: Target) => JSON.stringify(t);
+      for (const t of targets) {
+        if (t.type === "server") byId(state.servers, String(t.server.id), "server");
+        if (f.applied_to.some((a) => key(a) === key(t)) === apply)
+          throw new ApiError(
+            422,
+            `firewall_already_${apply ? "applied" : "removed"}`,
+            `${key(t)}: already ${sub}`,
+          );
+      }
+      const before = serversOf(f);
+      f.applied_to = apply
+        ? [...f.applied_to, ...targets]
+        : f.applied_to.filter((a) => !targets.some((t) => key(t) === key(a)));
+      const after = serversOf(f);
+      const changed = apply
+        ? after.filter((s) => !before.includes(s))
+        : before.filter((s) => !after.includes(s));
+      return { actions: [await firewallAction(apply ? "apply_firewall" : "remove_firewall", f, changed)] };
+    },
+  );
 
-    ["GET", /^\/servers$/, ({ q }) => page("servers", filter(state.servers, q).map(serverJson), q)],
-    ["GET", /^\/servers\/(\d+)$/, ({ id }) => ({ server: serverJson(byId(state.servers, id, "server")) })],
-    [
-      "POST",
-      /^\/servers$/,
-      async ({ body }) => {
-        const name = text(body, "name");
-        if (!/^(?=.{1,63}$)[a-zA-Z0-9]([a-zA-Z0-9.-]*[a-zA-Z0-9])?$/.test(name))
-          throw invalid("name", "must be a valid hostname");
-        const type = idOrName(SERVER_TYPES, body.server_type, "server_type");
-        const location = idOrName(type.locations, body.location ?? "fsn1", "location").name;
-        const image = idOrName(
-          IMAGES.filter((i) => i.architecture === type.architecture),
-          body.image,
-          "image",
-        );
-        const keys = listOf(body, "ssh_keys").map((k) => idOrName(state.ssh_keys, k, "ssh_keys"));
-        const firewalls = listOf(body, "firewalls").map((f) =>
-          idOrName(state.firewalls, isObject(f) && f.firewall, "firewalls"),
-        );
-        const userData = body.user_data ?? "";
-        if (typeof userData !== "string") throw invalid("user_data", "must be a string");
-        const [labels, ipv6] = [
-          labelsOf(body),
-          !isObject(body.public_net) || body.public_net.enable_ipv6 !== false,
-        ];
-        unique(state.servers, name);
-        const protection = { delete: false, rebuild: false };
-        const s: Server = {
-          id: nextId(),
-          name,
-          machine: name,
-          status: "initializing",
-          created: now(),
-          labels,
-          ipv6,
-          protection,
-          server_type: type.id,
-          image: image.id,
-          location,
-          backup_window: null,
-        };
-        state.servers.push(s);
-        for (const f of firewalls) f.applied_to.push({ type: "server", server: { id: s.id } });
-        save();
-        const rules = rulesFor(s);
-        let error: string | undefined;
-        try {
-          const { ipv4 } = await machines.create({
-            id: s.id,
-            name,
-            userData,
-            sshKeys: keys.map((k) => k.public_key),
-            rules,
-          });
-          Object.assign(s, { ipv4, rules, status: body.start_after_create === false ? "off" : "running" });
-          error = (await reconcile()).get(s.id); // rules changed while it booted reach it now
-        } catch (e) {
-          [s.status, error] = ["off", failure(e)];
-        }
-        const a = action("create_server", [{ id: s.id, type: "server" }], error);
-        save();
-        return { server: serverJson(s), action: a, next_actions: [], root_password: null };
-      },
-    ],
-    [
-      "PUT",
-      /^\/servers\/(\d+)$/,
-      async ({ id, body }) => {
-        const s = update(state.servers, id, "server", body);
-        await reconcile(); // new labels may match other firewalls' selectors
-        return { server: serverJson(s) };
-      },
-    ],
-    [
-      "DELETE",
-      /^\/servers\/(\d+)$/,
-      async ({ id }) => {
-        const s = byId(state.servers, id, "server");
-        if (s.protection.delete) throw new ApiError(403, "protected", "server is delete protected");
-        const error = await machines.remove(s.machine).then(() => undefined, failure);
-        if (error === undefined) {
-          state.servers.splice(state.servers.indexOf(s), 1);
-          for (const f of state.firewalls)
-            f.applied_to = f.applied_to.filter((t) => t.type !== "server" || t.server.id !== s.id);
-        }
-        const a = action("delete_server", [{ id: s.id, type: "server" }], error);
-        save();
-        return { action: a };
-      },
-    ],
-    [
-      "POST",
-      /^\/servers\/(\d+)\/actions\/(\w+)$/,
-      ({ id, sub, body }) => {
-        const s = byId(state.servers, id, "server");
-        // Power actions only flip the status: the machine keeps running (see the header).
-        const effects: Record<string, () => void> = {
-          poweron: () => (s.status = "running"),
-          reboot: () => (s.status = "running"),
-          reset: () => (s.status = "running"),
-          poweroff: () => (s.status = "off"),
-          shutdown: () => (s.status = "off"),
-          change_type: () => (s.server_type = idOrName(SERVER_TYPES, body.server_type, "server_type").id),
-          change_protection: () =>
-            Object.assign(s.protection, {
-              delete: body.delete ?? s.protection.delete,
-              rebuild: body.rebuild ?? s.protection.rebuild,
-            }),
-          enable_backup: () => (s.backup_window = "22-02"),
-          disable_backup: () => (s.backup_window = null),
-        };
-        if (!(sub in effects)) throw notFound(`action ${sub}`);
-        effects[sub]();
-        const a = action(`${sub}_server`, [{ id: s.id, type: "server" }]);
-        save();
-        return { action: a };
-      },
-    ],
-  ];
+  on("GET", /^\/servers$/, ({ q }) => page("servers", filter(state.servers, q).map(serverJson), q));
+  on("GET", /^\/servers\/(\d+)$/, ({ id }) => ({ server: serverJson(byId(state.servers, id, "server")) }));
+  on("POST", /^\/servers$/, async ({ body }) => {
+    const name = text(body, "name");
+    if (!/^(?=.{1,63}$)[a-zA-Z0-9]([a-zA-Z0-9.-]*[a-zA-Z0-9])?$/.test(name))
+      throw invalid("name", "must be a valid hostname");
+    const type = idOrName(SERVER_TYPES, body.server_type, "server_type");
+    const location = idOrName(type.locations, body.location ?? "fsn1", "location").name;
+    const image = idOrName(
+      IMAGES.filter((i) => i.architecture === type.architecture),
+      body.image,
+      "image",
+    );
+    const keys = listOf(body, "ssh_keys").map((k) => idOrName(state.ssh_keys, k, "ssh_keys"));
+    const firewalls = listOf(body, "firewalls").map((f) =>
+      idOrName(state.firewalls, isObject(f) && f.firewall, "firewalls"),
+    );
+    const userData = body.user_data ?? "";
+    if (typeof userData !== "string") throw invalid("user_data", "must be a string");
+    const [labels, ipv6] = [
+      labelsOf(body),
+      !isObject(body.public_net) || body.public_net.enable_ipv6 !== false,
+    ];
+    unique(state.servers, name);
+    const protection = { delete: false, rebuild: false };
+    const s: Server = {
+      id: nextId(),
+      name,
+      machine: name,
+      status: "initializing",
+      created: now(),
+      labels,
+      ipv6,
+      protection,
+      server_type: type.id,
+      image: image.id,
+      location,
+      backup_window: null,
+    };
+    state.servers.push(s);
+    for (const f of firewalls) f.applied_to.push({ type: "server", server: { id: s.id } });
+    save();
+    const rules = rulesFor(s);
+    let error: string | undefined;
+    try {
+      const { ipv4 } = await machines.create({
+        id: s.id,
+        name,
+        userData,
+        sshKeys: keys.map((k) => k.public_key),
+        rules,
+      });
+      Object.assign(s, { ipv4, rules, status: body.start_after_create === false ? "off" : "running" });
+      error = (await reconcile()).get(s.id); // rules changed while it booted reach it now
+    } catch (e) {
+      [s.status, error] = ["off", failure(e)];
+    }
+    const a = action("create_server", [{ id: s.id, type: "server" }], error);
+    save();
+    return { server: serverJson(s), action: a, next_actions: [], root_password: null };
+  });
+  on("PUT", /^\/servers\/(\d+)$/, async ({ id, body }) => {
+    const s = update(state.servers, id, "server", body);
+    await reconcile(); // new labels may match other firewalls' selectors
+    return { server: serverJson(s) };
+  });
+  on("DELETE", /^\/servers\/(\d+)$/, async ({ id }) => {
+    const s = byId(state.servers, id, "server");
+    if (s.protection.delete) throw new ApiError(403, "protected", "server is delete protected");
+    const error = await machines.remove(s.machine).then(() => undefined, failure);
+    if (error === undefined) {
+      state.servers.splice(state.servers.indexOf(s), 1);
+      for (const f of state.firewalls)
+        f.applied_to = f.applied_to.filter((t) => t.type !== "server" || t.server.id !== s.id);
+    }
+    const a = action("delete_server", [{ id: s.id, type: "server" }], error);
+    save();
+    return { action: a };
+  });
+  on("POST", /^\/servers\/(\d+)\/actions\/(\w+)$/, ({ id, sub, body }) => {
+    const s = byId(state.servers, id, "server");
+    // Power actions only flip the status: the machine keeps running (see the header).
+    const effects: Record<string, () => void> = {
+      poweron: () => (s.status = "running"),
+      reboot: () => (s.status = "running"),
+      reset: () => (s.status = "running"),
+      poweroff: () => (s.status = "off"),
+      shutdown: () => (s.status = "off"),
+      change_type: () => (s.server_type = idOrName(SERVER_TYPES, body.server_type, "server_type").id),
+      change_protection: () =>
+        Object.assign(s.protection, {
+          delete: body.delete ?? s.protection.delete,
+          rebuild: body.rebuild ?? s.protection.rebuild,
+        }),
+      enable_backup: () => (s.backup_window = "22-02"),
+      disable_backup: () => (s.backup_window = null),
+    };
+    if (!(sub in effects)) throw notFound(`action ${sub}`);
+    effects[sub]();
+    const a = action(`${sub}_server`, [{ id: s.id, type: "server" }]);
+    save();
+    return { action: a };
+  });
 
   /** PUT on a named kind: `name` (unique) and `labels`, each only when given. */
   function update<T extends Named & { labels: Labels }>(items: T[], id: string, what: string, body: Json): T {
@@ -719,7 +675,7 @@ export async function startHcloudApi(args: HcloudApiArgs): Promise<{ server: htt
       throw new ApiError(400, "json_error", "invalid JSON in the request body");
     }
     if (!isObject(body)) throw new ApiError(400, "json_error", "the request body must be a JSON object");
-    const [, [, id, sub], h] = [match[0], match[1]!, match[2]];
+    const [, [, id, sub], h] = match as unknown as [string, RegExpExecArray, Handler];
     const result = await h({ id, sub, q: url.searchParams, body });
     return [result === undefined ? 204 : req.method === "POST" ? 201 : 200, result];
   };

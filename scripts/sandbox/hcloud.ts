@@ -461,7 +461,7 @@ export async function startHcloudApi(args: HcloudApiArgs): Promise<{ server: htt
   on("GET", /^\/ssh_keys$/, ({ q }) => page("ssh_keys", filter(state.ssh_keys, q), q));
   on("GET", /^\/ssh_keys\/(\d+)$/, ({ id }) => ({ ssh_key: byId(state.ssh_keys, id, "ssh key") }));
   on("POST", /^\/ssh_keys$/, ({ body }) => {
-    const [name, public_key] = [text(body, "name"), text(body, "public_key").trim()];
+    const [name, public_key] = [text(body, "name"), text(body, "public_key")];
     const key = { id: 0, name, public_key, fingerprint: fingerprint(public_key), labels: labelsOf(body) };
     unique(state.ssh_keys, name);
     if (state.ssh_keys.some((k) => k.fingerprint === key.fingerprint)) throw taken("public_key");

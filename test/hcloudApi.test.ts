@@ -10,6 +10,7 @@ import {
   type FirewallRule,
   type Machines,
 } from "../scripts/sandbox/hcloud";
+import { firewallLines } from "../scripts/sandbox/hcloudMachines";
 
 /**
  * The Hetzner Cloud API double (scripts/sandbox/hcloud.ts) in-process, with requests as hcloud-go v2.36 sends them
@@ -365,4 +366,23 @@ test.each([
   [{ a: "1", b: "2" }, "a=1, b=3", false],
 ])("labels %j match %s: %s", (labels, selector, expected) => {
   expect(matchesSelector(labels, selector)).toBe(expected);
+});
+
+test("the sandbox server's firewall lines: one per inbound rule and IPv4 source (no IPv6 in the sandbox)", () => {
+  const rule = (r: Partial<FirewallRule>): FirewallRule => ({
+    direction: "in",
+    protocol: "tcp",
+    source_ips: [],
+    destination_ips: [],
+    ...r,
+  });
+  expect(
+    firewallLines([
+      rule({ port: "22", source_ips: ["10.213.47.128/32", "2001:db8::/32"] }),
+      rule({ protocol: "udp", port: "51820-51821", source_ips: ["0.0.0.0/0", "::/0"] }),
+      rule({ protocol: "icmp", source_ips: ["0.0.0.0/0"] }),
+      rule({ direction: "out", port: "443", destination_ips: ["0.0.0.0/0"] }),
+      rule({ protocol: "gre", source_ips: ["0.0.0.0/0"] }),
+    ]),
+  ).toBe("tcp 22 10.213.47.128/32\nudp 51820-51821 0.0.0.0/0\nicmp - 0.0.0.0/0\n");
 });

@@ -8,6 +8,7 @@ import { sealKeyPair } from "../render/seal";
 import { sandboxSealKey, writeSandboxProject } from "../scripts/sandbox/stackConfig";
 
 const ROOT = path.resolve(__dirname, "..");
+const SEAL = sealKeyPair();
 const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFIdRTPTw6X0umMmBZzdePQhA3OukWrBjACn5HI8HwQR";
 
 describe("the sandbox twin of a stack file", () => {
@@ -61,6 +62,33 @@ describe("the sandbox twin of a stack file", () => {
     });
     const project = YAML.parse(fs.readFileSync(path.join(dir, "Pulumi.yaml"), "utf8"));
     expect([project.name, path.resolve(dir, project.main)]).toEqual(["qui3tly-cloud", ROOT]);
+  });
+
+  test("an hcloud site's twin keeps its server type and location, with the sandbox's key and SSH source; its tunnel has no endpoint", () => {
+    // The stand-in's token, as `initHcloud` sets it: the twin keeps the stack's other config.
+    fs.writeFileSync(
+      path.join(dir, "Pulumi.madam.yaml"),
+      YAML.stringify({ config: { "hcloud:token": { secure: "v1:token" } } }),
+    );
+    writeSandboxProject(dir, ROOT, {
+      madam: { kind: "hcloud", sshKey: KEY, sshSource: "10.213.47.1", sealPublicKey: SEAL.publicKey },
+    });
+    const real = loadSite(fileSource(path.join(ROOT, "Pulumi.madam.yaml")));
+    const twin = loadSite(fileSource(path.join(dir, "Pulumi.madam.yaml")));
+    expect(twin.host).toEqual({
+      kind: "hcloud",
+      serverType: real.host.kind === "hcloud" ? real.host.serverType : "",
+      location: real.host.kind === "hcloud" ? real.host.location : "",
+      image: "debian-12",
+      sshKeys: [KEY],
+      sshSources: ["10.213.47.1/32"],
+    });
+    expect([twin.protect, twin.registry, twin.mesh.sealPublicKey]).toEqual([
+      false,
+      "registry:5000",
+      SEAL.publicKey,
+    ]);
+    expect(twin.mesh.wireguard).toEqual({ address: "10.90.0.3", port: 51820, subnets: [] });
   });
 
   test("a services site's twin has the sandbox's own sealing public key; a control plane's none", () => {

@@ -25,6 +25,13 @@ case "${1:-}" in
 esac
 t0=$EPOCHREALTIME
 
+# The hcloud stand-in (scripts/sandbox/hcloudServe.ts) and its state: its servers go with the others below.
+hcloud_dir="$SANDBOX_CACHE/hcloud"
+if [[ -f "$hcloud_dir/pid" ]] && kill "$(cat "$hcloud_dir/pid")" 2>/dev/null; then
+  log "stopped the hcloud stand-in"
+fi
+rm -rf "$hcloud_dir/pid" "$hcloud_dir/state.json" "$hcloud_dir/servers"
+
 if ! command -v dockerd >/dev/null && ! docker info >/dev/null 2>&1; then
   log "no Docker engine here: no containers to remove"
 else

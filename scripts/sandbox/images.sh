@@ -238,12 +238,12 @@ main() {
   [[ ${#targets[@]} -gt 0 ]] || targets=(base registry server standins)
   for t in "${targets[@]}"; do
     case "$t" in
-      base | registry | server | standins) ;;
+      base | registry | server | hcloud-server | standins) ;;
       -h | --help)
         sed -n '2,20p' "${BASH_SOURCE[0]}"
         exit 0
         ;;
-      *) die "unknown target '$t' (expected: base registry server standins)" ;;
+      *) die "unknown target '$t' (expected: base registry server hcloud-server standins)" ;;
     esac
   done
   build_base
@@ -251,6 +251,10 @@ main() {
     case "$t" in
       registry) registry_up ;;
       server) build_image "$SERVER_IMAGE" "$IMAGES_DIR/server" ;;
+      hcloud-server)
+        build_image "$SERVER_IMAGE" "$IMAGES_DIR/server"
+        build_image "$HCLOUD_SERVER_IMAGE" "$IMAGES_DIR/hcloud-server"
+        ;;
       standins) standins ;;
     esac
   done

@@ -22,6 +22,7 @@ REGISTRY_PUSH="127.0.0.1:5000" # how this machine reaches it
 BASE_IMAGE="qcloud-sandbox/debian:bookworm"
 REGISTRY_IMAGE="qcloud-sandbox/registry:bookworm"
 SERVER_IMAGE="qcloud-sandbox/server:bookworm"
+HCLOUD_SERVER_IMAGE="qcloud-sandbox/hcloud-server:bookworm"
 STANDIN_BASE_IMAGE="qcloud-sandbox/standin-base:bookworm"
 HASH_LABEL="cloud.qui3tly.sandbox.hash"
 SSH_DIR="$SANDBOX_CACHE/ssh"

@@ -1,9 +1,21 @@
 import * as path from "node:path";
-import { SANDBOX, SITES, SandboxProject, onServer, startServers, toolchainEnv } from "./sandbox";
+import {
+  REPO,
+  SANDBOX,
+  SITES,
+  SandboxProject,
+  ensureHcloudApi,
+  onServer,
+  sshCommand,
+  startServers,
+  toolchainEnv,
+} from "./sandbox";
+import { hcloudSites } from "./stackConfig";
 
 /**
  * `npm run sandbox`: the whole estate on this machine. Builds the offline toolchain and images if needed, starts a
- * sandbox server per site, runs `pulumi up` for master then lady, and prints what runs where.
+ * sandbox server per site (a site whose stack makes its server, madam, gets it from the hcloud stand-in), runs
+ * `pulumi up` for master, lady, then madam, and prints what runs where.
  */
 function step<T>(what: string, f: () => T): T {
   const t0 = Date.now();
@@ -16,16 +28,23 @@ function step<T>(what: string, f: () => T): T {
 const env = step("toolchain (scripts/toolchain.sh)", () => toolchainEnv(true));
 step("sandbox servers and images", () => startServers(SITES));
 const project = new SandboxProject(path.join(SANDBOX, "work"), env);
-step("stacks", () => project.init(SITES));
-for (const site of Object.keys(SITES)) {
+// The sites whose stack makes their server (madam): through the hcloud stand-in, after the others.
+const made = hcloudSites(REPO);
+step("stacks", () => {
+  project.init(SITES);
+  if (made.length > 0) {
+    const api = ensureHcloudApi();
+    for (const site of made) project.initHcloud(site, api);
+  }
+});
+const sites = [...Object.keys(SITES), ...made];
+for (const site of sites) {
   step(`pulumi up --stack ${site}`, () =>
     project.pulumi(["up", "--yes", "--skip-preview", "--stack", site], { echo: true }),
   );
 }
-for (const site of Object.keys(SITES)) {
-  console.log(
-    `\n--- ${site} (ssh -i ${path.join(SANDBOX, "ssh", "id_ed25519")} -p ${SITES[site]} root@127.0.0.1)`,
-  );
+for (const site of sites) {
+  console.log(`\n--- ${site} (${sshCommand(site)})`);
   console.log(
     onServer(
       site,

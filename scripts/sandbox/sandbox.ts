@@ -1,4 +1,5 @@
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
+import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -90,6 +91,65 @@ export function serverAddress(site: string): string {
   ]).stdout.trim();
 }
 
+/** This machine's address on the sandbox network: where the servers see its connections come from. */
+export function sandboxGateway(): string {
+  // The bridge's own address (Docker's inspect leaves the gateway empty when it picked one from the ip-range).
+  const id = run("docker", ["network", "inspect", "--format", "{{.Id}}", "qcloud-sandbox"]).stdout.trim();
+  const out = run("ip", ["-4", "-o", "addr", "show", "dev", `br-${id.slice(0, 12)}`]).stdout;
+  const address = /inet (\d+\.\d+\.\d+\.\d+)\//.exec(out)?.[1];
+  if (!address) throw new Error(`no IPv4 address on the sandbox network's bridge br-${id.slice(0, 12)}`);
+  return address;
+}
+
+/** The hcloud stand-in: where the provider's `endpoint` points, and the one token it accepts. */
+export interface HcloudApi {
+  readonly endpoint: string;
+  readonly token: string;
+}
+
+/** The hcloud stand-in's port on 127.0.0.1, its state, log, token and servers' seeds. */
+export const HCLOUD_PORT = 18444;
+export const HCLOUD_DIR = path.join(SANDBOX, "hcloud");
+
+/**
+ * The hcloud stand-in (scripts/sandbox/hcloudServe.ts), started once in the background like the registry and kept
+ * running (its state survives restarts); `npm run sandbox:down` stops it.
+ */
+export function ensureHcloudApi(): HcloudApi {
+  fs.mkdirSync(HCLOUD_DIR, { recursive: true, mode: 0o700 });
+  const tokenFile = path.join(HCLOUD_DIR, "token");
+  // Hetzner's tokens are 64 characters; the provider refuses others.
+  if (!fs.existsSync(tokenFile))
+    fs.writeFileSync(tokenFile, crypto.randomBytes(32).toString("hex"), { mode: 0o600 });
+  const api = {
+    endpoint: `http://127.0.0.1:${HCLOUD_PORT}/v1`,
+    token: fs.readFileSync(tokenFile, "utf8").trim(),
+  };
+  // The header from a file: the token stays off command lines.
+  const header = path.join(HCLOUD_DIR, "auth-header");
+  fs.writeFileSync(header, `Authorization: Bearer ${api.token}\n`, { mode: 0o600 });
+  const answers = () =>
+    run("curl", ["-fsS", "-o", "/dev/null", "-H", `@${header}`, `${api.endpoint}/locations`], {
+      allowFail: true,
+    }).code === 0;
+  if (answers()) return api;
+  const log = fs.openSync(path.join(HCLOUD_DIR, "api.log"), "a");
+  const child = spawn(
+    process.execPath,
+    ["-r", "ts-node/register/transpile-only", path.join(REPO, "scripts/sandbox/hcloudServe.ts")],
+    { cwd: REPO, detached: true, stdio: ["ignore", log, log] },
+  );
+  fs.writeFileSync(path.join(HCLOUD_DIR, "pid"), String(child.pid));
+  child.unref();
+  for (let i = 0; i < 60; i++) {
+    if (answers()) return api;
+    spawnSync("sleep", ["0.5"]);
+  }
+  throw new Error(
+    `the hcloud stand-in does not answer on ${api.endpoint}: see ${path.join(HCLOUD_DIR, "api.log")}`,
+  );
+}
+
 const SSH_ARGS = (port: number) => [
   ...["-i", SSH_KEY, "-p", String(port), "-o", "BatchMode=yes", "-o", "LogLevel=ERROR"],
   // The sandbox's own throwaway servers: the stacks pin their host keys, these helpers need not.
@@ -118,9 +178,19 @@ export function moveSite(site: string, port: number): void {
 
 /** A command on a sandbox site's server, as root. */
 export function onServer(site: string, command: string, allowFail = false): Run {
-  const port = ports[site];
-  if (port === undefined) throw new Error(`unknown sandbox site \`${site}\``);
-  return onPort(port, command, allowFail);
+  return onPort(ports[site] ?? publishedPort(site), command, allowFail);
+}
+
+/** How to log in to a sandbox site's server from this machine. */
+export const sshCommand = (site: string) =>
+  `ssh -i ${SSH_KEY} -p ${ports[site] ?? publishedPort(site)} root@127.0.0.1`;
+
+/** The SSH port a sandbox server publishes on 127.0.0.1 (an hcloud stand-in's server gets the first free one). */
+function publishedPort(site: string): number {
+  const r = run("docker", ["port", `qcloud-sandbox-${site}`, "22/tcp"], { allowFail: true });
+  const port = Number(r.stdout.trim().split("\n")[0]?.split(":").pop());
+  if (r.code !== 0 || !Number.isInteger(port)) throw new Error(`no sandbox server for site \`${site}\``);
+  return port;
 }
 
 /** A Pulumi project for the sandbox sites, with its own file backend and passphrase, in `dir`. */
@@ -153,37 +223,63 @@ export class SandboxProject {
    */
   init(sites: Readonly<Record<string, number>>, templates: Readonly<Record<string, string>> = {}): void {
     const hosts: Record<string, SandboxHost> = {};
-    // Each services site's sealing key: the sandbox's own pair (the committed public key's private half is the
-    // operator's), kept while the sandbox's stack holds it.
     const sealKeys: Record<string, string> = {};
     for (const [site, port] of Object.entries(sites)) {
-      const seal = sandboxSealKey(path.join(this.dir, "project"), REPO, site, templates[site]);
-      let sealPublicKey = seal.existing;
-      if (seal.needed && sealPublicKey === undefined) {
-        const pair = sealKeyPair();
-        sealKeys[site] = pair.privateKey;
-        sealPublicKey = pair.publicKey;
-      }
+      const seal = this.sealKey(site, templates[site]);
+      if (seal.privateKey !== undefined) sealKeys[site] = seal.privateKey;
       hosts[site] = {
         port,
         hostKey: hostKey(site),
         address: serverAddress(site),
         ...(templates[site] ? { template: templates[site] } : {}),
-        ...(sealPublicKey ? { sealPublicKey } : {}),
+        ...(seal.publicKey ? { sealPublicKey: seal.publicKey } : {}),
       };
     }
     writeSandboxProject(path.join(this.dir, "project"), REPO, hosts);
-    for (const site of Object.keys(sites)) {
-      if (this.pulumi(["stack", "select", site], { allowFail: true }).code !== 0) {
-        this.pulumi(["stack", "init", site, "--secrets-provider", "passphrase"]);
-      }
-      this.pulumi(["config", "set", "--secret", "sshPrivateKey", "--stack", site], {
-        input: fs.readFileSync(SSH_KEY, "utf8"),
-      });
-      // On stdin, as `npm run seal-key` does: never in a command line (the engine log records those).
-      if (sealKeys[site] !== undefined) {
-        this.pulumi(["config", "set", "--secret", SEAL_KEY_KEY, "--stack", site], { input: sealKeys[site] });
-      }
+    for (const site of Object.keys(sites)) this.initStack(site, sealKeys[site]);
+  }
+
+  /**
+   * A site whose committed host is `hcloud`: its twin makes its server through the hcloud stand-in (`api`), which
+   * boots a sandbox server for it; the stack gets the stand-in's endpoint and token.
+   */
+  initHcloud(site: string, api: HcloudApi): void {
+    const seal = this.sealKey(site);
+    writeSandboxProject(path.join(this.dir, "project"), REPO, {
+      [site]: {
+        kind: "hcloud",
+        sshKey: fs.readFileSync(`${SSH_KEY}.pub`, "utf8").trim(),
+        sshSource: sandboxGateway(),
+        ...(seal.publicKey ? { sealPublicKey: seal.publicKey } : {}),
+      },
+    });
+    this.initStack(site, seal.privateKey);
+    this.pulumi(["config", "set", "hcloud:endpoint", api.endpoint, "--stack", site]);
+    this.pulumi(["config", "set", "--secret", "hcloud:token", "--stack", site], { input: api.token });
+  }
+
+  /**
+   * A services site's sealing key: the sandbox's own pair (the committed public key's private half is the
+   * operator's), kept while the sandbox's stack holds it; the private half only when it is new.
+   */
+  private sealKey(site: string, template?: string): { publicKey?: string; privateKey?: string } {
+    const seal = sandboxSealKey(path.join(this.dir, "project"), REPO, site, template);
+    if (!seal.needed) return {};
+    if (seal.existing !== undefined) return { publicKey: seal.existing };
+    return sealKeyPair();
+  }
+
+  /** Creates the site's stack if needed and sets its secrets: the SSH key, a new sealing key. */
+  private initStack(site: string, sealPrivateKey?: string): void {
+    if (this.pulumi(["stack", "select", site], { allowFail: true }).code !== 0) {
+      this.pulumi(["stack", "init", site, "--secrets-provider", "passphrase"]);
+    }
+    this.pulumi(["config", "set", "--secret", "sshPrivateKey", "--stack", site], {
+      input: fs.readFileSync(SSH_KEY, "utf8"),
+    });
+    // On stdin, as `npm run seal-key` does: never in a command line (the engine log records those).
+    if (sealPrivateKey !== undefined) {
+      this.pulumi(["config", "set", "--secret", SEAL_KEY_KEY, "--stack", site], { input: sealPrivateKey });
     }
   }
 

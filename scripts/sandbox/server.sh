@@ -2,6 +2,9 @@
 # One sandbox server per site: a container with sshd and its own Docker engine.
 #
 #   scripts/sandbox/server.sh up <site> <ssh-port>   start (or keep) qcloud-sandbox-<site>, SSH on 127.0.0.1:<ssh-port>
+#   scripts/sandbox/server.sh boot <site> <ssh-port> <seed-dir>
+#                                                    a new hcloud server (the hcloud stand-in's): blank, no Docker
+#                                                    engine until its cloud-init (<seed-dir>/user-data) starts one
 #   scripts/sandbox/server.sh down <site>            remove it and its docker volume
 #   scripts/sandbox/server.sh check <site>           docker -H ssh://... run a stand-in from the registry
 #   scripts/sandbox/server.sh ssh <site> [cmd...]    a shell (or a command) on it as root
@@ -125,6 +128,47 @@ cmd_up() {
 EOF
 }
 
+# A new server made through the hcloud stand-in: what Hetzner boots. Its seed directory holds the NoCloud user-data
+# and meta-data, `authorized_keys` (the server's SSH keys) and `firewall.rules`; nothing of the sandbox's own keys.
+# Done once sshd answers on its address (cloud-init's host keys are in place); the late stages go on.
+cmd_boot() {
+  local site=${1:-} port=${2:-} seed=${3:-}
+  check_site "$site"
+  [[ "$port" =~ ^[0-9]+$ ]] || die "ssh port '$port' must be a number"
+  [[ -f "$seed/user-data" && -f "$seed/authorized_keys" ]] || die "seed directory '$seed' has no user-data and authorized_keys"
+  local name="qcloud-sandbox-$site" ip t0=$EPOCHREALTIME i
+  source "$SANDBOX_DIR/docker.sh"
+  "$SANDBOX_DIR/images.sh" registry hcloud-server
+  ensure_network
+  ip=$(server_ip "$port")
+  # A new server is blank: whatever had its name is gone.
+  remove_server "$site"
+  log "booting $name (hostname $site, network $SANDBOX_NETWORK at $ip, ssh 127.0.0.1:$port, seed $seed)"
+  docker run -d --name "$name" --hostname "$site" --network "$SANDBOX_NETWORK" --ip "$ip" \
+    "${DIND_OPTS[@]}" \
+    -v "qcloud-sandbox-$site-docker:/var/lib/docker" \
+    -v "$seed:/var/lib/cloud/seed/nocloud:ro" \
+    -p "127.0.0.1:$port:22" \
+    --restart unless-stopped --stop-timeout 30 \
+    --label cloud.qui3tly.sandbox=server --label "cloud.qui3tly.sandbox.site=$site" \
+    --label cloud.qui3tly.sandbox.hcloud=true \
+    "$HCLOUD_SERVER_IMAGE" >/dev/null || die "docker run $name failed"
+  for ((i = 0; i < 240; i++)); do
+    if timeout 2 bash -c 'exec 3<>"/dev/tcp/$1/22" && head -c 4 <&3' _ "$ip" 2>/dev/null | grep -q '^SSH-'; then
+      log "$name answers SSH on $ip:22 in $(since "$t0")s"
+      echo "$ip"
+      return 0
+    fi
+    if [[ "$(docker container inspect --format '{{.State.Running}}' "$name")" != true ]]; then
+      docker logs --tail 30 "$name" >&2 || true
+      die "$name stopped while booting (its log is above)"
+    fi
+    sleep 0.5
+  done
+  docker logs --tail 30 "$name" >&2 || true
+  die "$name does not answer SSH on $ip:22 after 120 s (log above; cloud-init's: docker exec $name cat /var/log/cloud-init-output.log)"
+}
+
 cmd_down() {
   local site=${1:-} t0=$EPOCHREALTIME
   check_site "$site"
@@ -164,6 +208,7 @@ cmd_status() {
 
 case "${1:-}" in
   up) cmd_up "${@:2}" ;;
+  boot) cmd_boot "${@:2}" ;;
   down) cmd_down "${@:2}" ;;
   check) cmd_check "${@:2}" ;;
   ssh) cmd_ssh "${@:2}" ;;

@@ -15,7 +15,25 @@ export const SANDBOX_ADMIN = "ops";
 /** Scrapes and rule evaluations this often, so an alert fires within a test's patience. */
 export const SANDBOX_MONITORING_INTERVAL = "5s";
 
-export interface SandboxHost {
+/** A sandbox site: on a sandbox server (`server.sh up`), or on one its stack makes through the hcloud stand-in. */
+export type SandboxHost = ServerHost | HcloudHost;
+
+/**
+ * A site whose committed host is `hcloud`: its twin keeps the server type and location and makes its server through
+ * the hcloud stand-in (scripts/sandbox/hcloud.ts), with the sandbox's SSH key, reachable over SSH from this machine.
+ */
+export interface HcloudHost {
+  readonly kind: "hcloud";
+  /** The sandbox's SSH public key: the server's only key. */
+  readonly sshKey: string;
+  /** This machine's address on the sandbox network, as the firewall sees it: SSH is open from there only. */
+  readonly sshSource: string;
+  readonly template?: string;
+  readonly sealPublicKey?: string;
+}
+
+export interface ServerHost {
+  readonly kind?: "existing";
   /** The SSH port published on 127.0.0.1. */
   readonly port: number;
   /** The server's SSH host key (`ssh-ed25519 AAAA...`): pinned, like a real site should be. */
@@ -48,6 +66,16 @@ export function sandboxSite(committed: StackFile, host: SandboxHost): Record<str
   const site = committed.config?.[SITE_KEY] as Record<string, unknown>;
   const controlPlane = site.role === "control-plane";
   const sealPublicKey = host.sealPublicKey && !controlPlane ? { sealPublicKey: host.sealPublicKey } : {};
+  if (host.kind === "hcloud") {
+    return {
+      ...site,
+      protect: false,
+      host: { ...(site.host as object), sshKeys: [host.sshKey], sshSources: [`${host.sshSource}/32`] },
+      images: { registry: SANDBOX_REGISTRY },
+      // Its tunnel's endpoint is its server's address, learnt by the peers from its handshakes.
+      mesh: { ...(site.mesh as object | undefined), ...sealPublicKey },
+    };
+  }
   return {
     ...site,
     protect: false,
@@ -83,6 +111,21 @@ export function sandboxSite(committed: StackFile, host: SandboxHost): Record<str
       ? { monitoring: { ...(site.monitoring as object | undefined), interval: SANDBOX_MONITORING_INTERVAL } }
       : {}),
   };
+}
+
+/** The committed sites whose server their stack makes (`host.kind: hcloud`): the sandbox makes them through the stand-in. */
+export function hcloudSites(repo: string): string[] {
+  return fs
+    .readdirSync(repo)
+    .map((f) => /^Pulumi\.([^.]+)\.yaml$/.exec(f)?.[1])
+    .filter((site): site is string => {
+      if (site === undefined) return false;
+      const doc = YAML.parse(
+        fs.readFileSync(path.join(repo, `Pulumi.${site}.yaml`), "utf8"),
+      ) as StackFile | null;
+      return (doc?.config?.[SITE_KEY] as { host?: { kind?: string } } | undefined)?.host?.kind === "hcloud";
+    })
+    .sort();
 }
 
 /**

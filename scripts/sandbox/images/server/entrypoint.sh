@@ -11,13 +11,7 @@ if [ -f /etc/ssh/qcloud-host-keys/ssh_host_ed25519_key ]; then
 elif [ ! -f /etc/ssh/ssh_host_ed25519_key ]; then
   ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key
 fi
-# The hierarchies are the machine's (cgroup v1, bind-mounted): keep this server's containers apart.
-storage=${QCLOUD_DOCKER_STORAGE:-overlay2}
-# A restart (the outer engine's, or the machine's) keeps this container's files: nothing of the last dockerd runs
-# now, but its pid files would stop the new one ("pid file found").
-rm -rf /var/run/docker.pid /var/run/docker.sock /var/run/docker
-echo "starting dockerd (storage driver $storage, log /var/log/dockerd.log)"
-dockerd --storage-driver "$storage" --cgroup-parent "/qcloud-sandbox-$(hostname)" >>/var/log/dockerd.log 2>&1 &
+qcloud-start-dockerd
 # Debian's cron daemonizes; no syslog here, so it logs nothing and mails nothing: jobs keep their own logs.
 echo "starting cron"
 cron

@@ -244,16 +244,17 @@ describe("npm run affected (this repository's stack files)", () => {
       ...(input === undefined ? {} : { input }),
     });
 
-  test("names on stdin: lady's stack file -> master and lady, each with why", () => {
+  test("names on stdin: lady's stack file -> master, lady and madam (its WireGuard peer), each with why", () => {
     const r = cli(["-"], "README.md\nPulumi.lady.yaml\n");
     expect(r.stderr).toBe(
       [
         "affected: master: the control plane of lady (Pulumi.lady.yaml)",
         "affected: lady: Pulumi.lady.yaml changed",
+        "affected: madam: a WireGuard peer of lady (Pulumi.lady.yaml)",
         "",
       ].join("\n"),
     );
-    expect([r.status, r.stdout]).toEqual([0, "master,lady\n"]);
+    expect([r.status, r.stdout]).toEqual([0, "master,lady,madam\n"]);
   });
 
   test("docs only: an empty line, and says so", () => {

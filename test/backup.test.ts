@@ -20,7 +20,14 @@ import {
 import { chooseSnapshot } from "../scripts/snapshots";
 import { openBundle } from "../components";
 import { deploySite } from "../stacks/site";
-import { TEST_SEAL_KEYS, servicesSite, snapshot, testSecrets, withTestSealKey } from "./fixtures";
+import {
+  TEST_SEAL_KEYS,
+  controlPlaneSite,
+  servicesSite,
+  snapshot,
+  testSecrets,
+  withTestSealKey,
+} from "./fixtures";
 import { isSecretValue, recordResources, reveal, valueOf } from "./mocks";
 
 const { recorded, capture } = recordResources();
@@ -113,7 +120,7 @@ describe("what the catalog backs up", () => {
 describe("targets, schedules, retention", () => {
   test("services sites back up to their control plane, the control plane to its first services site", () => {
     expect([lady.backup.target, master.backup.target]).toEqual(["master", "lady"]);
-    expect(master.backup.hosted.map((h) => h.site)).toEqual(["lady"]);
+    expect(master.backup.hosted.map((h) => h.site)).toEqual(["lady", "madam"]);
     expect(lady.backup.hosted.map((h) => h.site)).toEqual(["master"]);
     expect(lady.services.map((s) => s.name)).toContain("backup-repository");
   });
@@ -189,12 +196,13 @@ describe("targets, schedules, retention", () => {
   });
 
   const estateWith = (target: string, controlPlane = "master") => [
-    mapSource("Pulumi.master.yaml", "master", {
-      [SITE]: { ...servicesSite()[SITE], role: "control-plane", controlPlane: undefined },
-    }),
-    mapSource("Pulumi.other.yaml", "other", {
-      [SITE]: { ...servicesSite()[SITE], role: "control-plane", controlPlane: undefined },
-    }),
+    mapSource("Pulumi.master.yaml", "master", controlPlaneSite()),
+    // Another tailnet: its own server and domain (a host name or a server two sites share is refused too).
+    mapSource(
+      "Pulumi.other.yaml",
+      "other",
+      controlPlaneSite({ domain: "other.example", host: { kind: "existing", address: "203.0.113.30" } }),
+    ),
     mapSource("Pulumi.lady.yaml", "lady", servicesSite({ controlPlane, backup: { target } })),
   ];
   test.each([
@@ -258,7 +266,7 @@ describe("the job", () => {
     expect(repositoryUrl(lady.estate, "lady", "master", "s3cret")).toBe(
       "rest:http://lady:s3cret@master.mesh.qui3tly.cloud:8000/lady/",
     );
-    expect(() => repositoryUrl(lady.estate, "lady", "madam", "x")).toThrow(/not a site of the estate/);
+    expect(() => repositoryUrl(lady.estate, "lady", "nowhere", "x")).toThrow(/not a site of the estate/);
   });
 });
 
@@ -273,7 +281,7 @@ describe("the stacks under mocks", () => {
     );
     // Lady's box holds her credentials and master's repository password (she keeps it); master's stay home.
     const sealed = await valueOf(cp.outputs.controlPlane!.sealed);
-    expect(Object.keys(sealed)).toEqual(["lady"]);
+    expect(Object.keys(sealed)).toEqual(["lady", "madam"]);
     const box = openBundle(sealed, "lady", "master", TEST_SEAL_KEYS.lady!.privateKey);
     expect([box.backup, box.hosted]).toEqual([
       { repository: "pw-master-backup-lady-repository", rest: "pw-master-backup-lady-rest" },
@@ -292,6 +300,8 @@ describe("the stacks under mocks", () => {
     expect(passwords.map((p) => [p.name, p.opts.protect])).toEqual([
       ["master-backup-lady-repository", true],
       ["master-backup-lady-rest", true],
+      ["master-backup-madam-repository", true],
+      ["master-backup-madam-rest", true],
       ["master-backup-master-repository", true],
       ["master-backup-master-rest", true],
     ]);

@@ -100,7 +100,7 @@ describe(ESTATE_DOC, () => {
       );
     });
     for (const row of rows) expect(rendered).toMatch(row);
-    expect(rendered).toMatch(/^\| \*\*total\*\* +\| +\| +\*\*30\*\* \| +\*\*60\*\* \|$/m);
+    expect(rendered).toMatch(/^\| \*\*total\*\* +\| +\| +\*\*37\*\* \| +\*\*71\*\* \|$/m);
   });
 
   test("says the cost is not declared, and shows no secret", () => {

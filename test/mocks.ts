@@ -103,6 +103,7 @@ export function computedOutputs(type: string, name: string): Record<string, unkn
       },
       madam: {
         meshAuthKeys: meshAuthKeys("madam"),
+        wireguardPrivateKey: Buffer.alloc(32, 3).toString("base64"),
         backup: { repository: "repo-pw-madam", rest: "rest-pw-madam" },
         logPassword: "log-pw-madam",
       },
@@ -115,7 +116,12 @@ export function computedOutputs(type: string, name: string): Record<string, unkn
             seal(canonicalJson(b), site, TEST_SEAL_KEYS[site]!.publicKey, Buffer.alloc(32, 9)),
           ]),
         ),
-        wireguardPublicKeys: { master: Buffer.alloc(32, 2).toString("base64") },
+        // Every tunnel site's: each is every other's peer (a full mesh).
+        wireguardPublicKeys: {
+          master: Buffer.alloc(32, 2).toString("base64"),
+          lady: Buffer.alloc(32, 4).toString("base64"),
+          madam: Buffer.alloc(32, 5).toString("base64"),
+        },
       },
     };
   }

@@ -43,13 +43,16 @@ function run(bin: string, args: string[], cwd: string): string {
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "monitoring-"));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-/** The committed stacks, plus `madam`: a services site made from the fixture, as an operator would add it. */
+/**
+ * The committed stacks, with `madam` replaced by a services site made from the fixture, as an operator would add it:
+ * on an existing server, running UniFi under a host name of its own (lady's UniFi has `unifi.qui3tly.cloud`).
+ */
 function threeSiteDir(): string {
   const dir = fs.mkdtempSync(path.join(tmp, "estate3-"));
   for (const f of stackFilesIn(ROOT)) fs.copyFileSync(f, path.join(dir, path.basename(f)));
   const madam = servicesSite({
     host: { kind: "existing", address: "madam.qui3tly.cloud" },
-    services: { unifi: true },
+    services: { unifi: { routes: { ui: { host: "unifi-madam.qui3tly.cloud" } } } },
   });
   fs.writeFileSync(path.join(dir, "Pulumi.madam.yaml"), YAML.stringify({ config: madam }));
   // The control plane with every receiver set, its secrets stored encrypted as Pulumi writes them.
@@ -99,7 +102,7 @@ function renderEstate(name: string, dir: string): Rendered {
 }
 
 const ESTATES: [string, () => Rendered][] = [
-  ["master and lady", () => renderEstate("estate2", ROOT)],
+  ["master, lady and madam (committed)", () => renderEstate("estate-committed", ROOT)],
   ["master, lady and a new madam", () => renderEstate("estate3", threeSiteDir())],
 ];
 
@@ -282,7 +285,9 @@ describe("a new site is picked up with no code change", () => {
     const madam = r.estate.sites.find((s) => s.name === "madam")!;
     expect(master("prometheus/etc/prometheus/prometheus.yml")).toContain("- job_name: madam/node-exporter");
     expect(master("prometheus/etc/prometheus/prometheus.yml")).toContain(`- ${madam.meshHost}:9100`);
-    expect(master("prometheus/etc/prometheus/prometheus.yml")).toContain("- https://unifi.qui3tly.cloud/");
+    expect(master("prometheus/etc/prometheus/prometheus.yml")).toContain(
+      "- https://unifi-madam.qui3tly.cloud/",
+    );
     expect(master(`prometheus/etc/prometheus/${RULES_DIR}/containers.yml`)).toContain(
       'absent(container_last_seen{site="madam",name="unifi"})',
     );

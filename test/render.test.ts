@@ -77,6 +77,9 @@ describe("who can use each flow (the committed estate; who is on each network: t
       "tag:master-prometheus -> tag:site-lady:8000,8080,8082,9002,9003,9004,9080,9100,9121,9187,9205,9216 [0.0.0.0:1055, egress-prometheus]: prometheus",
       "tag:lady-backup -> tag:site-master:8000 [0.0.0.0:1055, egress-backup]: (the host's job)",
       "tag:lady-promtail -> tag:site-master:3100 [0.0.0.0:1055, egress-promtail]: promtail",
+      "tag:master-prometheus -> tag:site-madam:8080,8082,9002,9003,9004,9080,9100 [0.0.0.0:1055, egress-prometheus]: prometheus",
+      "tag:madam-backup -> tag:site-master:8000 [0.0.0.0:1055, egress-backup]: (the host's job)",
+      "tag:madam-promtail -> tag:site-master:3100 [0.0.0.0:1055, egress-promtail]: promtail",
       "tag:master-prometheus -> tag:site-master:9003,9004 [0.0.0.0:1055, egress-prometheus]: prometheus",
       "tag:master-backup -> tag:site-lady:8000 [0.0.0.0:1055, egress-backup]: (the host's job)",
     ]);
@@ -250,6 +253,7 @@ describe("npm run check", () => {
     expect([r.status, r.stdout]).toEqual([
       0,
       "ok   Pulumi.lady.yaml: services, 11 services, 31 containers\n" +
+        "ok   Pulumi.madam.yaml: services, 7 services, 11 containers\n" +
         "ok   Pulumi.master.yaml: control-plane, 19 services, 29 containers\n",
     ]);
   });

@@ -89,6 +89,8 @@ export class Host extends pulumi.ComponentResource {
       server = new hcloud.Server(
         name,
         {
+          // The site's name, as its stack file's: the server's hostname (cloud-init sets it from this).
+          name,
           serverType: h.serverType,
           location: h.location,
           image: h.image,
@@ -100,7 +102,13 @@ export class Host extends pulumi.ComponentResource {
         },
         // New user-data or SSH keys would rebuild the server, and its disk holds every volume: both only matter
         // on first boot (manage later keys on the host).
-        { parent: this, ignoreChanges: ["userData", "sshKeys"], protect: args.protect ?? true },
+        // One server of a name at a time: a replacement deletes the old one first.
+        {
+          parent: this,
+          ignoreChanges: ["userData", "sshKeys"],
+          protect: args.protect ?? true,
+          deleteBeforeReplace: true,
+        },
       );
     }
     this.address = server ? server.ipv4Address : pulumi.output(h.kind === "existing" ? h.address : "");

@@ -247,7 +247,12 @@ describe("an hcloud host", () => {
 
   test("a server with cloud-init that installs Docker, and its SSH key named by fingerprint", () => {
     const [server] = of(res, "hcloud:index/server:Server");
-    expect(server!.inputs).toMatchObject({ serverType: "cx32", location: "nbg1", image: "debian-12" });
+    expect(server!.inputs).toMatchObject({
+      name: "madam",
+      serverType: "cx32",
+      location: "nbg1",
+      image: "debian-12",
+    });
     expect(reveal<string>(server!.inputs.userData)).toContain("packages: [docker.io]");
     const keys = of(res, "hcloud:index/sshKey:SshKey");
     expect(keys.map((k) => [k.name, k.inputs.publicKey])).toEqual([
@@ -272,9 +277,13 @@ describe("an hcloud host", () => {
     ]);
   });
 
-  test("the server is protected, and new SSH keys or user-data never rebuild it", () => {
+  test("the server is protected, new SSH keys or user-data never rebuild it, and a replacement deletes first (one name)", () => {
     const [server] = of(res, "hcloud:index/server:Server");
-    expect([server!.opts.protect, server!.opts.ignoreChanges]).toEqual([true, ["userData", "sshKeys"]]);
+    expect([server!.opts.protect, server!.opts.ignoreChanges, server!.opts.deleteBeforeReplace]).toEqual([
+      true,
+      ["userData", "sshKeys"],
+      true,
+    ]);
   });
 
   test("Docker is reached at the new server's address", () => {

@@ -14,6 +14,7 @@ import {
   SITES,
   SSH_KEY,
   SandboxProject,
+  ensureHcloudApi,
   hostKey,
   moveSite,
   onPort,
@@ -69,7 +70,12 @@ const up = (site: string, ...extra: string[]) =>
   project.pulumi(["up", "--yes", "--skip-preview", "--stack", site, ...extra], { allowFail: true });
 
 interface EstateReport {
-  sites: { site: string; result: string; resources: { name: string; op: string }[]; policy: unknown[] }[];
+  sites: {
+    site: string;
+    result: string;
+    resources: { name: string; type: string; op: string }[];
+    policy: unknown[];
+  }[];
 }
 
 /** `npm run estate -- <args>` on the sandbox project (its stack files, state and SSH key), with its JSON report. */
@@ -1449,6 +1455,113 @@ describe("the sandbox estate under the real engine", () => {
     } finally {
       fs.writeFileSync(project.stackFile("lady"), saved);
     }
+  });
+
+  describe("x. a third site from its stack file alone: madam, an hcloud server made through the stand-in", () => {
+    const madamIp = () => serverAddress("madam");
+
+    test("x1. `estate up` with Pulumi.madam.yaml added: the control plane first, then madam's server created, its cloud-init run, Docker bootstrapped over SSH, every container running and healthy", () => {
+      timed("hcloud stand-in", () => project.initHcloud("madam", ensureHcloudApi()));
+      const r = timed("estate up (madam added)", () => estate("up"));
+      expect([r.code, r.report.sites.map((s) => [s.site, s.result])]).toEqual([
+        0,
+        [
+          ["master", "ok"],
+          ["lady", "ok"],
+          ["madam", "ok"],
+        ],
+      ]);
+      // Through the stand-in: the server, its firewall and its SSH key.
+      const made = r.report.sites
+        .find((s) => s.site === "madam")!
+        .resources.filter((x) => x.type.startsWith("hcloud:"))
+        .map((x) => `${x.op} ${x.type}`)
+        .sort();
+      expect(made).toEqual([
+        "create hcloud:index/firewall:Firewall",
+        "create hcloud:index/server:Server",
+        "create hcloud:index/sshKey:SshKey",
+      ]);
+      // cloud-init ran the program's user data: its drop-in is there, its final stage is done, and Docker runs
+      // because its runcmd started it.
+      const init = onServer(
+        "madam",
+        "cloud-init status; cat /etc/systemd/system/docker.service.d/*.conf",
+      ).stdout;
+      expect(init).toMatch(/^status: done\n/);
+      expect(init).toContain("169.254.169.254/32 -j DROP");
+      const running = containers("madam");
+      const expected = model("madam").services.flatMap((s) => s.containers);
+      expect([...running.keys()].sort()).toEqual(expected.map((c) => c.name).sort());
+      for (const c of expected) {
+        expect([c.name, running.get(c.name)]).toEqual([c.name, `running ${c.healthcheck ? "healthy" : "-"}`]);
+      }
+    });
+
+    test("x2. madam on the tailnet with its tags, scraped by master's Prometheus, its tunnel to master and lady carrying traffic", () => {
+      const nodes = JSON.parse(
+        onServer("master", "docker exec headscale headscale nodes list -o json").stdout,
+      ) as { given_name: string; online: boolean; tags?: string[] }[];
+      const madam = nodes.find((n) => n.given_name === "madam");
+      expect([madam?.online, madam?.tags?.sort()]).toEqual([true, ["tag:role-services", "tag:site-madam"]]);
+      timings["madam scraped"] = until(
+        "up{site=madam, service=node-exporter} is 1",
+        () =>
+          (
+            prometheus("query?query=up%7Bsite%3D%22madam%22%2Cservice%3D%22node-exporter%22%7D").result as {
+              value: [number, string];
+            }[]
+          )[0]?.value[1] === "1",
+        120,
+      );
+      // master and lady had no endpoint for madam: they learnt it from madam's handshakes.
+      for (const site of ["master", "lady"]) {
+        until(
+          `${site} reaches madam's SSH through the tunnel`,
+          () => onServer(site, "timeout 5 bash -c '</dev/tcp/10.90.0.3/22'", true).code === 0,
+          90,
+        );
+        const endpoint = onServer(site, "docker exec wireguard wg show wg0 endpoints").stdout;
+        expect(endpoint).toContain(`${madamIp()}:`);
+      }
+    });
+
+    test("x3. madam's firewall: SSH from this machine only, a listening port it does not open is closed from outside", () => {
+      onServer("madam", "nohup python3 -m http.server 8099 >/dev/null 2>&1 & sleep 1");
+      try {
+        const ip = madamIp();
+        expect(
+          onServer("madam", "curl -fsS -o /dev/null -w '%{http_code}' http://127.0.0.1:8099/").stdout,
+        ).toBe("200");
+        const from = (site: string | undefined, port: number) =>
+          (site === undefined
+            ? run("timeout", ["5", "bash", "-c", `</dev/tcp/${ip}/${port}`], { allowFail: true })
+            : onServer(site, `timeout 5 bash -c '</dev/tcp/${ip}/${port}'`, true)
+          ).code;
+        // 124: timed out, the packets dropped; 0: connected.
+        expect([from(undefined, 22), from(undefined, 8099), from("master", 22), from("lady", 8099)]).toEqual([
+          0, 124, 124, 124,
+        ]);
+      } finally {
+        onServer("madam", "pkill -f 'http.server 8099'", true);
+      }
+    });
+
+    test("x4. destroy madam: its server deleted through the stand-in; master and lady untouched", () => {
+      const r = timed("destroy madam", () =>
+        project.pulumi(["destroy", "--run-program", "--yes", "--skip-preview", "--stack", "madam"], {
+          allowFail: true,
+        }),
+      );
+      expect([r.code, r.code === 0 ? "" : r.stdout + r.stderr]).toEqual([0, ""]);
+      expect(run("docker", ["container", "inspect", "qcloud-sandbox-madam"], { allowFail: true }).code).toBe(
+        1,
+      );
+      for (const site of ["master", "lady"]) {
+        const p = project.pulumi(["preview", "--expect-no-changes", "--stack", site], { allowFail: true });
+        expect([site, p.code, p.code === 0 ? "" : p.stdout]).toEqual([site, 0, ""]);
+      }
+    });
   });
 
   test("q. destroy removes the containers; stateful volumes and their data survive", () => {

@@ -262,7 +262,7 @@ function checkClashes(estate: Estate): ConfigIssue[] {
         issues.push({
           file: s.file,
           path: joinPath([SITE_KEY, "host", "address"]),
-          message: `\`${s.server}\` is already site \`${other.name}\`'s server (${at(other.file, joinPath([SITE_KEY, "host", "address"]))}); expected a server of this site's own: two stacks on one server remove each other's containers`,
+          message: `\`${s.server}\` is site \`${other.name}\`'s server too (${at(other.file, joinPath([SITE_KEY, "host", "address"]))}); expected a server of each site's own: two stacks on one server remove each other's containers`,
         });
       } else servers.set(s.server, s);
     }

@@ -1,4 +1,4 @@
-import { spawn, spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -15,7 +15,7 @@ import {
 } from "../render/backup";
 import { renderDockerBootstrap } from "../render/host";
 import { networkName, type SiteModel } from "../render/siteModel";
-import { ROOT, flag } from "./cli";
+import { ROOT, flag, pulumiIn } from "./cli";
 import {
   forgetHost,
   formatReport,
@@ -25,7 +25,7 @@ import {
   type RecoveryPlan,
   type StateExport,
 } from "./drPlan";
-import { SiteSsh } from "./siteSsh";
+import { SiteSsh, pipe, tail, waitHealthy } from "./siteSsh";
 import type { Snapshot } from "./snapshots";
 import { withHost } from "./stackFile";
 
@@ -75,11 +75,7 @@ if (!stack) fail(usage, 2);
 if (!to && ["port", "host-key", "endpoint"].some((f) => flag(argv, f) !== undefined))
   fail("--port, --host-key and --endpoint go with --to", 2);
 
-const pulumi = (args: readonly string[]) =>
-  spawnSync("pulumi", ["--non-interactive", "-C", dir, ...args], {
-    encoding: "utf8",
-    maxBuffer: 256 * 2 ** 20,
-  });
+const pulumi = pulumiIn(dir);
 /** The pulumi CLI, or fails with what it said (pulumi shows secrets as [secret]). */
 function pulumiOk(what: string, args: readonly string[]): string {
   const r = pulumi(args);
@@ -87,7 +83,6 @@ function pulumiOk(what: string, args: readonly string[]): string {
     fail(`${what} failed (pulumi ${args[0]}, exit ${r.status}):\n${tail(r.stdout + r.stderr)}`);
   return r.stdout;
 }
-const tail = (s: string, n = 40) => s.trim().split("\n").slice(-n).join("\n");
 
 function load(site: string): SiteModel {
   try {
@@ -161,14 +156,6 @@ if (to) {
 }
 const host = model.host;
 if (host.kind !== "existing") throw new Error("unreachable");
-for (const other of model.estate.sites.filter((s) => s.name !== stack)) {
-  const h = load(other.name).host;
-  if (h.kind === "existing" && h.address === host.address && h.port === host.port) {
-    fail(
-      `${host.address}:${host.port} is site \`${other.name}\`'s server (its stack file): dr never rebuilds over another site`,
-    );
-  }
-}
 const target = new SiteSsh({ host, ...(key ? { key } : {}) });
 const keeperName = model.backup.target;
 if (keeperName === undefined)
@@ -528,30 +515,6 @@ function runAsync(cmd: string, args: readonly string[]): Promise<{ code: number;
   });
 }
 
-/** `from`'s command's stdout into `into`'s command's stdin, through this machine. */
-function pipe(from: SiteSsh, produce: string, into: SiteSsh, consume: string, what: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const a = from.spawn(produce);
-    const b = into.spawn(consume);
-    let errs = "";
-    a.stderr!.on("data", (d: Buffer) => (errs += d.toString()));
-    b.stderr!.on("data", (d: Buffer) => (errs += d.toString()));
-    b.stdin!.on("error", () => undefined); // the reader died: its exit code says so
-    a.stdout!.pipe(b.stdin!);
-    const codes: (number | null)[] = [];
-    // One side gone wrong ends the other: a dead reader would leave the writer blocked for ever, and the reverse.
-    const exit = (code: number | null) => {
-      if (code !== 0) for (const p of [a, b]) if (p.exitCode === null) p.kill();
-      codes.push(code);
-      if (codes.length < 2) return;
-      if (codes.every((c) => c === 0)) resolve();
-      else reject(new Error(`${what} failed (exit ${codes.join(", ")}):\n${tail(errs)}`));
-    };
-    a.on("close", exit);
-    b.on("close", exit);
-  });
-}
-
 /** Every node of the estate online again (each reconnects by itself): three minutes at most. */
 async function tailnetOnline(headscale: string): Promise<void> {
   const deadline = Date.now() + 180_000;
@@ -573,17 +536,5 @@ async function tailnetOnline(headscale: string): Promise<void> {
 /** Every container of the model running, and healthy where it has a healthcheck: five minutes at most. */
 async function healthy(site: SiteModel): Promise<void> {
   const names = site.services.flatMap((s) => s.containers.map((c) => c.name));
-  const deadline = Date.now() + 300_000;
-  for (;;) {
-    const r = target.run(
-      `docker inspect --format '{{.Name}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}-{{end}}' ${names.join(" ")} 2>&1 || true`,
-    );
-    const bad = r.stdout
-      .trim()
-      .split("\n")
-      .filter((l) => !/ running (healthy|-)$/.test(l));
-    if (bad.length === 0) return;
-    if (Date.now() > deadline) fail(`not healthy after 300 s:\n${bad.join("\n")}`);
-    await new Promise((res) => setTimeout(res, 2000));
-  }
+  await waitHealthy(target, names).catch((e: Error) => fail(e.message));
 }

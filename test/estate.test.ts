@@ -138,7 +138,7 @@ const ESTATE_ERRORS: [string, Stacks, string][] = [
   [
     "9. two stacks on one server (a copied stack file)",
     { madam: servicesSite({ services: { nextcloud: false } }) },
-    "Pulumi.madam.yaml: `qui3tly-cloud:site.host.address`: `203.0.113.20:22` is already site `lady`'s server (Pulumi.lady.yaml at `qui3tly-cloud:site.host.address`); expected a server of this site's own: two stacks on one server remove each other's containers",
+    "Pulumi.madam.yaml: `qui3tly-cloud:site.host.address`: `203.0.113.20:22` is site `lady`'s server too (Pulumi.lady.yaml at `qui3tly-cloud:site.host.address`); expected a server of each site's own: two stacks on one server remove each other's containers",
   ],
   [
     "10. a tailnet route that overlaps another site's tunnel subnet",

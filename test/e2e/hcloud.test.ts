@@ -2,9 +2,9 @@ import * as fs from "node:fs";
 import type * as http from "node:http";
 import * as os from "node:os";
 import * as path from "node:path";
-import { LocalWorkspace, type Stack } from "@pulumi/pulumi/automation";
+import type { Stack } from "@pulumi/pulumi/automation";
 import { startHcloudApi, type FirewallRule, type Machines } from "../../scripts/sandbox/hcloud";
-import { toolchainEnv } from "../../scripts/sandbox/sandbox";
+import { programStack } from "./jsProgram";
 
 /**
  * The real engine and the real hcloud provider plugin (scripts/toolchain.sh) against the Hetzner Cloud API double
@@ -12,7 +12,6 @@ import { toolchainEnv } from "../../scripts/sandbox/sandbox";
  * Docker, no sandbox servers. `npx jest -c jest.e2e.config.js test/e2e/hcloud.test.ts`; needs the toolchain.
  */
 
-const ROOT = path.resolve(__dirname, "../..");
 const TOKEN = "q".repeat(64);
 const KEY =
   "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBx9pVqP2j3cA2YkWm8dGmQz3Vw0xQ3fW6sLq1rB7d2K admin@example\n"; // as read from a file: kept as given
@@ -68,18 +67,7 @@ let stack: Stack;
 beforeAll(
   async () => {
     api = await startHcloudApi({ token: TOKEN, stateFile: path.join(tmp, "hcloud.json"), machines });
-    Object.assign(process.env, toolchainEnv(), {
-      PULUMI_BACKEND_URL: `file://${path.join(tmp, "state")}`,
-      PULUMI_CONFIG_PASSPHRASE: "test",
-    });
-    const dir = path.join(tmp, "project");
-    fs.mkdirSync(path.join(tmp, "state"), { recursive: true });
-    fs.mkdirSync(dir);
-    fs.writeFileSync(path.join(dir, "Pulumi.yaml"), "name: hcloud-test\nruntime: nodejs\n");
-    fs.writeFileSync(path.join(dir, "package.json"), '{ "name": "hcloud-test", "main": "index.js" }\n');
-    fs.writeFileSync(path.join(dir, "index.js"), PROGRAM);
-    fs.symlinkSync(path.join(ROOT, "node_modules"), path.join(dir, "node_modules"));
-    stack = await LocalWorkspace.createOrSelectStack({ stackName: "sandbox", workDir: dir });
+    stack = await programStack(tmp, "hcloud-test", PROGRAM, "sandbox");
     await stack.setAllConfig({
       token: { value: TOKEN, secret: true },
       endpoint: { value: api.url },

@@ -1,9 +1,9 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { LocalWorkspace, type Stack } from "@pulumi/pulumi/automation";
+import type { Stack } from "@pulumi/pulumi/automation";
 import { POLICY_PACK } from "../../policy";
-import { toolchainEnv } from "../../scripts/sandbox/sandbox";
+import { programStack } from "./jsProgram";
 
 /**
  * The pack on the real engine, as scripts/estate.ts runs it (Automation API, `policyPacks` and `policyPackConfigs`):
@@ -12,7 +12,6 @@ import { toolchainEnv } from "../../scripts/sandbox/sandbox";
  * (scripts/pulumi-env.sh) is required, as for every e2e test; without it this fails with the toolchain's message.
  */
 
-const ROOT = path.resolve(__dirname, "../..");
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "qcloud-policy-"));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
@@ -38,21 +37,10 @@ let stack: Stack;
 let config: string;
 beforeAll(
   async () => {
-    Object.assign(process.env, toolchainEnv(), {
-      PULUMI_BACKEND_URL: `file://${path.join(tmp, "state")}`,
-      PULUMI_CONFIG_PASSPHRASE: "test",
-    });
-    const dir = path.join(tmp, "project");
-    fs.mkdirSync(path.join(tmp, "state"), { recursive: true });
-    fs.mkdirSync(dir);
-    fs.writeFileSync(path.join(dir, "Pulumi.yaml"), "name: policy-test\nruntime: nodejs\n");
-    fs.writeFileSync(path.join(dir, "package.json"), '{ "name": "policy-test", "main": "index.js" }\n');
-    fs.writeFileSync(path.join(dir, "index.js"), PROGRAM);
-    fs.symlinkSync(path.join(ROOT, "node_modules"), path.join(dir, "node_modules"));
+    stack = await programStack(tmp, "policy-test", PROGRAM, "site");
     config = path.join(tmp, "policy.json");
     // What policyConfig() writes for a site; this one declares no public port.
     fs.writeFileSync(config, JSON.stringify({ "host-ports-not-public": { publicPorts: {} } }));
-    stack = await LocalWorkspace.createOrSelectStack({ stackName: "site", workDir: dir });
   },
   10 * 60 * 1000,
 );

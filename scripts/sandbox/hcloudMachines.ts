@@ -8,8 +8,11 @@ const exec = promisify(execFile);
 const REPO = path.resolve(__dirname, "../..");
 const SERVER_SH = path.join(REPO, "scripts/sandbox/server.sh");
 
-/** Sandbox servers take SSH ports 2192-2317 (their address follows the port: lib.sh server_ip); the sites 2201+. */
-const FIRST_PORT = 2203;
+/**
+ * Sandbox servers take SSH ports 2192-2317 (their address follows the port: lib.sh server_ip): the sites 2201+ and
+ * the disaster-recovery drills' new servers next to them; the stand-in's servers from 2250.
+ */
+const FIRST_PORT = 2250;
 const LAST_PORT = 2317;
 
 /**
@@ -39,7 +42,16 @@ export class SandboxMachines implements Machines {
     return path.join(this.dir, name);
   }
 
-  async create(m: Parameters<Machines["create"]>[0]): Promise<{ ipv4: string }> {
+  /** One boot at a time: each takes the first free port. */
+  private booting: Promise<unknown> = Promise.resolve();
+
+  create(m: Parameters<Machines["create"]>[0]): Promise<{ ipv4: string }> {
+    const booted = this.booting.then(() => this.boot(m));
+    this.booting = booted.catch(() => undefined);
+    return booted;
+  }
+
+  private async boot(m: Parameters<Machines["create"]>[0]): Promise<{ ipv4: string }> {
     const seed = this.seed(m.name);
     fs.rmSync(seed, { recursive: true, force: true });
     fs.mkdirSync(seed, { recursive: true, mode: 0o700 });

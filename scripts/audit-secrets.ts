@@ -1,9 +1,8 @@
-import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { loadProjectSite } from "../model/estate";
 import { renderSiteFiles } from "../render/site";
-import { ROOT, flag } from "./cli";
+import { ROOT, flag, pulumiIn } from "./cli";
 import {
   configSecrets,
   deploymentSecrets,
@@ -31,10 +30,7 @@ if (!stacks?.length) {
 const dir = process.env.QCLOUD_PROJECT_DIR ?? ROOT;
 
 function pulumi(args: readonly string[]): string {
-  const r = spawnSync("pulumi", ["--non-interactive", "-C", dir, ...args], {
-    encoding: "utf8",
-    maxBuffer: 512 * 2 ** 20,
-  });
+  const r = pulumiIn(dir, 512)(args);
   if (r.error) throw r.error;
   if (r.status !== 0) {
     console.error(`audit:secrets: \`pulumi ${args.join(" ")}\` exited ${r.status}\n${r.stderr}`);

@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 
@@ -18,3 +19,12 @@ export function flag(argv: readonly string[], name: string): string | undefined 
   const i = argv.indexOf(`--${name}`);
   return i >= 0 ? argv[i + 1] : undefined;
 }
+
+/** The pulumi CLI on the project in `dir`, non-interactive, its output captured (up to `maxMiB`). */
+export const pulumiIn =
+  (dir: string, maxMiB = 256) =>
+  (args: readonly string[]) =>
+    spawnSync("pulumi", ["--non-interactive", "-C", dir, ...args], {
+      encoding: "utf8",
+      maxBuffer: maxMiB * 2 ** 20,
+    });

@@ -76,3 +76,53 @@ export class SiteSsh {
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
 }
+
+/** The last lines of a command's output, for an error message. */
+export const tail = (s: string, n = 40) => s.trim().split("\n").slice(-n).join("\n");
+
+/** `from`'s command's stdout into `into`'s command's stdin, through this machine. */
+export function pipe(
+  from: SiteSsh,
+  produce: string,
+  into: SiteSsh,
+  consume: string,
+  what: string,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const a = from.spawn(produce);
+    const b = into.spawn(consume);
+    let errs = "";
+    a.stderr!.on("data", (d: Buffer) => (errs += d.toString()));
+    b.stderr!.on("data", (d: Buffer) => (errs += d.toString()));
+    b.stdin!.on("error", () => undefined); // the reader died: its exit code says so
+    a.stdout!.pipe(b.stdin!);
+    const codes: (number | null)[] = [];
+    // One side gone wrong ends the other: a dead reader would leave the writer blocked for ever, and the reverse.
+    const exit = (code: number | null) => {
+      if (code !== 0) for (const p of [a, b]) if (p.exitCode === null) p.kill();
+      codes.push(code);
+      if (codes.length < 2) return;
+      if (codes.every((c) => c === 0)) resolve();
+      else reject(new Error(`${what} failed (exit ${codes.join(", ")}):\n${tail(errs)}`));
+    };
+    a.on("close", exit);
+    b.on("close", exit);
+  });
+}
+
+/** Every one of these containers running, and healthy where it has a healthcheck; rejects after `seconds`. */
+export async function waitHealthy(on: SiteSsh, names: readonly string[], seconds = 300): Promise<void> {
+  const deadline = Date.now() + seconds * 1000;
+  for (;;) {
+    const r = on.run(
+      `docker inspect --format '{{.Name}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}-{{end}}' ${names.join(" ")} 2>&1 || true`,
+    );
+    const bad = r.stdout
+      .trim()
+      .split("\n")
+      .filter((l) => !/ running (healthy|-)$/.test(l));
+    if (bad.length === 0) return;
+    if (Date.now() > deadline) throw new Error(`not healthy after ${seconds} s:\n${bad.join("\n")}`);
+    await new Promise((res) => setTimeout(res, 2000));
+  }
+}

@@ -1,0 +1,134 @@
+import * as path from "node:path";
+import YAML from "yaml";
+import { ROLE_SERVICES, isServiceName } from "../catalog";
+import { ConfigError, joinPath } from "../config/errors";
+import { SITE_KEY } from "../config/schema";
+import { mapSource } from "../config/source";
+import { loadEstate } from "../model/estate";
+import { loadSite } from "../model/site";
+import { backupPlan, startOrder } from "../render/backup";
+import type { SiteModel } from "../render/siteModel";
+
+/** A stack file of the estate: its path and text. */
+export interface StackText {
+  readonly file: string;
+  readonly text: string;
+}
+
+/** What `npm run move` does, decided before anything is touched. */
+export interface MovePlan {
+  readonly service: string;
+  readonly from: string;
+  readonly to: string;
+  /** The two stack files as they will be: the service gone from `from`, on `to` with its overrides. */
+  readonly texts: Readonly<Record<string, string>>;
+  /** The site models after the move (`from` without the service, `to` with it), within the new estate. */
+  readonly models: { readonly from: SiteModel; readonly to: SiteModel };
+  /** The service's containers on `from` now, in their start order. */
+  readonly containers: readonly string[];
+  /** Whether the backups carry any of its data (else there is nothing to carry). */
+  readonly backedUp: boolean;
+  /** The site that keeps `from`'s backup repository, where the final snapshot is read from. */
+  readonly keeper?: SiteModel;
+  /** The service's own volumes: `from` keeps them (retained) until they are pruned by hand. */
+  readonly volumes: readonly string[];
+}
+
+const SERVICE = (svc: string) => joinPath([SITE_KEY, "services", svc]);
+const sourceOf = (s: StackText) => {
+  const stack = /^Pulumi\.([^.]+)\.ya?ml$/.exec(path.basename(s.file))?.[1] ?? s.file;
+  const doc = (YAML.parse(s.text) as { config?: Record<string, unknown> } | null) ?? {};
+  return mapSource(path.basename(s.file), stack, doc.config ?? {});
+};
+
+/**
+ * Plans moving `service` from one site to another: every refusal (no such site or service, not running there,
+ * already on the target, a per-site agent, and whatever the estate refuses once the files are edited: a port
+ * clash, a service it needs missing, a role that may not run it) names the file and the field.
+ */
+export function planMove(
+  stacks: Readonly<Record<string, StackText>>,
+  service: string,
+  from: string,
+  to: string,
+): MovePlan {
+  const refuse: (file: string, field: string, message: string) => never = (file, field, message) => {
+    throw new ConfigError([{ file, path: field, message }]);
+  };
+  for (const [flag, site] of [
+    ["--from", from],
+    ["--to", to],
+  ] as const) {
+    if (!stacks[site])
+      refuse(
+        `Pulumi.${site}.yaml`,
+        "(file)",
+        `${flag}: expected a site of the estate (${Object.keys(stacks).join(", ")})`,
+      );
+  }
+  const src = stacks[from]!;
+  const dst = stacks[to]!;
+  const before = loadEstate(Object.values(stacks).map(sourceOf));
+  const fromModel = loadSite(sourceOf(src), before);
+  const toModel = loadSite(sourceOf(dst), before);
+  const file = (s: StackText) => path.basename(s.file);
+  if (from === to) refuse(file(src), "(file)", "--to: expected another site than --from");
+  if (!isServiceName(service)) refuse(file(src), SERVICE(service), "expected a service of the catalog");
+  const running = fromModel.services.find((s) => s.name === service);
+  if (!running)
+    refuse(
+      file(src),
+      SERVICE(service),
+      `expected a service that runs on \`${from}\` (it runs: ${fromModel.services.map((s) => s.name).join(", ")})`,
+    );
+  if (Object.values(ROLE_SERVICES).every((list) => list.includes(service)))
+    refuse(
+      file(src),
+      SERVICE(service),
+      `\`${service}\` runs on every site (a per-site agent): there is nothing to move`,
+    );
+  if (toModel.services.some((s) => s.name === service))
+    refuse(
+      file(dst),
+      SERVICE(service),
+      `\`${service}\` already runs on \`${to}\`: expected a site without it`,
+    );
+
+  // The source's setting goes with the service (its overrides); a role's own service is switched off there.
+  const srcDoc = YAML.parseDocument(src.text);
+  const dstDoc = YAML.parseDocument(dst.text);
+  const key = ["config", SITE_KEY, "services", service];
+  const setting: unknown = srcDoc.getIn(key) ?? true;
+  if (ROLE_SERVICES[fromModel.role].includes(service)) srcDoc.setIn(key, false);
+  else srcDoc.deleteIn(key);
+  if (!ROLE_SERVICES[toModel.role].includes(service) || setting !== true) dstDoc.setIn(key, setting);
+  else dstDoc.deleteIn(key);
+  const texts = { [from]: String(srcDoc), [to]: String(dstDoc) };
+  const after = Object.entries(stacks).map(([site, s]) =>
+    texts[site] === undefined ? s : { file: s.file, text: texts[site] },
+  );
+  const estate = loadEstate(after.map(sourceOf));
+  const models = {
+    from: loadSite(sourceOf(after.find((s) => s.file === src.file)!), estate),
+    to: loadSite(sourceOf(after.find((s) => s.file === dst.file)!), estate),
+  };
+  const backedUp = backupPlan(fromModel).services.includes(service);
+  if (backedUp && fromModel.backup.target === undefined)
+    refuse(
+      file(src),
+      joinPath([SITE_KEY, "backup", "target"]),
+      `\`${from}\` has no backup repository: the data would have no way to \`${to}\``,
+    );
+  const keeper = fromModel.backup.target;
+  return {
+    service,
+    from,
+    to,
+    texts,
+    models,
+    containers: startOrder(running.containers),
+    backedUp,
+    ...(keeper && stacks[keeper] ? { keeper: loadSite(sourceOf(stacks[keeper]), estate) } : {}),
+    volumes: running.containers.flatMap((c) => c.ownedVolumes),
+  };
+}

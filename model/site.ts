@@ -517,7 +517,7 @@ function resolveContainer(
       ? {
           healthcheck: {
             test: hc.test,
-            interval: goDuration(seconds(hc.interval ?? "30s")),
+            interval: goDuration(seconds(hc.interval ?? "10s")),
             timeout: goDuration(seconds(hc.timeout ?? "5s")),
             retries: hc.retries ?? 3,
             startPeriod: goDuration(seconds(hc.startPeriod ?? "30s")),

@@ -186,7 +186,10 @@ export type SecretSource =
 
 export interface HealthcheckDef {
   readonly test: readonly string[];
-  /** Defaults to "30s". */
+  /**
+   * Defaults to "10s", as a kubelet probes: Docker 20.10 (Debian's) has no faster interval while starting, so a
+   * container is healthy at the first probe after its start, and everything that waits on it waits that long.
+   */
   readonly interval?: string;
   /** Defaults to "5s". */
   readonly timeout?: string;

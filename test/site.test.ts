@@ -335,14 +335,14 @@ describe("health, waiting and protection", () => {
     expect(db.inputs).toMatchObject({
       healthcheck: {
         tests: ["CMD-SHELL", "pg_isready -U nextcloud -d nextcloud"],
-        interval: "30s",
+        interval: "10s",
         timeout: "5s",
         retries: 3,
         startPeriod: "30s",
       },
       wait: true,
       // start period + retries x interval + 30 s of slack
-      waitTimeout: 30 + 3 * 30 + 30,
+      waitTimeout: 30 + 3 * 10 + 30,
       memorySwap: 1024,
       cpus: "1.0",
     });

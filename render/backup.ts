@@ -1,7 +1,7 @@
 import type { Estate } from "./estate";
 import { BACKUP_CONSUMER, REPOSITORY_PORT, egressNetwork, egressProxy } from "./policy";
 import { TEXTFILE_DIR } from "./textfile";
-import { networkName, type ContainerModel, type SiteModel } from "./siteModel";
+import { networkName, type BackupMethod, type ContainerModel, type SiteModel } from "./siteModel";
 
 /**
  * A site's backup job: one script on the host (`qcloud-backup`), run by the host's cron, that snapshots every
@@ -17,6 +17,8 @@ export const BACKUP_CRON = "/etc/cron.d/qcloud-backup";
 export const BACKUP_LOG = "/var/log/qcloud-backup.log";
 /** The repository side's Docker volume (the `backup-repository` container's `data`). */
 export const REPOSITORY_VOLUME = "backup-repository-data";
+/** The methods whose volumes a restore writes from the snapshot's files (a database takes its dump while it runs). */
+export const PLACED: ReadonlySet<BackupMethod> = new Set(["files", "export", "sqlite"]);
 
 /** One volume of a service, as the job handles it: `<service> <method> <volume> <container> [args...]`. */
 interface PlanLine {
@@ -599,32 +601,36 @@ cmd_restore() { # service snapshot
   phase "total" "$start"
 }
 
-# A new host (npm run dr): the service's volumes exist, empty, and none of its containers does yet.
+# A new host (npm run dr, npm run move): the service's volumes exist, empty, and no container of a volume placed
+# here exists yet (its databases, loaded from dumps, and what keeps no data may run already).
 cmd_place() { # service dir
-  local svc=$1 c
+  local svc=$1 method vol c
   known "$svc"
   [ -d "$2/backup" ] || die "$2 holds no fetched snapshot"
   check_fetched "$2" "$svc" "$2"
-  for c in $(order_of "$svc"); do
-    ! docker container inspect "$c" >/dev/null 2>&1 ||
-      die "container $c exists: place is for a new host, before its first start (a running service: restore)"
-  done
-  while read -r _ _ vol _; do
+  while read -r _ method vol c _; do
     docker volume inspect "$vol" >/dev/null 2>&1 || die "volume $vol does not exist: create the site's volumes first"
+    case "$method" in
+      ${[...PLACED].join(" | ")})
+        ! docker container inspect "$c" >/dev/null 2>&1 ||
+          die "container $c exists: $vol is placed before its first start (a running service: restore)"
+        ;;
+    esac
   done < <(plan_of "$svc")
   place_volumes "$2" "$svc"
 }
 
-# A new host (npm run dr): the service's database engines run alone, created and healthy; nothing else of it yet.
+# A new host: the service's database engines run, created and healthy; nothing that depends on another container
+# of it (what would write to them) exists yet.
 cmd_load_dumps() { # service dir
   local svc=$1 c
   known "$svc"
   plan_of "$svc" | awk '$2 == "postgres"' | grep -q . || return 0
   [ -d "$2/backup/staging/dumps" ] || die "$2 holds no database dumps"
   for c in $(order_of "$svc"); do
-    plan_of "$svc" | awk -v c="$c" '$2 == "postgres" && $4 == c' | grep -q . && continue
+    [ -n "$(deps_of "$c")" ] || continue
     ! docker container inspect "$c" >/dev/null 2>&1 ||
-      die "container $c exists: load-dumps is for a new host, before the service's first start (a running service: restore)"
+      die "container $c exists: load-dumps is for a new host, before the first start of what uses the databases (a running service: restore)"
   done
   load_dumps "$2" "$svc"
 }

@@ -5,7 +5,7 @@ import * as path from "node:path";
 import { ConfigError } from "../config/errors";
 import { PROJECT, SSH_KEY_KEY } from "../config/schema";
 import { stackFilesIn } from "../model/estate";
-import { BACKUP_DIR, BACKUP_SCRIPT, renderBackupScript } from "../render/backup";
+import { BACKUP_DIR, BACKUP_SCRIPT, PLACED, renderBackupScript } from "../render/backup";
 import type { SiteModel } from "../render/siteModel";
 import { ROOT, flag, pulumiIn } from "./cli";
 import { planMove, type MovePlan } from "./movePlan";
@@ -160,6 +160,12 @@ void (async () => {
     .filter((c) => c.volumes.some((v) => v.backup.method === "postgres"))
     .map((c) => c.name);
   const apps = plan.containers.filter((c) => !engines.includes(c));
+  // What depends on nothing and holds no data placed from the snapshot (its databases, which take their dumps once
+  // they run; queues, caches) is created on the target, healthy, before anything stops: the downtime waits only for
+  // what needs the data.
+  const early = svc.containers
+    .filter((c) => c.dependsOn.length === 0 && !c.volumes.some((v) => PLACED.has(v.backup.method)))
+    .map((c) => c.name);
   // Volumes of these names already on the target (a service moved away from it once, kept until pruned) would be
   // taken as they are: stale data, another password. Refused before anything stops.
   const leftover = target
@@ -229,7 +235,7 @@ void (async () => {
     moving = true;
     write(plan.texts);
     // The target's new volumes (empty), images and networks, with the service's component and generated passwords
-    // they hang from; nothing of the service starts yet.
+    // they hang from, and the containers that need no data yet.
     up(
       to,
       ...[
@@ -238,6 +244,7 @@ void (async () => {
         "docker:index/volume:Volume::*",
         "docker:index/remoteImage:RemoteImage::*",
         "docker:index/network:Network::*",
+        ...early.map((c) => `docker:index/container:Container::${to}-${c}`),
       ].flatMap((t) => ["--target", urn(t)]),
     );
     ssh(
@@ -277,10 +284,7 @@ void (async () => {
         );
       // What the job says about the data (an application's own backups to restore in its UI) is the operator's.
       for (const line of placed.stderr.trim().split("\n").filter(Boolean)) say(`${to}: ${line}`);
-      if (engines.length > 0) {
-        up(to, ...engines.flatMap((c) => ["--target", urn(`docker:index/container:Container::${to}-${c}`)]));
-        ssh(target, `${job} load-dumps ${service} ${fetched}`, `loading ${service}'s databases`);
-      }
+      if (engines.length > 0) ssh(target, `${job} load-dumps ${service} ${fetched}`, `loading ${service}'s databases`);
     }
     ssh(target, `rm -rf ${scratch}`, "removing the fetched snapshot");
     done("carry");

@@ -5,7 +5,7 @@ import * as path from "node:path";
 import { ConfigError } from "../config/errors";
 import { PROJECT, SSH_KEY_KEY } from "../config/schema";
 import { stackFilesIn } from "../model/estate";
-import { BACKUP_DIR, BACKUP_SCRIPT, PLACED, renderBackupScript } from "../render/backup";
+import { BACKUP_DIR, BACKUP_SCRIPT, renderBackupScript } from "../render/backup";
 import type { SiteModel } from "../render/siteModel";
 import { ROOT, flag, pulumiIn } from "./cli";
 import { planMove, type MovePlan } from "./movePlan";
@@ -18,13 +18,14 @@ import { chooseSnapshot, type Snapshot } from "./snapshots";
  *
  *  plan      both stack files edited in memory and the estate checked (scripts/movePlan.ts): every refusal before
  *            anything is touched
- *  prepare   the stack files written; on the target, the service's volumes, images and networks
- *            (`pulumi up --target`) and the backup job that knows it
+ *  prepare   the stack files written; on the target, the service's volumes, images and networks, and its
+ *            containers that need no data yet, healthy (its database engines, empty; queues): `pulumi up --target`;
+ *            and the backup job that knows it
  *  stop      the service's containers stopped on the source, its database engines last (after the final backup's
  *            dumps): its downtime starts
  *  backup    the final backup on the source (`qcloud-backup run <svc>`), into its repository on its backup site
  *  carry     that snapshot streamed from the repository's site to the target (`kept ... dump`), placed into the
- *            volumes before any container starts; its databases loaded into their engines (as `npm run dr` does)
+ *            volumes before their containers exist; its databases loaded into their engines (as `npm run dr` does)
  *  converge  the target's `up`: the service starts on its data, healthy; its route answers there
  *  remove    the source's `up`: its containers go; its volumes stay (retained) until pruned by hand
  *  follow    the control plane's `up`: its scrapes and probes follow the service
@@ -160,12 +161,6 @@ void (async () => {
     .filter((c) => c.volumes.some((v) => v.backup.method === "postgres"))
     .map((c) => c.name);
   const apps = plan.containers.filter((c) => !engines.includes(c));
-  // What depends on nothing and holds no data placed from the snapshot (its databases, which take their dumps once
-  // they run; queues, caches) is created on the target, healthy, before anything stops: the downtime waits only for
-  // what needs the data.
-  const early = svc.containers
-    .filter((c) => c.dependsOn.length === 0 && !c.volumes.some((v) => PLACED.has(v.backup.method)))
-    .map((c) => c.name);
   // Volumes of these names already on the target (a service moved away from it once, kept until pruned) would be
   // taken as they are: stale data, another password. Refused before anything stops.
   const leftover = target
@@ -244,7 +239,7 @@ void (async () => {
         "docker:index/volume:Volume::*",
         "docker:index/remoteImage:RemoteImage::*",
         "docker:index/network:Network::*",
-        ...early.map((c) => `docker:index/container:Container::${to}-${c}`),
+        ...plan.early.map((c) => `docker:index/container:Container::${to}-${c}`),
       ].flatMap((t) => ["--target", urn(t)]),
     );
     ssh(

@@ -6,7 +6,7 @@ import { SITE_KEY } from "../config/schema";
 import { mapSource } from "../config/source";
 import { loadEstate } from "../model/estate";
 import { loadSite } from "../model/site";
-import { backupPlan, startOrder } from "../render/backup";
+import { PLACED, backupPlan, startOrder } from "../render/backup";
 import type { SiteModel } from "../render/siteModel";
 
 /** A stack file of the estate: its path and text. */
@@ -26,6 +26,12 @@ export interface MovePlan {
   readonly models: { readonly from: SiteModel; readonly to: SiteModel };
   /** The service's containers on `from` now, in their start order. */
   readonly containers: readonly string[];
+  /**
+   * Its containers that depend on nothing and hold no data placed from the snapshot (its databases, which take their
+   * dumps once they run; queues, caches): created on the target, healthy, before anything stops, so the downtime
+   * waits only for what needs the data.
+   */
+  readonly early: readonly string[];
   /** Whether the backups carry any of its data (else there is nothing to carry). */
   readonly backedUp: boolean;
   /** The site that keeps `from`'s backup repository, where the final snapshot is read from. */
@@ -127,6 +133,9 @@ export function planMove(
     texts,
     models,
     containers: startOrder(running.containers),
+    early: running.containers
+      .filter((c) => c.dependsOn.length === 0 && !c.volumes.some((v) => PLACED.has(v.backup.method)))
+      .map((c) => c.name),
     backedUp,
     ...(keeper && stacks[keeper] ? { keeper: loadSite(sourceOf(stacks[keeper]), estate) } : {}),
     volumes: running.containers.flatMap((c) => c.ownedVolumes),

@@ -51,6 +51,9 @@ describe("npm run move: the plan", () => {
     expect(plan.containers).toContain("uisp-nginx");
     expect(plan.containers.indexOf("uisp")).toBeLessThan(plan.containers.indexOf("uisp-nginx"));
     expect([plan.backedUp, plan.keeper?.name]).toEqual([true, "master"]);
+    // Ahead of the stop: the database (its dump is loaded into it running) and what keeps no data; not UISP itself
+    // (its backups are placed into its volume) nor netflow, which writes to the database.
+    expect([...plan.early].sort()).toEqual(["uisp-fluentd", "uisp-postgres", "uisp-rabbitmq", "uisp-siridb"]);
     expect(plan.volumes).toEqual(expect.arrayContaining(["uisp-data", "uisp-postgres-data"]));
   });
 

@@ -40,6 +40,20 @@ if (fs.existsSync(project.stackFile(SITE))) {
   // Also removes its stack file.
   pulumi(["stack", "rm", "--yes", "--stack", SITE]);
 }
+// Its nodes stay on Headscale, offline, as after any destroy (README, "Removing a Hetzner site"): deleted here, or
+// the new server's node would be `<site>-1` and the site's MagicDNS name the old node's.
+const hs = (args: string) => onServer("master", `docker exec headscale headscale ${args}`);
+const nodes = () =>
+  JSON.parse(hs("nodes list -o json").stdout) as {
+    id: number;
+    given_name: string;
+    online?: boolean;
+    tags?: string[];
+  }[];
+for (const n of nodes()) {
+  if (n.tags?.some((t) => t === `tag:site-${SITE}` || t.startsWith(`tag:${SITE}-`)))
+    hs(`nodes delete --force --identifier ${n.id}`);
+}
 project.init(SITES);
 for (const site of Object.keys(SITES)) {
   const r = pulumi(["up", "--yes", "--skip-preview", "--stack", site]);
@@ -57,7 +71,7 @@ const t0 = last;
 project.initHcloud(SITE, ensureHcloudApi());
 phase("stack file added (stack init, config)");
 const cp = pulumi(["up", "--yes", "--skip-preview", "--stack", "master"]);
-if (cp.code !== 0) throw new Error(`master's up failed:\n${cp.stdout}`);
+if (cp.code !== 0) throw new Error(`master's up failed:\n${cp.stdout}${cp.stderr}`);
 phase("control plane up (keys, policy, scrapes)");
 
 // `--json`: the engine's events, a JSON object a line, each with its time (whole seconds).
@@ -93,14 +107,7 @@ const wait = (what: string, f: () => boolean) => {
     run("sleep", ["0.5"]);
   }
 };
-wait("the node online", () =>
-  (
-    JSON.parse(onServer("master", "docker exec headscale headscale nodes list -o json").stdout) as {
-      given_name: string;
-      online: boolean;
-    }[]
-  ).some((n) => n.given_name === SITE && n.online),
-);
+wait("the node online", () => nodes().some((n) => n.given_name === SITE && n.online));
 phase("joined the tailnet (node online on Headscale)");
 wait("the first scrape", () => {
   const q = `up%7Bsite%3D%22${SITE}%22%2Cservice%3D%22node-exporter%22%7D`;

@@ -381,8 +381,9 @@ test("the sandbox server's firewall lines: one per inbound rule and IPv4 source 
       rule({ port: "22", source_ips: ["10.213.47.128/32", "2001:db8::/32"] }),
       rule({ protocol: "udp", port: "51820-51821", source_ips: ["0.0.0.0/0", "::/0"] }),
       rule({ protocol: "icmp", source_ips: ["0.0.0.0/0"] }),
+      rule({ port: "any", source_ips: ["10.0.0.0/8"] }),
       rule({ direction: "out", port: "443", destination_ips: ["0.0.0.0/0"] }),
       rule({ protocol: "gre", source_ips: ["0.0.0.0/0"] }),
     ]),
-  ).toBe("tcp 22 10.213.47.128/32\nudp 51820-51821 0.0.0.0/0\nicmp - 0.0.0.0/0\n");
+  ).toBe("tcp 22 10.213.47.128/32\nudp 51820-51821 0.0.0.0/0\nicmp - 0.0.0.0/0\ntcp 1-65535 10.0.0.0/8\n");
 });

@@ -608,8 +608,10 @@ export async function startHcloudApi(args: HcloudApiArgs): Promise<{ server: htt
     const s = byId(state.servers, id, "server");
     if (s.protection.delete) throw new ApiError(403, "protected", "server is delete protected");
     const error = await machines.remove(s.machine).then(() => undefined, failure);
-    if (error === undefined) {
-      state.servers.splice(state.servers.indexOf(s), 1);
+    // Another DELETE of it may have finished meanwhile: only what is still listed goes.
+    const at = state.servers.indexOf(s);
+    if (error === undefined && at >= 0) {
+      state.servers.splice(at, 1);
       for (const f of state.firewalls)
         f.applied_to = f.applied_to.filter((t) => t.type !== "server" || t.server.id !== s.id);
     }

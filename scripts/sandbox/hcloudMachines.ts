@@ -15,6 +15,9 @@ const SERVER_SH = path.join(REPO, "scripts/sandbox/server.sh");
 const FIRST_PORT = 2250;
 const LAST_PORT = 2317;
 
+/** Hetzner's port (`80`, `8000-8100`, `any`, or none) as iptables takes it. */
+const portRange = (port: string | undefined) => (port === undefined || port === "any" ? "1-65535" : port);
+
 /**
  * The `firewall.rules` lines the sandbox server enforces (images/hcloud-server/firewall.sh): one per inbound rule
  * and IPv4 source. IPv6 sources are left out: the sandbox's network has no IPv6.
@@ -25,7 +28,7 @@ export function firewallLines(rules: readonly FirewallRule[]): string {
     .flatMap((r) =>
       r.source_ips
         .filter((ip) => !ip.includes(":"))
-        .map((ip) => `${r.protocol} ${r.protocol === "icmp" ? "-" : (r.port ?? "1-65535")} ${ip}\n`),
+        .map((ip) => `${r.protocol} ${r.protocol === "icmp" ? "-" : portRange(r.port)} ${ip}\n`),
     )
     .join("");
 }

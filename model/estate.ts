@@ -288,11 +288,12 @@ function checkClashes(estate: Estate): ConfigIssue[] {
     const w = s.mesh.wireguard;
     if (!w) continue;
     const inRange = ranges.find((r) => r.range.has(w.address));
-    if (tailnet.some((r) => r.has(w.address))) {
+    const inTailnet = tailnet.find((r) => r.has(w.address));
+    if (inTailnet) {
       issues.push({
         file: s.file,
         path: MESH("wireguard", "address"),
-        message: `\`${w.address}\` is in the tailnet's range (${TAILNET_RANGES[0]}); expected a tunnel address outside it, such as 10.90.0.0/24`,
+        message: `\`${w.address}\` is in the tailnet's range (${inTailnet.cidr}); expected a tunnel address outside it, such as 10.90.0.0/24`,
       });
     } else if (inRange) {
       issues.push({

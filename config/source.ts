@@ -30,10 +30,15 @@ export function stackOfFile(file: string): string {
 
 /** Reads a stack file as `pulumi config` would see it, without decrypting anything. */
 export function fileSource(file: string): ConfigSource {
+  return textSource(file, fs.readFileSync(file, "utf8"));
+}
+
+/** A stack file's text (as it is, or as it will be written) as `pulumi config` would see it. */
+export function textSource(file: string, text: string): ConfigSource {
   const stack = stackOfFile(file);
   let doc: unknown;
   try {
-    doc = YAML.parse(fs.readFileSync(file, "utf8"));
+    doc = YAML.parse(text);
   } catch (e) {
     throw new ConfigError([
       { file, path: "(file)", message: `expected a readable YAML file: ${(e as Error).message}` },

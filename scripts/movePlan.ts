@@ -3,7 +3,7 @@ import YAML from "yaml";
 import { ROLE_SERVICES, isServiceName } from "../catalog";
 import { ConfigError, joinPath } from "../config/errors";
 import { SITE_KEY } from "../config/schema";
-import { mapSource } from "../config/source";
+import { textSource } from "../config/source";
 import { loadEstate } from "../model/estate";
 import { loadSite } from "../model/site";
 import { PLACED, backupPlan, startOrder } from "../render/backup";
@@ -41,11 +41,7 @@ export interface MovePlan {
 }
 
 const SERVICE = (svc: string) => joinPath([SITE_KEY, "services", svc]);
-const sourceOf = (s: StackText) => {
-  const stack = /^Pulumi\.([^.]+)\.ya?ml$/.exec(path.basename(s.file))?.[1] ?? s.file;
-  const doc = (YAML.parse(s.text) as { config?: Record<string, unknown> } | null) ?? {};
-  return mapSource(path.basename(s.file), stack, doc.config ?? {});
-};
+const sourceOf = (s: StackText) => textSource(s.file, s.text);
 
 /**
  * Plans moving `service` from one site to another: every refusal (no such site or service, not running there,
@@ -109,7 +105,8 @@ export function planMove(
   else srcDoc.deleteIn(key);
   if (!ROLE_SERVICES[toModel.role].includes(service) || setting !== true) dstDoc.setIn(key, setting);
   else dstDoc.deleteIn(key);
-  const texts = { [from]: String(srcDoc), [to]: String(dstDoc) };
+  // No reflowing of long lines: the files are committed as they are written.
+  const texts = { [from]: srcDoc.toString({ lineWidth: 0 }), [to]: dstDoc.toString({ lineWidth: 0 }) };
   const after = Object.entries(stacks).map(([site, s]) =>
     texts[site] === undefined ? s : { file: s.file, text: texts[site] },
   );

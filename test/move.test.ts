@@ -57,6 +57,11 @@ describe("npm run move: the plan", () => {
     expect(plan.volumes).toEqual(expect.arrayContaining(["uisp-data", "uisp-postgres-data"]));
   });
 
+  test("the edited files keep their long lines as they were (no reflow to a diff of their own)", () => {
+    const long = (text: string) => text.split("\n").filter((l) => l.length > 80);
+    expect(long(plan.texts.madam!)).toEqual(long(committed().madam!.text));
+  });
+
   test("a service's overrides go with it (nextcloud's memory)", () => {
     const p = planMove(committed(), "nextcloud", "lady", "madam");
     expect(services(p.texts.madam!)).toEqual({ nextcloud: { resources: { memory: "3g" } } });
@@ -99,6 +104,12 @@ describe("npm run move: the plan", () => {
       madamWith({ traefik: false }),
       ["uisp", "lady", "madam"],
       "Pulumi.madam.yaml: `qui3tly-cloud:site.services.traefik`: expected Traefik on a site with routes: do not set it to `false`",
+    ],
+    [
+      "a stack file that is not YAML",
+      { ...committed(), madam: { file: committed().madam!.file, text: "config: [unclosed" } },
+      ["uisp", "lady", "madam"],
+      "`(file)`: expected a readable YAML file: ",
     ],
   ])("refused: %s", (_name, stacks, [svc, from, to], message) => {
     expect(refusal(stacks, svc!, from!, to!)).toContain(message);

@@ -2,6 +2,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import YAML from "yaml";
 import { SEAL_KEY_KEY, SITE_KEY } from "../../config/schema";
+import { fileSource } from "../../config/source";
 
 /** Where the sandbox's registry answers from inside the sandbox servers. */
 export const SANDBOX_REGISTRY = "registry:5000";
@@ -120,10 +121,8 @@ export function hcloudSites(repo: string): string[] {
     .map((f) => /^Pulumi\.([^.]+)\.yaml$/.exec(f)?.[1])
     .filter((site): site is string => {
       if (site === undefined) return false;
-      const doc = YAML.parse(
-        fs.readFileSync(path.join(repo, `Pulumi.${site}.yaml`), "utf8"),
-      ) as StackFile | null;
-      return (doc?.config?.[SITE_KEY] as { host?: { kind?: string } } | undefined)?.host?.kind === "hcloud";
+      const config = fileSource(path.join(repo, `Pulumi.${site}.yaml`)).get(SITE_KEY);
+      return (config as { host?: { kind?: string } } | undefined)?.host?.kind === "hcloud";
     })
     .sort();
 }

@@ -31,9 +31,6 @@ export interface ServiceArgs extends SiteResources {
   readonly service: ServiceModel;
 }
 
-/** Resource names may not hold `:` or `/`: image refs become `docker.io-library-redis-7.4.1-alpine`. */
-export const imageKey = (ref: string) => ref.replace(/[^A-Za-z0-9._-]+/g, "-");
-
 /** `NET_ADMIN` -> `CAP_NET_ADMIN`, the name Docker reads back. */
 const dockerCapability = (c: string) => (c.startsWith("CAP_") ? c : `CAP_${c}`);
 

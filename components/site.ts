@@ -3,7 +3,13 @@ import * as pulumi from "@pulumi/pulumi";
 import { hostedRepositories, meshHost } from "../model/estateSite";
 import { checkSealKey, sealRecipients } from "../model/seal";
 import { TAILNET_SERVICES } from "../model/site";
-import { networkName, type ServicePart, type ServiceModel, type SiteModel } from "../render/siteModel";
+import {
+  imageKey,
+  networkName,
+  type ServicePart,
+  type ServiceModel,
+  type SiteModel,
+} from "../render/siteModel";
 import { networkSubnet } from "../render/traefik";
 import { authKeyInput } from "../catalog/mesh";
 import { renderBackupSecrets, repositoryUrl } from "../render/backup";
@@ -16,7 +22,7 @@ import { MeshNode, Tailnet } from "./mesh";
 import { Monitoring } from "./monitoring";
 import { SealedBundles, openBundle, siteBundle, type SiteBundle } from "./sealedBundles";
 import { WAS_ROOT, WAS_SERVICE_SET } from "./aliases";
-import { deployServices, imageKey, type SiteResources } from "./service";
+import { deployServices, type SiteResources } from "./service";
 
 export interface SiteSecrets {
   /** The SSH private key, when set in config; otherwise the SSH agent is used. */

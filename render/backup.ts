@@ -19,6 +19,9 @@ export const BACKUP_LOG = "/var/log/qcloud-backup.log";
 export const REPOSITORY_VOLUME = "backup-repository-data";
 /** The methods whose volumes a restore writes from the snapshot's files (a database takes its dump while it runs). */
 export const PLACED: ReadonlySet<BackupMethod> = new Set(["files", "export", "sqlite"]);
+/** The containers whose databases a restore loads from dumps, running (engines of `postgres` volumes). */
+export const databaseEngines = (containers: readonly ContainerModel[]) =>
+  containers.filter((c) => c.volumes.some((v) => v.backup.method === "postgres")).map((c) => c.name);
 
 /** One volume of a service, as the job handles it: `<service> <method> <volume> <container> [args...]`. */
 interface PlanLine {
@@ -134,7 +137,7 @@ export function renderBackupScript(site: SiteModel): string {
 #   qcloud-backup snapshots                  this site's snapshots (restic's JSON)
 #   qcloud-backup restore SERVICE SNAPSHOT   stop SERVICE, put its volumes and databases back, start it
 #   qcloud-backup place SERVICE DIR          a new host (npm run dr): a fetched snapshot into SERVICE's new volumes
-#   qcloud-backup load-dumps SERVICE DIR     a new host, only SERVICE's databases running: the fetched dumps into them
+#   qcloud-backup load-dumps SERVICE DIR     a new host, before what uses them starts: the dumps into SERVICE's databases
 #   qcloud-backup maintain                   the repositories kept here: retention (forget --prune), sizes
 #   qcloud-backup check                      the repositories kept here: restic check, a fifth of the data a week
 #   qcloud-backup restic ARGS...             restic against this site's own repository
@@ -546,7 +549,7 @@ place_volumes() { # scratch service
     if [ "$method" = export ]; then log "$vol: the application's own backups are back: restore from them in its UI"; fi
   done < <(plan_of "$2")
 }
-# Its databases from the fetched dumps, each engine started alone; the other containers stay stopped.
+# Its databases from the fetched dumps, each engine started (if it is not yet); nothing that uses them runs.
 load_dumps() { # scratch service
   local line method vol container args t0
   while read -r line; do

@@ -148,6 +148,9 @@ export const LOG_OPTS = { "max-size": "10m", "max-file": "3" } as const;
 /** Docker network names: prefixed so they never collide with what an operator made by hand. */
 export const networkName = (name: string) => `qcloud-${name}`;
 
+/** Resource names may not hold `:` or `/`: image refs become `docker.io-library-redis-7.4.1-alpine`. */
+export const imageKey = (ref: string) => ref.replace(/[^A-Za-z0-9._-]+/g, "-");
+
 /** What a catalog entry can know about the site it is placed on. */
 export interface CatalogContext {
   readonly site: string;

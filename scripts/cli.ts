@@ -20,11 +20,12 @@ export function flag(argv: readonly string[], name: string): string | undefined 
   return i >= 0 ? argv[i + 1] : undefined;
 }
 
-/** The pulumi CLI on the project in `dir`, non-interactive, its output captured (up to `maxMiB`). */
+/** The pulumi CLI on the project in `dir`, non-interactive, its output captured (up to `maxMiB`); `input` its stdin. */
 export const pulumiIn =
   (dir: string, maxMiB = 256) =>
-  (args: readonly string[]) =>
+  (args: readonly string[], input?: string) =>
     spawnSync("pulumi", ["--non-interactive", "-C", dir, ...args], {
       encoding: "utf8",
       maxBuffer: maxMiB * 2 ** 20,
+      ...(input === undefined ? {} : { input }),
     });

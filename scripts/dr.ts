@@ -11,6 +11,7 @@ import {
   BACKUP_LOG,
   BACKUP_SCRIPT,
   REPOSITORY_VOLUME,
+  databaseEngines,
   renderBackupScript,
 } from "../render/backup";
 import { renderDockerBootstrap } from "../render/host";
@@ -406,10 +407,9 @@ void (async () => {
 
   // The databases before anything that uses them starts: their engines alone (created, healthy), the dumps in.
   const loaded: Record<string, number> = {};
-  const engines = model.services
-    .filter((svc) => plan.databases.includes(svc.name))
-    .flatMap((svc) => svc.containers.filter((c) => c.volumes.some((v) => v.backup.method === "postgres")))
-    .map((c) => c.name);
+  const engines = databaseEngines(
+    model.services.filter((svc) => plan.databases.includes(svc.name)).flatMap((svc) => svc.containers),
+  );
   if (engines.length > 0) {
     const t = Date.now();
     pulumiOk("creating the database engines", [

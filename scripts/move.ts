@@ -5,8 +5,8 @@ import * as path from "node:path";
 import { ConfigError } from "../config/errors";
 import { PROJECT, SSH_KEY_KEY } from "../config/schema";
 import { stackFilesIn } from "../model/estate";
-import { BACKUP_DIR, BACKUP_SCRIPT, renderBackupScript } from "../render/backup";
-import type { SiteModel } from "../render/siteModel";
+import { BACKUP_DIR, BACKUP_SCRIPT, databaseEngines, renderBackupScript } from "../render/backup";
+import { imageKey, type SiteModel } from "../render/siteModel";
 import { ROOT, flag, pulumiIn } from "./cli";
 import { planMove, type MovePlan } from "./movePlan";
 import { SiteSsh, pipe, tail, waitHealthy } from "./siteSsh";
@@ -64,8 +64,8 @@ try {
 }
 
 const pulumi = pulumiIn(dir);
-function pulumiOk(what: string, args: readonly string[]): string {
-  const r = pulumi(args);
+function pulumiOk(what: string, args: readonly string[], input?: string): string {
+  const r = pulumi(args, input);
   if (r.status !== 0)
     throw new Error(`${what} failed (pulumi ${args[0]}, exit ${r.status}):\n${tail(r.stdout + r.stderr)}`);
   return r.stdout;
@@ -96,6 +96,11 @@ function sshTo(site: string, model: SiteModel): SiteSsh {
   }
   const address = model.host.kind === "existing" ? undefined : text("hostAddress");
   const hostKey = model.host.kind === "existing" ? undefined : text("hostKey");
+  // A server its stack makes is reached only as that stack says: without its outputs there is nothing to trust.
+  if (model.host.kind !== "existing" && (!address || !hostKey))
+    fail(
+      `refused, nothing was touched: stack \`${site}\` exports no ${address ? "hostKey" : "hostAddress"} (its server is made by its stack): run \`pulumi up --stack ${site}\` first${out.status === 0 ? "" : `\n${tail(out.stderr)}`}`,
+    );
   const ssh = new SiteSsh({
     host: model.host,
     ...(address ? { address } : {}),
@@ -120,12 +125,21 @@ interface Prober {
   good(): number[];
   stop(): void;
 }
+/** A stack's state export, as far as the move reads and edits it. */
+interface Deployment {
+  deployment: {
+    resources?: { urn: string; parent?: string; protect?: boolean; outputs?: Record<string, unknown> }[];
+  };
+}
+
+/** One word for the remote shell, whatever it holds. */
+const quoted = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
 function prober(on: SiteSsh, host: string, probePath: string): Prober {
-  const url = `https://${host}${probePath}`;
   // A line per try, so the loop ends when this side stops reading (its write fails); an hour at the most anyway.
   const p: ChildProcess = on.spawn(
-    `timeout 3600 sh -c 'while :; do c=$(curl -sk -o /dev/null -m 2 -w "%{http_code}" --resolve ${host}:443:127.0.0.1 ${url}); ` +
-      `printf "%s %s\\n" "$(date +%s.%N)" "$c" || exit 0; sleep 0.2; done'`,
+    `timeout 3600 sh -c 'while :; do c=$(curl -sk -o /dev/null -m 2 -w "%{http_code}" --resolve "$1" "$2"); ` +
+      `printf "%s %s\\n" "$(date +%s.%N)" "$c" || exit 0; sleep 0.2; done' _ ` +
+      `${quoted(`${host}:443:127.0.0.1`)} ${quoted(`https://${host}${probePath}`)}`,
   );
   let out = "";
   p.stdout!.on("data", (d: Buffer) => (out += d.toString()));
@@ -157,19 +171,21 @@ void (async () => {
   const target = sshTo(to, dst);
   const keeper = plan.keeper ? sshTo(plan.keeper.name, plan.keeper) : undefined;
   const svc = dst.services.find((s) => s.name === service)!;
-  const engines = svc.containers
-    .filter((c) => c.volumes.some((v) => v.backup.method === "postgres"))
-    .map((c) => c.name);
+  const engines = databaseEngines(svc.containers);
   const apps = plan.containers.filter((c) => !engines.includes(c));
   // Volumes of these names already on the target (a service moved away from it once, kept until pruned) would be
   // taken as they are: stale data, another password. Refused before anything stops.
-  const leftover = target
-    .run(`for v in ${plan.volumes.join(" ")}; do docker volume inspect -f '{{.Name}}' "$v" 2>/dev/null; done`)
-    .stdout.split("\n")
-    .filter(Boolean);
-  if (leftover.length > 0)
+  const leftover = target.run(
+    `for v in ${plan.volumes.join(" ")}; do docker volume inspect -f '{{.Name}}' "$v" 2>/dev/null; done; true`,
+  );
+  if (leftover.status !== 0)
     fail(
-      `refused, nothing was touched: ${to} still holds volumes of ${service} (${leftover.join(", ")}), kept from an earlier move: prune them there first (docker volume rm ${leftover.join(" ")})`,
+      `refused, nothing was touched: ${to} does not answer over SSH:\n${tail(leftover.stdout + leftover.stderr)}`,
+    );
+  const kept = leftover.stdout.split("\n").filter(Boolean);
+  if (kept.length > 0)
+    fail(
+      `refused, nothing was touched: ${to} still holds volumes of ${service} (${kept.join(", ")}), kept from an earlier move: prune them there first (docker volume rm ${kept.join(" ")})`,
     );
 
   const route = dst.routes.find((r) => r.service === service && !r.private);
@@ -183,64 +199,124 @@ void (async () => {
   const write = (texts: Readonly<Record<string, string>>) => {
     for (const site of [from, to]) fs.writeFileSync(files[site]!.file, texts[site]!);
   };
+  /** The resources of the service's component in a stack: its passwords, volumes, containers. */
+  const ofService = (site: string, state: Deployment) =>
+    (state.deployment.resources ?? []).filter((r) =>
+      r.parent?.endsWith(`qcloud:service:Service::${site}-${service}`),
+    );
+  const exported = (site: string, showSecrets = false) =>
+    JSON.parse(
+      pulumiOk(`exporting ${site}'s state`, [
+        "stack",
+        "export",
+        "--stack",
+        site,
+        ...(showSecrets ? ["--show-secrets"] : []),
+      ]),
+    ) as Deployment;
+  /** On a production site the service's volumes and passwords are protected: a stack's `up` may drop them now. */
+  const unprotect = (site: string) => {
+    for (const r of ofService(site, exported(site)))
+      if (r.protect)
+        pulumiOk(`unprotecting ${r.urn}`, ["state", "unprotect", "--yes", "--stack", site, r.urn]);
+  };
   // The target's backup job for this move only (its own is installed by its `up`): it knows the service.
   const scratch = `${BACKUP_DIR}/scratch/move`;
   const job = `${scratch}/qcloud-backup`;
   let stopped = false;
-  /** Everything back as it was: the stack files, the source's containers, the target without the service. */
-  const rollback = async (why: string): Promise<never> => {
-    say(`FAILED: ${why}`);
-    say("putting everything back: the stack files, the source's containers, the target without the service");
-    write(old);
-    let started = "";
-    if (stopped) {
-      const r = source.run(`docker start ${plan.containers.join(" ")}`);
-      started =
-        r.status === 0
-          ? await waitHealthy(source, plan.containers).then(
-              () => `${service} runs on ${from} again`,
-              (e: Error) => `${service}'s containers on ${from} started, but: ${e.message}`,
-            )
-          : `${service}'s containers on ${from} did not start (docker start: ${r.stderr.trim()}): start them by hand`;
-    }
-    target.run(`rm -rf ${scratch}`);
-    const back = pulumi(["up", "--yes", "--skip-preview", "--stack", to]);
-    probes?.source.stop();
-    probes?.target.stop();
-    return fail(
-      [
-        started,
-        back.status === 0
-          ? `${to} runs no ${service}; the volumes made for it there stay (retained): docker volume rm ${plan.volumes.join(" ")} on ${to}`
-          : `the target's up with the old stack file failed too:\n${tail(back.stdout + back.stderr)}`,
-      ]
-        .filter(Boolean)
-        .join("\n"),
-    );
-  };
+  let rolledBack: Promise<never> | undefined;
+  /** Everything back as it was: the stack files, the source's containers, the target without the service. Once. */
+  const rollback = (why: string): Promise<never> =>
+    (rolledBack ??= (async () => {
+      say(`FAILED: ${why}`);
+      say(
+        "putting everything back: the stack files, the source's containers, the target without the service",
+      );
+      write(old);
+      let started = "";
+      if (stopped) {
+        const r = source.run(`docker start ${plan.containers.join(" ")}`);
+        started =
+          r.status === 0
+            ? await waitHealthy(source, plan.containers).then(
+                () => `${service} runs on ${from} again`,
+                (e: Error) => `${service}'s containers on ${from} started, but: ${e.message}`,
+              )
+            : `${service}'s containers on ${from} did not start (docker start: ${r.stderr.trim()}): start them by hand`;
+      }
+      target.run(`rm -rf ${scratch}`);
+      let back: string;
+      try {
+        unprotect(to);
+        const r = pulumi(["up", "--yes", "--skip-preview", "--stack", to]);
+        back =
+          r.status === 0
+            ? `${to} runs no ${service}; the volumes made for it there stay (retained): docker volume rm ${plan.volumes.join(" ")} on ${to}`
+            : `the target's up with the old stack file failed too:\n${tail(r.stdout + r.stderr)}`;
+      } catch (e) {
+        back = `the target's up with the old stack file did not run: ${(e as Error).message}`;
+      }
+      probes?.source.stop();
+      probes?.target.stop();
+      return fail([started, back].filter(Boolean).join("\n"));
+    })());
+  // Ctrl-C during the move: the step under way ends (its child got the signal too), the next check throws, and the
+  // catch below rolls back: one way back, whatever the timing.
   let moving = false;
+  let aborted: string | undefined;
+  const check = () => {
+    if (aborted) throw new Error(`interrupted (${aborted})`);
+  };
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     process.on(signal, () => {
-      if (moving) void rollback(`interrupted (${signal})`);
-      else process.exit(130);
+      if (!moving) process.exit(130);
+      aborted = signal;
     });
   }
   const urn = (t: string) => `urn:pulumi:${to}::${PROJECT}::**${t}`;
+  const targets = (...types: string[]) => types.flatMap((t) => ["--target", urn(t)]);
+  const component = `qcloud:service:Service::${to}-${service}`;
+  const passwords = `random:index/randomPassword:RandomPassword::${to}-${service}-*`;
   try {
     moving = true;
     write(plan.texts);
-    // The target's new volumes (empty), images and networks, with the service's component and generated passwords
-    // they hang from, and the containers that need no data yet.
+    // The service's generated passwords go with it: its data may hold them (Nextcloud's config.php holds its
+    // database's), and its database engine is made with them. The target's new ones are replaced in its state by
+    // the source's values, in memory only (export and import through pipes), before anything uses them.
+    up(to, ...targets(component, passwords));
+    if (svc.generatedSecrets.length > 0) {
+      const values = ofService(from, exported(from, true));
+      const state = exported(to, true);
+      for (const secret of svc.generatedSecrets) {
+        const carried = values.find((r) => r.urn.endsWith(`::${from}-${service}-${secret}`));
+        const made = ofService(to, state).find((r) => r.urn.endsWith(`::${to}-${service}-${secret}`));
+        if (!carried || !made)
+          throw new Error(`${service}'s generated secret \`${secret}\` is not in both states`);
+        made.outputs = carried.outputs;
+      }
+      pulumiOk(
+        `carrying ${service}'s generated secrets to ${to}'s state`,
+        ["stack", "import", "--stack", to],
+        JSON.stringify(state),
+      );
+    }
+    check();
+    // Then its volumes (empty), images and networks, and the containers that need no data yet, healthy.
+    const own = svc.containers;
     up(
       to,
-      ...[
-        `qcloud:service:Service::${to}-${service}`,
-        `random:index/randomPassword:RandomPassword::${to}-${service}-*`,
-        "docker:index/volume:Volume::*",
-        "docker:index/remoteImage:RemoteImage::*",
-        "docker:index/network:Network::*",
+      ...targets(
+        component,
+        passwords,
+        ...plan.volumes.map((v) => `docker:index/volume:Volume::${to}-${v}`),
+        ...[...new Set(own.map((c) => c.image))].map(
+          (i) => `docker:index/remoteImage:RemoteImage::${to}-${imageKey(i)}`,
+        ),
+        ...[...new Set(own.flatMap((c) => c.networks))].map(
+          (n) => `docker:index/network:Network::${to}-${n}`,
+        ),
         ...plan.early.map((c) => `docker:index/container:Container::${to}-${c}`),
-      ].flatMap((t) => ["--target", urn(t)]),
+      ),
     );
     ssh(
       target,
@@ -249,6 +325,7 @@ void (async () => {
       renderBackupScript(dst),
     );
     done("prepare");
+    check();
 
     stopped = true;
     ssh(source, `docker stop -t 30 ${[...apps].reverse().join(" ")} >/dev/null`, `stopping ${service}`);
@@ -257,21 +334,22 @@ void (async () => {
     if (engines.length > 0)
       ssh(source, `docker stop -t 30 ${engines.join(" ")} >/dev/null`, "stopping its databases");
     done("stop and final backup");
+    check();
 
     if (plan.backedUp) {
-      if (!keeper) throw new Error(`${from} has no backup repository`);
       const listed = JSON.parse(
         ssh(source, `${BACKUP_SCRIPT} snapshots`, "listing the snapshots"),
       ) as Snapshot[];
       const snapshot = chooseSnapshot(listed, from, service, {});
       const fetched = `${scratch}/${service}`;
       await pipe(
-        keeper,
+        keeper!,
         `${BACKUP_SCRIPT} kept ${from} dump ${snapshot.id} / --archive tar`,
         target,
         `rm -rf ${fetched} && mkdir -p ${fetched} && tar --numeric-owner -x -C ${fetched}`,
         `carrying ${service}'s snapshot ${snapshot.short_id} from ${plan.keeper!.name} to ${to}`,
       );
+      check();
       const placed = target.run(`${job} place ${service} ${fetched}`);
       if (placed.status !== 0)
         throw new Error(
@@ -279,17 +357,27 @@ void (async () => {
         );
       // What the job says about the data (an application's own backups to restore in its UI) is the operator's.
       for (const line of placed.stderr.trim().split("\n").filter(Boolean)) say(`${to}: ${line}`);
-      if (engines.length > 0) ssh(target, `${job} load-dumps ${service} ${fetched}`, `loading ${service}'s databases`);
+      if (engines.length > 0)
+        ssh(target, `${job} load-dumps ${service} ${fetched}`, `loading ${service}'s databases`);
     }
     ssh(target, `rm -rf ${scratch}`, "removing the fetched snapshot");
     done("carry");
+    check();
 
     up(to);
     await waitHealthy(target, plan.containers);
-    // The route answers on the target once its Traefik has taken the new configuration: wait for that answer.
-    const last = probes ? Math.max(0, ...probes.source.good()) : 0;
-    for (let i = 0; probes && i < 300 && !probes.target.good().some((t) => t > last); i++) await sleep(200);
+    // The route answers on the target once its Traefik has taken the new configuration: wait for that answer (a
+    // minute at most; without it the source is not touched further).
+    if (probes) {
+      const last = Math.max(0, ...probes.source.good());
+      for (let i = 0; !probes.target.good().some((t) => t > last); i++) {
+        check();
+        if (i >= 300) throw new Error(`${route!.host} does not answer on ${to} a minute after its up`);
+        await sleep(200);
+      }
+    }
     done("converge (healthy, answering)");
+    check();
   } catch (e) {
     await rollback((e as Error).message);
   }
@@ -301,16 +389,7 @@ void (async () => {
 
   // The source's protected resources of the service (its volumes, its passwords) may go from its state now: the
   // volumes stay on the host (retained on delete) until pruned by hand.
-  const state = JSON.parse(
-    pulumiOk("exporting the source's state", ["stack", "export", "--stack", from]),
-  ) as {
-    deployment: { resources?: { urn: string; parent?: string; protect?: boolean }[] };
-  };
-  const component = `qcloud:service:Service::${from}-${service}`;
-  for (const r of state.deployment.resources ?? []) {
-    if (r.protect && r.parent?.endsWith(component))
-      pulumiOk(`unprotecting ${r.urn}`, ["state", "unprotect", "--yes", "--stack", from, r.urn]);
-  }
+  unprotect(from);
   up(from);
   done(`remove from ${from} (its volumes kept)`);
   const controlPlane = src.controlPlane;

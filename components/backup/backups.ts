@@ -2,8 +2,7 @@ import * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { renderBackupInstall, renderBackupUninstall } from "../../render/backup";
-import type { SiteModel } from "../../render/siteModel";
-import { imageKey } from "../service";
+import { imageKey, type SiteModel } from "../../render/siteModel";
 
 export interface BackupsArgs {
   readonly site: SiteModel;

@@ -1548,12 +1548,19 @@ describe("the sandbox estate under the real engine", () => {
       }
     });
 
-    test("x4. `npm run move` carries uisp from lady to madam with its data, through its final backup; lady keeps its volumes; the downtime measured", () => {
+    test("x4. `npm run move` carries uisp from lady to madam with its data and its generated passwords, through its final backup; lady keeps its volumes; the downtime measured", () => {
       const sql = (site: string, q: string) =>
         onServer(site, `docker exec uisp-postgres psql -U unms -d unms -Atc "${q}"`).stdout.trim();
       sql("lady", "CREATE TABLE e2e_move (v text); INSERT INTO e2e_move VALUES ('moved')");
       const exported = "/home/app/unms/data/unms-backups/e2e-move";
       onServer("lady", `docker exec uisp sh -c 'mkdir -p $(dirname ${exported}) && echo kept > ${exported}'`);
+      // Its generated passwords go with it (compared by their hashes, never shown).
+      const secretsOf = (site: string) =>
+        onServer(
+          site,
+          `for c in uisp uisp-postgres; do docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' $c | grep -E '^(UNMS_POSTGRES_PASSWORD|UNMS_TOKEN|POSTGRES_PASSWORD)=' | sha256sum; done`,
+        ).stdout;
+      const before = secretsOf("lady");
       const r = timed("move uisp lady -> madam", () =>
         run(
           "npx",
@@ -1576,6 +1583,7 @@ describe("the sandbox estate under the real engine", () => {
         sql("madam", "SELECT v FROM e2e_move"),
         onServer("madam", `docker exec uisp cat ${exported}`).stdout.trim(),
       ]).toEqual(["moved", "kept"]);
+      expect(secretsOf("madam")).toBe(before);
       const running = containers("madam");
       for (const c of model("madam").services.flatMap((s) => s.containers)) {
         expect([c.name, running.get(c.name)]).toEqual([c.name, `running ${c.healthcheck ? "healthy" : "-"}`]);

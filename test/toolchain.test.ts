@@ -197,7 +197,7 @@ describe("an official CLI and official plugins", () => {
     const r = toolchain(m, "--print-env");
     expect([r.code, r.stdout]).toEqual([
       0,
-      "export PULUMI_SKIP_UPDATE_CHECK=true\nexport PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true\n",
+      "export PULUMI_SKIP_UPDATE_CHECK=true\nexport PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true\nexport PULUMI_NODEJS_TRANSPILE_ONLY=true\n",
     ]);
     expect(r.stderr).toBe(
       [

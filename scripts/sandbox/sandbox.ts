@@ -214,6 +214,7 @@ export class SandboxProject {
       PULUMI_CONFIG_PASSPHRASE_FILE: passphrase,
       PULUMI_SKIP_UPDATE_CHECK: "true",
       PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
+      PULUMI_NODEJS_TRANSPILE_ONLY: "true",
     };
   }
 

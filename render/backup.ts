@@ -615,8 +615,8 @@ cmd_place() { # service dir
     docker volume inspect "$vol" >/dev/null 2>&1 || die "volume $vol does not exist: create the site's volumes first"
     case "$method" in
       ${[...PLACED].join(" | ")})
-        ! docker container inspect "$c" >/dev/null 2>&1 ||
-          die "container $c exists: $vol is placed before its first start (a running service: restore)"
+        c=$(docker ps -aq --filter "volume=$vol" | xargs)
+        [ -z "$c" ] || die "container $c mounts $vol: it is placed before their first start (a running service: restore)"
         ;;
     esac
   done < <(plan_of "$svc")

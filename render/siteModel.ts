@@ -192,6 +192,8 @@ export interface HealthcheckDef {
   /**
    * Defaults to "10s", as a kubelet probes: Docker 20.10 (Debian's) has no faster interval while starting, so a
    * container is healthy at the first probe after its start, and everything that waits on it waits that long.
+   * It is unhealthy once its start period and `retries` x interval pass with no good probe (60 s by default), and
+   * `up` fails on it 30 s later: a slow starter sets its `startPeriod` (UISP's is 300 s).
    */
   readonly interval?: string;
   /** Defaults to "5s". */

@@ -121,7 +121,7 @@ function ssh(on: SiteSsh, command: string, what: string, input?: string): string
 
 /** A probe of the route on a server, from the server itself: the times of its good answers (2xx, 3xx). */
 interface Prober {
-  /** Good answers so far, in unix seconds. */
+  /** Good answers so far, in unix seconds of this machine (as they arrive: the servers' clocks may differ). */
   good(): number[];
   stop(): void;
 }
@@ -132,26 +132,34 @@ interface Deployment {
   };
 }
 
+/** A RandomPassword's value in an export with `--show-secrets`: a secret holding a non-empty string, or nothing. */
+function passwordIn(outputs: Record<string, unknown> | undefined): string | undefined {
+  const plaintext = (outputs?.result as { plaintext?: unknown } | undefined)?.plaintext;
+  if (typeof plaintext !== "string") return undefined;
+  try {
+    const value: unknown = JSON.parse(plaintext);
+    return typeof value === "string" && value.length > 0 ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** One word for the remote shell, whatever it holds. */
 const quoted = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
 function prober(on: SiteSsh, host: string, probePath: string): Prober {
   // A line per try, so the loop ends when this side stops reading (its write fails); an hour at the most anyway.
   const p: ChildProcess = on.spawn(
     `timeout 3600 sh -c 'while :; do c=$(curl -sk -o /dev/null -m 2 -w "%{http_code}" --resolve "$1" "$2"); ` +
-      `printf "%s %s\\n" "$(date +%s.%N)" "$c" || exit 0; sleep 0.2; done' _ ` +
-      `${quoted(`${host}:443:127.0.0.1`)} ${quoted(`https://${host}${probePath}`)}`,
+      `echo "$c" || exit 0; sleep 0.2; done' _ ${quoted(`${host}:443:127.0.0.1`)} ${quoted(`https://${host}${probePath}`)}`,
   );
-  let out = "";
-  p.stdout!.on("data", (d: Buffer) => (out += d.toString()));
-  return {
-    good: () =>
-      out
-        .split("\n")
-        .map((l) => l.split(" "))
-        .filter(([t, code]) => t && /^[23]/.test(code ?? ""))
-        .map(([t]) => Number(t)),
-    stop: () => void p.kill(),
-  };
+  const good: number[] = [];
+  let partial = "";
+  p.stdout!.on("data", (d: Buffer) => {
+    const lines = (partial + d.toString()).split("\n");
+    partial = lines.pop()!;
+    for (const code of lines) if (/^[23]/.test(code)) good.push(Date.now() / 1000);
+  });
+  return { good: () => [...good], stop: () => void p.kill() };
 }
 
 const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
@@ -204,16 +212,17 @@ void (async () => {
     (state.deployment.resources ?? []).filter((r) =>
       r.parent?.endsWith(`qcloud:service:Service::${site}-${service}`),
     );
-  const exported = (site: string, showSecrets = false) =>
-    JSON.parse(
-      pulumiOk(`exporting ${site}'s state`, [
-        "stack",
-        "export",
-        "--stack",
-        site,
-        ...(showSecrets ? ["--show-secrets"] : []),
-      ]),
-    ) as Deployment;
+  const exported = (site: string, showSecrets = false): Deployment => {
+    if (!showSecrets)
+      return JSON.parse(pulumiOk(`exporting ${site}'s state`, ["stack", "export", "--stack", site]));
+    // Its stdout holds every secret in plain text: a failure reports only stderr, whatever stdout got.
+    const r = pulumi(["stack", "export", "--show-secrets", "--stack", site]);
+    if (r.status !== 0)
+      throw new Error(
+        `exporting ${site}'s state failed (exit ${r.status ?? r.signal}):\n${tail(r.stderr)}${r.error ? `\n${r.error.message}` : ""}`,
+      );
+    return JSON.parse(r.stdout) as Deployment;
+  };
   /** On a production site the service's volumes and passwords are protected: a stack's `up` may drop them now. */
   const unprotect = (site: string) => {
     for (const r of ofService(site, exported(site)))
@@ -245,20 +254,20 @@ void (async () => {
             : `${service}'s containers on ${from} did not start (docker start: ${r.stderr.trim()}): start them by hand`;
       }
       target.run(`rm -rf ${scratch}`);
-      let back: string;
+      let unprotected = "";
       try {
         unprotect(to);
-        const r = pulumi(["up", "--yes", "--skip-preview", "--stack", to]);
-        back =
-          r.status === 0
-            ? `${to} runs no ${service}; the volumes made for it there stay (retained): docker volume rm ${plan.volumes.join(" ")} on ${to}`
-            : `the target's up with the old stack file failed too:\n${tail(r.stdout + r.stderr)}`;
       } catch (e) {
-        back = `the target's up with the old stack file did not run: ${(e as Error).message}`;
+        unprotected = `unprotecting ${service}'s resources in ${to}'s state failed: ${(e as Error).message}`;
       }
+      const r = pulumi(["up", "--yes", "--skip-preview", "--stack", to]);
+      const back =
+        r.status === 0
+          ? `${to} runs no ${service}; the volumes made for it there stay (retained): docker volume rm ${plan.volumes.join(" ")} on ${to}`
+          : `the target's up with the old stack file failed too:\n${tail(r.stdout + r.stderr)}`;
       probes?.source.stop();
       probes?.target.stop();
-      return fail([started, back].filter(Boolean).join("\n"));
+      return fail([started, unprotected, back].filter(Boolean).join("\n"));
     })());
   // Ctrl-C during the move: the step under way ends (its child got the signal too), the next check throws, and the
   // catch below rolls back: one way back, whatever the timing.
@@ -290,9 +299,10 @@ void (async () => {
       for (const secret of svc.generatedSecrets) {
         const carried = values.find((r) => r.urn.endsWith(`::${from}-${service}-${secret}`));
         const made = ofService(to, state).find((r) => r.urn.endsWith(`::${to}-${service}-${secret}`));
-        if (!carried || !made)
-          throw new Error(`${service}'s generated secret \`${secret}\` is not in both states`);
-        made.outputs = carried.outputs;
+        // Both read back as values (a wrong passphrase could export them as null): the source's copy goes later.
+        if (!passwordIn(carried?.outputs) || !passwordIn(made?.outputs))
+          throw new Error(`${service}'s generated secret \`${secret}\` is not readable in both states`);
+        made!.outputs = carried!.outputs;
       }
       pulumiOk(
         `carrying ${service}'s generated secrets to ${to}'s state`,
@@ -357,6 +367,17 @@ void (async () => {
         );
       // What the job says about the data (an application's own backups to restore in its UI) is the operator's.
       for (const line of placed.stderr.trim().split("\n").filter(Boolean)) say(`${to}: ${line}`);
+      // An engine that could not start ahead (it depends on another part) starts now, alone, healthy.
+      const late = engines.filter((e) => !plan.early.includes(e));
+      if (late.length > 0)
+        up(
+          to,
+          ...targets(
+            component,
+            passwords,
+            ...late.map((c) => `docker:index/container:Container::${to}-${c}`),
+          ),
+        );
       if (engines.length > 0)
         ssh(target, `${job} load-dumps ${service} ${fetched}`, `loading ${service}'s databases`);
     }

@@ -123,6 +123,10 @@ export function planMove(
       `\`${from}\` has no backup repository: the data would have no way to \`${to}\``,
     );
   const keeper = fromModel.backup.target;
+  // Volumes a restore writes from files: whatever mounts one (its owner or a sharer) waits for the data.
+  const placed = running.containers.flatMap((c) =>
+    c.volumes.filter((v) => PLACED.has(v.backup.method)).map((v) => v.volume),
+  );
   return {
     service,
     from,
@@ -131,7 +135,7 @@ export function planMove(
     models,
     containers: startOrder(running.containers),
     early: running.containers
-      .filter((c) => c.dependsOn.length === 0 && !c.volumes.some((v) => PLACED.has(v.backup.method)))
+      .filter((c) => c.dependsOn.length === 0 && !c.mounts.some((m) => placed.includes(m.volume)))
       .map((c) => c.name),
     backedUp,
     ...(keeper && stacks[keeper] ? { keeper: loadSite(sourceOf(stacks[keeper]), estate) } : {}),

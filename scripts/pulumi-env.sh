@@ -8,7 +8,8 @@
 # proxy (stand-ins, see toolchain.sh) and installed. It says on stderr which CLI and which
 # plugins (official or STAND-IN) the shell gets, and exports PATH (only for a stand-in CLI),
 # PULUMI_SKIP_UPDATE_CHECK, PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION and
-# PULUMI_NODEJS_TRANSPILE_ONLY (`npm test` type-checks the program; each run skips it). Silent otherwise
+# PULUMI_NODEJS_TRANSPILE_ONLY (each run skips the type check: `npm test` or `npm run build` does it,
+# and the CI action once per commit). Silent otherwise
 # when nothing had to be done (about a second).
 #
 # It only exports variables: it does not change the caller's shell options (set -e etc.),

@@ -65,6 +65,8 @@ describe("npm run move: the plan", () => {
   test("a service's overrides go with it (nextcloud's memory)", () => {
     const p = planMove(committed(), "nextcloud", "lady", "madam");
     expect(services(p.texts.madam!)).toEqual({ nextcloud: { resources: { memory: "3g" } } });
+    // Ahead of the stop: its database, cache and office; not Nextcloud nor its cron, which mount its placed files.
+    expect([...p.early].sort()).toEqual(["nextcloud-db", "nextcloud-office", "nextcloud-redis"]);
   });
 
   test.each([

@@ -179,6 +179,9 @@ export class Service extends pulumi.ComponentResource {
           dependsOn: [...deps, ...c.mounts.map((m) => volumes.get(m.volume)!)],
           // Names are fixed (Traefik and peers address containers by name): the old one must go first.
           deleteBeforeReplace: true,
+          // The provider takes a new healthcheck as an update, which Docker cannot apply to a container: every
+          // refresh would find the old one again. A new container is how it changes.
+          replaceOnChanges: ["healthcheck"],
           ...(holdsSecret(c) || holdsSecretFile(c)
             ? {
                 additionalSecretOutputs: [

@@ -611,7 +611,7 @@ cmd_place() { # service dir
   known "$svc"
   [ -d "$2/backup" ] || die "$2 holds no fetched snapshot"
   check_fetched "$2" "$svc" "$2"
-  while read -r _ method vol c _; do
+  while read -r _ method vol _; do
     docker volume inspect "$vol" >/dev/null 2>&1 || die "volume $vol does not exist: create the site's volumes first"
     case "$method" in
       ${[...PLACED].join(" | ")})

@@ -1,5 +1,6 @@
 import { isIP } from "node:net";
 import { z } from "zod";
+import { HCLOUD_LOCATIONS, HCLOUD_SERVER_TYPES, HCLOUD_TYPE_NAMES, offeredAt } from "./hcloudTypes";
 
 /**
  * The schema of one site's stack config: the only place stack config is parsed.
@@ -144,37 +145,66 @@ const existingHost = z.strictObject({
       "expected `<type> <base64 key>`, as `ssh-keyscan` prints",
     )
     .optional(),
+  /**
+   * The host's memory, as containers' `resources.memory` write it (`8g`). With `cpus`, what `npm run check` holds
+   * the site's container limits against (model/capacity.ts). Defaults to unknown: the capacity is not checked.
+   */
+  memory: memory.optional(),
+  /** The host's CPUs (vCPUs of a VPS). Defaults to unknown, as `memory`. */
+  cpus: z
+    .number()
+    .positive("expected a positive number of CPUs such as `4`")
+    .max(1024, "expected at most 1024 CPUs")
+    .optional(),
+  /**
+   * What the host costs a month, in EUR without VAT, as the provider bills it (`npm run cost`). Defaults to unknown:
+   * shown as "not declared".
+   */
+  monthlyPrice: z.number().nonnegative("expected a price in EUR such as `12.5`").optional(),
 });
 
-const hcloudHost = z.strictObject({
-  kind: z.literal("hcloud"),
-  serverType: z.string().regex(/^[a-z]+[0-9]+[a-z]*$/, "expected a Hetzner server type such as `cx22`"),
-  location: z.enum(["fsn1", "nbg1", "hel1", "ash", "hil", "sin"]),
-  /** Defaults to "debian-12". */
-  image: z.string().min(1).default("debian-12"),
-  /** Public keys (`ssh-ed25519 AAAA...`) to install for root. */
-  sshKeys: z
-    .array(
-      z
-        .string()
-        .regex(
-          /^(ssh-(ed25519|rsa)|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+( .*)?$/,
-          "expected an OpenSSH public key",
-        ),
-    )
-    .min(1, "expected at least one SSH public key"),
-  /**
-   * Who may reach SSH (the server's firewall). Required: SSH from anywhere is a choice the stack file makes, by
-   * listing `0.0.0.0/0` and `::/0` (the policy pack refuses it otherwise).
-   */
-  sshSources: z
-    .array(cidr, {
-      error: (i) =>
-        `${i.input === undefined ? "required: " : ""}expected the CIDR ranges that may reach SSH, such as ` +
-        "`[203.0.113.0/24]` (`[0.0.0.0/0, ::/0]` for anywhere)",
-    })
-    .min(1, "expected at least one CIDR range"),
-});
+const hcloudHost = z
+  .strictObject({
+    kind: z.literal("hcloud"),
+    /** A type of config/hcloudTypes.ts: its size is what the capacity check holds the site's limits against. */
+    serverType: z.string().refine((t) => t in HCLOUD_SERVER_TYPES, {
+      message: `expected a Hetzner server type of config/hcloudTypes.ts: ${HCLOUD_TYPE_NAMES.join(", ")} (a newer one is added there, with its size and price)`,
+    }),
+    location: z.enum(HCLOUD_LOCATIONS),
+    /** Defaults to "debian-12". */
+    image: z.string().min(1).default("debian-12"),
+    /** Public keys (`ssh-ed25519 AAAA...`) to install for root. */
+    sshKeys: z
+      .array(
+        z
+          .string()
+          .regex(
+            /^(ssh-(ed25519|rsa)|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+( .*)?$/,
+            "expected an OpenSSH public key",
+          ),
+      )
+      .min(1, "expected at least one SSH public key"),
+    /**
+     * Who may reach SSH (the server's firewall). Required: SSH from anywhere is a choice the stack file makes, by
+     * listing `0.0.0.0/0` and `::/0` (the policy pack refuses it otherwise).
+     */
+    sshSources: z
+      .array(cidr, {
+        error: (i) =>
+          `${i.input === undefined ? "required: " : ""}expected the CIDR ranges that may reach SSH, such as ` +
+          "`[203.0.113.0/24]` (`[0.0.0.0/0, ::/0]` for anywhere)",
+      })
+      .min(1, "expected at least one CIDR range"),
+  })
+  .superRefine((h, ctx) => {
+    const t = HCLOUD_SERVER_TYPES[h.serverType];
+    if (t && !offeredAt(t, h.location))
+      ctx.addIssue({
+        code: "custom",
+        path: ["serverType"],
+        message: `\`${h.serverType}\` is not offered in \`${h.location}\`; expected one of ${HCLOUD_TYPE_NAMES.filter((n) => offeredAt(HCLOUD_SERVER_TYPES[n]!, h.location)).join(", ")} there (config/hcloudTypes.ts)`,
+      });
+  });
 
 /** An IPv4 address as a 32-bit number. */
 export const ipv4Int = (ip: string): number => ip.split(".").reduce((n, o) => n * 256 + Number(o), 0);

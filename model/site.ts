@@ -40,6 +40,7 @@ import type {
   SiteModel,
   SiteTailnet,
 } from "../render/siteModel";
+import { capacity, capacityIssue } from "./capacity";
 import { backupTarget, estateSite, hostedRepositories, meshHost } from "./estateSite";
 
 /**
@@ -132,6 +133,9 @@ export function loadSite(source: ConfigSource, estate: Estate = { sites: [] }): 
     within = { sites: [...estate.sites, estateSite(alone)].sort((a, b) => a.name.localeCompare(b.name)) };
   }
   const model = resolve(source, site, names, within, issue);
+  // Refused here, not only by `npm run check`: `pulumi up` of an overcommitted site fails before any resource.
+  const overcommit = capacityIssue(source.file, capacity(model));
+  if (overcommit) issues.push(overcommit);
   if (issues.length > 0) throw new ConfigError(issues);
   return model;
 }

@@ -1,6 +1,7 @@
 import * as path from "node:path";
 import { ConfigError } from "../config/errors";
 import { fileSource } from "../config/source";
+import { capacity, capacityWarning } from "../model/capacity";
 import { estateFilesFor, loadEstate } from "../model/estate";
 import { sealRecipients } from "../model/seal";
 import { loadSite } from "../model/site";
@@ -31,6 +32,8 @@ export function checkStackFiles(files: readonly string[]): CheckResult {
       lines.push(`ok   ${m.file}: ${m.role}, ${m.services.length} services, ${containers} containers`);
       const warning = hostKeyWarning(m.file, m.host);
       if (warning) lines.push(`WARN ${warning}`);
+      const tight = capacityWarning(m.file, capacity(m));
+      if (tight) lines.push(`WARN ${tight}`);
     }
     return { status: 0, lines };
   } catch (e) {

@@ -177,7 +177,8 @@ describe("renderEstateDoc on another estate", () => {
       {
         host: {
           kind: "hcloud",
-          serverType: "cx22",
+          // 8 GB: Nextcloud's limits overcommit a cx22's 4 GB past the capacity check's factor.
+          serverType: "cx33",
           location: "fsn1",
           sshKeys: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIO9 ops@laptop"],
           sshSources: ["0.0.0.0/0", "::/0"],
@@ -196,7 +197,7 @@ describe("renderEstateDoc on another estate", () => {
   test("shows every site, control plane first, each host as declared", () => {
     expect([...doc.matchAll(/^## (\w+) \(/gm)].map((m) => m[1])).toEqual(["master", "lady", "madam"]);
     expect(doc).toContain(
-      "- **host:** a Hetzner Cloud server made by the stack: `cx22` in `fsn1`, `debian-12`, SSH from `0.0.0.0/0`, `::/0`",
+      "- **host:** a Hetzner Cloud server made by the stack: `cx33` in `fsn1`, `debian-12`, SSH from `0.0.0.0/0`, `::/0`",
     );
     expect(doc).toContain("| madam     | services      |");
     expect(doc).toContain("| `group:admins` "); // the admins' flows, one per site

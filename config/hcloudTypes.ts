@@ -31,7 +31,7 @@
 
 /** When the prices below were read. A test fails when it is older than its set age: read them again then. */
 export const HCLOUD_PRICES_READ = "2026-12-01";
-/** Where to read them again. */
+/** Where to read them again (or `GET https://api.hetzner.cloud/v1/pricing` with a token). */
 export const HCLOUD_PRICES_SOURCE =
   "https://www.hetzner.com/cloud (or `GET https://api.hetzner.cloud/v1/pricing`)";
 

@@ -21,13 +21,16 @@ import { TAILNET_SERVICES, loadSite } from "./site";
 
 export const EMPTY_ESTATE: Estate = { sites: [] };
 
-/** Loads every site, then checks what only the whole estate can show. Throws ConfigError naming every problem. */
+/**
+ * Loads every site, then checks what only the whole estate can show. Throws ConfigError naming every problem. Not
+ * the capacity of each site: that is checked where a site is loaded within the estate (check, `pulumi up`, cost).
+ */
 export function loadEstate(sources: readonly ConfigSource[]): Estate {
   const issues: ConfigIssue[] = [];
   const sites: EstateSite[] = [];
   for (const source of sources) {
     try {
-      sites.push(estateSite(loadSite(source)));
+      sites.push(estateSite(loadSite(source, EMPTY_ESTATE, { capacity: false })));
     } catch (e) {
       if (!(e instanceof ConfigError)) throw e;
       issues.push(...e.issues);
@@ -40,7 +43,8 @@ export function loadEstate(sources: readonly ConfigSource[]): Estate {
   // What a site runs can depend on the others (the repositories it keeps for them): load each again within the
   // estate. The placement depends on stack files only, so a second pass settles it; the egress nodes follow the
   // flows, which follow the placement (a repository's site), so a third settles them.
-  const within = (estate: Estate): Estate => named(sources.map((s) => estateSite(loadSite(s, estate))));
+  const within = (estate: Estate): Estate =>
+    named(sources.map((s) => estateSite(loadSite(s, estate, { capacity: false }))));
   return within(within(alone));
 }
 

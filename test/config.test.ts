@@ -1,7 +1,7 @@
 import * as path from "node:path";
 import { ConfigError } from "../config/errors";
 import { fileSource, mapSource } from "../config/source";
-import { servicesSite } from "./fixtures";
+import { hcloudHostConfig, servicesSite } from "./fixtures";
 import { loadEstate } from "../model/estate";
 import { goDuration, loadSite, seconds } from "../model/site";
 
@@ -11,14 +11,8 @@ const SITE = "qui3tly-cloud:site";
 /** A valid services site; each case below breaks one thing. */
 const lady = () => servicesSite({ services: { nextcloud: true, unifi: true, uisp: true } });
 
-const hcloudHost = {
-  kind: "hcloud",
-  // 32 GB: lady's limits (14 GiB) overcommit a smaller server past the capacity check's factor.
-  serverType: "cx53",
-  location: "fsn1",
-  sshKeys: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIO9 ops@laptop"],
-  sshSources: ["0.0.0.0/0", "::/0"],
-};
+// 32 GB: lady's limits (14 GiB) overcommit a smaller server past the capacity check's factor.
+const hcloudHost = hcloudHostConfig("cx53");
 
 type Case = [string, (c: Record<string, any>) => void, string, RegExp];
 const cases: Case[] = [

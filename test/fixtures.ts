@@ -25,6 +25,15 @@ export function servicesSite(
   };
 }
 
+/** A valid `hcloud` host of a stack file, of this server type. */
+export const hcloudHostConfig = (serverType: string) => ({
+  kind: "hcloud",
+  serverType,
+  location: "fsn1",
+  sshKeys: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIO9 ops@laptop"],
+  sshSources: ["0.0.0.0/0", "::/0"],
+});
+
 /**
  * Test sealing key pairs of the services sites the tests deploy (real X25519 keys, made per run): the committed
  * lady's public key has no known private half, so a test swaps its own in (`withTestSealKey`).

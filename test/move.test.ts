@@ -122,7 +122,7 @@ describe("npm run move: the plan", () => {
       "a target too small for it: madam as committed, a cx22 (4 GB, 2 vCPUs)",
       asCommitted(),
       ["uisp", "lady", "madam"],
-      "Pulumi.madam.yaml: `qui3tly-cloud:site.host`: the containers' limits overcommit the host: memory limits 6848 MiB on 4096 MiB (1.67x), CPU limits 9.25 on 2 CPUs (4.63x) of the host (cx22), memory past 1.25x (MEMORY_OVERCOMMIT) and CPU past 4x (CPU_OVERCOMMIT) of model/capacity.ts; expected a larger host, or lower `resources` on the largest memory limits: uisp 2048 MiB, ",
+      "Pulumi.madam.yaml: `qui3tly-cloud:site.host`: the containers' limits overcommit the host: memory limits 7040 MiB on 4096 MiB (1.72x), CPU limits 9.75 on 2 CPUs (4.88x) of the host (cx22), memory past 1.25x (MEMORY_OVERCOMMIT) and CPU past 4x (CPU_OVERCOMMIT) of model/capacity.ts; expected a larger host, or lower `resources` on the largest memory limits: uisp 2048 MiB, ",
     ],
     [
       "a stack file that is not YAML",

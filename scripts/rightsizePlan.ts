@@ -242,7 +242,7 @@ export function formatReport(r: RightsizeReport): string {
   const missing = r.rows.filter((x) => !x.memory || !x.cpu).map((x) => x.container);
   const freed = declaredMb - suggestedMb;
   const lines = [
-    `${r.site}: ${r.rows.length} containers over the last ${r.window} (memory in MiB; peak and p95 of the working set and of the CPU rate)`,
+    `${r.site}: ${r.rows.length} container(s) over the last ${r.window} (memory in MiB; peak and p95 of the working set and of the CPU rate)`,
     "",
     table(header, rows, [2, 3, 4, 5, 6, 7, 8, 9]),
     "",

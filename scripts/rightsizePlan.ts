@@ -115,7 +115,10 @@ export function observations(
 ): Map<string, Observed> {
   const usage = (peak: number | undefined, p95: number | undefined): Usage | undefined =>
     peak === undefined || p95 === undefined ? undefined : { peak, p95 };
-  const names = new Set(Object.values(vectors).flatMap((v) => [...v.keys()]));
+  // The four measures only: the caller's record may hold more (rightsize.ts's `up`, keyed by site).
+  const names = new Set(
+    [vectors.memoryPeak, vectors.memoryP95, vectors.cpuPeak, vectors.cpuP95].flatMap((v) => [...v.keys()]),
+  );
   return new Map(
     [...names].sort().map((n) => {
       const memory = usage(vectors.memoryPeak.get(n), vectors.memoryP95.get(n));

@@ -131,6 +131,16 @@ describe("Prometheus' answers", () => {
     expect(o.get("uisp-netflow")).toEqual({ cpu: { peak: 0.01, p95: 0.004 } });
     expect(o.get("qcloud-backup")).toEqual({ memory: { peak: 40 * MIB, p95: 30 * MIB } });
   });
+
+  test("the CLI's `up` vector beside the measures (keyed by site) is no container", () => {
+    const vectors = Object.fromEntries(
+      [...measures, "up" as const].map((m) => [
+        m,
+        parseVector(LADY_ANSWERS[m], queries[m], m === "up" ? "site" : "name"),
+      ]),
+    ) as Record<Measure | "up", Map<string, number>>;
+    expect([...observations(vectors).keys()]).toEqual([...answered().keys()]);
+  });
 });
 
 describe("the rule", () => {

@@ -5,4 +5,6 @@ module.exports = {
   roots: ["<rootDir>/test/e2e"],
   testTimeout: 30 * 60 * 1000,
   maxWorkers: 1,
+  // Each step's time in the log, for the CI budget (jest prints them only when one file runs).
+  verbose: true,
 };

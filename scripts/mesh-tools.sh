@@ -3,15 +3,16 @@
 # test suite, built offline from the Go module proxy: the mesh (Headscale, Tailscale, wireguard-go, and Traefik,
 # the tailnet's way into each site: its tailnet entrypoint, PROXY headers and `private` routes are what admins
 # reach through the node) and the backups (restic, rest-server); and Debian's wireguard-tools (`wg`, `wg-quick`) and
-# apache2-utils (`htpasswd`: the tests write rest-server's and Traefik's users files with it).
+# apache2-utils (`htpasswd`: the tests write rest-server's and Traefik's users files with it); and cAdvisor, the
+# sites' container metrics (`npm run rightsize` reads them), from its library behind scripts/sandbox/cadvisor's main.
 #
 # Usage:
 #   scripts/mesh-tools.sh              build what is missing, print the bin dir (stdout; progress on stderr)
 #   scripts/mesh-tools.sh --print-env  the same, but print `export PATH=<bindir>:$PATH` (for eval)
 #   scripts/mesh-tools.sh --refresh    rebuild everything
 #
-# The bin dir holds headscale, tailscale, tailscaled, containerboot, wireguard-go, traefik, restic and rest-server
-# (symlinks into the per-version build dirs). Everything lives outside the repo, in
+# The bin dir holds headscale, tailscale, tailscaled, containerboot, wireguard-go, traefik, restic, rest-server and
+# cadvisor (symlinks into the per-version build dirs). Everything lives outside the repo, in
 #   ${QCLOUD_CACHE:-~/.cache/qui3tly-cloud}/mesh/<name>-<version>/    one build, keyed by its version
 #   ${QCLOUD_CACHE:-~/.cache/qui3tly-cloud}/mesh/bin-<key>/           the bin dir of the versions pinned below
 #   ${QCLOUD_CACHE:-~/.cache/qui3tly-cloud}/mesh/logs/<name>-<version>.log   each build's output
@@ -34,6 +35,10 @@
 # and release binaries (selfupdate, disable_grpc_modules: the latter keeps Google Cloud Storage's gRPC code out).
 # Cold builds (empty module and build caches, 2 cores shared with another build): restic about 1.5 minutes (79
 # modules downloaded), rest-server about 45 seconds (18).
+# cAdvisor (2026-12-01): the proxy serves the library github.com/google/cadvisor but not upstream's main (the module
+# github.com/google/cadvisor/cmd: refused), so scripts/sandbox/cadvisor holds a minimal main (its header says what
+# it keeps) with its own go.mod and go.sum pinning the library; it is built with `go build -mod=readonly` in a copy
+# of that dir, keyed by the library's version and a hash of the dir. Cold: about 1.5 minutes (downloads).
 set -euo pipefail
 
 # The versions. The newest each module serves that builds with this machine's Go (1.26.8), checked 2026-11-26:
@@ -54,6 +59,9 @@ TRAEFIK_VERSION=v3.2.3
 # - rest-server: v0.14.0 (go 1.23) is the only version served; its list is refused (403).
 RESTIC_VERSION=v0.19.1
 REST_SERVER_VERSION=v0.14.0
+# - cAdvisor: the catalog's pin (catalog/agents.ts), go 1.21; scripts/sandbox/cadvisor/go.mod requires it.
+CADVISOR_VERSION=v0.49.1
+CADVISOR_SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/sandbox/cadvisor"
 # The newer Go for a module that asks for one, pinned (never "the newest"): the go command fetches it from the Go
 # module proxy like any module (golang.org/toolchain v0.0.1-go1.27.3.linux-amd64, about 76 MB; served, checked
 # 2026-11-30). No tool pinned above needs it today.
@@ -93,6 +101,7 @@ declare -A TOOL_MOD=(
   [traefik]="github.com/traefik/traefik/v3@$TRAEFIK_VERSION"
   [restic]="github.com/restic/restic@$RESTIC_VERSION"
   [rest-server]="github.com/restic/rest-server@$REST_SERVER_VERSION"
+  [cadvisor]="github.com/google/cadvisor@$CADVISOR_VERSION"
 )
 declare -A TOOL_PKGS=(
   [headscale]="cmd/headscale"
@@ -101,6 +110,7 @@ declare -A TOOL_PKGS=(
   [traefik]="cmd/traefik"
   [restic]="cmd/restic"
   [rest-server]="cmd/rest-server"
+  [cadvisor]="."
 )
 # name -> the binaries it yields (go install names a module-root main after the module: `wireguard`).
 declare -A TOOL_BINS=(
@@ -110,14 +120,21 @@ declare -A TOOL_BINS=(
   [traefik]="traefik"
   [restic]="restic"
   [rest-server]="rest-server"
+  [cadvisor]="cadvisor"
 )
 # name -> build tags its upstream builds with (none if absent).
 declare -A TOOL_TAGS=(
   [restic]="selfupdate,disable_grpc_modules"
 )
-TOOLS=(headscale tailscale wireguard-go traefik restic rest-server)
+TOOLS=(headscale tailscale wireguard-go traefik restic rest-server cadvisor)
 
-tool_dir() { echo "$MESH_CACHE/$1-${TOOL_MOD[$1]##*@}"; }
+# cAdvisor's build is also keyed by its main's source: an edit there rebuilds it.
+CADVISOR_SRC_REV=$(cat "$CADVISOR_SRC/go.mod" "$CADVISOR_SRC/go.sum" "$CADVISOR_SRC/main.go" | sha256sum | cut -c1-8)
+tool_dir() {
+  local v=${TOOL_MOD[$1]##*@}
+  [[ "$1" != cadvisor ]] || v+="-$CADVISOR_SRC_REV"
+  echo "$MESH_CACHE/$1-$v"
+}
 
 # built NAME: its dir has every binary and was made by this recipe revision.
 built() {
@@ -128,7 +145,7 @@ built() {
 }
 
 # The bin dir of exactly these pins: a new pin gets a new dir, so two checkouts never fight over one.
-BIN_KEY=$(printf '%s\n' "$RECIPE_REV" "${TOOL_MOD[@]}" | sha256sum | cut -c1-12)
+BIN_KEY=$(printf '%s\n' "$RECIPE_REV" "${TOOL_MOD[@]}" "$CADVISOR_SRC_REV" | sha256sum | cut -c1-12)
 BIN_DIR="$MESH_CACHE/bin-$BIN_KEY"
 
 bin_dir_ready() {
@@ -201,6 +218,14 @@ print(j.get("GoMod") or sys.exit(j.get("Error") or "no GoMod"), (j.get("Origin")
     (cd "$tmp/src" && timed_log "$logf" "$name ${mod#*@}: built" "${goenv[@]}" \
       go build "${flags[@]}" -ldflags "$ldflags" -o "$tmp/traefik" "./${TOOL_PKGS[$name]}") ||
       die "go build of $mod failed: see $logf"
+    rm -rf "$tmp/src"
+  elif [[ "$name" == cadvisor ]]; then
+    # Its own main (scripts/sandbox/cadvisor): go.sum pins every module, so -mod=readonly.
+    cp -r "$CADVISOR_SRC" "$tmp/src"
+    log "$name: go build in a copy of $CADVISOR_SRC (${mod}; log: $logf)"
+    (cd "$tmp/src" && timed_log "$logf" "$name ${mod#*@}: built" "${goenv[@]}" \
+      go build -mod=readonly "${flags[@]}" -ldflags "$ldflags" -o "$tmp/cadvisor" .) ||
+      die "go build of $CADVISOR_SRC failed: see $logf"
     rm -rf "$tmp/src"
   else
     log "$name: go install ${pkgs[*]} (log: $logf)"

@@ -3,13 +3,13 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { ConfigError } from "../config/errors";
-import { PROJECT, SSH_KEY_KEY } from "../config/schema";
+import { PROJECT } from "../config/schema";
 import { stackFilesIn } from "../model/estate";
 import { BACKUP_DIR, BACKUP_SCRIPT, databaseEngines, renderBackupScript } from "../render/backup";
 import { imageKey, type SiteModel } from "../render/siteModel";
 import { ROOT, flag, pulumiIn } from "./cli";
 import { planMove, type MovePlan } from "./movePlan";
-import { SiteSsh, pipe, tail, waitHealthy } from "./siteSsh";
+import { SiteSsh, pipe, stackSsh, tail, waitHealthy } from "./siteSsh";
 import { chooseSnapshot, type Snapshot } from "./snapshots";
 
 /**
@@ -82,33 +82,13 @@ process.on("exit", () => {
   fs.rmSync(keys, { recursive: true, force: true });
 });
 function sshTo(site: string, model: SiteModel): SiteSsh {
-  const out = pulumi(["stack", "output", "--json", "--stack", site]);
-  const outputs = out.status === 0 ? (JSON.parse(out.stdout) as Record<string, unknown>) : {};
-  const text = (k: string) => (typeof outputs[k] === "string" ? (outputs[k] as string) : undefined);
-  let key = keyFlag;
-  if (!key) {
-    const configured = pulumi(["config", "get", SSH_KEY_KEY, "--stack", site]);
-    if (configured.status === 0 && configured.stdout.trim()) {
-      key = path.join(keys, `${site}.key`);
-      // OpenSSH refuses a key file without its final newline.
-      fs.writeFileSync(key, `${configured.stdout.trimEnd()}\n`, { mode: 0o600 });
-    }
+  try {
+    const ssh = stackSsh(pulumi, site, model, { ...(keyFlag ? { key: keyFlag } : {}), keys });
+    opened.push(ssh);
+    return ssh;
+  } catch (e) {
+    fail(`refused, nothing was touched: ${(e as Error).message}`);
   }
-  const address = model.host.kind === "existing" ? undefined : text("hostAddress");
-  const hostKey = model.host.kind === "existing" ? undefined : text("hostKey");
-  // A server its stack makes is reached only as that stack says: without its outputs there is nothing to trust.
-  if (model.host.kind !== "existing" && (!address || !hostKey))
-    fail(
-      `refused, nothing was touched: stack \`${site}\` exports no ${address ? "hostKey" : "hostAddress"} (its server is made by its stack): run \`pulumi up --stack ${site}\` first${out.status === 0 ? "" : `\n${tail(out.stderr)}`}`,
-    );
-  const ssh = new SiteSsh({
-    host: model.host,
-    ...(address ? { address } : {}),
-    ...(hostKey ? { hostKey } : {}),
-    ...(key ? { key } : {}),
-  });
-  opened.push(ssh);
-  return ssh;
 }
 function ssh(on: SiteSsh, command: string, what: string, input?: string): string {
   const r = on.run(command, input === undefined ? {} : { input });

@@ -4,8 +4,10 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { sshOptions } from "../components/host";
 import type { HostConfig } from "../config/schema";
-import { sshPort } from "../config/schema";
+import { SSH_KEY_KEY, sshPort } from "../config/schema";
 import { knownHostsLine } from "../render/host";
+import type { SiteModel } from "../render/siteModel";
+import type { pulumiIn } from "./cli";
 
 /** Where a site's host is reached: its stack file's, or another address and key (a new server). */
 export interface SshTarget {
@@ -75,6 +77,40 @@ export class SiteSsh {
   close(): void {
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * SSH to a site as its stack reaches its host: for a server its stack makes (hcloud), the address and host key that
+ * stack exports; the key file given (`--ssh-key`), else the stack's own `sshPrivateKey`, written into `keys` (a
+ * private directory the caller removes), else the SSH agent. Throws, saying what to run, when a made server's stack
+ * exports no address or host key: without them there is nothing to trust.
+ */
+export function stackSsh(
+  pulumi: ReturnType<typeof pulumiIn>,
+  site: string,
+  model: Pick<SiteModel, "host">,
+  opts: { readonly key?: string; readonly keys: string },
+): SiteSsh {
+  let key = opts.key;
+  if (!key) {
+    const configured = pulumi(["config", "get", SSH_KEY_KEY, "--stack", site]);
+    if (configured.status === 0 && configured.stdout.trim()) {
+      key = path.join(opts.keys, `${site}.key`);
+      // OpenSSH refuses a key file without its final newline.
+      fs.writeFileSync(key, `${configured.stdout.trimEnd()}\n`, { mode: 0o600 });
+    }
+  }
+  if (model.host.kind === "existing") return new SiteSsh({ host: model.host, ...(key ? { key } : {}) });
+  const out = pulumi(["stack", "output", "--json", "--stack", site]);
+  const outputs = out.status === 0 ? (JSON.parse(out.stdout) as Record<string, unknown>) : {};
+  const text = (k: string) => (typeof outputs[k] === "string" ? (outputs[k] as string) : undefined);
+  const address = text("hostAddress");
+  const hostKey = text("hostKey");
+  if (!address || !hostKey)
+    throw new Error(
+      `stack \`${site}\` exports no ${address ? "hostKey" : "hostAddress"} (its server is made by its stack): run \`pulumi up --stack ${site}\` first${out.status === 0 ? "" : `\n${tail(out.stderr)}`}`,
+    );
+  return new SiteSsh({ host: model.host, address, hostKey, ...(key ? { key } : {}) });
 }
 
 /** The last lines of a command's output, for an error message. */

@@ -144,8 +144,8 @@ describe("the catalogue the provider looks up", () => {
     const second = await call("GET", "/server_types?page=2&per_page=4");
     expect([first.body.server_types.length, first.body.meta.pagination.next_page]).toEqual([4, 2]);
     expect([second.body.server_types.length, second.body.meta.pagination]).toEqual([
-      2,
-      { page: 2, per_page: 4, previous_page: 1, next_page: null, last_page: 2, total_entries: 6 },
+      4,
+      { page: 2, per_page: 4, previous_page: 1, next_page: null, last_page: 2, total_entries: 8 },
     ]);
   });
 });

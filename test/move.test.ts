@@ -8,22 +8,19 @@ import { planMove, type StackText } from "../scripts/movePlan";
 /** `npm run move`'s plan on the committed estate: the edited stack files, and every refusal before anything runs. */
 
 const ROOT = path.resolve(__dirname, "..");
-const asCommitted = (): Record<string, StackText> =>
+const committed = (): Record<string, StackText> =>
   Object.fromEntries(
     ["master", "lady", "madam"].map((s) => {
       const file = path.join(ROOT, `Pulumi.${s}.yaml`);
       return [s, { file, text: fs.readFileSync(file, "utf8") }];
     }),
   );
-/**
- * The committed estate with madam on a cx33: UISP's limits overcommit the committed cx22 (4 GB) past the capacity
- * check's factor, which the last test shows; the plan's mechanics are tested on a server it fits.
- */
-const committed = (): Record<string, StackText> => {
-  const stacks = asCommitted();
+/** The committed estate with madam on a cx23 (4 GB, 2 vCPUs): UISP's limits overcommit it past the capacity check. */
+const onCx23 = (): Record<string, StackText> => {
+  const stacks = committed();
   return {
     ...stacks,
-    madam: { ...stacks.madam!, text: stacks.madam!.text.replace("serverType: cx22", "serverType: cx33") },
+    madam: { ...stacks.madam!, text: stacks.madam!.text.replace("serverType: cx33", "serverType: cx23") },
   };
 };
 const services = (text: string) =>
@@ -119,10 +116,10 @@ describe("npm run move: the plan", () => {
       "Pulumi.madam.yaml: `qui3tly-cloud:site.services.traefik`: expected Traefik on a site with routes: do not set it to `false`",
     ],
     [
-      "a target too small for it: madam as committed, a cx22 (4 GB, 2 vCPUs)",
-      asCommitted(),
+      "a target too small for it: madam on a cx23 (4 GB, 2 vCPUs)",
+      onCx23(),
       ["uisp", "lady", "madam"],
-      "Pulumi.madam.yaml: `qui3tly-cloud:site.host`: the containers' limits overcommit the host: memory limits 7040 MiB on 4096 MiB (1.72x), CPU limits 9.75 on 2 CPUs (4.88x) of the host (cx22), memory past 1.25x (MEMORY_OVERCOMMIT) and CPU past 4x (CPU_OVERCOMMIT) of model/capacity.ts; expected a larger host, or lower `resources` on the largest memory limits: uisp 2048 MiB, ",
+      "Pulumi.madam.yaml: `qui3tly-cloud:site.host`: the containers' limits overcommit the host: memory limits 7040 MiB on 4096 MiB (1.72x), CPU limits 9.75 on 2 CPUs (4.88x) of the host (cx23), memory past 1.25x (MEMORY_OVERCOMMIT) and CPU past 4x (CPU_OVERCOMMIT) of model/capacity.ts; expected a larger host, or lower `resources` on the largest memory limits: uisp 2048 MiB, ",
     ],
     [
       "a stack file that is not YAML",

@@ -117,7 +117,7 @@ interface State {
   actions: Action[];
 }
 
-// The catalogue: a few real entries (ids, sizes and coordinates as Hetzner lists them).
+// The catalogue: a few real entries (ids, sizes and coordinates as Hetzner lists them, but where said).
 const LOCATIONS = [
   [1, "fsn1", "Falkenstein DC Park 1", "DE", "Falkenstein", 50.47612, 12.370071, "eu-central", 14],
   [2, "nbg1", "Nuremberg DC Park 1", "DE", "Nuremberg", 49.452102, 11.076665, "eu-central", 3],
@@ -130,6 +130,9 @@ const EU = ["fsn1", "nbg1", "hel1"];
 const ALL = LOCATIONS.map((l) => l[1]);
 const SERVER_TYPES = (
   [
+    // cx23 and cx33 (October 2025): their ids are the stand-in's own, not read from Hetzner.
+    [114, "cx23", 2, 4, 40, "shared", "x86", EU],
+    [115, "cx33", 4, 8, 80, "shared", "x86", EU],
     [104, "cx22", 2, 4, 40, "shared", "x86", EU],
     [105, "cx32", 4, 8, 80, "shared", "x86", EU],
     [106, "cx42", 8, 16, 160, "shared", "x86", EU],

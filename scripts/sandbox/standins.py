@@ -11,7 +11,7 @@ stand-in serves and why.
 
 A stand-in is either the real program (KINDS below: from Debian (python3 for the python image, which runs the
 stack's uploaded scripts such as the Docker API proxies), or for headscale, tailscale, wireguard-go, traefik,
-restic and rest-server built from their Go modules by scripts/mesh-tools.sh; the image's ENTRYPOINT/CMD contract
+restic, rest-server and cadvisor built from their Go modules by scripts/mesh-tools.sh; the image's ENTRYPOINT/CMD contract
 is kept, the catalog's command is appended as with the official image), or the generic HTTP stand-in
 (images/standin-base/server.py) serving 200 on every port the container is expected to serve:
 its healthcheck URLs, its routes, its published TCP ports, the ports Prometheus scrapes it on, listen
@@ -47,6 +47,8 @@ KINDS = {
     "docker.io/linuxserver/wireguard": "wireguard",
     "docker.io/library/traefik": "traefik",
     "docker.io/restic/rest-server": "rest-server",
+    # The cAdvisor library behind a minimal main (scripts/sandbox/cadvisor): real container metrics.
+    "gcr.io/cadvisor/cadvisor": "cadvisor",
     # The interpreter (Debian's python3), for scripts the stack uploads: each Docker API proxy.
     "docker.io/library/python": "python",
     # Run by host jobs (site.json's jobImages), not as a site's containers.
@@ -64,6 +66,7 @@ REAL_PROGRAMS = {
     "restic": {"restic", "entrypoint.sh"},
     "sqlite3": {"sqlite3", "tini"},
     "python": {"python3", "python"},
+    "cadvisor": {"cadvisor"},
 }
 # Generic stand-ins that also answer DNS on :53 (dnsmasq, local answers only: the sandbox never recurses
 # to the internet, which a real unbound would).

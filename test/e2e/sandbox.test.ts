@@ -27,7 +27,8 @@ import {
 } from "../../scripts/sandbox/sandbox";
 
 /**
- * The real engine against the sandbox: converge, idempotence, the tailnet (join, policy, scrapes, an alert,
+ * The real engine against the sandbox: converge, idempotence, the tailnet (join, policy, scrapes, rightsizing from
+ * them, an alert,
  * failover), the WireGuard tunnel, an attacker's view of the estate (Loki, flows, keys, the Docker API, secrets in
  * plain text, a changed host key), backups (append-only, a restore, restore tests, their alerts), disaster
  * recovery (lady rebuilt on a new server at a new address, then master from a fresh project and a state export:
@@ -363,6 +364,41 @@ describe("the sandbox estate under the real engine", () => {
       "up{service=node-exporter} is 1 for master and lady",
       () => upOf().get("master") === "1" && upOf().get("lady") === "1",
       90,
+    );
+  });
+
+  test("e1. npm run rightsize on lady: master's Prometheus (cAdvisor) gives every running container of lady a real peak memory, and the totals", () => {
+    // lady has run since step a.: ten minutes of samples, or as many as there are; read only, no converge.
+    const r = timed("rightsize lady (10m)", () =>
+      run(
+        "npx",
+        [
+          ...["ts-node", "--transpile-only", "scripts/rightsize.ts"],
+          ...["--stack", "lady", "--window", "10m", "--ssh-key", SSH_KEY],
+        ],
+        { env: project.env, allowFail: true },
+      ),
+    );
+    expect([r.code, r.code === 0 ? "" : r.stdout + r.stderr]).toEqual([0, ""]);
+    // Table rows: | service | container | memory | peak | p95 | suggested | CPUs | peak | p95 | suggested |
+    const peaks = new Map(
+      r.stdout
+        .split("\n")
+        .filter((l) => l.startsWith("| "))
+        .map((l) => l.split("|").map((c) => c.trim()))
+        .map((c) => [c[2]!, c[4]!]),
+    );
+    const running = [...containers("lady")].filter(([, s]) => s.startsWith("running")).map(([n]) => n);
+    expect(running.length).toBeGreaterThan(0);
+    for (const name of running) {
+      const peak = peaks.get(name);
+      expect([name, /^[0-9]+\.[0-9]m$/.test(peak ?? "") && Number(peak!.slice(0, -1)) > 0]).toEqual([
+        name,
+        true,
+      ]);
+    }
+    expect(r.stdout).toMatch(
+      /^total memory: declared [0-9]+m, suggested [0-9]+m: rightsizing (frees|needs) /m,
     );
   });
 

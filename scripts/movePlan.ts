@@ -71,8 +71,10 @@ export function planMove(
   const src = stacks[from]!;
   const dst = stacks[to]!;
   const before = loadEstate(Object.values(stacks).map(sourceOf));
-  const fromModel = loadSite(sourceOf(src), before);
-  const toModel = loadSite(sourceOf(dst), before);
+  // The capacity check holds only where the move adds load (the target, after): a move is how an overcommitted
+  // site gets relief, so neither site's load before, nor the source's after, may refuse it.
+  const fromModel = loadSite(sourceOf(src), before, { capacity: false });
+  const toModel = loadSite(sourceOf(dst), before, { capacity: false });
   const file = (s: StackText) => path.basename(s.file);
   if (from === to) refuse(file(src), "(file)", "--to: expected another site than --from");
   if (!isServiceName(service)) refuse(file(src), SERVICE(service), "expected a service of the catalog");
@@ -112,7 +114,7 @@ export function planMove(
   );
   const estate = loadEstate(after.map(sourceOf));
   const models = {
-    from: loadSite(sourceOf(after.find((s) => s.file === src.file)!), estate),
+    from: loadSite(sourceOf(after.find((s) => s.file === src.file)!), estate, { capacity: false }),
     to: loadSite(sourceOf(after.find((s) => s.file === dst.file)!), estate),
   };
   const backedUp = backupPlan(fromModel).services.includes(service);
@@ -138,7 +140,9 @@ export function planMove(
       .filter((c) => c.dependsOn.length === 0 && !c.mounts.some((m) => placed.includes(m.volume)))
       .map((c) => c.name),
     backedUp,
-    ...(keeper && stacks[keeper] ? { keeper: loadSite(sourceOf(stacks[keeper]), estate) } : {}),
+    ...(keeper && stacks[keeper]
+      ? { keeper: loadSite(sourceOf(stacks[keeper]), estate, { capacity: false }) }
+      : {}),
     volumes: running.containers.flatMap((c) => c.ownedVolumes),
   };
 }

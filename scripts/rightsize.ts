@@ -13,6 +13,7 @@ import {
   parseVector,
   queryPath,
   resourceSettings,
+  settable,
   rightsize,
   rightsizeQueries,
   settingPath,
@@ -64,8 +65,11 @@ let controlPlane;
 try {
   estate = projectEstate(dir);
   siteOf(estate, stack);
-  model = loadSite(fileSource(file), estate);
-  controlPlane = loadSite(fileSource(path.join(dir, `Pulumi.${model.controlPlane}.yaml`)), estate);
+  // No capacity check here: rightsizing is how an overcommitted site is brought back within its host.
+  model = loadSite(fileSource(file), estate, { capacity: false });
+  controlPlane = loadSite(fileSource(path.join(dir, `Pulumi.${model.controlPlane}.yaml`)), estate, {
+    capacity: false,
+  });
 } catch (e) {
   if (!(e instanceof ConfigError)) throw e;
   fail(e.message);
@@ -135,19 +139,28 @@ if (!write) process.exit(0);
 // --write: the stack file edited in memory, checked within its estate and against the suggestions, then written.
 const text = fs.readFileSync(file, "utf8");
 try {
-  const defaults = loadSite(textSource(file, withoutResources(text)), estate);
-  const settings = resourceSettings(report.rows, defaults);
+  const defaults = loadSite(textSource(file, withoutResources(text)), estate, { capacity: false });
+  const others = stackFilesIn(dir)
+    .filter((f) => f !== file)
+    .map((f) => fileSource(f));
+  const split = settable(resourceSettings(report.rows, defaults), file, text, others);
+  const settings = split.settings;
+  if (split.placed.length > 0)
+    console.log(
+      `--write: not settable in a stack file (the program places them), left as they are: ${split.placed.join(", ")}`,
+    );
   if (settings.length === 0) {
     console.log(
-      `--write: nothing to change in ${path.basename(file)}: every suggestion is the declared limit`,
+      `--write: nothing to change in ${path.basename(file)}: every suggestion it can hold is the declared limit`,
     );
     process.exit(0);
   }
   const next = withResources(text, settings);
-  const after = loadEstate(
-    stackFilesIn(dir).map((f) => (f === file ? textSource(file, next) : fileSource(f))),
+  const after = loadEstate([...others, textSource(file, next)]);
+  const wrong = unmet(
+    report.rows.filter((x) => !split.placed.includes(x.container)),
+    loadSite(textSource(file, next), after),
   );
-  const wrong = unmet(report.rows, loadSite(textSource(file, next), after));
   if (wrong.length > 0)
     throw new Error(`the edited stack file does not give the suggestions:\n${wrong.join("\n")}`);
   fs.writeFileSync(file, next);

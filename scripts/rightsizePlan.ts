@@ -1,7 +1,11 @@
 import type { ServiceName } from "../catalog";
 import type { SiteModel } from "../render/siteModel";
 import { table } from "./markdown";
-import type { ResourceSetting } from "./stackFile";
+import { ConfigError } from "../config/errors";
+import { textSource, type ConfigSource } from "../config/source";
+import { loadEstate } from "../model/estate";
+import { loadSite } from "../model/site";
+import { withResources, type ResourceSetting } from "./stackFile";
 
 /**
  * `npm run rightsize`'s decisions, without Prometheus or SSH: the queries, their answers parsed, the answers joined
@@ -269,10 +273,7 @@ export function formatReport(r: RightsizeReport): string {
  * catalog's default (`defaults`: the site's model without its `resources` overrides) removes the override instead
  * of repeating the default; a suggestion equal to the declared limit, or none (no data), changes nothing.
  */
-export function resourceSettings(
-  rows: readonly RightsizeRow[],
-  defaults: SiteModel,
-): (ResourceSetting & { readonly from: string; readonly to: string })[] {
+export function resourceSettings(rows: readonly RightsizeRow[], defaults: SiteModel): Setting[] {
   const catalog = new Map(defaults.services.flatMap((s) => s.containers.map((c) => [c.name, c])));
   return rows.flatMap((x) => {
     const def = catalog.get(x.container);
@@ -286,6 +287,7 @@ export function resourceSettings(
         ? []
         : [
             {
+              container: x.container,
               service: x.service,
               key: x.key,
               field,
@@ -296,6 +298,45 @@ export function resourceSettings(
           ],
     );
   });
+}
+
+/** A change `--write` makes, with the container it is for and what it was and becomes, as printed. */
+export type Setting = ResourceSetting & {
+  readonly container: string;
+  readonly from: string;
+  readonly to: string;
+};
+
+/**
+ * `settings` split by whether the stack file can hold them: a container the program places (the repository the
+ * estate puts where other sites back up, a tailnet egress node per flow) has no override a stack file may set.
+ * Found by loading the estate (`others`: its other stack files) with each container's settings alone, as `check`
+ * and `pulumi up` would: exact by construction, whatever the schema allows next.
+ */
+export function settable(
+  settings: readonly Setting[],
+  file: string,
+  text: string,
+  others: readonly ConfigSource[],
+): { readonly settings: Setting[]; readonly placed: string[] } {
+  const containers = [...new Set(settings.map((s) => s.container))];
+  const placed = containers.filter((container) => {
+    const edited = textSource(
+      file,
+      withResources(
+        text,
+        settings.filter((s) => s.container === container),
+      ),
+    );
+    try {
+      loadSite(edited, loadEstate([...others, edited]), { capacity: false });
+      return false;
+    } catch (e) {
+      if (e instanceof ConfigError) return true;
+      throw e;
+    }
+  });
+  return { settings: settings.filter((s) => !placed.includes(s.container)), placed };
 }
 
 /** The field a setting edits, as a stack file's path below the site (`services.nextcloud.containers.db.resources.memory`). */

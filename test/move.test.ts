@@ -3,6 +3,9 @@ import * as path from "node:path";
 import YAML from "yaml";
 import { ConfigError } from "../config/errors";
 import { SITE_KEY } from "../config/schema";
+import { textSource } from "../config/source";
+import { loadEstate } from "../model/estate";
+import { loadSite } from "../model/site";
 import { planMove, type StackText } from "../scripts/movePlan";
 
 /** `npm run move`'s plan on the committed estate: the edited stack files, and every refusal before anything runs. */
@@ -43,6 +46,12 @@ const madamWith = (svcs: Record<string, unknown>): Record<string, StackText> => 
   return { ...stacks, madam: { file: stacks.madam!.file, text: String(doc) } };
 };
 
+/** `site` loaded within the estate of `stacks`, as `pulumi up` loads it (the capacity check included). */
+function loadEstateSite(stacks: Record<string, StackText>, site: string) {
+  const source = (t: StackText) => textSource(t.file, t.text);
+  return loadSite(source(stacks[site]!), loadEstate(Object.values(stacks).map(source)));
+}
+
 describe("npm run move: the plan", () => {
   const plan = planMove(committed(), "uisp", "lady", "madam");
 
@@ -68,6 +77,20 @@ describe("npm run move: the plan", () => {
   test("the edited files keep their long lines as they were (no reflow to a diff of their own)", () => {
     const long = (text: string) => text.split("\n").filter((l) => l.length > 80);
     expect(long(plan.texts.madam!)).toEqual(long(committed().madam!.text));
+  });
+
+  test("a source past its host's capacity may still move a service off (the move is its relief)", () => {
+    const stacks = committed();
+    const doc = YAML.parseDocument(stacks.lady!.text);
+    doc.setIn(["config", SITE_KEY, "host", "memory"], "12g");
+    doc.setIn(["config", SITE_KEY, "host", "cpus"], 16);
+    const overcommitted = { ...stacks, lady: { file: stacks.lady!.file, text: String(doc) } };
+    // As it stands, lady is refused: 15936 MiB of limits on 12 GiB.
+    expect(() => loadEstateSite(overcommitted, "lady")).toThrow(/more than the host has|overcommit the host/);
+    expect(services(planMove(overcommitted, "uisp", "lady", "madam").texts.lady!)).toEqual({
+      nextcloud: { resources: { memory: "3g" } },
+      unifi: true,
+    });
   });
 
   test("a service's overrides go with it (nextcloud's memory)", () => {

@@ -13,6 +13,7 @@ import {
   resourceSettings,
   rightsize,
   rightsizeQueries,
+  settable,
   settingPath,
   suggestCpus,
   suggestMemoryMb,
@@ -280,16 +281,91 @@ describe("--write", () => {
     (YAML.parse(text) as { config: Record<string, { services: Record<string, unknown> }> }).config[SITE_KEY]!
       .services;
 
+  test("a container the program places (no override in the schema) is left out, every other one is written", () => {
+    // Every container of lady seen at 100 MiB and 0.1 CPUs: a suggestion for each.
+    const seen = { peak: 100 * MIB, p95: 100 * MIB };
+    const all = new Map(
+      lady.services.flatMap((s) =>
+        s.containers.map((c) => [c.name, { memory: seen, cpu: { peak: 0.1, p95: 0.1 } }] as const),
+      ),
+    );
+    const wanted = resourceSettings(rightsize(lady, all, "10m").rows, defaults);
+    const others = ["master", "madam"].map((s) => fileSource(path.join(ROOT, `Pulumi.${s}.yaml`)));
+    const split = settable(wanted, LADY_FILE, ladyText, others);
+    expect(split.placed).toEqual([
+      "backup-repository",
+      "tailscale-egress-backup",
+      "tailscale-egress-promtail",
+    ]);
+    expect(split.settings).toEqual(wanted.filter((w) => !split.placed.includes(w.container)));
+    expect(new Set(split.settings.map((w) => w.container)).size).toBe(
+      lady.services.flatMap((s) => s.containers).length - 3,
+    );
+    // What is left loads within the estate and gives every suggestion.
+    const text = withResources(ladyText, split.settings);
+    const rows = rightsize(lady, all, "10m").rows.filter((x) => !split.placed.includes(x.container));
+    const written = textSource(LADY_FILE, text);
+    expect(unmet(rows, loadSite(written, loadEstate([...others, written]), { capacity: false }))).toEqual([]);
+  });
+
   test("only what differs: an override for each, nothing where the suggestion is the declared limit", () => {
     const r = report();
     const settings = resourceSettings(r.rows, defaults);
     expect(settings).toEqual([
-      { service: "nextcloud", key: "main", field: "memory", value: "1184m", from: "3g", to: "1184m" },
-      { service: "nextcloud", key: "main", field: "cpus", value: 0.8, from: "2", to: "0.8" },
-      { service: "nextcloud", key: "db", field: "memory", value: "256m", from: "1g", to: "256m" },
-      { service: "nextcloud", key: "db", field: "cpus", value: 0.2, from: "1", to: "0.2" },
-      { service: "uisp", key: "netflow", field: "cpus", value: 0.05, from: "0.5", to: "0.05" },
-      { service: "unifi", key: "main", field: "memory", value: "1504m", from: "1536m", to: "1504m" },
+      {
+        container: "nextcloud",
+        service: "nextcloud",
+        key: "main",
+        field: "memory",
+        value: "1184m",
+        from: "3g",
+        to: "1184m",
+      },
+      {
+        container: "nextcloud",
+        service: "nextcloud",
+        key: "main",
+        field: "cpus",
+        value: 0.8,
+        from: "2",
+        to: "0.8",
+      },
+      {
+        container: "nextcloud-db",
+        service: "nextcloud",
+        key: "db",
+        field: "memory",
+        value: "256m",
+        from: "1g",
+        to: "256m",
+      },
+      {
+        container: "nextcloud-db",
+        service: "nextcloud",
+        key: "db",
+        field: "cpus",
+        value: 0.2,
+        from: "1",
+        to: "0.2",
+      },
+      {
+        container: "uisp-netflow",
+        service: "uisp",
+        key: "netflow",
+        field: "cpus",
+        value: 0.05,
+        from: "0.5",
+        to: "0.05",
+      },
+      {
+        container: "unifi",
+        service: "unifi",
+        key: "main",
+        field: "memory",
+        value: "1504m",
+        from: "1536m",
+        to: "1504m",
+      },
     ]);
     expect(settings.map(settingPath)).toContain("services.nextcloud.containers.db.resources.memory");
 
@@ -323,7 +399,14 @@ describe("--write", () => {
     );
     const settings = resourceSettings(rows, defaults);
     expect(settings).toEqual([
-      { service: "nextcloud", key: "main", field: "memory", from: "3g", to: "2g (the catalog's default)" },
+      {
+        container: "nextcloud",
+        service: "nextcloud",
+        key: "main",
+        field: "memory",
+        from: "3g",
+        to: "2g (the catalog's default)",
+      },
     ]);
     const text = withResources(ladyText, settings);
     expect(services(text)).toEqual({ nextcloud: true, unifi: true, uisp: true });

@@ -400,6 +400,31 @@ describe("the sandbox estate under the real engine", () => {
     expect(r.stdout).toMatch(
       /^total memory: declared [0-9]+m, suggested [0-9]+m: rightsizing (frees|needs) /m,
     );
+
+    // --write, on a copy of the stack files (the estate's own stay as they are): what it writes passes `check`.
+    const copy = fs.mkdtempSync(path.join(os.tmpdir(), "qcloud-rightsize-"));
+    const stackDir = path.join(project.dir, "project");
+    for (const f of fs.readdirSync(stackDir).filter((f) => /^Pulumi\..*yaml$/.test(f)))
+      fs.copyFileSync(path.join(stackDir, f), path.join(copy, f));
+    const w = run(
+      "npx",
+      [
+        ...["ts-node", "--transpile-only", "scripts/rightsize.ts"],
+        ...["--stack", "lady", "--window", "10m", "--ssh-key", SSH_KEY, "--write"],
+      ],
+      { env: { ...project.env, QCLOUD_PROJECT_DIR: copy }, allowFail: true },
+    );
+    expect([w.code, w.code === 0 ? "" : w.stdout + w.stderr]).toEqual([0, ""]);
+    expect(w.stdout).toMatch(/^--write: Pulumi\.lady\.yaml:$/m);
+    const checked = run(
+      "npx",
+      ["ts-node", "--transpile-only", "scripts/check.ts", path.join(copy, "Pulumi.lady.yaml")],
+      {
+        allowFail: true,
+      },
+    );
+    expect([checked.code, checked.stderr.split("\n").filter((l) => l.startsWith("FAIL"))]).toEqual([0, []]);
+    fs.rmSync(copy, { recursive: true, force: true });
   });
 
   test("f. lady's exporter stopped: SiteDown fires for lady; the time it takes", () => {

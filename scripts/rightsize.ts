@@ -102,7 +102,8 @@ try {
 }
 const r = ssh.run(
   names
-    .map((n) => `docker exec ${prometheus} wget -q -O - 'http://127.0.0.1:9090${queryPath(queries[n])}'`)
+    // Not `wget -q`: on a refused query (HTTP 400) its one line on stderr says so, where -q said nothing.
+    .map((n) => `docker exec ${prometheus} wget -O - 'http://127.0.0.1:9090${queryPath(queries[n])}'`)
     .join(" && echo && "),
 );
 const answers = r.stdout.split("\n").filter((l) => l.trim() !== "");

@@ -34,7 +34,7 @@ export interface HostSize {
   readonly from: string;
 }
 
-/** The host's size, or undefined: an existing host that does not declare both `memory` and `cpus`. */
+/** The host's size, or undefined: an existing host that declares neither `memory` nor `cpus` (one alone is refused). */
 export function hostSize(host: HostConfig): HostSize | undefined {
   if (host.kind === "hcloud") {
     const t = HCLOUD_SERVER_TYPES[host.serverType];

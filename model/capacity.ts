@@ -92,9 +92,28 @@ export interface Capacity {
 const level = (ratio: number, factor: number): CapacityLevel =>
   ratio > factor ? "fail" : ratio > 1 ? "warn" : "ok";
 
-/** Whether `limits` fit `host` within the overcommit factors (what the check would not refuse). */
-export const fitsWithin = (limits: Pick<SiteLimits, "memoryMb" | "cpus">, host: Omit<HostSize, "from">) =>
-  limits.memoryMb <= host.memoryMb * MEMORY_OVERCOMMIT && limits.cpus <= host.cpus * CPU_OVERCOMMIT;
+/** Limits over host (ratios) and what the check makes of them. */
+export interface Levels {
+  readonly memoryRatio: number;
+  readonly cpuRatio: number;
+  readonly memory: CapacityLevel;
+  readonly cpu: CapacityLevel;
+}
+
+/** Where `limits` sit on `host`: the one comparison the check and the cheapest fit (model/cost.ts) make. */
+export function levels(
+  limits: Pick<SiteLimits, "memoryMb" | "cpus">,
+  host: Pick<HostSize, "memoryMb" | "cpus">,
+): Levels {
+  const memoryRatio = limits.memoryMb / host.memoryMb;
+  const cpuRatio = limits.cpus / host.cpus;
+  return {
+    memoryRatio,
+    cpuRatio,
+    memory: level(memoryRatio, MEMORY_OVERCOMMIT),
+    cpu: level(cpuRatio, CPU_OVERCOMMIT),
+  };
+}
 
 export function capacity(site: {
   readonly host: HostConfig;
@@ -103,22 +122,12 @@ export function capacity(site: {
   const limits = siteLimits(site.services);
   const host = hostSize(site.host);
   if (!host) return { limits, memory: "unknown", cpu: "unknown" };
-  const memoryRatio = limits.memoryMb / host.memoryMb;
-  const cpuRatio = limits.cpus / host.cpus;
-  return {
-    limits,
-    host,
-    memoryRatio,
-    cpuRatio,
-    memory: level(memoryRatio, MEMORY_OVERCOMMIT),
-    cpu: level(cpuRatio, CPU_OVERCOMMIT),
-  };
+  return { limits, host, ...levels(limits, host) };
 }
 
 const HOST = (...rest: PropertyKey[]) => joinPath([SITE_KEY, "host", ...rest]);
 const x = (ratio: number) => `${ratio.toFixed(2)}x`;
 const cpus = (n: number) => `${Number(n.toFixed(2))}`;
-const hostName = (h: HostSize) => (h.from === "declared" ? "declared" : h.from);
 
 /** `nextcloud 3072 MiB, ...`: the containers to look at first, for memory or CPU. */
 function largest(c: Capacity, memory: boolean, cpu: boolean): string {
@@ -135,7 +144,7 @@ function largest(c: Capacity, memory: boolean, cpu: boolean): string {
 function sums(c: Capacity, h: HostSize): string {
   return (
     `memory limits ${c.limits.memoryMb} MiB on ${h.memoryMb} MiB (${x(c.memoryRatio!)}), ` +
-    `CPU limits ${cpus(c.limits.cpus)} on ${cpus(h.cpus)} CPUs (${x(c.cpuRatio!)}) of the host (${hostName(h)})`
+    `CPU limits ${cpus(c.limits.cpus)} on ${cpus(h.cpus)} CPUs (${x(c.cpuRatio!)}) of the host (${h.from})`
   );
 }
 

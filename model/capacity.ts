@@ -155,9 +155,9 @@ function sums(c: Capacity, h: HostSize): string {
 export function capacityWarning(file: string, c: Capacity): string | undefined {
   if (!c.host) {
     return (
-      `${file}: \`${HOST("memory")}\` and \`${HOST("cpus")}\` are not both set: the capacity of this site is not ` +
-      `checked (its limits: ${c.limits.memoryMb} MiB, ${cpus(c.limits.cpus)} CPUs); declare the host's size, such ` +
-      "as `memory: 8g` and `cpus: 4`"
+      `${file}: \`${HOST("memory")}\` and \`${HOST("cpus")}\` are not set: the capacity of this site is not ` +
+      `checked (its limits: ${c.limits.memoryMb} MiB, ${cpus(c.limits.cpus)} CPUs); declare the host's size from ` +
+      "the provider's bill, such as `memory: 8g` and `cpus: 4`"
     );
   }
   if (c.memory === "fail" || c.cpu === "fail") return undefined;

@@ -35,6 +35,12 @@ function saving(c: SiteCost): string {
   return c.saving > 0 ? `saves ${eur(c.saving)}` : `costs ${eur(-c.saving)} more`;
 }
 
+/** A site's cost in a line, for its facts in docs/estate.md. */
+export function costFact(site: Pick<SiteModel, "name" | "host" | "services">): string {
+  const c = siteCost(site);
+  return `${c.price === undefined ? price(c) : `${eur(c.price)} EUR a month without VAT`} ([Cost](#cost))`;
+}
+
 /** The section's body: the table, its total, and what it does not count. */
 export function costSection(sites: readonly Pick<SiteModel, "name" | "host" | "services">[]): string {
   const costs = sites.map(siteCost);

@@ -130,7 +130,7 @@ describe("what check prints and refuses", () => {
     const c = capacity({ host: existing(), services: madam });
     expect(capacityIssue("Pulumi.lady.yaml", c)).toBeUndefined();
     expect(capacityWarning("Pulumi.lady.yaml", c)).toBe(
-      `Pulumi.lady.yaml: \`${HOST}.memory\` and \`${HOST}.cpus\` are not both set: the capacity of this site is not checked (its limits: 3584 MiB, 4 CPUs); declare the host's size, such as \`memory: 8g\` and \`cpus: 4\``,
+      `Pulumi.lady.yaml: \`${HOST}.memory\` and \`${HOST}.cpus\` are not set: the capacity of this site is not checked (its limits: 3584 MiB, 4 CPUs); declare the host's size from the provider's bill, such as \`memory: 8g\` and \`cpus: 4\``,
     );
   });
 

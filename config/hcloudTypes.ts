@@ -3,8 +3,9 @@
  * IPv4), by location. Plain data: the schema refuses a type or a location not in it (config/schema.ts), the capacity
  * check reads a server's size from it (model/capacity.ts), `npm run cost` its price (model/cost.ts).
  *
- * Where the numbers come from (read on {@link HCLOUD_PRICES_READ}; test/capacity.test.ts fails once that is older
- * than its set age, to have it read again):
+ * Where the numbers come from. Two dates: {@link HCLOUD_PRICES_CHECKED}, the day the table was last checked against
+ * the sources below (test/cost.test.ts fails once that is older than its set age, to have it checked again), and
+ * {@link HCLOUD_PRICES_NEWEST_SOURCE}, the date of the newest of those sources: no price here is newer than it.
  * - Sizes, architecture and where a type is offered: https://docs.cnap.tech/compute/providers/hetzner (cx23,
  *   cx33, cx43, cax11..cax31, cpx32; cost-optimized cx and cax in fsn1, nbg1 and hel1 only, as
  *   https://github.com/avalonreset/legends-hetzner/releases/tag/v0.1.3 also lists them) and the benchmarks of
@@ -15,23 +16,26 @@
  *   https://github.com/devantler-tech/platform/commit/cb791c6f of 2026-05-27: after the 1 April 2026 increase,
  *   which also repriced existing servers. The newest source found: where older pages disagree (docs.cnap.tech's
  *   hourly rates put a cx23 at ~4.11), this one wins.
- * - cx23, cx43, cx53: from the per-vCPU prices of the same operator (https://github.com/devantler-tech/platform/issues/1784,
- *   after 2026-05-27: 2.00, 1.50 and 1.41 EUR per vCPU and month) times the cores. They are rounded to the cent per
- *   vCPU, so these are within ±1 cent per vCPU of the price list.
+ * - cx23, cx43, cx53: derived, not read: the per-vCPU prices of the same operator
+ *   (https://github.com/devantler-tech/platform/issues/1784, after 2026-05-27: 2.00, 1.50 and 1.41 EUR per vCPU and
+ *   month) times the cores. Those are rounded to the cent, so these are ± a few cents off the price list (up to
+ *   ±0.5 cent per vCPU: ±8 cents for a cx53's 16).
  * - Every other type: no price after 1 April 2026 was found (the last ones seen, e.g. cx22 at 3.29 in July 2024,
  *   cpx22 at 5.99 in October 2025, predate two increases): `undefined`, shown as "not in the table", never guessed.
  *   cx22/cx32/cx42/cx52 are the previous generation, replaced by cx23..cx53 in October 2025; kept for servers
  *   that run them.
  * - Hetzner reprices new orders and rescales from 15 June 2026 (existing servers keep their rate); its new numbers
- *   were not published where this was read. A switch is a rescale: what `npm run cost` says it would save is at
- *   the rates above, and may be less.
+ *   were not found in the sources above. Switching an hcloud server is a rescale: what `npm run cost` says it would
+ *   save is at the rates above, and may be less.
  * - Included traffic: 20 TB a month in the EU locations for every type (overage 1 EUR/TB, same source as cx33);
  *   the US and Singapore allowances were cut in December 2024 and are not in the table.
  */
 
-/** When the prices below were read. A test fails when it is older than its set age: read them again then. */
-export const HCLOUD_PRICES_READ = "2026-12-01";
-/** Where to read them again (or `GET https://api.hetzner.cloud/v1/pricing` with a token). */
+/** The day the table was last checked against its sources. A test fails when it is older than its set age. */
+export const HCLOUD_PRICES_CHECKED = "2026-12-01";
+/** The date of the newest source the prices come from (the cx33's, above). */
+export const HCLOUD_PRICES_NEWEST_SOURCE = "2026-05-27";
+/** Where to check them again (or `GET https://api.hetzner.cloud/v1/pricing` with a token). */
 export const HCLOUD_PRICES_SOURCE =
   "https://www.hetzner.com/cloud (or `GET https://api.hetzner.cloud/v1/pricing`)";
 

@@ -119,49 +119,66 @@ const serviceEntry = z.preprocess(
   serviceOverride.extend({ enabled: z.boolean().optional() }),
 );
 
-const existingHost = z.strictObject({
-  kind: z.literal("existing"),
-  address,
-  /** Defaults to "root". */
-  user: z
-    .string()
-    .regex(/^[a-z_][a-z0-9_-]{0,31}$/, "expected a Unix user name")
-    .default("root"),
-  /** Defaults to 22. */
-  port: port.default(22),
-  /**
-   * The port the host's SSH server listens on, where it differs from `port` (a NAT or port forward between the
-   * operator and the host): the tailnet node forwards admins' SSH there. Defaults to `port`.
-   */
-  sshdPort: port.optional(),
-  /**
-   * The host's SSH public key (`ssh-keyscan -t ed25519 <host>` without the host name), pinned: connections fail if
-   * it changes. Defaults to trust on first use (`~/.ssh/known_hosts`).
-   */
-  hostKey: z
-    .string()
-    .regex(
-      /^(ssh-ed25519|ecdsa-sha2-nistp256|ssh-rsa) [A-Za-z0-9+/=]+$/,
-      "expected `<type> <base64 key>`, as `ssh-keyscan` prints",
-    )
-    .optional(),
-  /**
-   * The host's memory, as containers' `resources.memory` write it (`8g`). With `cpus`, what `npm run check` holds
-   * the site's container limits against (model/capacity.ts). Defaults to unknown: the capacity is not checked.
-   */
-  memory: memory.optional(),
-  /** The host's CPUs (vCPUs of a VPS). Defaults to unknown, as `memory`. */
-  cpus: z
-    .number()
-    .positive("expected a positive number of CPUs such as `4`")
-    .max(1024, "expected at most 1024 CPUs")
-    .optional(),
-  /**
-   * What the host costs a month, in EUR without VAT, as the provider bills it (`npm run cost`). Defaults to unknown:
-   * shown as "not declared".
-   */
-  monthlyPrice: z.number().nonnegative("expected a price in EUR such as `12.5`").optional(),
-});
+const existingHost = z
+  .strictObject({
+    kind: z.literal("existing"),
+    address,
+    /** Defaults to "root". */
+    user: z
+      .string()
+      .regex(/^[a-z_][a-z0-9_-]{0,31}$/, "expected a Unix user name")
+      .default("root"),
+    /** Defaults to 22. */
+    port: port.default(22),
+    /**
+     * The port the host's SSH server listens on, where it differs from `port` (a NAT or port forward between the
+     * operator and the host): the tailnet node forwards admins' SSH there. Defaults to `port`.
+     */
+    sshdPort: port.optional(),
+    /**
+     * The host's SSH public key (`ssh-keyscan -t ed25519 <host>` without the host name), pinned: connections fail if
+     * it changes. Defaults to trust on first use (`~/.ssh/known_hosts`).
+     */
+    hostKey: z
+      .string()
+      .regex(
+        /^(ssh-ed25519|ecdsa-sha2-nistp256|ssh-rsa) [A-Za-z0-9+/=]+$/,
+        "expected `<type> <base64 key>`, as `ssh-keyscan` prints",
+      )
+      .optional(),
+    /**
+     * The host's memory, as containers' `resources.memory` write it (`8g`). With `cpus`, what `npm run check` holds
+     * the site's container limits against (model/capacity.ts); one without the other is refused. Defaults to unknown
+     * (neither): the capacity is not checked, and `npm run check` warns.
+     */
+    memory: memory.optional(),
+    /** The host's CPUs (vCPUs of a VPS). Defaults to unknown, as `memory`. */
+    cpus: z
+      .number()
+      .positive("expected a positive number of CPUs such as `4`")
+      .max(1024, "expected at most 1024 CPUs")
+      .optional(),
+    /**
+     * What the host costs a month, in EUR without VAT, as the provider bills it (`npm run cost`). Defaults to unknown:
+     * shown as "not declared".
+     */
+    monthlyPrice: z.number().nonnegative("expected a price in EUR such as `12.5`").optional(),
+  })
+  // Half a size is a mistake, not an unknown: the capacity check needs both, and would skip the site silently.
+  .superRefine((h, ctx) => {
+    if (h.memory !== undefined && h.cpus === undefined)
+      ctx.addIssue({
+        code: "custom",
+        path: ["cpus"],
+        message: "expected the host's CPU count (such as `4`) alongside `host.memory`",
+      });
+    if (h.cpus !== undefined && h.memory === undefined)
+      ctx.addIssue({
+        code: "custom",
+        path: ["memory"],
+        message: "expected the host's memory (such as `8g`) alongside `host.cpus`",
+      });
+  });
 
 const hcloudHost = z
   .strictObject({

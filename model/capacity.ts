@@ -34,7 +34,7 @@ export interface HostSize {
   readonly from: string;
 }
 
-/** The host's size, or undefined: an existing host that does not declare both `memory` and `cpus`. */
+/** The host's size, or undefined: an existing host that declares neither `memory` nor `cpus` (one alone is refused). */
 export function hostSize(host: HostConfig): HostSize | undefined {
   if (host.kind === "hcloud") {
     const t = HCLOUD_SERVER_TYPES[host.serverType];
@@ -92,9 +92,28 @@ export interface Capacity {
 const level = (ratio: number, factor: number): CapacityLevel =>
   ratio > factor ? "fail" : ratio > 1 ? "warn" : "ok";
 
-/** Whether `limits` fit `host` within the overcommit factors (what the check would not refuse). */
-export const fitsWithin = (limits: Pick<SiteLimits, "memoryMb" | "cpus">, host: Omit<HostSize, "from">) =>
-  limits.memoryMb <= host.memoryMb * MEMORY_OVERCOMMIT && limits.cpus <= host.cpus * CPU_OVERCOMMIT;
+/** Limits over host (ratios) and what the check makes of them. */
+export interface Levels {
+  readonly memoryRatio: number;
+  readonly cpuRatio: number;
+  readonly memory: CapacityLevel;
+  readonly cpu: CapacityLevel;
+}
+
+/** Where `limits` sit on `host`: the one comparison the check and the cheapest fit (model/cost.ts) make. */
+export function levels(
+  limits: Pick<SiteLimits, "memoryMb" | "cpus">,
+  host: Pick<HostSize, "memoryMb" | "cpus">,
+): Levels {
+  const memoryRatio = limits.memoryMb / host.memoryMb;
+  const cpuRatio = limits.cpus / host.cpus;
+  return {
+    memoryRatio,
+    cpuRatio,
+    memory: level(memoryRatio, MEMORY_OVERCOMMIT),
+    cpu: level(cpuRatio, CPU_OVERCOMMIT),
+  };
+}
 
 export function capacity(site: {
   readonly host: HostConfig;
@@ -103,22 +122,12 @@ export function capacity(site: {
   const limits = siteLimits(site.services);
   const host = hostSize(site.host);
   if (!host) return { limits, memory: "unknown", cpu: "unknown" };
-  const memoryRatio = limits.memoryMb / host.memoryMb;
-  const cpuRatio = limits.cpus / host.cpus;
-  return {
-    limits,
-    host,
-    memoryRatio,
-    cpuRatio,
-    memory: level(memoryRatio, MEMORY_OVERCOMMIT),
-    cpu: level(cpuRatio, CPU_OVERCOMMIT),
-  };
+  return { limits, host, ...levels(limits, host) };
 }
 
 const HOST = (...rest: PropertyKey[]) => joinPath([SITE_KEY, "host", ...rest]);
 const x = (ratio: number) => `${ratio.toFixed(2)}x`;
 const cpus = (n: number) => `${Number(n.toFixed(2))}`;
-const hostName = (h: HostSize) => (h.from === "declared" ? "declared" : h.from);
 
 /** `nextcloud 3072 MiB, ...`: the containers to look at first, for memory or CPU. */
 function largest(c: Capacity, memory: boolean, cpu: boolean): string {
@@ -135,7 +144,7 @@ function largest(c: Capacity, memory: boolean, cpu: boolean): string {
 function sums(c: Capacity, h: HostSize): string {
   return (
     `memory limits ${c.limits.memoryMb} MiB on ${h.memoryMb} MiB (${x(c.memoryRatio!)}), ` +
-    `CPU limits ${cpus(c.limits.cpus)} on ${cpus(h.cpus)} CPUs (${x(c.cpuRatio!)}) of the host (${hostName(h)})`
+    `CPU limits ${cpus(c.limits.cpus)} on ${cpus(h.cpus)} CPUs (${x(c.cpuRatio!)}) of the host (${h.from})`
   );
 }
 
@@ -146,9 +155,9 @@ function sums(c: Capacity, h: HostSize): string {
 export function capacityWarning(file: string, c: Capacity): string | undefined {
   if (!c.host) {
     return (
-      `${file}: \`${HOST("memory")}\` and \`${HOST("cpus")}\` are not both set: the capacity of this site is not ` +
-      `checked (its limits: ${c.limits.memoryMb} MiB, ${cpus(c.limits.cpus)} CPUs); declare the host's size, such ` +
-      "as `memory: 8g` and `cpus: 4`"
+      `${file}: \`${HOST("memory")}\` and \`${HOST("cpus")}\` are not set: the capacity of this site is not ` +
+      `checked (its limits: ${c.limits.memoryMb} MiB, ${cpus(c.limits.cpus)} CPUs); declare the host's size from ` +
+      "the provider's bill, such as `memory: 8g` and `cpus: 4`"
     );
   }
   if (c.memory === "fail" || c.cpu === "fail") return undefined;

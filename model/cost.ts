@@ -6,7 +6,7 @@ import {
 } from "../config/hcloudTypes";
 import type { HostConfig } from "../config/schema";
 import type { ServiceModel } from "../render/siteModel";
-import { fitsWithin, hostSize, siteLimits, type HostSize } from "./capacity";
+import { hostSize, levels, siteLimits, type HostSize } from "./capacity";
 
 /**
  * What a site costs a month, and the cheapest server type of the price table (config/hcloudTypes.ts) that holds its
@@ -36,24 +36,36 @@ export interface SiteCost {
   readonly saving?: number;
 }
 
+/** Where a fit may be: the site's architecture, location and disk, where known. */
+export interface FitFor {
+  /** Defaults to "x86" (an existing host is taken as x86). */
+  readonly arch?: "x86" | "arm";
+  /** Defaults to anywhere: an existing host's location is not known. */
+  readonly location?: HcloudLocation;
+  /** The current disk, GB: a Hetzner rescale cannot shrink it. Defaults to not compared (an existing host's). */
+  readonly diskGb?: number;
+}
+
 /**
- * The cheapest priced type that holds `limits` within the overcommit factors (what the check would not refuse; it
- * may still warn): shared x86 types, or Arm ones for a site on Arm; at `location` if given, else anywhere (an
- * existing host's location is not known). Ties go to the smaller type name, then location, for a stable answer.
+ * The cheapest priced shared type of the site's architecture that holds `limits` as the check would pass them
+ * without a memory warning: memory limits within the type's memory (1x: past it the host's OOM killer picks),
+ * CPU limits within the check's CPU factor (a CPU limit only throttles); at least the current disk, where it is
+ * known (a rescale cannot shrink a disk); at `location` if given, else anywhere. Ties go to the smaller type name,
+ * then location, for a stable answer.
  */
 export function cheapestFit(
   limits: { readonly memoryMb: number; readonly cpus: number },
-  arch: "x86" | "arm" = "x86",
-  location?: HcloudLocation,
+  { arch = "x86", location, diskGb = 0 }: FitFor = {},
 ): Fit | undefined {
   const fits: Fit[] = [];
   for (const type of HCLOUD_TYPE_NAMES) {
     const t = HCLOUD_SERVER_TYPES[type]!;
-    if (t.arch !== arch || t.cpu !== "shared") continue;
-    if (!fitsWithin(limits, { memoryMb: t.memoryGb * 1024, cpus: t.cores })) continue;
-    for (const l of location ? [location] : HCLOUD_LOCATIONS) {
-      const price = t.prices[l];
-      if (price !== undefined) fits.push({ type, location: l, price });
+    if (t.arch !== arch || t.cpu !== "shared" || t.diskGb < diskGb) continue;
+    const l = levels(limits, { memoryMb: t.memoryGb * 1024, cpus: t.cores });
+    if (l.memory !== "ok" || l.cpu === "fail") continue;
+    for (const at of location ? [location] : HCLOUD_LOCATIONS) {
+      const price = t.prices[at];
+      if (price !== undefined) fits.push({ type, location: at, price });
     }
   }
   return fits.sort(
@@ -75,7 +87,10 @@ export function siteCost(site: {
   const h = site.host;
   const t = h.kind === "hcloud" ? HCLOUD_SERVER_TYPES[h.serverType] : undefined;
   const price = h.kind === "hcloud" ? t?.prices[h.location] : h.monthlyPrice;
-  const cheapest = cheapestFit(limits, t?.arch ?? "x86", h.kind === "hcloud" ? h.location : undefined);
+  const cheapest = cheapestFit(
+    limits,
+    h.kind === "hcloud" && t ? { arch: t.arch, location: h.location, diskGb: t.diskGb } : {},
+  );
   return {
     site: site.name,
     host: h,

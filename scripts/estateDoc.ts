@@ -9,7 +9,7 @@ import { backupPlan } from "../render/backup";
 import { logShippers } from "../render/monitoring";
 import { estateFlows, extraTag, identityTag, roleTag, siteTag } from "../render/policy";
 import { RUNBOOKS_PATH, ruleFiles } from "../render/rules";
-import { costSection } from "./costReport";
+import { costFact, costSection } from "./costReport";
 import { MermaidIds, anchor, code, label, list, mermaid, table } from "./markdown";
 
 /**
@@ -415,7 +415,7 @@ function facts(s: SiteModel, e: EstateSite): string[][] {
     ],
     ["stack file", code(s.file)],
     ["host", hostText],
-    ["cost", "not declared: the stack file has no cost field"],
+    ["cost", costFact(s)],
     ["domain", `${code(s.domain)} (routes are ${code(`<subdomain>.${s.domain}`)})`],
     ["on the tailnet", code(e.meshHost)],
     [

@@ -46,7 +46,7 @@ const hcloud = (serverType: string): HostConfig => ({
 });
 
 describe("the host's size", () => {
-  test("an hcloud server's comes from its type; an existing host's from what it declares, both or nothing", () => {
+  test("an hcloud server's comes from its type; an existing host's from what it declares, or none", () => {
     expect(hostSize(hcloud("cx22"))).toEqual({ memoryMb: 4096, cpus: 2, from: "cx22" });
     expect(hostSize(hcloud("ccx13"))).toEqual({ memoryMb: 8192, cpus: 2, from: "ccx13" });
     expect(hostSize(existing({ memory: 8192, cpus: 4 }))).toEqual({
@@ -54,8 +54,7 @@ describe("the host's size", () => {
       cpus: 4,
       from: "declared",
     });
-    expect(hostSize(existing({ memory: 8192 }))).toBeUndefined();
-    expect(hostSize(existing({ cpus: 4 }))).toBeUndefined();
+    expect(hostSize(existing())).toBeUndefined();
   });
 });
 
@@ -128,10 +127,10 @@ describe("what check prints and refuses", () => {
   });
 
   test("an existing host without its size: a warning that the capacity is not checked, and what to declare", () => {
-    const c = capacity({ host: existing({ cpus: 4 }), services: madam });
+    const c = capacity({ host: existing(), services: madam });
     expect(capacityIssue("Pulumi.lady.yaml", c)).toBeUndefined();
     expect(capacityWarning("Pulumi.lady.yaml", c)).toBe(
-      `Pulumi.lady.yaml: \`${HOST}.memory\` and \`${HOST}.cpus\` are not both set: the capacity of this site is not checked (its limits: 3584 MiB, 4 CPUs); declare the host's size, such as \`memory: 8g\` and \`cpus: 4\``,
+      `Pulumi.lady.yaml: \`${HOST}.memory\` and \`${HOST}.cpus\` are not set: the capacity of this site is not checked (its limits: 3584 MiB, 4 CPUs); declare the host's size from the provider's bill, such as \`memory: 8g\` and \`cpus: 4\``,
     );
   });
 
@@ -233,6 +232,18 @@ describe("the host's config", () => {
       /expected a price in EUR such as `12.5`/,
     ],
     [
+      "memory without CPUs",
+      { kind: "existing", address: "203.0.113.20", memory: "8g" },
+      `${HOST}.cpus`,
+      /^Pulumi\.madam\.yaml: `qui3tly-cloud:site\.host\.cpus`: expected the host's CPU count \(such as `4`\) alongside `host\.memory`$/,
+    ],
+    [
+      "CPUs without memory (a price does not stand in for it)",
+      { kind: "existing", address: "203.0.113.20", cpus: 4, monthlyPrice: 6.49 },
+      `${HOST}.memory`,
+      /^Pulumi\.madam\.yaml: `qui3tly-cloud:site\.host\.memory`: expected the host's memory \(such as `8g`\) alongside `host\.cpus`$/,
+    ],
+    [
       "a size on an hcloud host (its type says it)",
       { ...hcloudHost, memory: "8g" },
       HOST,
@@ -242,6 +253,13 @@ describe("the host's config", () => {
     const message = load(host);
     expect(message).toContain(`Pulumi.madam.yaml: \`${field}\`: `);
     expect(message).toMatch(expected);
+  });
+
+  test.each<[string, Record<string, unknown>]>([
+    ["a price alone", { monthlyPrice: 6.49 }],
+    ["neither size nor price", {}],
+  ])("accepted: %s", (_name, extra) => {
+    expect(load({ kind: "existing", address: "203.0.113.20", ...extra })).toBe("accepted");
   });
 
   test("accepted: an existing host's size and price, memory in MiB", () => {

@@ -103,8 +103,12 @@ describe(ESTATE_DOC, () => {
     expect(rendered).toMatch(/^\| \*\*total\*\* +\| +\| +\*\*37\*\* \| +\*\*71\*\* \|$/m);
   });
 
-  test("says the cost is not declared, and shows no secret", () => {
-    expect(rendered).toContain("- **cost:** not declared");
+  test("gives each site's cost (master's and lady's are not declared), and shows no secret", () => {
+    expect(rendered.match(/^- \*\*cost:\*\* .*$/gm)).toEqual([
+      "- **cost:** not declared ([Cost](#cost))",
+      "- **cost:** not declared ([Cost](#cost))",
+      "- **cost:** 6.49 EUR a month without VAT ([Cost](#cost))",
+    ]);
     // The committed lady carries her public sealing key; no key of any kind belongs in the document.
     expect(rendered).not.toMatch(/sealPublicKey|[A-Za-z0-9+/]{40,}={0,2}/);
   });

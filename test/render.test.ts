@@ -342,7 +342,7 @@ describe("npm run check -- <file>: a named file is checked within the estate of 
       lines: [
         "ok   Pulumi.madam.yaml: services, 7 services, 11 containers",
         expect.stringMatching(/^WARN Pulumi\.madam\.yaml: `qui3tly-cloud:site\.host\.hostKey` is not set/),
-        "WARN Pulumi.madam.yaml: `qui3tly-cloud:site.host.memory` and `qui3tly-cloud:site.host.cpus` are not both set: the capacity of this site is not checked (its limits: 1280 MiB, 4 CPUs); declare the host's size, such as `memory: 8g` and `cpus: 4`",
+        "WARN Pulumi.madam.yaml: `qui3tly-cloud:site.host.memory` and `qui3tly-cloud:site.host.cpus` are not set: the capacity of this site is not checked (its limits: 1280 MiB, 4 CPUs); declare the host's size from the provider's bill, such as `memory: 8g` and `cpus: 4`",
       ],
     });
     expect(checkStackFiles([path.join(clash, "Pulumi.madam.yaml")])).toEqual({

@@ -33,7 +33,7 @@
 
 /** The day the table was last checked against its sources. A test fails when it is older than its set age. */
 export const HCLOUD_PRICES_CHECKED = "2026-12-01";
-/** The date of the newest source the prices come from (the cx33's, above). */
+/** The date of the newest dated source (the cx33's, above; the per-vCPU prices behind cx23/cx43/cx53 are undated, later). */
 export const HCLOUD_PRICES_NEWEST_SOURCE = "2026-05-27";
 /** Where to check them again (or `GET https://api.hetzner.cloud/v1/pricing` with a token). */
 export const HCLOUD_PRICES_SOURCE =

@@ -187,6 +187,7 @@ export function capacityIssue(file: string, c: Capacity): ConfigIssue | undefine
     path: HOST(),
     message:
       `the containers' limits overcommit the host: ${sums(c, c.host)}, ${over} of model/capacity.ts; expected ` +
-      `a larger host, or lower \`resources\` on the ${largest(c, memory, cpu)}`,
+      `a larger host, a service moved to another site (\`npm run move\`), or lower \`resources\` on the ` +
+      largest(c, memory, cpu),
   };
 }

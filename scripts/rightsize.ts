@@ -65,7 +65,8 @@ let controlPlane;
 try {
   estate = projectEstate(dir);
   siteOf(estate, stack);
-  // No capacity check here: rightsizing is how an overcommitted site is brought back within its host.
+  // No capacity check on the site as it is: rightsizing is how an overcommitted site is brought back within its
+  // host. What --write would write is checked as `check` and `pulumi up` would, capacity included.
   model = loadSite(fileSource(file), estate, { capacity: false });
   controlPlane = loadSite(fileSource(path.join(dir, `Pulumi.${model.controlPlane}.yaml`)), estate, {
     capacity: false,
@@ -102,8 +103,7 @@ try {
 }
 const r = ssh.run(
   names
-    // Not `wget -q`: on a refused query (HTTP 400) its one line on stderr says so, where -q said nothing.
-    .map((n) => `docker exec ${prometheus} wget -O - 'http://127.0.0.1:9090${queryPath(queries[n])}'`)
+    .map((n) => `docker exec ${prometheus} wget -q -O - 'http://127.0.0.1:9090${queryPath(queries[n])}'`)
     .join(" && echo && "),
 );
 const answers = r.stdout.split("\n").filter((l) => l.trim() !== "");

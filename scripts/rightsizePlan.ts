@@ -1,7 +1,8 @@
 import type { ServiceName } from "../catalog";
 import type { SiteModel } from "../render/siteModel";
 import { table } from "./markdown";
-import { ConfigError } from "../config/errors";
+import { ConfigError, joinPath } from "../config/errors";
+import { SITE_KEY } from "../config/schema";
 import { textSource, type ConfigSource } from "../config/source";
 import { loadEstate } from "../model/estate";
 import { loadSite } from "../model/site";
@@ -309,9 +310,10 @@ export type Setting = ResourceSetting & {
 
 /**
  * `settings` split by whether the stack file can hold them: a container the program places (the repository the
- * estate puts where other sites back up, a tailnet egress node per flow) has no override a stack file may set.
- * Found by loading the estate (`others`: its other stack files) with each container's settings alone, as `check`
- * and `pulumi up` would: exact by construction, whatever the schema allows next.
+ * estate puts where other sites back up, a tailnet egress node per flow) has no entry a stack file may set. Found
+ * by loading the estate (`others`: its other stack files) with each container's settings alone, as `check` and
+ * `pulumi up` would: a container is placed when every problem is its entry itself (not a value in it), exact by
+ * construction whatever the schema allows next. Any other problem is thrown, as is one of the unedited file.
  */
 export function settable(
   settings: readonly Setting[],
@@ -319,23 +321,35 @@ export function settable(
   text: string,
   others: readonly ConfigSource[],
 ): { readonly settings: Setting[]; readonly placed: string[] } {
-  const containers = [...new Set(settings.map((s) => s.container))];
-  const placed = containers.filter((container) => {
-    const edited = textSource(
-      file,
-      withResources(
-        text,
-        settings.filter((s) => s.container === container),
-      ),
-    );
-    try {
-      loadSite(edited, loadEstate([...others, edited]), { capacity: false });
-      return false;
-    } catch (e) {
-      if (e instanceof ConfigError) return true;
-      throw e;
-    }
-  });
+  const load = (source: ConfigSource) =>
+    loadSite(source, loadEstate([...others, source]), { capacity: false });
+  load(textSource(file, text));
+  const containers = [...new Map(settings.map((s) => [s.container, s])).values()];
+  const placed = containers
+    .filter(({ container, service, key }) => {
+      try {
+        load(
+          textSource(
+            file,
+            withResources(
+              text,
+              settings.filter((s) => s.container === container),
+            ),
+          ),
+        );
+        return false;
+      } catch (e) {
+        const entry = joinPath([
+          SITE_KEY,
+          "services",
+          service,
+          ...(key === "main" ? [] : ["containers", key]),
+        ]);
+        if (e instanceof ConfigError && e.issues.every((i) => i.path === entry)) return true;
+        throw e;
+      }
+    })
+    .map((s) => s.container);
   return { settings: settings.filter((s) => !placed.includes(s.container)), placed };
 }
 

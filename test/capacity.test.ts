@@ -117,7 +117,7 @@ describe("what check prints and refuses", () => {
       file: "Pulumi.madam.yaml",
       path: HOST,
       message:
-        "the containers' limits overcommit the host: memory limits 3584 MiB on 2048 MiB (1.75x), CPU limits 4 on 2 CPUs (2.00x) of the host (declared), memory past 1.25x (MEMORY_OVERCOMMIT) of model/capacity.ts; expected a larger host, or lower `resources` on the largest memory limits: uisp 2048 MiB, uisp-crm 1024 MiB, cadvisor 256 MiB, traefik 256 MiB",
+        "the containers' limits overcommit the host: memory limits 3584 MiB on 2048 MiB (1.75x), CPU limits 4 on 2 CPUs (2.00x) of the host (declared), memory past 1.25x (MEMORY_OVERCOMMIT) of model/capacity.ts; expected a larger host, a service moved to another site (`npm run move`), or lower `resources` on the largest memory limits: uisp 2048 MiB, uisp-crm 1024 MiB, cadvisor 256 MiB, traefik 256 MiB",
     });
   });
 

@@ -308,6 +308,24 @@ describe("--write", () => {
     expect(unmet(rows, loadSite(written, loadEstate([...others, written]), { capacity: false }))).toEqual([]);
   });
 
+  test("a value the schema refuses is thrown, not taken for a placed container; so is a broken file", () => {
+    const others = ["master", "madam"].map((s) => fileSource(path.join(ROOT, `Pulumi.${s}.yaml`)));
+    const tooMany = {
+      container: "nextcloud",
+      service: "nextcloud",
+      key: "main",
+      field: "cpus",
+      value: 65,
+      from: "2",
+      to: "65",
+    } as const;
+    expect(() => settable([tooMany], LADY_FILE, ladyText, others)).toThrow(
+      "`qui3tly-cloud:site.services.nextcloud.resources.cpus`: expected at most 64 CPUs",
+    );
+    const broken = ladyText.replace("      port: 22\n", "      port: 22\n      bogus: 1\n");
+    expect(() => settable([], LADY_FILE, broken, others)).toThrow("`qui3tly-cloud:site.host`");
+  });
+
   test("only what differs: an override for each, nothing where the suggestion is the declared limit", () => {
     const r = report();
     const settings = resourceSettings(r.rows, defaults);

@@ -403,28 +403,42 @@ describe("the sandbox estate under the real engine", () => {
 
     // --write, on a copy of the stack files (the estate's own stay as they are): what it writes passes `check`.
     const copy = fs.mkdtempSync(path.join(os.tmpdir(), "qcloud-rightsize-"));
-    const stackDir = path.join(project.dir, "project");
-    for (const f of fs.readdirSync(stackDir).filter((f) => /^Pulumi\..*yaml$/.test(f)))
-      fs.copyFileSync(path.join(stackDir, f), path.join(copy, f));
-    const w = run(
-      "npx",
-      [
-        ...["ts-node", "--transpile-only", "scripts/rightsize.ts"],
-        ...["--stack", "lady", "--window", "10m", "--ssh-key", SSH_KEY, "--write"],
-      ],
-      { env: { ...project.env, QCLOUD_PROJECT_DIR: copy }, allowFail: true },
-    );
-    expect([w.code, w.code === 0 ? "" : w.stdout + w.stderr]).toEqual([0, ""]);
-    expect(w.stdout).toMatch(/^--write: Pulumi\.lady\.yaml:$/m);
-    const checked = run(
-      "npx",
-      ["ts-node", "--transpile-only", "scripts/check.ts", path.join(copy, "Pulumi.lady.yaml")],
-      {
-        allowFail: true,
-      },
-    );
-    expect([checked.code, checked.stderr.split("\n").filter((l) => l.startsWith("FAIL"))]).toEqual([0, []]);
-    fs.rmSync(copy, { recursive: true, force: true });
+    try {
+      const stackDir = path.join(project.dir, "project");
+      for (const f of fs.readdirSync(stackDir).filter((f) => /^Pulumi\.[^.]+\.yaml$/.test(f)))
+        fs.copyFileSync(path.join(stackDir, f), path.join(copy, f));
+      const w = run(
+        "npx",
+        [
+          ...["ts-node", "--transpile-only", "scripts/rightsize.ts"],
+          ...["--stack", "lady", "--window", "10m", "--ssh-key", SSH_KEY, "--write"],
+        ],
+        { env: { ...project.env, QCLOUD_PROJECT_DIR: copy }, allowFail: true },
+      );
+      expect([w.code, w.code === 0 ? "" : w.stdout + w.stderr]).toEqual([0, ""]);
+      // What the program places is named and left alone; each setting printed is in the written file.
+      expect(w.stdout).toMatch(/^--write: not settable in a stack file .*: backup-repository, /m);
+      const printed = w.stdout.slice(w.stdout.indexOf("--write: Pulumi.lady.yaml:"));
+      const written = fs.readFileSync(path.join(copy, "Pulumi.lady.yaml"), "utf8");
+      const site = (YAML.parse(written) as { config: Record<string, unknown> }).config["qui3tly-cloud:site"];
+      const settings = [...printed.matchAll(/^ {2}(services\.[^:]+): \S+ -> (\S+)$/gm)];
+      expect(settings.length).toBeGreaterThan(0);
+      for (const [, at, to] of settings)
+        expect([at, YAML.stringify(at!.split(".").reduce<any>((o, k) => o?.[k], site)).trim()]).toEqual([
+          at,
+          to,
+        ]);
+      const checked = run(
+        "npx",
+        ["ts-node", "--transpile-only", "scripts/check.ts", path.join(copy, "Pulumi.lady.yaml")],
+        {
+          allowFail: true,
+        },
+      );
+      expect([checked.code, checked.stderr.split("\n").filter((l) => l.startsWith("FAIL"))]).toEqual([0, []]);
+    } finally {
+      fs.rmSync(copy, { recursive: true, force: true });
+    }
   });
 
   test("f. lady's exporter stopped: SiteDown fires for lady; the time it takes", () => {

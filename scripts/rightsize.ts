@@ -9,6 +9,7 @@ import { loadSite, seconds } from "../model/site";
 import { ROOT, flag, pulumiIn } from "./cli";
 import {
   formatReport,
+  heldNote,
   observations,
   parseVector,
   queryPath,
@@ -112,10 +113,13 @@ if (r.status !== 0 || answers.length !== names.length)
     `cannot query Prometheus on \`${controlPlane.name}\` (${ssh.address}:${ssh.port}, \`docker exec ${prometheus}\`, exit ${r.status}):\n${tail(r.stderr || r.stdout) || "(no output)"}`,
   );
 
-let vectors: Record<Measure | "up", Map<string, number>>;
+let vectors: Record<Measure | "up" | "held", Map<string, number>>;
 try {
   vectors = Object.fromEntries(
-    names.map((n, i) => [n, parseVector(answers[i]!, queries[n], n === "up" ? "site" : "name")]),
+    names.map((n, i) => [
+      n,
+      parseVector(answers[i]!, queries[n], n === "up" || n === "held" ? "site" : "name"),
+    ]),
   ) as typeof vectors;
 } catch (e) {
   fail((e as Error).message);
@@ -134,6 +138,8 @@ if (observed.size === 0)
     `no cAdvisor samples of any container of \`${stack}\` in the last ${window}: ${why}; nothing to suggest`,
   );
 console.log(formatReport(report));
+const held = heldNote(vectors.held.get(stack), window, scrape);
+if (held) console.log(held);
 if (cadvisor !== 1) console.log(`warning: ${why}: the numbers may be old or partial`);
 if (!write) process.exit(0);
 

@@ -40,13 +40,14 @@ export type Measure = "memoryPeak" | "memoryP95" | "cpuPeak" | "cpuP95";
  * The PromQL of each measure over `window`, for the site's containers as cAdvisor names them (`name`; the
  * series without one are cgroups, not containers), and `up` of the site's cAdvisor. A container replaced in the
  * window has a series per incarnation (its cgroup `id`): the highest of them counts. CPU is the rate over
- * `max(2m, 4 scrapes)`, sampled every scrape in the window (a subquery): its peak and p95.
+ * `max(2m, 4 scrapes)`, sampled every scrape in the window (a subquery): its peak and p95. `held`: how many seconds
+ * of the window Prometheus has samples of (from the oldest scrape of the site's cAdvisor in it).
  */
 export function rightsizeQueries(
   site: string,
   window: string,
   scrapeSeconds: number,
-): Record<Measure | "up", string> {
+): Record<Measure | "up" | "held", string> {
   const target = `site="${site}",service="${CADVISOR}"`;
   const memory = `container_memory_working_set_bytes{${target},name!=""}[${window}]`;
   const rate = `rate(container_cpu_usage_seconds_total{${target},name!=""}[${Math.max(120, 4 * scrapeSeconds)}s])`;
@@ -57,6 +58,7 @@ export function rightsizeQueries(
     cpuPeak: `max by (name) (max_over_time(${cpu}))`,
     cpuP95: `max by (name) (quantile_over_time(0.95, ${cpu}))`,
     up: `up{${target}}`,
+    held: `time() - min by (site) (min_over_time(timestamp(up{${target}})[${window}:${scrapeSeconds}s]))`,
   };
 }
 
@@ -102,6 +104,25 @@ export function parseVector(json: string, query: string, label = "name"): Map<st
     if (key !== undefined && Number.isFinite(value)) out.set(key, value);
   }
   return out;
+}
+
+/**
+ * What to say when Prometheus holds less of the window than asked (its retention is shorter, or the site's cAdvisor
+ * was first scraped within it): the peaks and p95s are of what it holds. Nothing within two scrapes of the window.
+ */
+export function heldNote(
+  heldSeconds: number | undefined,
+  window: string,
+  scrapeSeconds: number,
+): string | undefined {
+  if (heldSeconds === undefined || heldSeconds >= windowSeconds(window) - 2 * scrapeSeconds) return undefined;
+  const held =
+    heldSeconds >= 2 * 86400
+      ? `${(heldSeconds / 86400).toFixed(1)} days`
+      : heldSeconds >= 7200
+        ? `${(heldSeconds / 3600).toFixed(1)} hours`
+        : `${Math.floor(heldSeconds / 60)} minutes`;
+  return `note: Prometheus holds the last ${held} of the ${window} asked for (its retention, or the site's cAdvisor scraped since then only): the peaks and p95s are of those`;
 }
 
 /** Peak and p95 of one measure over the window: bytes for memory, CPUs for CPU. */

@@ -7,6 +7,7 @@ import { loadEstate, loadProjectSite, projectEstate } from "../model/estate";
 import { loadSite } from "../model/site";
 import {
   formatReport,
+  heldNote,
   observations,
   parseVector,
   queryPath,
@@ -70,7 +71,32 @@ describe("the queries", () => {
       cpuPeak: `max by (name) (max_over_time(${cpu}))`,
       cpuP95: `max by (name) (quantile_over_time(0.95, ${cpu}))`,
       up: 'up{site="lady",service="cadvisor"}',
+      held: 'time() - min by (site) (min_over_time(timestamp(up{site="lady",service="cadvisor"})[10m:5s]))',
     });
+  });
+
+  test.each([
+    [undefined, "7d", undefined],
+    [604800, "7d", undefined],
+    // Within two scrapes of the window: all of it.
+    [604790, "7d", undefined],
+    [
+      259200,
+      "7d",
+      "note: Prometheus holds the last 3.0 days of the 7d asked for (its retention, or the site's cAdvisor scraped since then only): the peaks and p95s are of those",
+    ],
+    [
+      21600,
+      "2w",
+      "note: Prometheus holds the last 6.0 hours of the 2w asked for (its retention, or the site's cAdvisor scraped since then only): the peaks and p95s are of those",
+    ],
+    [
+      370,
+      "10m",
+      "note: Prometheus holds the last 6 minutes of the 10m asked for (its retention, or the site's cAdvisor scraped since then only): the peaks and p95s are of those",
+    ],
+  ])("Prometheus holding %s s of %s: %s", (held, window, note) => {
+    expect(heldNote(held, window, 5)).toBe(note);
   });
 
   test("the CPU rate spans 4 scrapes when they are slower than 30 s", () => {

@@ -5,7 +5,8 @@
 #   source scripts/sandbox/docker.sh   # or source it (it runs in a subshell: your shell's options stay)
 #
 # If `docker info` fails: installs Debian's docker.io when dockerd is missing, starts dockerd in the
-# background (log: $QCLOUD_CACHE/sandbox/dockerd.log) and waits until it answers (60 s at most).
+# background (log: $QCLOUD_CACHE/sandbox/dockerd.log) and waits until it answers (60 s at most). A dockerd that
+# was shutting down when this began (another script stopping the sandbox) is waited for, then replaced.
 
 _qcloud_ensure_docker() {
   # shellcheck source=lib.sh
@@ -23,15 +24,10 @@ _qcloud_ensure_docker() {
     apt_install docker.io
   fi
   command -v dockerd >/dev/null || die "dockerd still missing after installing docker.io"
+  mkdir -p "$SANDBOX_CACHE"
+  local logf="$SANDBOX_CACHE/dockerd.log" started=0
   if pgrep -x dockerd >/dev/null; then
     log "dockerd runs (pid $(pgrep -x dockerd | head -n1)) but does not answer yet: waiting"
-  else
-    mkdir -p "$SANDBOX_CACHE"
-    local logf="$SANDBOX_CACHE/dockerd.log"
-    log "starting dockerd in the background (log: $logf)"
-    # setsid + nohup: the daemon outlives this script and its terminal.
-    setsid nohup dockerd >>"$logf" 2>&1 </dev/null &
-    disown || true
   fi
   local i
   for ((i = 0; i < 120; i++)); do
@@ -40,8 +36,17 @@ _qcloud_ensure_docker() {
       return 0
     fi
     if ! pgrep -x dockerd >/dev/null; then
-      tail -n 20 "$SANDBOX_CACHE/dockerd.log" >&2 || true
-      die "dockerd exited while starting: see $SANDBOX_CACHE/dockerd.log (last lines above)"
+      # One we started that died is an error; one that was shutting down when we came (another sandbox script
+      # stopping it) is replaced, once.
+      if ((started)); then
+        tail -n 20 "$logf" >&2 || true
+        die "dockerd exited while starting: see $logf (last lines above)"
+      fi
+      log "starting dockerd in the background (log: $logf)"
+      # setsid + nohup: the daemon outlives this script and its terminal.
+      setsid nohup dockerd >>"$logf" 2>&1 </dev/null &
+      disown || true
+      started=1
     fi
     sleep 0.5
   done

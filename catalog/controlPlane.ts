@@ -10,7 +10,7 @@ import {
 import { renderBlackboxConfig, renderLokiConfig } from "../render/monitoring";
 import { PROMETHEUS_DIR, RULES_DIR, renderPrometheusConfig } from "../render/prometheus";
 import { RUNBOOKS_PATH, renderAlertRules, ruleFiles } from "../render/rules";
-import { renderCrowdsecAcquisition } from "../render/traefik";
+import { ingressAddresses, renderCrowdsecAcquisition } from "../render/traefik";
 import { DOCKER_API_KEY, DOCKER_API_NETWORK, dockerApiHost } from "../render/dockerApi";
 import { STATIC_BINARY, dockerApiProxy, files, httpHealth, image, kept, notKept } from "./helpers";
 import type { ServiceDef } from "./types";
@@ -66,53 +66,74 @@ export const headscale: ServiceDef = {
 export const pihole: ServiceDef = {
   description: "DNS for the tailnet: ad blocking in front of a local recursive resolver",
   routes: { admin: { subdomain: "pihole", port: 80, private: true } },
+  // A secondary answers as the primary does: the local DNS records and CNAMEs (what the admin UI writes), and the
+  // gravity database (adlists, allow/deny lists, groups, clients). Pi-hole re-reads all three on SIGHUP. Not
+  // setupVars.conf: it holds the admin password's hash, each site's own.
+  secondary: {
+    files: [
+      "/etc/pihole/custom.list",
+      "/etc/pihole/gravity.db",
+      "/etc/dnsmasq.d/05-pihole-custom-cname.conf",
+    ],
+    reload: ["pihole", "restartdns", "reload"],
+  },
   generatedSecrets: ["admin"],
-  containers: (ctx) => ({
-    main: {
-      image: image("docker.io/pihole/pihole", "2024.07.0"),
-      env: {
-        TZ: ctx.timezone,
-        WEBPASSWORD: { generated: "admin" },
-        PIHOLE_DNS_: "pihole-unbound#53",
-        DNSMASQ_LISTENING: "all",
+  containers: (ctx) => {
+    // Where the site has a tailnet node, Pi-hole answers the tailnet at the site's resolver address.
+    const onTailnet = ctx.siteServices.includes("tailscale");
+    return {
+      main: {
+        image: image("docker.io/pihole/pihole", "2024.07.0"),
+        env: {
+          TZ: ctx.timezone,
+          WEBPASSWORD: { generated: "admin" },
+          PIHOLE_DNS_: "pihole-unbound#53",
+          DNSMASQ_LISTENING: "all",
+        },
+        // The host's own on loopback; the tailnet's through the site's node, which routes the resolver address on
+        // the ingress network here (render/dns.ts): never on a public address, never an open resolver.
+        ports: [
+          { internal: 53, external: 53, protocol: "tcp", ip: "127.0.0.1" },
+          { internal: 53, external: 53, protocol: "udp", ip: "127.0.0.1" },
+        ],
+        volumes: {
+          config: kept("/etc/pihole", { method: "sqlite", databases: ["gravity.db", "pihole-FTL.db"] }),
+          dnsmasq: files("/etc/dnsmasq.d"),
+        },
+        healthcheck: { test: ["CMD-SHELL", "dig +short +norecurse +retry=0 @127.0.0.1 pi.hole || exit 1"] },
+        memoryMb: 256,
+        cpus: 0.5,
+        ...(onTailnet
+          ? {
+              networks: ["edge", "ingress"] as const,
+              addresses: { ingress: ingressAddresses(ctx.mesh.ingressSubnet).resolver },
+            }
+          : { networks: ["edge"] as const }),
+        dependsOn: ["unbound"],
       },
-      // Loopback only until the mesh publishes it on the tailnet address: never an open resolver.
-      ports: [
-        { internal: 53, external: 53, protocol: "tcp", ip: "127.0.0.1" },
-        { internal: 53, external: 53, protocol: "udp", ip: "127.0.0.1" },
-      ],
-      volumes: {
-        config: kept("/etc/pihole", { method: "sqlite", databases: ["gravity.db", "pihole-FTL.db"] }),
-        dnsmasq: files("/etc/dnsmasq.d"),
+      unbound: {
+        image: image("docker.io/mvance/unbound", "1.21.1"),
+        healthcheck: { test: ["CMD-SHELL", "drill @127.0.0.1 localhost >/dev/null || exit 1"] },
+        memoryMb: 128,
+        cpus: 0.25,
       },
-      healthcheck: { test: ["CMD-SHELL", "dig +short +norecurse +retry=0 @127.0.0.1 pi.hole || exit 1"] },
-      memoryMb: 256,
-      cpus: 0.5,
-      networks: ["edge"],
-      dependsOn: ["unbound"],
-    },
-    unbound: {
-      image: image("docker.io/mvance/unbound", "1.21.1"),
-      healthcheck: { test: ["CMD-SHELL", "drill @127.0.0.1 localhost >/dev/null || exit 1"] },
-      memoryMb: 128,
-      cpus: 0.25,
-    },
-    exporter: {
-      image: image("docker.io/ekofr/pihole-exporter", "v0.4.0"),
-      env: {
-        PIHOLE_HOSTNAME: "pihole",
-        PIHOLE_PORT: "80",
-        PIHOLE_PASSWORD: { generated: "admin" },
-        PORT: "9617",
+      exporter: {
+        image: image("docker.io/ekofr/pihole-exporter", "v0.4.0"),
+        env: {
+          PIHOLE_HOSTNAME: "pihole",
+          PIHOLE_PORT: "80",
+          PIHOLE_PASSWORD: { generated: "admin" },
+          PORT: "9617",
+        },
+        metrics: { port: 9617 },
+        healthcheck: STATIC_BINARY,
+        memoryMb: 64,
+        cpus: 0.1,
+        networks: ["metrics"],
+        dependsOn: ["main"],
       },
-      metrics: { port: 9617 },
-      healthcheck: STATIC_BINARY,
-      memoryMb: 64,
-      cpus: 0.1,
-      networks: ["metrics"],
-      dependsOn: ["main"],
-    },
-  }),
+    };
+  },
 };
 
 export const portainer: ServiceDef = {

@@ -7,8 +7,10 @@ import {
   renderDockerApiRules,
   type DockerApiConsumer,
 } from "../render/dockerApi";
+import { SYNC_PORT } from "../render/policy";
 import type { BackupDef, HealthcheckDef } from "../render/siteModel";
-import type { ContainerDef, ImageRef, VolumeDef } from "./types";
+import { SYNC_SHARE_SCRIPT, SYNC_SHARE_SCRIPT_PATH } from "../render/sync";
+import type { ContainerDef, ImageRef, SecondaryDef, VolumeDef } from "./types";
 
 export function image(repository: string, tag: string, digest?: string): ImageRef {
   return digest === undefined ? { repository, tag } : { repository, tag, digest };
@@ -34,14 +36,16 @@ export const notKept = (path: string, why: string): VolumeDef => ({ path, backup
 /** A volume kept some other way (a database dump, an online SQLite copy, the application's export). */
 export const kept = (path: string, backup: BackupDef): VolumeDef => ({ path, backup });
 
+// Alpine's busybox wget serves the healthchecks; the scripts need Python's standard library only.
+const PYTHON = image("docker.io/library/python", "3.13.1-alpine3.21");
+
 /**
  * The Docker API proxy of one consumer (render/dockerApi.ts): the key `docker-api` of the consumer's service, on
  * a network it shares with the consumer alone (the consumer names it in `privateNetworks`), never on `metrics`.
  */
 export function dockerApiProxy(consumer: DockerApiConsumer): ContainerDef {
   return {
-    // Alpine's busybox wget serves the healthcheck; the script needs Python's standard library only.
-    image: image("docker.io/library/python", "3.13.1-alpine3.21"),
+    image: PYTHON,
     command: ["python3", DOCKER_API_SCRIPT_PATH, "--rules", DOCKER_API_RULES_PATH],
     files: {
       [DOCKER_API_SCRIPT_PATH]: DOCKER_API_PROXY_SCRIPT,
@@ -54,5 +58,40 @@ export function dockerApiProxy(consumer: DockerApiConsumer): ContainerDef {
     cpus: 0.25,
     privateNetworks: [DOCKER_API_NETWORK],
     serviceNetwork: false,
+  };
+}
+
+/**
+ * What a followed primary runs beside its service (`<service>-share`, render/sync.ts): the catalog's `secondary.files`,
+ * snapshotted and served to the secondaries' jobs on SYNC_PORT, which the site's node forwards (only to them: the
+ * policy's sync flows). It mounts the `main` volumes that hold those files, and serves nothing else of them.
+ */
+export function secondaryShare(
+  def: SecondaryDef,
+  containers: Readonly<Record<string, ContainerDef>>,
+): ContainerDef {
+  const volumes = Object.entries(containers.main?.volumes ?? {});
+  const holding = (file: string) => volumes.find(([, v]) => file.startsWith(`${v.path}/`));
+  const outside = def.files.filter((f) => !holding(f));
+  if (outside.length > 0)
+    throw new Error(`secondary files outside every volume of \`main\`: ${outside.join(", ")}`);
+  const used = [...new Set(def.files.map((f) => holding(f)![0]))];
+  return {
+    image: PYTHON,
+    command: ["python3", SYNC_SHARE_SCRIPT_PATH, String(SYNC_PORT), ...def.files],
+    files: { [SYNC_SHARE_SCRIPT_PATH]: SYNC_SHARE_SCRIPT },
+    sharedVolumes: used.map((k) => ({
+      container: "main",
+      volume: k,
+      path: containers.main!.volumes![k]!.path,
+    })),
+    healthcheck: httpHealth(`http://127.0.0.1:${SYNC_PORT}/healthz`),
+    // Scraped like an exporter, and forwarded by the node like one: the secondaries' jobs reach it so.
+    metrics: { port: SYNC_PORT },
+    memoryMb: 64,
+    cpus: 0.1,
+    networks: ["metrics"],
+    serviceNetwork: false,
+    dependsOn: ["main"],
   };
 }

@@ -1,3 +1,4 @@
+import { resolverAddress } from "../render/dns";
 import { loginServer, renderServeConfig } from "../render/headscale";
 import { ingressAddresses } from "../render/traefik";
 import { WG_INTERFACE } from "../render/wireguard";
@@ -96,12 +97,14 @@ export const tailscale: ServiceDef = {
         ];
       }),
     );
+    const resolver = resolverAddress({ services: ctx.siteServices, mesh: ctx.mesh });
     const main: ContainerDef = {
       image: image("docker.io/tailscale/tailscale", "v1.102.5"),
       env: {
         ...nodeEnv(ctx, "tailscale", ctx.site, NODE_METRICS_PORT, ["--accept-routes"]),
         TS_USERSPACE: "false",
-        TS_ROUTES: ctx.mesh.routes.join(","),
+        // The site's routes, and its Pi-hole's address where it answers the tailnet (render/dns.ts).
+        TS_ROUTES: [...ctx.mesh.routes, ...(resolver ? [`${resolver}/32`] : [])].join(","),
         TS_SERVE_CONFIG: "/config/serve.json",
         // A fixed WireGuard port, published: peers connect directly instead of through the DERP relay, and
         // keep connecting while Headscale (and the relay it embeds) is down.

@@ -122,8 +122,22 @@ export interface RouteDef {
   readonly probePath?: string;
 }
 
+/**
+ * How a site runs the service as a secondary of another site's (its primary: `services.<name>.follows`): which files
+ * of the primary's `main` container it pulls (render/sync.ts) and how it takes them in. A service without one runs on
+ * one site only: its state has one writer (a database), or nothing keeps two copies alike.
+ */
+export interface SecondaryDef {
+  /** Paths in the `main` container, each inside one of its volumes: what makes the secondary answer as the primary. */
+  readonly files: readonly string[];
+  /** Run in the secondary's `main` container after a file changed. */
+  readonly reload: readonly string[];
+}
+
 export interface ServiceDef {
   readonly description: string;
+  /** Whether and how a site may run it as a secondary of another site's. Defaults to none: one site only. */
+  readonly secondary?: SecondaryDef;
   /** Where it sits in the site's resource tree. Defaults to "site". */
   readonly part?: ServicePart;
   /** Routes by name. */

@@ -5,3 +5,4 @@ export * from "./backup";
 export * from "./monitoring";
 export * from "./sealedBundles";
 export * from "./site";
+export * from "./sync";

@@ -18,6 +18,7 @@ import { logShippers } from "../render/monitoring";
 import { renderWireguardConfig, tunnelSites } from "../render/wireguard";
 import { BackupKeys, Backups } from "./backup";
 import { Host, type SshClientFiles } from "./host";
+import { Sync } from "./sync";
 import { MeshNode, Tailnet } from "./mesh";
 import { Monitoring } from "./monitoring";
 import { SealedBundles, openBundle, siteBundle, type SiteBundle } from "./sealedBundles";
@@ -112,6 +113,8 @@ export class Site extends pulumi.ComponentResource {
   public readonly host: Host;
   /** The backup job, where the site backs up or keeps a repository. */
   public readonly backups?: Backups;
+  /** Its secondaries' sync job, where it runs any (`services.<name>.follows`). */
+  public readonly sync?: Sync;
   /** Every container of the site, by name. */
   public readonly containers: Readonly<Record<string, docker.Container>>;
   /** What the stack exports. */
@@ -399,6 +402,15 @@ export class Site extends pulumi.ComponentResource {
         wasRoot,
       );
       controlPlane = { sealed: sealed.sealed, wireguardPublicKeys: wgKeys.publicKeys };
+    }
+
+    if (model.follows.length > 0) {
+      // It runs `docker exec` in the secondaries, which reach their primaries through their egress nodes.
+      this.sync = new Sync(
+        name,
+        { site: model, connection: host.connection },
+        { parent: this, dependsOn: [host.ready, ...Object.values(this.containers)] },
+      );
     }
 
     if (backup.target !== undefined || backup.hosted.length > 0) {

@@ -116,7 +116,15 @@ export type ServiceOverride = z.infer<typeof serviceOverride>;
  */
 const serviceEntry = z.preprocess(
   (v) => (v === true ? {} : v === false ? { enabled: false } : v),
-  serviceOverride.extend({ enabled: z.boolean().optional() }),
+  serviceOverride.extend({
+    enabled: z.boolean().optional(),
+    /**
+     * Run it here as a secondary of the named site's (its primary), which the secondary pulls its state from every
+     * minute (render/sync.ts): only a service the catalog says can run so (`secondary`: Pi-hole). Defaults to none:
+     * the service is this site's own.
+     */
+    follows: siteName.optional(),
+  }),
 );
 
 const existingHost = z

@@ -6,6 +6,7 @@ import { ConfigError, joinPath, type ConfigIssue } from "../config/errors";
 import { SITE_KEY } from "../config/schema";
 import { fileSource, type ConfigSource } from "../config/source";
 import type { Estate, EstateSite, Route } from "../render/estate";
+import { resolverAddress } from "../render/dns";
 import { flowSources } from "../render/policy";
 import { TAILNET_RANGES } from "../render/traefik";
 import { wireguardEndpoint } from "../render/wireguard";
@@ -185,6 +186,20 @@ export function checkEstate(estate: Estate): ConfigIssue[] {
         }
       }
     });
+    for (const f of s.follows) {
+      const p = byName.get(f.primary);
+      const chain = p?.follows.find((x) => x.service === f.service);
+      const why = !p
+        ? `expected a site of the estate (${[...byName.keys()].join(", ")})`
+        : p.controlPlane !== s.controlPlane
+          ? `expected a site of the same tailnet (control plane \`${s.controlPlane}\`); \`${p.name}\`'s is \`${p.controlPlane}\``
+          : !p.services.includes(f.service)
+            ? `expected a site that runs \`${f.service}\`: \`${p.name}\` does not`
+            : chain
+              ? `\`${p.name}\` runs \`${f.service}\` as a secondary itself (${at(p.file, SERVICES(f.service, "follows"))}); expected its primary, \`${chain.primary}\``
+              : undefined;
+      if (why) issues.push({ file: s.file, path: SERVICES(f.service, "follows"), message: why });
+    }
     const target = s.backup.target;
     if (target !== undefined) {
       const t = byName.get(target);
@@ -276,6 +291,35 @@ function checkClashes(estate: Estate): ConfigIssue[] {
     s.mesh.wireguard?.subnets.forEach((cidr, i) =>
       ranges.push({ site: s, field: MESH("wireguard", "subnets", i), range: new Range(cidr) }),
     );
+  }
+  // Each Pi-hole's tailnet address is a route of its site's (render/dns.ts): one address, one site.
+  const resolvers = new Map<string, EstateSite>();
+  // Primaries first: a clash is the secondary's to resolve.
+  const secondary = (s: EstateSite) => (s.follows.length > 0 ? 1 : 0);
+  for (const s of [...estate.sites].sort((a, b) => secondary(a) - secondary(b))) {
+    const address = resolverAddress(s);
+    if (address === undefined) continue;
+    const other = resolvers.get(address);
+    if (other && other.controlPlane === s.controlPlane) {
+      issues.push({
+        file: s.file,
+        path: MESH("ingressSubnet"),
+        message: `its Pi-hole would answer the tailnet at \`${address}\`, as site \`${other.name}\`'s does (${at(other.file, MESH("ingressSubnet"))}, its default when unset); expected an ingress range of this site's own, such as \`10.255.255.240/29\``,
+      });
+      continue;
+    }
+    resolvers.set(address, s);
+    // And no other site of its tailnet routes it.
+    const inRange = ranges.find(
+      (r) => r.site !== s && r.site.controlPlane === s.controlPlane && r.range.has(address),
+    );
+    if (inRange) {
+      issues.push({
+        file: s.file,
+        path: MESH("ingressSubnet"),
+        message: `its Pi-hole would answer the tailnet at \`${address}\`, inside \`${inRange.range.cidr}\`, routed by site \`${inRange.site.name}\` (${at(inRange.site.file, inRange.field)}); expected an ingress range outside every routed range`,
+      });
+    }
   }
   ranges.forEach((a, i) => {
     const b = ranges.slice(0, i).find((x) => x.site !== a.site && x.range.overlaps(a.range));

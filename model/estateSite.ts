@@ -55,6 +55,7 @@ export function estateSite(model: SiteModel): EstateSite {
       ...(model.backup.configuredTarget ? { target: model.backup.configuredTarget } : {}),
       retention: model.backup.retention,
     },
+    follows: model.follows.map((f) => ({ service: f.service, primary: f.primary })),
     ...(model.backup.target ? { backupTarget: model.backup.target } : {}),
   };
 }

@@ -11,6 +11,7 @@ import {
   type ServiceName,
 } from "../catalog";
 import { RESTIC_IMAGE, SQLITE_IMAGE } from "../catalog/backup";
+import { secondaryShare } from "../catalog/helpers";
 import { ConfigError, joinPath, type ConfigIssue } from "../config/errors";
 import {
   HCLOUD_TOKEN_KEY,
@@ -29,6 +30,7 @@ import {
 } from "../config/schema";
 import type { ConfigSource } from "../config/source";
 import { DOCKER_API_KEY } from "../render/dockerApi";
+import { SHARE_KEY } from "../render/sync";
 import type { Estate, Route } from "../render/estate";
 import { egressConsumers, egressNetwork } from "../render/policy";
 import type {
@@ -204,9 +206,9 @@ function checkSecrets(site: SiteConfig, source: ConfigSource, issue: Issue): voi
  * The role's services, plus the stack file's additions, minus its removals, plus what the estate asks of the site
  * (the repository of every site that backs up here); sorted.
  */
-function placedServices(name: string, site: SiteConfig, estate: Estate, issue: Issue): ServiceName[] {
+function placedServices(self: string, site: SiteConfig, estate: Estate, issue: Issue): ServiceName[] {
   const placed = new Set<ServiceName>(ROLE_SERVICES[site.role]);
-  if (hostedRepositories(estate, name).length > 0) placed.add("backup-repository");
+  if (hostedRepositories(estate, self).length > 0) placed.add("backup-repository");
   for (const [name, override] of Object.entries(site.services)) {
     if (!isServiceName(name)) {
       issue(SITE("services", name), `unknown service; expected one of ${SERVICE_NAMES.join(", ")}`);
@@ -221,6 +223,25 @@ function placedServices(name: string, site: SiteConfig, estate: Estate, issue: I
     }
     if (override.enabled === false) placed.delete(name);
     else placed.add(name);
+    if (override.follows !== undefined) {
+      const follows = SITE("services", name, "follows");
+      const can = SERVICE_NAMES.filter((n) => (CATALOG[n] as ServiceDef).secondary !== undefined);
+      if (!(CATALOG[name] as ServiceDef).secondary) {
+        issue(
+          follows,
+          `\`${name}\` runs on one site only (its state has one writer, or nothing keeps two copies alike); expected a service that can run as a secondary: ${can.join(", ")}`,
+        );
+      } else if (override.follows === self) {
+        issue(follows, "expected another site: the primary a secondary pulls from");
+      } else if (override.enabled === false) {
+        issue(follows, "expected no value on a service this site does not run");
+      } else if (override.routes !== undefined) {
+        issue(
+          SITE("services", name, "routes"),
+          `expected no routes on a secondary: its admin UI is the primary's (on \`${override.follows}\`), whose changes it takes every minute`,
+        );
+      }
+    }
   }
   // The tunnel runs where the mesh settings say, from them alone.
   if (site.mesh.wireguard) placed.add("wireguard");
@@ -294,6 +315,8 @@ function resolve(
   const hostsBySvc = new Map<ServiceName, Record<string, string>>();
   for (const svc of names) {
     const def: ServiceDef = CATALOG[svc];
+    // A secondary has no routes: its admin UI is the primary's (placedServices refuses route overrides).
+    if (site.services[svc]?.follows !== undefined) continue;
     const overrides = overrideOf(svc).routes ?? {};
     for (const r of Object.keys(overrides)) {
       if (!def.routes?.[r]) {
@@ -364,7 +387,16 @@ function resolve(
       controlPlane,
       monitoring: site.monitoring ?? DEFAULT_MONITORING,
     };
-    const defs = def.containers(ctx);
+    const own = def.containers(ctx);
+    // A primary that other sites follow serves them its state (render/sync.ts).
+    const followed =
+      def.secondary !== undefined &&
+      estate.sites.some(
+        (x) => x.name !== name && x.follows.some((f) => f.primary === name && f.service === svc),
+      );
+    const defs: Readonly<Record<string, ContainerDef>> = followed
+      ? { ...own, [SHARE_KEY]: secondaryShare(def.secondary!, own) }
+      : own;
     const override = overrideOf(svc);
     for (const k of Object.keys(override.containers ?? {})) {
       if (k === "main" || !defs[k]) {
@@ -443,6 +475,14 @@ function resolve(
       ...(headscale ? { headscale } : {}),
       ...(node ? { node } : {}),
     },
+    follows: names.flatMap((svc) => {
+      const primary = site.services[svc]?.follows;
+      const secondary = (CATALOG[svc] as ServiceDef).secondary;
+      const container = main(svc);
+      return primary !== undefined && secondary && container
+        ? [{ service: svc, primary, container, files: secondary.files, reload: secondary.reload }]
+        : [];
+    }),
   };
 }
 

@@ -1,6 +1,6 @@
 import type { Estate } from "./estate";
 import { BACKUP_CONSUMER, REPOSITORY_PORT, egressNetwork, egressProxy } from "./policy";
-import { TEXTFILE_DIR } from "./textfile";
+import { TEXTFILE_DIR, gaugeHelpLines } from "./textfile";
 import { networkName, type BackupMethod, type ContainerModel, type SiteModel } from "./siteModel";
 
 /**
@@ -177,9 +177,7 @@ DEPS='
 ${deps.join("\n")}
 '
 GAUGES='
-${Object.entries(GAUGES)
-  .map(([k, v]) => `${k} ${v}`)
-  .join("\n")}
+${gaugeHelpLines(GAUGES)}
 '
 
 log() { printf '%s qcloud-backup[%s]: %s\\n' "$(date -u +%FT%TZ)" "$SITE" "$*" >&2; }
@@ -776,6 +774,16 @@ export function renderBackupCron(site: SiteModel): string {
   ].join("\n");
 }
 
+/** Shell lines that install cron where the host lacks it and start it: host jobs' installs end with them. */
+export const ENSURE_CRON: readonly string[] = [
+  "if ! command -v cron >/dev/null 2>&1; then",
+  "  export DEBIAN_FRONTEND=noninteractive",
+  "  apt-get update -q >/dev/null && apt-get install -y -q cron >/dev/null",
+  "fi",
+  "if [ -d /run/systemd/system ]; then systemctl enable --now cron >/dev/null 2>&1",
+  "elif ! pgrep -x cron >/dev/null 2>&1; then cron; fi",
+];
+
 /**
  * Installs the job on the host (run over SSH): the script, the cron file, the secrets read from stdin into 0600
  * files (never a command line), cron itself where the host lacks it, and the gauges as installed.
@@ -811,12 +819,7 @@ export function renderBackupInstall(site: SiteModel): string {
     "fi",
     `rm -f ${BACKUP_DIR}/secrets/hosted/*`,
     'while read -r name value; do printf \'%s\\n\' "$value" >"' + BACKUP_DIR + '/secrets/$name"; done',
-    "if ! command -v cron >/dev/null 2>&1; then",
-    "  export DEBIAN_FRONTEND=noninteractive",
-    "  apt-get update -q >/dev/null && apt-get install -y -q cron >/dev/null",
-    "fi",
-    "if [ -d /run/systemd/system ]; then systemctl enable --now cron >/dev/null 2>&1",
-    "elif ! pgrep -x cron >/dev/null 2>&1; then cron; fi",
+    ...ENSURE_CRON,
     `${BACKUP_SCRIPT} init-metrics`,
     "",
   ].join("\n");

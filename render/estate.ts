@@ -56,6 +56,8 @@ export interface EstateSite {
   readonly mesh: MeshConfig;
   /** Its stack file's backup settings (the target it names, if any; the retention its repository applies). */
   readonly backup: Pick<BackupConfig, "target" | "retention">;
+  /** The services it runs as secondaries of other sites' (`services.<name>.follows`), sorted by service. */
+  readonly follows: readonly { readonly service: string; readonly primary: string }[];
   /** The site that keeps its backup repository, once the estate is known (see backupTarget). */
   readonly backupTarget?: string;
 }

@@ -1,3 +1,4 @@
+import { tailnetResolvers } from "./dns";
 import type { Estate, EstateSite } from "./estate";
 import { logShippers } from "./monitoring";
 import {
@@ -38,6 +39,13 @@ export function loginServer(estate: Estate, controlPlane: string, domain: string
   return `https://${api?.host ?? `headscale.${cp?.domain ?? domain}`}`;
 }
 
+/** Where a tailnet without a Pi-hole resolves. */
+const PUBLIC_RESOLVERS = ["1.1.1.1", "9.9.9.9"];
+const resolversOrPublic = (estate: Estate, controlPlane: string): string[] => {
+  const own = tailnetResolvers(estate, controlPlane).map((r) => r.address);
+  return own.length > 0 ? own : PUBLIC_RESOLVERS;
+};
+
 /** Headscale's config: the embedded DERP relay and MagicDNS, no dependence on Tailscale's servers. */
 export function renderHeadscaleConfig(
   ctx: Pick<CatalogContext, "domain" | "estate" | "site" | "mesh" | "hosts" | "controlPlane">,
@@ -71,7 +79,9 @@ export function renderHeadscaleConfig(
     dns: {
       magic_dns: true,
       base_domain: tailnetDomain(ctx.estate, { controlPlane: ctx.controlPlane, domain: ctx.domain }),
-      nameservers: { global: ["1.1.1.1", "9.9.9.9"] },
+      // The estate's Pi-holes, each at its site's resolver address (render/dns.ts); public resolvers only where
+      // the tailnet has none. Never both: a client asks every one, and a public answer would skip the blocking.
+      nameservers: { global: resolversOrPublic(ctx.estate, ctx.controlPlane) },
     },
     // /var/run/headscale does not exist in the image; the data volume does.
     unix_socket: "/var/lib/headscale/headscale.sock",

@@ -1,3 +1,4 @@
+import { DNS_PORT, resolverAddress, tailnetResolvers } from "./dns";
 import type { Estate, EstateSite } from "./estate";
 
 /**
@@ -60,6 +61,8 @@ export interface Policy {
 export const LOKI_PORT = 3100;
 /** Where a site's backup repository (restic's REST server) listens: its node forwards it like a metrics port. */
 export const REPOSITORY_PORT = 8000;
+/** Where a primary offers its secondaries its state (render/sync.ts): its node forwards it like a metrics port. */
+export const SYNC_PORT = 8053;
 /** The host's SSH, and Traefik's routes, as each site's node offers them to the tailnet (render/headscale.ts). */
 export const SSH_PORT = 22;
 export const HTTPS_PORT = 443;
@@ -117,6 +120,15 @@ export function estateFlows(estate: Estate): Flow[] {
         why: `backups: ${s.name}'s restic to its repository on ${keeper.name} (append-only)`,
       });
     }
+    for (const f of s.follows) {
+      if (!byName.get(f.primary)?.services.includes(f.service)) continue;
+      flows.push({
+        ...from(s.name, f.service),
+        to: siteTag(f.primary),
+        ports: [SYNC_PORT],
+        why: `sync: ${s.name}'s ${f.service} pulls its primary's state from ${f.primary}`,
+      });
+    }
     if (s.name !== cp.name && s.services.includes("promtail") && cp.services.includes("loki")) {
       flows.push({
         ...from(s.name, "promtail"),
@@ -134,6 +146,14 @@ export function estateFlows(estate: Estate): Flow[] {
           to: siteTag(s.name),
           ports: [...ADMIN_PORTS],
           why: `admins: SSH and admin UIs on ${s.name}`,
+        });
+      }
+      for (const r of tailnetResolvers(estate, cp.name)) {
+        flows.push({
+          from: ADMINS,
+          to: `${r.address}/32`,
+          ports: [DNS_PORT],
+          why: `DNS: admins' devices resolve through ${r.site}'s Pi-hole (its node routes ${r.address})`,
         });
       }
     }
@@ -179,7 +199,9 @@ function policyWithReasons(estate: Estate, controlPlane: string): { policy: Poli
   const tags = [...new Set([...sites.flatMap(nodeTags), ...identities])].sort();
   const routes: Record<string, string[]> = {};
   for (const s of sites) {
-    for (const r of s.mesh.routes) routes[r] = [...(routes[r] ?? []), siteTag(s.name)];
+    const resolver = resolverAddress(s);
+    for (const r of [...s.mesh.routes, ...(resolver ? [`${resolver}/32`] : [])])
+      routes[r] = [...(routes[r] ?? []), siteTag(s.name)];
   }
   const policy: Policy = {
     groups: { [ADMINS]: admins.map((a) => (a.includes("@") ? a : `${a}@`)) },

@@ -104,7 +104,7 @@ export function ruleFiles(estate: Estate, interval = "30s"): Record<string, Aler
   return {
     "qcloud.yml": alertDefs(interval),
     "drift.yml": driftDefs(),
-    "containers.yml": containerDefs(estate),
+    "containers.yml": [...containerDefs(estate), ...syncDefs(estate)],
   };
 }
 
@@ -538,7 +538,8 @@ function alertDefs(interval: string): AlertDef[] {
       {
         alert: "CrossSiteSyncStale",
         expr: "time() - qcloud_sync_last_success_timestamp_seconds > 2 * qcloud_sync_interval_seconds",
-        for: "5m",
+        // Two intervals are the grace already: the gauge is the job's own, no scrape glitch makes it true.
+        for: "0m",
         severity: "warning",
         summary: "Sync {{ $labels.task }} from {{ $labels.site }} to {{ $labels.peer }} is stale",
         description:
@@ -697,6 +698,38 @@ function containerDefs(estate: Estate): AlertDef[] {
         fires: [{ site: first.name, name: missing }],
       },
       silent: { series: everyContainer, at: "10m", fires: [] },
+    },
+  ];
+}
+
+/** CrossSiteSyncMissing: which sites pull from which comes from the model (`services.<name>.follows`). */
+function syncDefs(estate: Estate): AlertDef[] {
+  const tasks = estate.sites.flatMap((s) =>
+    s.follows.map((f) => ({ site: s.name, peer: f.primary, task: f.service })),
+  );
+  if (tasks.length === 0) return [];
+  const last = (t: Labels) => sel("qcloud_sync_last_success_timestamp_seconds", t);
+  const every = Object.fromEntries(tasks.map((t) => [last(t), "0+60x20"]));
+  const first = tasks[0]!;
+  return [
+    {
+      alert: "CrossSiteSyncMissing",
+      rules: tasks.map((t) => ({
+        alert: "CrossSiteSyncMissing",
+        labels: t,
+        expr: `absent(${last(t)})`,
+        for: "10m",
+        severity: "warning",
+        summary: "Sync {{ $labels.task }} on {{ $labels.site }} reports no success",
+        description:
+          "Site {{ $labels.site }} runs {{ $labels.task }} as a secondary of {{ $labels.peer }}'s, but its sync job has reported no success for 10 minutes: it never succeeded, or it no longer runs.",
+      })),
+      fires: {
+        series: Object.fromEntries(Object.entries(every).filter(([k]) => k !== last(first))),
+        at: "15m",
+        fires: [first],
+      },
+      silent: { series: every, at: "15m", fires: [] },
     },
   ];
 }

@@ -1,4 +1,5 @@
 import { BACKUP_CRON, BACKUP_SCRIPT, renderBackupCron, renderBackupScript } from "./backup";
+import { SYNC_CRON, SYNC_SCRIPT, renderSyncCron, renderSyncScript } from "./sync";
 import { renderCompose } from "./compose";
 import { HOST_KEY_PLACEHOLDER, renderCloudInit } from "./host";
 import { LOG_OPTS, describeSecret, type SiteModel } from "./siteModel";
@@ -66,6 +67,11 @@ export function renderSiteFiles(model: SiteModel): Record<string, string> {
       dependsOn: c.dependsOn,
     })),
   );
+  if (model.follows.length > 0) {
+    // The secondaries' sync job as the host gets it.
+    files[`sync${SYNC_SCRIPT}`] = renderSyncScript(model);
+    files[`sync${SYNC_CRON}`] = renderSyncCron(model);
+  }
   if (model.backup.target !== undefined || model.backup.hosted.length > 0) {
     // The backup job as the host gets it (its secrets are files the install writes from stdin).
     files[`backup${BACKUP_SCRIPT}`] = renderBackupScript(model);

@@ -29,6 +29,19 @@ export interface SiteModel {
   readonly backup: SiteBackup;
   /** The containers that hold the site's part of the tailnet: the stacks wire these, never names of their own. */
   readonly tailnet: SiteTailnet;
+  /** The services it runs as secondaries of other sites' (render/sync.ts), sorted by service. */
+  readonly follows: readonly SiteFollow[];
+}
+
+/** A service run as a secondary: what its job pulls from the primary, into which container, and how it reloads. */
+export interface SiteFollow {
+  readonly service: string;
+  /** The site that runs the primary. */
+  readonly primary: string;
+  /** The secondary's `main` container, where the files go. */
+  readonly container: string;
+  readonly files: readonly string[];
+  readonly reload: readonly string[];
 }
 
 /** Container names, from the catalog's own keys (model/site.ts TAILNET_SERVICES). */

@@ -108,3 +108,9 @@ function textfilePath(job: string, dir: string): string {
     throw new Error(`textfile directory \`${dir}\`: expected an absolute path`);
   return `${dir}/${job}.prom`;
 }
+
+/** Gauges' `name help` lines, one a gauge: what a host job's script reads to write HELP and TYPE. */
+export const gaugeHelpLines = (gauges: Readonly<Record<string, string>>): string =>
+  Object.entries(gauges)
+    .map(([k, v]) => `${k} ${v}`)
+    .join("\n");

@@ -28,16 +28,18 @@ export const TENANT_HEADER = "X-Scope-OrgID";
 
 /**
  * The `ingress` network's fixed addresses: its gateway (the host itself; Docker's own choice, made explicit), the
- * tailnet node (the one source Traefik believes PROXY headers from) and Traefik (where the node forwards).
+ * tailnet node (the one source Traefik believes PROXY headers from), Traefik (where the node forwards) and Pi-hole
+ * (the site's resolver for the tailnet: the node routes `<resolver>/32` to it, render/dns.ts).
  */
 export function ingressAddresses(subnet: string): {
   readonly gateway: string;
   readonly node: string;
   readonly traefik: string;
+  readonly resolver: string;
 } {
   const base = ipv4Int(subnet.split("/")[0]!);
   const ip = (n: number) => [24, 16, 8, 0].map((shift) => Math.floor(n / 2 ** shift) % 256).join(".");
-  return { gateway: ip(base + 1), node: ip(base + 2), traefik: ip(base + 3) };
+  return { gateway: ip(base + 1), node: ip(base + 2), traefik: ip(base + 3), resolver: ip(base + 4) };
 }
 
 /** A network's fixed range, where it has one: `ingress` (ingressAddresses). */

@@ -194,7 +194,10 @@ describe("the tailnet policy", () => {
     ]);
     expect(new Set(Object.values(policy.tagOwners).flat())).toEqual(new Set(["group:admins"]));
     expect(policy.groups).toEqual({ "group:admins": ["alice@example.org"] });
-    expect(policy.autoApprovers).toEqual({ routes: { "10.0.2.0/24": ["tag:site-lady"] } });
+    // lady's `mesh.routes`, and master's Pi-hole's address (its resolver for the tailnet: render/dns.ts).
+    expect(policy.autoApprovers).toEqual({
+      routes: { "10.0.2.0/24": ["tag:site-lady"], "10.255.255.252/32": ["tag:site-master"] },
+    });
   });
 
   test("Headscale itself accepts the policy and its config (headscale policy check, configtest)", () => {

@@ -63,7 +63,7 @@ describe("who is on each network", () => {
       "egress-backup": ["tailscale", "tailscale-egress-backup"],
       "egress-prometheus": ["prometheus", "tailscale", "tailscale-egress-prometheus"],
       headscale: ["headscale", "headscale-ui"],
-      ingress: ["tailscale", "traefik"],
+      ingress: ["pihole", "tailscale", "traefik"],
       metrics: [
         "alertmanager",
         "alertmanager-ntfy",

@@ -71,6 +71,18 @@ REAL_PROGRAMS = {
 # Generic stand-ins that also answer DNS on :53 (dnsmasq, local answers only: the sandbox never recurses
 # to the internet, which a real unbound would).
 DNS = {"docker.io/pihole/pihole", "docker.io/mvance/unbound"}
+# Pi-hole's local DNS records: the file its admin UI writes and FTL reads as extra hosts (re-read on SIGHUP, which
+# `pihole restartdns reload` sends). The stand-in's dnsmasq does the same, so a record synced to a secondary answers.
+PIHOLE = "docker.io/pihole/pihole"
+PIHOLE_HOSTS = "/etc/pihole/custom.list"
+PIHOLE_SHIM = """#!/bin/sh
+# Stand-in for `pihole` of docker.io/pihole/pihole: `restartdns [reload|reload-lists]` makes dnsmasq re-read the
+# local records (SIGHUP, as FTL takes it); no other subcommand.
+case "$1" in
+restartdns) exec pkill -HUP -x dnsmasq ;;
+*) echo "pihole stand-in: only restartdns" >&2; exit 1 ;;
+esac
+"""
 # Ports the real program serves that nothing in the site model names (so a client finds them).
 EXTRA_PORTS = {
     "docker.io/crowdsecurity/crowdsec": [8080, 6060],
@@ -208,6 +220,8 @@ def main(out, render_dirs):
                 path = "/usr/local/bin/" + prog
             probe = f"exec /usr/local/bin/standin-probe {port} {output}" if port else "pgrep -f standin >/dev/null"
             rootfs[path] = f"#!/bin/sh\n# Stand-in for `{prog}` (healthcheck of {ref}): probes the stand-in.\n{probe}\n"
+        if repo == PIHOLE:
+            rootfs["/usr/local/bin/pihole"] = PIHOLE_SHIM
         for ep in sorted(p["entrypoints"]):
             run = ENTRYPOINTS.get(ep, 'exec /usr/local/bin/standin "$@"')
             rootfs[ep] = f"#!/bin/sh\n# Stand-in for the entrypoint {ep} of {ref}.\n{run}\n"
@@ -229,6 +243,8 @@ def main(out, render_dirs):
                f'STANDIN_HTTPS_PORTS="{" ".join(map(str, https))}"']
         if kind == "generic+dns":
             env.append("STANDIN_DNS=1")
+        if repo == PIHOLE:
+            lines.append(f"RUN echo 'addn-hosts={PIHOLE_HOSTS}' >>/etc/standin/dnsmasq.conf")
         lines.append("ENV " + " ".join(env))
         lines.append(f'LABEL cloud.qui3tly.standin="{kind}" cloud.qui3tly.standin.of="{ref}"')
         if workdir:

@@ -1,0 +1,265 @@
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { controlPlaneSite, servicesSite } from "./fixtures";
+import { CATALOG, SERVICE_NAMES } from "../catalog";
+import { ConfigError } from "../config/errors";
+import { mapSource } from "../config/source";
+import { loadEstate } from "../model/estate";
+import { loadSite } from "../model/site";
+import YAML from "yaml";
+import { tailnetResolvers } from "../render/dns";
+import { estateFlows, renderPolicy, SYNC_PORT } from "../render/policy";
+import { ruleFiles } from "../render/rules";
+import { renderHeadscaleConfig, renderServeConfig } from "../render/headscale";
+import { renderSyncScript, shareUrl } from "../render/sync";
+
+/** Secondaries (`services.<name>.follows`): where they may run, what the primary and the secondary get. */
+
+type Stacks = Record<string, Record<string, unknown>>;
+const sources = (stacks: Stacks) =>
+  Object.entries({ master: controlPlaneSite(), lady: servicesSite(), ...stacks }).map(([name, config]) =>
+    mapSource(`Pulumi.${name}.yaml`, name, config),
+  );
+/** The estate's sites, each loaded within it. */
+function within(stacks: Stacks) {
+  const src = sources(stacks);
+  const estate = loadEstate(src);
+  return Object.fromEntries(src.map((s) => [s.stack, loadSite(s, estate)]));
+}
+function refusal(stacks: Stacks): string {
+  try {
+    within(stacks);
+  } catch (e) {
+    if (e instanceof ConfigError) return e.message;
+    throw e;
+  }
+  throw new Error("accepted");
+}
+const follows = (service: string, primary: string, more: Record<string, unknown> = {}) => ({
+  services: { [service]: { follows: primary, ...more } },
+});
+/** Ingress ranges of their own: each Pi-hole answers the tailnet at its own address (render/dns.ts). */
+const ladySite = (site: Record<string, unknown> = {}) =>
+  servicesSite({ mesh: { ingressSubnet: "10.255.255.240/29" }, ...site });
+const madam = (site: Record<string, unknown> = {}) =>
+  servicesSite({
+    host: { kind: "existing", address: "203.0.113.30" },
+    mesh: { ingressSubnet: "10.255.255.232/29" },
+    ...site,
+  });
+
+describe("which services can run as a secondary", () => {
+  test("Pi-hole only: every other catalog service has one writer, or nothing that keeps two copies alike", () => {
+    expect(SERVICE_NAMES.filter((n) => CATALOG[n].secondary !== undefined)).toEqual(["pihole"]);
+  });
+
+  test("each file a secondary pulls lies in a volume of its service's main container", () => {
+    for (const n of SERVICE_NAMES) {
+      const def = CATALOG[n].secondary;
+      if (!def) continue;
+      const site = within({ lady: ladySite(follows(n, "master")) }).master!;
+      const share = site.services.find((s) => s.name === n)!.containers.find((c) => c.key === "share")!;
+      for (const f of def.files)
+        expect([f, share.mounts.some((m) => f.startsWith(`${m.path}/`))]).toEqual([f, true]);
+    }
+  });
+});
+
+const ERRORS: [string, Stacks, string][] = [
+  [
+    "a service with one writer",
+    { lady: ladySite(follows("nextcloud", "master")) },
+    "Pulumi.lady.yaml: `qui3tly-cloud:site.services.nextcloud.follows`: `nextcloud` runs on one site only (its state has one writer, or nothing keeps two copies alike); expected a service that can run as a secondary: pihole",
+  ],
+  [
+    "itself",
+    { lady: ladySite(follows("pihole", "lady")) },
+    "Pulumi.lady.yaml: `qui3tly-cloud:site.services.pihole.follows`: expected another site: the primary a secondary pulls from",
+  ],
+  [
+    "a service the site does not run",
+    { lady: ladySite({ services: { pihole: { enabled: false, follows: "master" } } }) },
+    "Pulumi.lady.yaml: `qui3tly-cloud:site.services.pihole.follows`: expected no value on a service this site does not run",
+  ],
+  [
+    "routes of a secondary",
+    { lady: ladySite(follows("pihole", "master", { routes: { admin: { host: "dns.lady.example.org" } } })) },
+    "Pulumi.lady.yaml: `qui3tly-cloud:site.services.pihole.routes`: expected no routes on a secondary: its admin UI is the primary's (on `master`), whose changes it takes every minute",
+  ],
+  [
+    "a primary that is no site",
+    { lady: ladySite(follows("pihole", "nowhere")) },
+    "Pulumi.lady.yaml: `qui3tly-cloud:site.services.pihole.follows`: expected a site of the estate (lady, master)",
+  ],
+  [
+    "a primary that does not run it",
+    { madam: madam(follows("pihole", "lady")) },
+    "Pulumi.madam.yaml: `qui3tly-cloud:site.services.pihole.follows`: expected a site that runs `pihole`: `lady` does not",
+  ],
+  [
+    "a secondary of a secondary",
+    { lady: ladySite(follows("pihole", "master")), madam: madam(follows("pihole", "lady")) },
+    "Pulumi.madam.yaml: `qui3tly-cloud:site.services.pihole.follows`: `lady` runs `pihole` as a secondary itself (Pulumi.lady.yaml at `qui3tly-cloud:site.services.pihole.follows`); expected its primary, `master`",
+  ],
+];
+
+describe("a secondary's config errors name the file and the field", () => {
+  test.each(ERRORS)("%s", (_name, stacks, message) => {
+    expect(refusal(stacks)).toBe(message);
+  });
+
+  test("a secondary at its primary's resolver address", () => {
+    expect(refusal({ lady: servicesSite(follows("pihole", "master")) })).toBe(
+      "Pulumi.lady.yaml: `qui3tly-cloud:site.mesh.ingressSubnet`: its Pi-hole would answer the tailnet at `10.255.255.252`, as site `master`'s does (Pulumi.master.yaml at `qui3tly-cloud:site.mesh.ingressSubnet`, its default when unset); expected an ingress range of this site's own, such as `10.255.255.240/29`",
+    );
+  });
+
+  test("a resolver address inside a range another site routes", () => {
+    expect(refusal({ lady: servicesSite({ mesh: { routes: ["10.255.255.248/29"] } }) })).toBe(
+      "Pulumi.master.yaml: `qui3tly-cloud:site.mesh.ingressSubnet`: its Pi-hole would answer the tailnet at `10.255.255.252`, inside `10.255.255.248/29`, routed by site `lady` (Pulumi.lady.yaml at `qui3tly-cloud:site.mesh.routes[0]`); expected an ingress range outside every routed range",
+    );
+  });
+
+  test("a primary of another tailnet", () => {
+    const other = controlPlaneSite({ host: { kind: "existing", address: "203.0.113.40" } });
+    expect(
+      refusal({ other, madam: madam({ controlPlane: "other", ...follows("pihole", "master") }) }),
+    ).toContain(
+      "Pulumi.madam.yaml: `qui3tly-cloud:site.services.pihole.follows`: expected a site of the same tailnet (control plane `other`); `master`'s is `master`",
+    );
+  });
+});
+
+describe("lady as master's Pi-hole secondary", () => {
+  const sites = within({ lady: ladySite(follows("pihole", "master")) });
+  const master = sites.master!;
+  const lady = sites.lady!;
+  const containersOf = (site: typeof master, svc: string) =>
+    site.services.find((s) => s.name === svc)?.containers.map((c) => c.key) ?? [];
+
+  test("the primary serves a share, the secondary runs Pi-hole without routes, with its egress node", () => {
+    expect(containersOf(master, "pihole")).toEqual(["main", "unbound", "exporter", "share"]);
+    expect(containersOf(lady, "pihole")).toEqual(["main", "unbound", "exporter"]);
+    expect(lady.routes.filter((r) => r.service === "pihole")).toEqual([]);
+    expect(containersOf(lady, "tailscale")).toContain("egress-pihole");
+    expect(lady.follows).toEqual([
+      {
+        service: "pihole",
+        primary: "master",
+        container: "pihole",
+        files: CATALOG.pihole.secondary!.files,
+        reload: CATALOG.pihole.secondary!.reload,
+      },
+    ]);
+    // A site nobody follows serves nothing.
+    const alone = within({}).master!;
+    expect(containersOf(alone, "pihole")).toEqual(["main", "unbound", "exporter"]);
+  });
+
+  test("the policy gives lady's Pi-hole the share's port on master, and nothing else; master's node forwards it", () => {
+    const estate = lady.estate;
+    const sync = estateFlows(estate).filter((f) => f.consumer?.service === "pihole");
+    expect(sync).toEqual([
+      {
+        from: "tag:lady-pihole",
+        consumer: { site: "lady", service: "pihole" },
+        to: "tag:site-master",
+        ports: [SYNC_PORT],
+        why: "sync: lady's pihole pulls its primary's state from master",
+      },
+    ]);
+    const serve = JSON.parse(
+      renderServeConfig({
+        estate,
+        site: "master",
+        siteServices: master.services.map((s) => s.name),
+        mesh: master.mesh,
+        sshdPort: 22,
+      }),
+    ) as { TCP: Record<string, { TCPForward?: string }> };
+    expect(serve.TCP[String(SYNC_PORT)]).toEqual({ TCPForward: `pihole-share:${SYNC_PORT}` });
+    expect(shareUrl(lady, "master")).toBe(`http://master.mesh.qui3tly.cloud:${SYNC_PORT}`);
+  });
+
+  test("the absence alert comes from the model: one rule for lady's task, none without secondaries", () => {
+    const rules = ruleFiles(lady.estate)["containers.yml"]!.filter((d) => d.alert === "CrossSiteSyncMissing");
+    expect(rules.flatMap((d) => d.rules.map((r) => [r.labels, r.expr]))).toEqual([
+      [
+        { site: "lady", peer: "master", task: "pihole" },
+        'absent(qcloud_sync_last_success_timestamp_seconds{site="lady",peer="master",task="pihole"})',
+      ],
+    ]);
+    expect(
+      ruleFiles(within({}).master!.estate)["containers.yml"]!.filter(
+        (d) => d.alert === "CrossSiteSyncMissing",
+      ),
+    ).toEqual([]);
+  });
+
+  test("the job's script is valid bash and names its one task", () => {
+    const script = renderSyncScript(lady);
+    expect(script).toContain(
+      `pihole master pihole http://tailscale-egress-pihole:1055 http://master.mesh.qui3tly.cloud:${SYNC_PORT} pihole,restartdns,reload`,
+    );
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "qcloud-sync-"));
+    const file = path.join(dir, "qcloud-sync");
+    fs.writeFileSync(file, script);
+    const r = spawnSync("bash", ["-n", file], { encoding: "utf8" });
+    fs.rmSync(dir, { recursive: true, force: true });
+    expect([r.status, r.stderr]).toEqual([0, ""]);
+  });
+});
+
+describe("the tailnet resolves through every Pi-hole", () => {
+  const sites = within({
+    master: controlPlaneSite({ mesh: { admins: ["alice@example.org"] } }),
+    lady: ladySite(follows("pihole", "master")),
+  });
+  const master = sites.master!;
+  const estate = master.estate;
+  const env = (site: typeof master, container: string) =>
+    site.services.flatMap((s) => s.containers).find((c) => c.name === container)!;
+
+  test("each Pi-hole answers at its site's resolver address on the ingress network, which its node routes", () => {
+    expect(tailnetResolvers(estate, "master")).toEqual([
+      { site: "master", address: "10.255.255.252" },
+      { site: "lady", address: "10.255.255.244" },
+    ]);
+    for (const [site, address] of [
+      [master, "10.255.255.252"],
+      [sites.lady!, "10.255.255.244"],
+    ] as const) {
+      const pihole = env(site, "pihole");
+      expect([site.name, pihole.networks, pihole.addresses]).toEqual([
+        site.name,
+        expect.arrayContaining(["edge", "ingress"]),
+        { ingress: address },
+      ]);
+      expect([site.name, env(site, "tailscale").env.TS_ROUTES]).toEqual([site.name, `${address}/32`]);
+    }
+  });
+
+  test("Headscale hands clients both, the primary first; a tailnet without Pi-hole keeps public resolvers", () => {
+    const config = (site: typeof master) =>
+      YAML.parse(
+        renderHeadscaleConfig({ ...site, hosts: { api: "headscale.qui3tly.cloud" }, site: site.name }),
+      );
+    expect(config(master).dns.nameservers).toEqual({ global: ["10.255.255.252", "10.255.255.244"] });
+    const none = within({ master: controlPlaneSite({ services: { pihole: false } }) }).master!;
+    expect(config(none).dns.nameservers).toEqual({ global: ["1.1.1.1", "9.9.9.9"] });
+  });
+
+  test("the policy lets admins' devices reach port 53 at each resolver, approves each route for its site alone", () => {
+    const policy = renderPolicy(estate, "master");
+    expect(policy.acls.filter((a) => a.dst.some((d) => d.endsWith(":53")))).toEqual([
+      { action: "accept", src: ["group:admins"], dst: ["10.255.255.252/32:53"] },
+      { action: "accept", src: ["group:admins"], dst: ["10.255.255.244/32:53"] },
+    ]);
+    expect(policy.autoApprovers.routes).toEqual({
+      "10.255.255.252/32": ["tag:site-master"],
+      "10.255.255.244/32": ["tag:site-lady"],
+    });
+  });
+});

@@ -10,7 +10,8 @@ import {
 import { renderBlackboxConfig, renderLokiConfig } from "../render/monitoring";
 import { PROMETHEUS_DIR, RULES_DIR, renderPrometheusConfig } from "../render/prometheus";
 import { RUNBOOKS_PATH, renderAlertRules, ruleFiles } from "../render/rules";
-import { ingressAddresses, renderCrowdsecAcquisition } from "../render/traefik";
+import { renderCrowdsecAcquisition } from "../render/traefik";
+import { resolverAddress } from "../render/dns";
 import { DOCKER_API_KEY, DOCKER_API_NETWORK, dockerApiHost } from "../render/dockerApi";
 import { STATIC_BINARY, dockerApiProxy, files, httpHealth, image, kept, notKept } from "./helpers";
 import type { ServiceDef } from "./types";
@@ -67,20 +68,20 @@ export const pihole: ServiceDef = {
   description: "DNS for the tailnet: ad blocking in front of a local recursive resolver",
   routes: { admin: { subdomain: "pihole", port: 80, private: true } },
   // A secondary answers as the primary does: the local DNS records and CNAMEs (what the admin UI writes), and the
-  // gravity database (adlists, allow/deny lists, groups, clients). Pi-hole re-reads all three on SIGHUP. Not
-  // setupVars.conf: it holds the admin password's hash, each site's own.
+  // gravity database (adlists, allow/deny lists, groups, clients). FTL re-reads the records and gravity on SIGHUP
+  // (`reload`); a CNAME file is dnsmasq config, read at its start only: a full restart. Not setupVars.conf: it holds
+  // the admin password's hash, each site's own.
   secondary: {
-    files: [
-      "/etc/pihole/custom.list",
-      "/etc/pihole/gravity.db",
-      "/etc/dnsmasq.d/05-pihole-custom-cname.conf",
-    ],
-    reload: ["pihole", "restartdns", "reload"],
+    files: {
+      "/etc/pihole/custom.list": ["pihole", "restartdns", "reload"],
+      "/etc/pihole/gravity.db": ["pihole", "restartdns", "reload"],
+      "/etc/dnsmasq.d/05-pihole-custom-cname.conf": ["pihole", "restartdns"],
+    },
   },
   generatedSecrets: ["admin"],
   containers: (ctx) => {
     // Where the site has a tailnet node, Pi-hole answers the tailnet at the site's resolver address.
-    const onTailnet = ctx.siteServices.includes("tailscale");
+    const resolver = resolverAddress({ services: ctx.siteServices, mesh: ctx.mesh });
     return {
       main: {
         image: image("docker.io/pihole/pihole", "2024.07.0"),
@@ -103,11 +104,8 @@ export const pihole: ServiceDef = {
         healthcheck: { test: ["CMD-SHELL", "dig +short +norecurse +retry=0 @127.0.0.1 pi.hole || exit 1"] },
         memoryMb: 256,
         cpus: 0.5,
-        ...(onTailnet
-          ? {
-              networks: ["edge", "ingress"] as const,
-              addresses: { ingress: ingressAddresses(ctx.mesh.ingressSubnet).resolver },
-            }
+        ...(resolver
+          ? { networks: ["edge", "ingress"] as const, addresses: { ingress: resolver } }
           : { networks: ["edge"] as const }),
         dependsOn: ["unbound"],
       },

@@ -9,6 +9,7 @@ import {
 } from "../render/dockerApi";
 import { SYNC_PORT } from "../render/policy";
 import type { BackupDef, HealthcheckDef } from "../render/siteModel";
+import { SYNC_METRICS_PORT } from "../render/share";
 import { SYNC_SHARE_SCRIPT, SYNC_SHARE_SCRIPT_PATH } from "../render/sync";
 import type { ContainerDef, ImageRef, SecondaryDef, VolumeDef } from "./types";
 
@@ -62,32 +63,35 @@ export function dockerApiProxy(consumer: DockerApiConsumer): ContainerDef {
 }
 
 /**
- * What a followed primary runs beside its service (`<service>-share`, render/sync.ts): the catalog's `secondary.files`,
- * snapshotted and served to the secondaries' jobs on SYNC_PORT, which the site's node forwards (only to them: the
- * policy's sync flows). It mounts the `main` volumes that hold those files, and serves nothing else of them.
+ * What a followed primary runs beside its service (`<service>-share`, render/share.ts): the catalog's
+ * `secondary.files`, snapshotted and served to the secondaries' jobs on SYNC_PORT, which the site's node forwards
+ * (to them alone: the policy's sync flows). It mounts the `main` volumes that hold those files, read-only, and serves
+ * nothing else of them; on the site's `metrics` network (where the node reaches it) its containers can read them too.
  */
 export function secondaryShare(
   def: SecondaryDef,
   containers: Readonly<Record<string, ContainerDef>>,
 ): ContainerDef {
+  const files = Object.keys(def.files);
   const volumes = Object.entries(containers.main?.volumes ?? {});
   const holding = (file: string) => volumes.find(([, v]) => file.startsWith(`${v.path}/`));
-  const outside = def.files.filter((f) => !holding(f));
+  const outside = files.filter((f) => !holding(f));
   if (outside.length > 0)
     throw new Error(`secondary files outside every volume of \`main\`: ${outside.join(", ")}`);
-  const used = [...new Set(def.files.map((f) => holding(f)![0]))];
+  const used = [...new Set(files.map((f) => holding(f)![0]))];
   return {
     image: PYTHON,
-    command: ["python3", SYNC_SHARE_SCRIPT_PATH, String(SYNC_PORT), ...def.files],
+    command: ["python3", SYNC_SHARE_SCRIPT_PATH, String(SYNC_PORT), String(SYNC_METRICS_PORT), ...files],
     files: { [SYNC_SHARE_SCRIPT_PATH]: SYNC_SHARE_SCRIPT },
     sharedVolumes: used.map((k) => ({
       container: "main",
       volume: k,
       path: containers.main!.volumes![k]!.path,
+      readOnly: true,
     })),
-    healthcheck: httpHealth(`http://127.0.0.1:${SYNC_PORT}/healthz`),
-    // Scraped like an exporter, and forwarded by the node like one: the secondaries' jobs reach it so.
-    metrics: { port: SYNC_PORT },
+    healthcheck: httpHealth(`http://127.0.0.1:${SYNC_METRICS_PORT}/healthz`),
+    // Scraped like an exporter; its files' port is forwarded by the node to the secondaries alone.
+    metrics: { port: SYNC_METRICS_PORT },
     memoryMb: 64,
     cpus: 0.1,
     networks: ["metrics"],

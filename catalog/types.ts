@@ -55,6 +55,8 @@ export interface ContainerDef {
     readonly container: string;
     readonly volume: string;
     readonly path: string;
+    /** Defaults to false. */
+    readonly readOnly?: boolean;
   }[];
   /** Host paths (sockets, /proc): read-only unless `readOnly: false`. */
   readonly binds?: readonly {
@@ -128,10 +130,12 @@ export interface RouteDef {
  * one site only: its state has one writer (a database), or nothing keeps two copies alike.
  */
 export interface SecondaryDef {
-  /** Paths in the `main` container, each inside one of its volumes: what makes the secondary answer as the primary. */
-  readonly files: readonly string[];
-  /** Run in the secondary's `main` container after a file changed. */
-  readonly reload: readonly string[];
+  /**
+   * What makes the secondary answer as the primary: paths in the `main` container, each inside one of its volumes,
+   * each with the command the secondary's `main` container runs after that file changed (once a run, however many
+   * files ask for it).
+   */
+  readonly files: Readonly<Record<string, readonly string[]>>;
 }
 
 export interface ServiceDef {

@@ -127,7 +127,11 @@ export class Service extends pulumi.ComponentResource {
             ip: p.ip,
           })),
           volumes: [
-            ...c.mounts.map((m) => ({ volumeName: m.volume, containerPath: m.path })),
+            ...c.mounts.map((m) => ({
+              volumeName: m.volume,
+              containerPath: m.path,
+              ...(m.readOnly ? { readOnly: true } : {}),
+            })),
             ...c.binds.map((b) => ({ hostPath: b.hostPath, containerPath: b.path, readOnly: b.readOnly })),
           ],
           uploads: [

@@ -6,7 +6,7 @@ import { ConfigError, joinPath, type ConfigIssue } from "../config/errors";
 import { SITE_KEY } from "../config/schema";
 import { fileSource, type ConfigSource } from "../config/source";
 import type { Estate, EstateSite, Route } from "../render/estate";
-import { resolverAddress } from "../render/dns";
+import { resolverAddress, secondaryResolver } from "../render/dns";
 import { flowSources } from "../render/policy";
 import { TAILNET_RANGES } from "../render/traefik";
 import { wireguardEndpoint } from "../render/wireguard";
@@ -295,7 +295,7 @@ function checkClashes(estate: Estate): ConfigIssue[] {
   // Each Pi-hole's tailnet address is a route of its site's (render/dns.ts): one address, one site.
   const resolvers = new Map<string, EstateSite>();
   // Primaries first: a clash is the secondary's to resolve.
-  const secondary = (s: EstateSite) => (s.follows.length > 0 ? 1 : 0);
+  const secondary = (s: EstateSite) => (secondaryResolver(s) ? 1 : 0);
   for (const s of [...estate.sites].sort((a, b) => secondary(a) - secondary(b))) {
     const address = resolverAddress(s);
     if (address === undefined) continue;

@@ -30,7 +30,7 @@ import {
 } from "../config/schema";
 import type { ConfigSource } from "../config/source";
 import { DOCKER_API_KEY } from "../render/dockerApi";
-import { SHARE_KEY } from "../render/sync";
+import { SHARE_KEY } from "../render/share";
 import type { Estate, Route } from "../render/estate";
 import { egressConsumers, egressNetwork } from "../render/policy";
 import type {
@@ -399,7 +399,8 @@ function resolve(
       : own;
     const override = overrideOf(svc);
     for (const k of Object.keys(override.containers ?? {})) {
-      if (k === "main" || !defs[k]) {
+      // A primary's share exists once another site follows it, which a site loaded alone does not know yet.
+      if (k === "main" || (!defs[k] && !(k === SHARE_KEY && def.secondary))) {
         const known = Object.keys(defs).filter((x) => x !== "main");
         issue(
           SITE("services", svc, "containers", k),
@@ -480,7 +481,7 @@ function resolve(
       const secondary = (CATALOG[svc] as ServiceDef).secondary;
       const container = main(svc);
       return primary !== undefined && secondary && container
-        ? [{ service: svc, primary, container, files: secondary.files, reload: secondary.reload }]
+        ? [{ service: svc, primary, container, files: secondary.files }]
         : [];
     }),
   };
@@ -533,6 +534,7 @@ function resolveContainer(
   const shared = (def.sharedVolumes ?? []).map((s) => ({
     volume: `${containerName(svc, s.container)}-${s.volume}`,
     path: s.path,
+    ...(s.readOnly ? { readOnly: true } : {}),
   }));
   const hc = def.healthcheck;
   return {

@@ -48,7 +48,7 @@ export function renderCompose(model: SiteModel): string {
         ),
         ports: c.ports.map((p) => `${p.ip}:${p.external}:${p.internal}/${p.protocol}`),
         volumes: [
-          ...c.mounts.map((m) => `${m.volume}:${m.path}`),
+          ...c.mounts.map((m) => `${m.volume}:${m.path}${m.readOnly ? ":ro" : ""}`),
           ...c.binds.map((b) => `${b.hostPath}:${b.path}${b.readOnly ? ":ro" : ""}`),
           ...Object.keys(c.files).map((f) => `./files/${c.name}${f}:${f}:ro`),
           // Secret files are never rendered: the operator puts each value at this path beside the compose file.

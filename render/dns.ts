@@ -21,9 +21,13 @@ export function resolverAddress(site: Pick<EstateSite, "services" | "mesh">): st
     : undefined;
 }
 
+/** Whether a site's Pi-hole is a secondary (of another site's). */
+export const secondaryResolver = (s: Pick<EstateSite, "follows">): boolean =>
+  s.follows.some((f) => f.service === PIHOLE);
+
 /** The resolvers of a control plane's tailnet, primaries (sites whose Pi-hole follows none) first, then by name. */
 export function tailnetResolvers(estate: Estate, controlPlane: string): { site: string; address: string }[] {
-  const primaryFirst = (s: EstateSite) => (s.follows.some((f) => f.service === PIHOLE) ? 1 : 0);
+  const primaryFirst = (s: EstateSite) => (secondaryResolver(s) ? 1 : 0);
   return estate.sites
     .filter((s) => s.controlPlane === controlPlane && resolverAddress(s) !== undefined)
     .sort((a, b) => primaryFirst(a) - primaryFirst(b) || a.name.localeCompare(b.name))

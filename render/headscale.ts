@@ -1,10 +1,12 @@
 import { tailnetResolvers } from "./dns";
 import type { Estate, EstateSite } from "./estate";
+import { SHARE_KEY, followedServices } from "./share";
 import { logShippers } from "./monitoring";
 import {
   HTTPS_PORT,
   LOKI_PORT,
   SSH_PORT,
+  SYNC_PORT,
   egressConsumers,
   egressNode,
   identityTag,
@@ -117,6 +119,9 @@ export function renderServeConfig(
     .map((m) => [m.port, { TCPForward: `${m.container}:${m.port}` }]);
   if (ctx.siteServices.includes("traefik") && logShippers(ctx.estate, ctx.site).length > 0)
     forwards.push([LOKI_PORT, { TCPForward: `traefik:${LOGS_ENTRYPOINT_PORT}` }]);
+  // A followed primary's share (render/sync.ts), which the policy gives its secondaries alone.
+  for (const service of followedServices(ctx.estate, ctx.site))
+    forwards.push([SYNC_PORT, { TCPForward: `${service}-${SHARE_KEY}:${SYNC_PORT}` }]);
   const ingress = ingressAddresses(ctx.mesh.ingressSubnet);
   forwards.push([SSH_PORT, { TCPForward: `${ingress.gateway}:${ctx.sshdPort}` }]);
   // By address, not by name: Traefik is on `metrics` too, where it would not believe the node.

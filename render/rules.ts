@@ -538,10 +538,10 @@ function alertDefs(interval: string): AlertDef[] {
       {
         alert: "CrossSiteSyncStale",
         expr: "time() - qcloud_sync_last_success_timestamp_seconds > 2 * qcloud_sync_interval_seconds",
-        // Two intervals are the grace already: the gauge is the job's own, no scrape glitch makes it true.
-        for: "0m",
+        // A minute more than two intervals: a run late on its minute (a big file, the lock) is no outage.
+        for: "1m",
         severity: "warning",
-        summary: "Sync {{ $labels.task }} from {{ $labels.site }} to {{ $labels.peer }} is stale",
+        summary: "Sync {{ $labels.task }} of {{ $labels.site }} from {{ $labels.peer }} is stale",
         description:
           "Sync task {{ $labels.task }} on site {{ $labels.site }} (peer {{ $labels.peer }}) has not succeeded for more than two of its intervals.",
       },

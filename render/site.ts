@@ -56,7 +56,7 @@ export function renderSiteFiles(model: SiteModel): Record<string, string> {
           }
         : {}),
       ports: c.ports.map((p) => `${p.ip}:${p.external}:${p.internal}/${p.protocol}`),
-      volumes: c.mounts.map((m) => `${m.volume}:${m.path}`),
+      volumes: c.mounts.map((m) => `${m.volume}:${m.path}${m.readOnly ? ":ro" : ""}`),
       binds: c.binds.map((b) => `${b.hostPath}:${b.path}${b.readOnly ? ":ro" : ""}`),
       networks: c.networks,
       healthcheck: c.healthcheck ?? "none",

@@ -40,8 +40,8 @@ export interface SiteFollow {
   readonly primary: string;
   /** The secondary's `main` container, where the files go. */
   readonly container: string;
-  readonly files: readonly string[];
-  readonly reload: readonly string[];
+  /** Each file, with the command its container runs after it changed (catalog/types.ts SecondaryDef). */
+  readonly files: Readonly<Record<string, readonly string[]>>;
 }
 
 /** Container names, from the catalog's own keys (model/site.ts TAILNET_SERVICES). */
@@ -130,7 +130,7 @@ export interface ContainerModel {
   readonly secretEnv: readonly string[];
   readonly ports: readonly PortModel[];
   /** Named volumes mounted: the ones it owns and the ones it shares. */
-  readonly mounts: readonly { readonly volume: string; readonly path: string }[];
+  readonly mounts: readonly { readonly volume: string; readonly path: string; readonly readOnly?: boolean }[];
   /** The named volumes this container owns (created with it, retained on delete). */
   readonly ownedVolumes: readonly string[];
   /** The same volumes, with how each is backed up. */

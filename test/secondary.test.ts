@@ -1,4 +1,4 @@
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -13,7 +13,8 @@ import { tailnetResolvers } from "../render/dns";
 import { estateFlows, renderPolicy, SYNC_PORT } from "../render/policy";
 import { ruleFiles } from "../render/rules";
 import { renderHeadscaleConfig, renderServeConfig } from "../render/headscale";
-import { renderSyncScript, shareUrl } from "../render/sync";
+import { SYNC_METRICS_PORT } from "../render/share";
+import { SYNC_GAUGES, renderSyncScript, shareUrl } from "../render/sync";
 
 /** Secondaries (`services.<name>.follows`): where they may run, what the primary and the secondary get. */
 
@@ -61,7 +62,7 @@ describe("which services can run as a secondary", () => {
       if (!def) continue;
       const site = within({ lady: ladySite(follows(n, "master")) }).master!;
       const share = site.services.find((s) => s.name === n)!.containers.find((c) => c.key === "share")!;
-      for (const f of def.files)
+      for (const f of Object.keys(def.files))
         expect([f, share.mounts.some((m) => f.startsWith(`${m.path}/`))]).toEqual([f, true]);
     }
   });
@@ -150,7 +151,6 @@ describe("lady as master's Pi-hole secondary", () => {
         primary: "master",
         container: "pihole",
         files: CATALOG.pihole.secondary!.files,
-        reload: CATALOG.pihole.secondary!.reload,
       },
     ]);
     // A site nobody follows serves nothing.
@@ -198,10 +198,45 @@ describe("lady as master's Pi-hole secondary", () => {
     ).toEqual([]);
   });
 
+  test("the share mounts the volumes holding the files read-only, serves its metrics on a port of its own", () => {
+    const share = master.services.flatMap((s) => s.containers).find((c) => c.name === "pihole-share")!;
+    expect(share.mounts).toEqual([
+      { volume: "pihole-config", path: "/etc/pihole", readOnly: true },
+      { volume: "pihole-dnsmasq", path: "/etc/dnsmasq.d", readOnly: true },
+    ]);
+    expect(share.metrics).toEqual({ port: SYNC_METRICS_PORT, path: "/metrics" });
+    expect(share.networks).toEqual(["metrics"]);
+  });
+
+  test("the share's limits are set like any container's, in the primary's stack file", () => {
+    const more = within({
+      master: controlPlaneSite({
+        services: { pihole: { containers: { share: { resources: { memory: "96m" } } } } },
+      }),
+      lady: ladySite(follows("pihole", "master")),
+    }).master!;
+    expect(more.services.flatMap((s) => s.containers).find((c) => c.name === "pihole-share")!.memoryMb).toBe(
+      96,
+    );
+  });
+
+  test("the job's gauges are docs/metrics.md's, with the same help", () => {
+    const doc = fs.readFileSync(path.join(__dirname, "..", "docs", "metrics.md"), "utf8");
+    for (const [name, help] of Object.entries(SYNC_GAUGES)) expect(doc).toContain(`# HELP ${name} ${help}\n`);
+  });
+
   test("the job's script is valid bash and names its one task", () => {
     const script = renderSyncScript(lady);
     expect(script).toContain(
-      `pihole master pihole http://tailscale-egress-pihole:1055 http://master.mesh.qui3tly.cloud:${SYNC_PORT} pihole,restartdns,reload`,
+      `pihole master pihole http://tailscale-egress-pihole:1055 http://master.mesh.qui3tly.cloud:${SYNC_PORT}\n`,
+    );
+    // Each file's reload: the records and gravity by SIGHUP, the CNAMEs (dnsmasq config) by a restart.
+    expect(script).toContain(
+      [
+        "pihole /etc/pihole/custom.list pihole,restartdns,reload",
+        "pihole /etc/pihole/gravity.db pihole,restartdns,reload",
+        "pihole /etc/dnsmasq.d/05-pihole-custom-cname.conf pihole,restartdns",
+      ].join("\n"),
     );
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "qcloud-sync-"));
     const file = path.join(dir, "qcloud-sync");
@@ -261,5 +296,133 @@ describe("the tailnet resolves through every Pi-hole", () => {
       "10.255.255.252/32": ["tag:site-master"],
       "10.255.255.244/32": ["tag:site-lady"],
     });
+  });
+});
+
+/**
+ * The job's script, run for real (bash, curl, sha256sum, flock) against the real share (python3 sync-share.py) on
+ * this machine. Test doubles, as small as can be: `docker exec C CMD...` runs CMD here with the secondary's files in
+ * a directory of their own; `curl` drops the egress proxy (`-x`) and can fail on a pattern, leaving half a file as a
+ * timed-out download does; `pihole` records the reloads it is asked for, or fails.
+ */
+describe("the sync job against the share, on this machine", () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "qcloud-sync-run-"));
+  const [pri, sec, bin] = ["primary", "secondary", "bin"].map((d) => path.join(dir, d));
+  const port = 18000 + (process.pid % 2000);
+  let share: ChildProcess | undefined;
+  const file = (name: string) => path.join(pri, name);
+  const write = (f: string, text: string, mode = 0o755) => fs.writeFileSync(f, text, { mode });
+
+  beforeAll(async () => {
+    for (const d of [pri, sec, bin]) fs.mkdirSync(d);
+    write(
+      path.join(bin, "docker"),
+      `#!/bin/bash\nshift 2\nargs=()\nfor a in "$@"; do case "$a" in ${pri}/*) a="${sec}/\${a#${pri}/}";; esac; args+=("$a"); done\nexec "\${args[@]}"\n`,
+    );
+    write(
+      path.join(bin, "curl"),
+      `#!/bin/bash\nargs=(); o=""\nwhile [ $# -gt 0 ]; do case "$1" in -x) shift 2; continue;; -o) o=$2;; esac; args+=("$1"); shift; done\n` +
+        `if [ -n "\${FAIL:-}" ]; then case "\${args[*]}" in *$FAIL*) [ -z "$o" ] || echo partial >"$o"; exit 28;; esac; fi\nexec /usr/bin/curl "\${args[@]}"\n`,
+    );
+    write(
+      path.join(bin, "pihole"),
+      `#!/bin/bash\n[ -z "\${FAIL_RELOAD:-}" ] || exit 1\necho "$*" >>${dir}/reloads\n`,
+    );
+    fs.writeFileSync(file("custom.list"), "10.0.0.1 a.example\n");
+    fs.writeFileSync(file("cname.conf"), "cname=b.example,a.example\n");
+    share = spawn(
+      "python3",
+      [
+        path.join(__dirname, "..", "render", "sync-share.py"),
+        String(port),
+        String(port + 1),
+        file("custom.list"),
+        file("cname.conf"),
+        file("missing.db"),
+      ],
+      { stdio: "ignore" },
+    );
+    for (let i = 0; i < 50; i++) {
+      if (spawnSync("curl", ["-fs", `http://127.0.0.1:${port + 1}/healthz`]).status === 0) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error("the share did not answer");
+  });
+  afterAll(() => {
+    share?.kill();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  const script = () => {
+    const site = {
+      name: "lady",
+      file: "Pulumi.lady.yaml",
+      estate: { sites: [{ name: "master", meshHost: "127.0.0.1" }] },
+      follows: [
+        {
+          service: "pihole",
+          primary: "master",
+          container: "pihole",
+          files: {
+            [file("custom.list")]: ["pihole", "restartdns", "reload"],
+            [file("cname.conf")]: ["pihole", "restartdns"],
+            [file("missing.db")]: ["pihole", "restartdns", "reload"],
+          },
+        },
+      ],
+    } as unknown as Parameters<typeof renderSyncScript>[0];
+    return renderSyncScript(site)
+      .replace(/^STATE=.*$/m, `STATE=${dir}/state`)
+      .replace(/^METRICS=.*$/m, `METRICS=${dir}/metrics`)
+      .replace(`:${SYNC_PORT}`, `:${port}`);
+  };
+  const run = (env: Record<string, string> = {}) => {
+    fs.rmSync(path.join(dir, "reloads"), { force: true });
+    const r = spawnSync("bash", ["-c", script()], {
+      env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, ...env },
+      encoding: "utf8",
+    });
+    const reloads = fs.existsSync(path.join(dir, "reloads"))
+      ? fs.readFileSync(path.join(dir, "reloads"), "utf8")
+      : "";
+    const gauges = fs.readFileSync(path.join(dir, "metrics", "sync.prom"), "utf8");
+    return {
+      code: r.status,
+      reloads,
+      ok: /qcloud_sync_last_run_success\{[^}]*\} (\d)/.exec(gauges)![1],
+      log: r.stderr,
+    };
+  };
+  const leftovers = () => fs.readdirSync(sec).filter((f) => f.includes("qcloud-sync"));
+
+  test("a first run takes every file the primary has, each reload once; a second takes nothing", () => {
+    expect(run()).toMatchObject({ code: 0, reloads: "restartdns\nrestartdns reload\n", ok: "1" });
+    expect(fs.readFileSync(path.join(sec, "custom.list"), "utf8")).toBe("10.0.0.1 a.example\n");
+    // The primary has no such database: the secondary keeps what it has (nothing).
+    expect(fs.existsSync(path.join(sec, "missing.db"))).toBe(false);
+    expect(run()).toMatchObject({ code: 0, reloads: "", ok: "1" });
+  });
+
+  test("a file that does not come whole is not put in place, nor left beside; what came is reloaded", () => {
+    fs.appendFileSync(file("custom.list"), "10.0.0.2 c.example\n");
+    fs.appendFileSync(file("cname.conf"), "cname=d.example,a.example\n");
+    expect(run({ FAIL: "cname.conf" })).toMatchObject({ code: 1, reloads: "restartdns reload\n", ok: "0" });
+    expect(fs.readFileSync(path.join(sec, "custom.list"), "utf8")).toContain("c.example");
+    expect(fs.readFileSync(path.join(sec, "cname.conf"), "utf8")).not.toContain("d.example");
+    expect(leftovers()).toEqual([]);
+    expect(run()).toMatchObject({ code: 0, reloads: "restartdns\n", ok: "1" });
+  });
+
+  test("a reload that fails is run by the next run, though nothing new comes", () => {
+    fs.appendFileSync(file("custom.list"), "10.0.0.3 e.example\n");
+    expect(run({ FAIL_RELOAD: "1" })).toMatchObject({ code: 1, ok: "0" });
+    expect(run()).toMatchObject({ code: 0, reloads: "restartdns reload\n", ok: "1" });
+    expect(run()).toMatchObject({ code: 0, reloads: "", ok: "1" });
+  });
+
+  test("a share that does not answer fails the run, and the secondary keeps what it has", () => {
+    share!.kill();
+    expect(run()).toMatchObject({ code: 1, ok: "0" });
+    expect(fs.readFileSync(path.join(sec, "custom.list"), "utf8")).toContain("e.example");
   });
 });

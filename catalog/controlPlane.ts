@@ -70,7 +70,8 @@ export const pihole: ServiceDef = {
   // A secondary answers as the primary does: the local DNS records and CNAMEs (what the admin UI writes), and the
   // gravity database (adlists, allow/deny lists, groups, clients). FTL re-reads the records and gravity on SIGHUP
   // (`reload`); a CNAME file is dnsmasq config, read at its start only: a full restart. Not setupVars.conf: it holds
-  // the admin password's hash, each site's own.
+  // the admin password's hash, each site's own. These are Pi-hole v5's files (the image's 2024.07.0): v6 keeps its
+  // records and settings in pihole.toml, and this list changes with the tag.
   secondary: {
     files: {
       "/etc/pihole/custom.list": ["pihole", "restartdns", "reload"],

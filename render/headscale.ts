@@ -119,8 +119,12 @@ export function renderServeConfig(
     .map((m) => [m.port, { TCPForward: `${m.container}:${m.port}` }]);
   if (ctx.siteServices.includes("traefik") && logShippers(ctx.estate, ctx.site).length > 0)
     forwards.push([LOKI_PORT, { TCPForward: `traefik:${LOGS_ENTRYPOINT_PORT}` }]);
-  // A followed primary's share (render/sync.ts), which the policy gives its secondaries alone.
-  for (const service of followedServices(ctx.estate, ctx.site))
+  // A followed primary's share (render/sync.ts), which the policy gives its secondaries alone: one port, for the one
+  // service the catalog lets follow (test/secondary.test.ts); a second would need a port of its own.
+  const followed = followedServices(ctx.estate, ctx.site);
+  if (followed.length > 1)
+    throw new Error(`${ctx.site} is followed for ${followed.join(", ")}: one sync port serves one service`);
+  for (const service of followed)
     forwards.push([SYNC_PORT, { TCPForward: `${service}-${SHARE_KEY}:${SYNC_PORT}` }]);
   const ingress = ingressAddresses(ctx.mesh.ingressSubnet);
   forwards.push([SSH_PORT, { TCPForward: `${ingress.gateway}:${ctx.sshdPort}` }]);

@@ -543,7 +543,7 @@ function alertDefs(interval: string): AlertDef[] {
         severity: "warning",
         summary: "Sync {{ $labels.task }} of {{ $labels.site }} from {{ $labels.peer }} is stale",
         description:
-          "Sync task {{ $labels.task }} on site {{ $labels.site }} (peer {{ $labels.peer }}) has not succeeded for more than two of its intervals.",
+          "Sync task {{ $labels.task }} on site {{ $labels.site }} (peer {{ $labels.peer }}) has not succeeded for two of its intervals and a minute more.",
       },
       {
         fires: {

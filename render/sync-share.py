@@ -12,6 +12,7 @@ An SQLite file (`*.db`) is copied with SQLite's online backup, never read as byt
 Only the FILE... named on the command line are ever served, not the rest of the volumes mounted here (read-only).
 The lock covers taking a snapshot, not sending one: a slow reader holds up nobody; a silent one is cut off.
 """
+import contextlib
 import hashlib
 import http.server
 import os
@@ -37,8 +38,11 @@ def stamp(path):
 
 def copy(src, dst):
     if src.endswith(".db"):
-        with sqlite3.connect(f"file:{src}?mode=ro", uri=True) as s, sqlite3.connect(dst) as d:
+        with contextlib.closing(sqlite3.connect(f"file:{src}?mode=ro", uri=True)) as s, \
+                contextlib.closing(sqlite3.connect(dst)) as d:
             s.backup(d)
+            # One file, whatever the source's journal: a WAL copy would want a -wal beside it on the secondary.
+            d.execute("PRAGMA journal_mode=DELETE")
         return
     shutil.copyfile(src, dst)
 

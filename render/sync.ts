@@ -84,7 +84,16 @@ sync_task() {
   }
   while read -r sum file; do
     [ -n "$file" ] || continue
+    # Only the files this side takes from this primary, whatever its manifest lists.
+    cmd=$(awk -v t="$task" -v f="$file" '$1 == t && $2 == f { print $3 }' <<<"$RELOADS")
+    [ -n "$cmd" ] || {
+      log "$task: the primary offers $file, which is not this side's to take: left alone"
+      failed=1
+      continue
+    }
     [ "$(docker exec "$container" sh -c 'sha256sum "$1" 2>/dev/null' _ "$file" | cut -d' ' -f1)" = "$sum" ] && continue
+    # Its reload is queued first: one too many is harmless, one missing leaves the file unread.
+    echo "$cmd" >>"$pending"
     # Fetched beside the file as a dotfile (what Pi-hole's dnsmasq skips in its conf dir), checked against the
     # manifest, given the file's owner and mode, then renamed over it; removed whatever fails.
     if docker exec "$container" sh -c 'tmp="$(dirname "$3")/.$(basename "$3").qcloud-sync"
@@ -93,7 +102,6 @@ sync_task() {
       echo "$4  $tmp" | sha256sum -c --status || { echo "its hash is not the manifest'"'"'s" >&2; exit 1; }
       if [ -e "$3" ]; then chown --reference="$3" "$tmp" && chmod --reference="$3" "$tmp" || exit 1; fi
       mv "$tmp" "$3"' _ "$proxy" "$url/file$file" "$file" "$sum"; then
-      awk -v t="$task" -v f="$file" '$1 == t && $2 == f { print $3 }' <<<"$RELOADS" >>"$pending"
       CHANGED=$((CHANGED + 1))
     else
       log "$task: $file did not come whole"
@@ -102,6 +110,7 @@ sync_task() {
   done <<<"$manifest"
   if [ -s "$pending" ]; then
     while read -r cmd; do
+      [ -n "$cmd" ] || continue
       # shellcheck disable=SC2086
       docker exec "$container" \${cmd//,/ } || {
         log "$task: \\\`\${cmd//,/ }\\\` failed: kept to run again next time"

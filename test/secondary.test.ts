@@ -56,6 +56,12 @@ describe("which services can run as a secondary", () => {
     expect(SERVICE_NAMES.filter((n) => CATALOG[n].secondary !== undefined)).toEqual(["pihole"]);
   });
 
+  test("each file a secondary pulls has a command to run after it changed", () => {
+    for (const n of SERVICE_NAMES)
+      for (const [f, cmd] of Object.entries(CATALOG[n].secondary?.files ?? {}))
+        expect([f, cmd.length > 0 && cmd.every((w) => /^[^\s,]+$/.test(w))]).toEqual([f, true]);
+  });
+
   test("each file a secondary pulls lies in a volume of its service's main container", () => {
     for (const n of SERVICE_NAMES) {
       const def = CATALOG[n].secondary;
@@ -311,6 +317,15 @@ describe("the sync job against the share, on this machine", () => {
   const port = 18000 + (process.pid % 2000);
   let share: ChildProcess | undefined;
   const file = (name: string) => path.join(pri, name);
+  const SHARE_SCRIPT = path.join(__dirname, "..", "render", "sync-share.py");
+  /** Waits until a share's metrics port answers its health check. */
+  const answers = async (metricsPort: number) => {
+    for (let i = 0; i < 50; i++) {
+      if (spawnSync("curl", ["-fs", `http://127.0.0.1:${metricsPort}/healthz`]).status === 0) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`the share on ${metricsPort} did not answer`);
+  };
   const write = (f: string, text: string, mode = 0o755) => fs.writeFileSync(f, text, { mode });
 
   beforeAll(async () => {
@@ -333,7 +348,7 @@ describe("the sync job against the share, on this machine", () => {
     share = spawn(
       "python3",
       [
-        path.join(__dirname, "..", "render", "sync-share.py"),
+        SHARE_SCRIPT,
         String(port),
         String(port + 1),
         file("custom.list"),
@@ -342,18 +357,14 @@ describe("the sync job against the share, on this machine", () => {
       ],
       { stdio: "ignore" },
     );
-    for (let i = 0; i < 50; i++) {
-      if (spawnSync("curl", ["-fs", `http://127.0.0.1:${port + 1}/healthz`]).status === 0) return;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    throw new Error("the share did not answer");
+    await answers(port + 1);
   });
   afterAll(() => {
     share?.kill();
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  const script = () => {
+  const script = (sharePort: number) => {
     const site = {
       name: "lady",
       file: "Pulumi.lady.yaml",
@@ -374,11 +385,11 @@ describe("the sync job against the share, on this machine", () => {
     return renderSyncScript(site)
       .replace(/^STATE=.*$/m, `STATE=${dir}/state`)
       .replace(/^METRICS=.*$/m, `METRICS=${dir}/metrics`)
-      .replace(`:${SYNC_PORT}`, `:${port}`);
+      .replace(`:${SYNC_PORT}`, `:${sharePort}`);
   };
-  const run = (env: Record<string, string> = {}) => {
+  const run = (env: Record<string, string> = {}, sharePort = port) => {
     fs.rmSync(path.join(dir, "reloads"), { force: true });
-    const r = spawnSync("bash", ["-c", script()], {
+    const r = spawnSync("bash", ["-c", script(sharePort)], {
       env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, ...env },
       encoding: "utf8",
     });
@@ -403,10 +414,15 @@ describe("the sync job against the share, on this machine", () => {
     expect(run()).toMatchObject({ code: 0, reloads: "", ok: "1" });
   });
 
-  test("a file that does not come whole is not put in place, nor left beside; what came is reloaded", () => {
+  test("a file that does not come whole is not put in place, nor left beside; the reloads run anyway", () => {
     fs.appendFileSync(file("custom.list"), "10.0.0.2 c.example\n");
     fs.appendFileSync(file("cname.conf"), "cname=d.example,a.example\n");
-    expect(run({ FAIL: "cname.conf" })).toMatchObject({ code: 1, reloads: "restartdns reload\n", ok: "0" });
+    // Each file's reload is queued before it is fetched: one too many is harmless, one missing is not.
+    expect(run({ FAIL: "cname.conf" })).toMatchObject({
+      code: 1,
+      reloads: "restartdns\nrestartdns reload\n",
+      ok: "0",
+    });
     expect(fs.readFileSync(path.join(sec, "custom.list"), "utf8")).toContain("c.example");
     expect(fs.readFileSync(path.join(sec, "cname.conf"), "utf8")).not.toContain("d.example");
     expect(leftovers()).toEqual([]);
@@ -418,6 +434,12 @@ describe("the sync job against the share, on this machine", () => {
     expect(run({ FAIL_RELOAD: "1" })).toMatchObject({ code: 1, ok: "0" });
     expect(run()).toMatchObject({ code: 0, reloads: "restartdns reload\n", ok: "1" });
     expect(run()).toMatchObject({ code: 0, reloads: "", ok: "1" });
+  });
+
+  test("a file the manifest lists that is not this side's to take is left alone, and the run fails", () => {
+    const extra = path.join(sec, "..", "extra");
+    expect(run({ EXTRA: "1" })).toMatchObject({ code: 0, ok: "1" });
+    expect(fs.existsSync(extra)).toBe(false);
   });
 
   test("a share that does not answer fails the run, and the secondary keeps what it has", () => {

@@ -7,6 +7,7 @@ import { backupCommandName } from "../../components/backup/backups";
 import { SITE_KEY } from "../../config/schema";
 import { loadProjectSite } from "../../model/estate";
 import { BACKUP_LOG } from "../../render/backup";
+import { ingressAddresses } from "../../render/traefik";
 import { wireguardPrivateKey } from "../../render/wireguard";
 import { SANDBOX_ADMIN, SANDBOX_HEADSCALE_PORT } from "../../scripts/sandbox/stackConfig";
 import { PREVIOUS_RELEASE } from "../fixtures/upgrade/release";
@@ -1690,6 +1691,213 @@ describe("the sandbox estate under the real engine", () => {
         expect([site, p.code, p.code === 0 ? "" : p.stdout]).toEqual([site, 0, ""]);
       }
     });
+  });
+
+  /**
+   * A tailnet client on this machine's sandbox network: the real tailscaled (the sandbox's Tailscale image) with a TUN
+   * device, as an admin's laptop runs it, accepting routes and the tailnet's DNS, logged in with an ephemeral key as
+   * a user of the control plane's `group:admins`. Its container's name; `docker rm -f` ends it.
+   */
+  function tailnetClient(): string {
+    const hs = (args: string) => onServer("master", `docker exec headscale headscale ${args}`).stdout;
+    onServer("master", `docker exec headscale headscale users create ${SANDBOX_ADMIN}`, true); // or it exists
+    const users = JSON.parse(hs("users list -o json")) as { id: number; name: string }[];
+    const user = users.find((u) => u.name === SANDBOX_ADMIN)!;
+    const key = (
+      JSON.parse(hs(`preauthkeys create --user ${user.id} --ephemeral --expiration 1h -o json`)) as {
+        key: string;
+      }
+    ).key;
+    const name = "qcloud-sandbox-client";
+    run("docker", ["rm", "-f", name], { allowFail: true });
+    run("docker", [
+      ...["run", "-d", "--name", name, "--network", "qcloud-sandbox"],
+      ...["--device", "/dev/net/tun", "--cap-add", "NET_ADMIN", "--cap-add", "NET_RAW"],
+      ...["-e", `TS_AUTHKEY=${key}`, "-e", "TS_USERSPACE=false", "-e", "TS_ACCEPT_DNS=true"],
+      ...["-e", "TS_HOSTNAME=ops-client", "-e", "TS_STATE_DIR=/var/lib/tailscale"],
+      // The sandbox's Headscale speaks plain HTTP, and its relay with it.
+      "-e",
+      "TS_DEBUG_USE_DERP_HTTP=1",
+      "-e",
+      `TS_EXTRA_ARGS=--login-server=http://${serverAddress("master")}:${SANDBOX_HEADSCALE_PORT} --accept-routes`,
+      "qcloud-sandbox/standin-tailscale:bookworm",
+    ]);
+    until(
+      "the client on the tailnet, with its DNS",
+      () =>
+        run("docker", ["exec", name, "grep", "-q", "100.100.100.100", "/etc/resolv.conf"], {
+          allowFail: true,
+        }).code === 0,
+      60,
+    );
+    return name;
+  }
+
+  test("e2. lady runs Pi-hole as master's secondary: a record added on master answers on lady within the sync interval, the gauges move; with master's share stopped CrossSiteSyncStale fires and resolves; with master's server stopped a tailnet client resolves through lady, and through master again once it is back", () => {
+    // Madam, destroyed in x5, is out of the estate while this step runs (its file is back for the steps after).
+    const madamFile = project.stackFile("madam");
+    const madamAside = `${madamFile}.aside`;
+    const madam = fs.existsSync(madamFile);
+    if (madam) fs.renameSync(madamFile, madamAside);
+    const before = editSite("lady", (s) => {
+      s.services = { ...s.services, pihole: { follows: "master" } };
+      // An ingress range of her own: her Pi-hole answers the tailnet at its resolver address, not master's.
+      s.mesh = { ...s.mesh, ingressSubnet: "10.255.255.240/29" };
+    });
+    try {
+      // The control plane first: its policy gives lady's Pi-hole its flow, and its Pi-hole its share.
+      const added = timed("secondary added: estate up", () => estate("up"));
+      expect([added.code, added.code === 0 ? "" : added.output]).toEqual([0, ""]);
+      expect(added.report.sites.map((s) => `${s.site} ${s.result}`)).toEqual(["master ok", "lady ok"]);
+      expect([...containers("master").keys()]).toContain("pihole-share");
+      expect([...containers("lady").keys()]).toEqual(
+        expect.arrayContaining(["pihole", "pihole-unbound", "tailscale-egress-pihole"]),
+      );
+      const name = `sync-${Date.now()}.qui3tly.cloud`;
+      const answer = (site: string) =>
+        onServer(
+          site,
+          `docker exec pihole dig +short +time=2 +tries=1 @127.0.0.1 ${name}`,
+          true,
+        ).stdout.trim();
+      expect(answer("lady")).toBe("");
+      // As Pi-hole's admin UI adds a local DNS record: a line in custom.list, then a reload.
+      onServer(
+        "master",
+        `docker exec pihole sh -c 'echo "10.20.30.40 ${name}" >>/etc/pihole/custom.list && pihole restartdns reload'`,
+      );
+      expect(answer("master")).toBe("10.20.30.40");
+      // Within two runs of the job (a minute apart, cron's step), whenever in its minute the record came.
+      timings["record on master -> answered on lady"] = until(
+        "lady's Pi-hole answers master's new record",
+        () => answer("lady") === "10.20.30.40",
+        125,
+      );
+      const gauge = (metric: string) =>
+        (
+          prometheus(
+            `query?query=${encodeURIComponent(`${metric}{site="lady",peer="master",task="pihole"}`)}`,
+          ).result as { value: [number, string] }[]
+        ).map((r) => Number(r.value[1]));
+      until(
+        "the sync gauges of lady on master's Prometheus",
+        () => gauge("qcloud_sync_last_run_success")[0] === 1,
+        90,
+      );
+      const lastSuccess = gauge("qcloud_sync_last_success_timestamp_seconds")[0]!;
+      expect(Date.now() / 1000 - lastSuccess).toBeLessThan(150);
+      expect(gauge("qcloud_sync_interval_seconds")).toEqual([60]);
+      // The gauge moves: the next runs succeed too, with nothing new to take.
+      until(
+        "a later sync's success",
+        () => (gauge("qcloud_sync_last_success_timestamp_seconds")[0] ?? 0) > lastSuccess,
+        90,
+      );
+      const syncAlert = (alert: string) =>
+        (prometheus("alerts").alerts as { labels: Record<string, string>; state: string }[]).some(
+          (a) => a.labels.alertname === alert && a.labels.site === "lady" && a.state === "firing",
+        );
+      expect([syncAlert("CrossSiteSyncStale"), syncAlert("CrossSiteSyncMissing")]).toEqual([false, false]);
+
+      // The sync broken at its source: lady keeps answering what it has, and the alert says so.
+      onServer("master", "docker stop pihole-share");
+      timings["share stopped -> CrossSiteSyncStale firing"] = until(
+        "CrossSiteSyncStale firing for lady",
+        () => syncAlert("CrossSiteSyncStale"),
+        240,
+      );
+      expect(answer("lady")).toBe("10.20.30.40");
+      expect(gauge("qcloud_sync_last_run_success")).toEqual([0]);
+      expect(onServer("lady", "tail -n 5 /var/log/qcloud-sync.log").stdout).toMatch(
+        /manifest .* did not come/,
+      );
+      onServer("master", "docker start pihole-share");
+      timings["share started -> CrossSiteSyncStale resolved"] = until(
+        "CrossSiteSyncStale resolved for lady",
+        () => !syncAlert("CrossSiteSyncStale"),
+        150,
+      );
+
+      // A tailnet client (the real tailscaled with a TUN device, as an admin's laptop runs it; its resolver is
+      // MagicDNS's 100.100.100.100) resolves through the Pi-holes, each at its site's resolver address; with
+      // master's server stopped (its Headscale, its DERP relay and its Pi-hole with it), through lady's.
+      const MASTER_RESOLVER = ingressAddresses(model("master").mesh.ingressSubnet).resolver;
+      const LADY_RESOLVER = ingressAddresses(model("lady").mesh.ingressSubnet).resolver;
+      const client = tailnetClient();
+      try {
+        /** The record's address as `server` answers it; "" for no answer (dig prints its error on stdout). */
+        const dig = (server: string) => {
+          const r = run(
+            "docker",
+            ["exec", client, "dig", "+short", "+time=2", "+tries=1", `@${server}`, name],
+            {
+              allowFail: true,
+            },
+          );
+          return r.code === 0 ? r.stdout.trim() : "";
+        };
+        const status = run("docker", ["exec", client, "tailscale", "dns", "status"]).stdout;
+        expect(status.indexOf(MASTER_RESOLVER)).toBeGreaterThan(-1);
+        // The primary first.
+        expect(status.indexOf(LADY_RESOLVER)).toBeGreaterThan(status.indexOf(MASTER_RESOLVER));
+        expect([dig("100.100.100.100"), dig(MASTER_RESOLVER), dig(LADY_RESOLVER)]).toEqual([
+          "10.20.30.40",
+          "10.20.30.40",
+          "10.20.30.40",
+        ]);
+        // A path to lady's node, as a client that has used it has: master's relay goes down with master.
+        run("docker", ["exec", client, "tailscale", "ping", "-c", "1", "--timeout", "10s", "lady"]);
+        // As a power cut: no shutdown, master's server (its Headscale, its relay, its Pi-hole) gone at once.
+        const t0 = Date.now();
+        run("docker", ["stop", "-t", "0", "qcloud-sandbox-master"]);
+        try {
+          until(
+            "the client resolves through lady's Pi-hole",
+            () => dig("100.100.100.100") === "10.20.30.40",
+            30,
+          );
+          timings["master stopped -> a name answered (through lady)"] = (Date.now() - t0) / 1000;
+          const t = Date.now();
+          expect(dig("100.100.100.100")).toBe("10.20.30.40");
+          timings["a query with master down"] = (Date.now() - t) / 1000;
+          expect(dig(MASTER_RESOLVER)).toBe("");
+        } finally {
+          const t1 = Date.now();
+          run("docker", ["start", "qcloud-sandbox-master"]);
+          // Back to the primary with no step of anyone's: master's Pi-hole answers its address again.
+          until(
+            "master's Pi-hole answers the client again",
+            () => dig(MASTER_RESOLVER) === "10.20.30.40",
+            240,
+          );
+          timings["master started -> its Pi-hole answers again"] = (Date.now() - t1) / 1000;
+        }
+        expect(dig("100.100.100.100")).toBe("10.20.30.40");
+      } finally {
+        run("docker", ["rm", "-f", client], { allowFail: true });
+      }
+      // Master whole again: every container healthy, and lady's sync through it again.
+      until(
+        "master's containers all up again",
+        () => [...containers("master").values()].every((v) => v === "running healthy" || v === "running -"),
+        180,
+      );
+      const again = Date.now() / 1000;
+      until(
+        "lady's sync succeeds again after master's return",
+        () => (gauge("qcloud_sync_last_success_timestamp_seconds")[0] ?? 0) > again,
+        150,
+      );
+    } finally {
+      // The steps after this one know lady without a Pi-hole: removed again (its volumes stay, as every removal's).
+      fs.writeFileSync(project.stackFile("lady"), before);
+      const removed = timed("secondary removed: estate up", () => estate("up"));
+      expect([removed.code, removed.code === 0 ? "" : removed.output]).toEqual([0, ""]);
+      if (madam) fs.renameSync(madamAside, madamFile);
+    }
+    expect([...containers("lady").keys()]).not.toContain("pihole");
+    expect([...containers("master").keys()]).not.toContain("pihole-share");
+    expect(onServer("lady", "ls /etc/cron.d").stdout).not.toContain("qcloud-sync");
   });
 
   test("q. destroy removes the containers; stateful volumes and their data survive", () => {

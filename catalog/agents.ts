@@ -3,11 +3,13 @@ import { TEXTFILE_DIR } from "../render/textfile";
 import {
   LOGS_USERS_FILE,
   ingressAddresses,
+  peerForwarderKey,
+  peerSites,
   renderTraefikDynamic,
   renderTraefikStatic,
 } from "../render/traefik";
 import { DOCKER_API_KEY, DOCKER_API_NETWORK, dockerApiHost } from "../render/dockerApi";
-import { dockerApiProxy, files, httpHealth, image, notKept } from "./helpers";
+import { dockerApiProxy, files, httpHealth, image, notKept, peerForwarder } from "./helpers";
 import type { ServiceDef } from "./types";
 
 /** The per-site agents: every site runs these, whatever its role. */
@@ -50,6 +52,15 @@ export const traefik: ServiceDef = {
             }
           : { networks: ["edge", "metrics"] }),
       },
+      // The routes it shares with other sites fall back to theirs, each through a forwarder (render/traefik.ts);
+      // once the estate knows them (model/estate.ts loads it in passes).
+      ...(ctx.siteServices.includes("tailscale")
+        ? Object.fromEntries(
+            ctx.estate.sites
+              .filter((s) => peerSites(ctx.siteRoutes).includes(s.name))
+              .map((peer) => [peerForwarderKey(peer.name), peerForwarder(peer.meshHost)]),
+          )
+        : {}),
     };
   },
 };

@@ -377,6 +377,8 @@ export const crowdsec: ServiceDef = {
 
 export const homepage: ServiceDef = {
   description: "Start page linking every routed service of the estate",
+  // A standby on another site serves the page when this one cannot. Its config volume is its own: nothing syncs it.
+  secondary: { files: {}, servesRoutes: true },
   routes: { web: { subdomain: "home", port: 3000, private: true } },
   containers: (ctx) => ({
     main: {

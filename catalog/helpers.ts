@@ -7,10 +7,11 @@ import {
   renderDockerApiRules,
   type DockerApiConsumer,
 } from "../render/dockerApi";
-import { SYNC_PORT } from "../render/policy";
+import { MESH_PROXY_PORT, SYNC_PORT, egressNode } from "../render/policy";
 import type { BackupDef, HealthcheckDef } from "../render/siteModel";
 import { SYNC_METRICS_PORT } from "../render/share";
 import { SYNC_SHARE_SCRIPT, SYNC_SHARE_SCRIPT_PATH } from "../render/sync";
+import { PEER_FORWARD_SCRIPT, PEER_FORWARD_SCRIPT_PATH, PEER_PORT } from "../render/traefik";
 import type { ContainerDef, ImageRef, SecondaryDef, VolumeDef } from "./types";
 
 export function image(repository: string, tag: string, digest?: string): ImageRef {
@@ -59,6 +60,34 @@ export function dockerApiProxy(consumer: DockerApiConsumer): ContainerDef {
     cpus: 0.25,
     privateNetworks: [DOCKER_API_NETWORK],
     serviceNetwork: false,
+  };
+}
+
+/**
+ * Traefik's way to a peer site's Traefik (`traefik-peer-<site>`, render/traefik.ts peerSites): a TCP forwarder on
+ * Traefik's own network, through the egress node of Traefik's flow to the peer's `peer` port.
+ */
+export function peerForwarder(target: string): ContainerDef {
+  return {
+    image: PYTHON,
+    command: [
+      "python3",
+      PEER_FORWARD_SCRIPT_PATH,
+      String(PEER_PORT),
+      `${egressNode("traefik")}:${MESH_PROXY_PORT}`,
+      `${target}:${PEER_PORT}`,
+    ],
+    files: { [PEER_FORWARD_SCRIPT_PATH]: PEER_FORWARD_SCRIPT },
+    healthcheck: {
+      test: [
+        "CMD",
+        "python3",
+        "-c",
+        `import socket; socket.create_connection(("127.0.0.1", ${PEER_PORT}), 2)`,
+      ],
+    },
+    memoryMb: 32,
+    cpus: 0.1,
   };
 }
 

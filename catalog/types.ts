@@ -136,6 +136,13 @@ export interface SecondaryDef {
    * files ask for it).
    */
   readonly files: Readonly<Record<string, readonly string[]>>;
+  /**
+   * The secondary serves the service's routes too, for a service that can answer from two sites at once (nothing
+   * it serves is written through it): each site's Traefik prefers its own instance and falls back to the other
+   * site's over the tailnet, and each site's Pi-hole sends tailnet clients to its own site (render/traefik.ts).
+   * Without it a secondary has no routes: its admin UI is the primary's.
+   */
+  readonly servesRoutes?: boolean;
 }
 
 export interface ServiceDef {

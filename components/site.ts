@@ -6,10 +6,12 @@ import { TAILNET_SERVICES } from "../model/site";
 import {
   imageKey,
   networkName,
+  pulls,
   type ServicePart,
   type ServiceModel,
   type SiteModel,
 } from "../render/siteModel";
+import { failoverHosts } from "../render/dns";
 import { networkSubnet } from "../render/traefik";
 import { authKeyInput } from "../catalog/mesh";
 import { renderBackupSecrets, repositoryUrl } from "../render/backup";
@@ -18,6 +20,7 @@ import { logShippers } from "../render/monitoring";
 import { renderWireguardConfig, tunnelSites } from "../render/wireguard";
 import { BackupKeys, Backups } from "./backup";
 import { Host, type SshClientFiles } from "./host";
+import { FailoverRecords } from "./failover";
 import { Sync } from "./sync";
 import { MeshNode, Tailnet } from "./mesh";
 import { Monitoring } from "./monitoring";
@@ -404,7 +407,24 @@ export class Site extends pulumi.ComponentResource {
       controlPlane = { sealed: sealed.sealed, wireguardPublicKeys: wgKeys.publicKeys };
     }
 
-    if (model.follows.length > 0) {
+    // Routes it serves with other sites: its Pi-hole sends tailnet clients to its own node (render/dns.ts).
+    const failover = failoverHosts(model.routes);
+    const pihole = model.services.find((s) => s.name === "pihole")?.containers.find((c) => c.key === "main");
+    if (failover.length > 0 && pihole && this.containers[pihole.name]) {
+      new FailoverRecords(
+        name,
+        {
+          pihole: this.containers[pihole.name]!,
+          piholeName: pihole.name,
+          address: mesh.address,
+          hosts: failover,
+          connection: host.connection,
+        },
+        { parent: this },
+      );
+    }
+
+    if (model.follows.some(pulls)) {
       // It runs `docker exec` in the secondaries, which reach their primaries through their egress nodes.
       this.sync = new Sync(
         name,

@@ -199,7 +199,26 @@ export function checkEstate(estate: Estate): ConfigIssue[] {
               ? `\`${p.name}\` runs \`${f.service}\` as a secondary itself (${at(p.file, SERVICES(f.service, "follows"))}); expected its primary, \`${chain.primary}\``
               : undefined;
       if (why) issues.push({ file: s.file, path: SERVICES(f.service, "follows"), message: why });
+      // A route both serve has one name: the client's resolver decides which site answers it.
+      for (const r of s.routes.filter((x) => x.service === f.service && x.peers?.includes(f.primary))) {
+        const theirs = p?.routes.find((x) => x.service === r.service && x.name === r.name);
+        if (theirs && theirs.host !== r.host)
+          issues.push({
+            file: s.file,
+            path: SERVICES(f.service, "follows"),
+            message: `expected \`${f.service}\`'s route \`${r.name}\` at \`${theirs.host}\`, as on \`${f.primary}\`; here it would be \`${r.host}\` (from this file's \`domain\`): a route both sites serve has one name`,
+          });
+      }
     }
+    // A site that serves routes with others is found through its own Pi-hole, at its own tailnet node.
+    const shared = [...new Set(s.routes.filter((r) => r.peers?.length).map((r) => r.service))];
+    for (const needed of ["pihole", "tailscale"])
+      if (shared.length > 0 && !s.services.includes(needed))
+        issues.push({
+          file: s.file,
+          path: SERVICES(needed),
+          message: `expected \`${needed}\` on this site: it serves ${shared.map((x) => `\`${x}\``).join(", ")} with other sites, and tailnet clients reach the site that is up through its Pi-hole's answer, its node's address`,
+        });
     const target = s.backup.target;
     if (target !== undefined) {
       const t = byName.get(target);
@@ -267,7 +286,13 @@ function checkClashes(estate: Estate): ConfigIssue[] {
   for (const s of estate.sites) {
     for (const route of s.routes) {
       const other = hosts.get(route.host);
-      if (other && other.site !== s) {
+      // Unless the two sites serve it together: a secondary serving its primary's routes (checkEstate), which a site
+      // loaded alone knows of the two.
+      const together =
+        other !== undefined &&
+        other.route.service === route.service &&
+        ((route.peers ?? []).includes(other.site.name) || (other.route.peers ?? []).includes(s.name));
+      if (other && other.site !== s && !together) {
         issues.push({
           file: s.file,
           path: ROUTE_HOST(route),

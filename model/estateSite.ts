@@ -1,6 +1,6 @@
 import type { Estate, EstateSite } from "../render/estate";
 import { tailnetDomain } from "../render/headscale";
-import type { SiteModel } from "../render/siteModel";
+import { type SiteModel, pulls } from "../render/siteModel";
 
 /**
  * A site as the rest of the estate sees it: its name on the tailnet, its EstateSite, where its backups go. What
@@ -55,7 +55,7 @@ export function estateSite(model: SiteModel): EstateSite {
       ...(model.backup.configuredTarget ? { target: model.backup.configuredTarget } : {}),
       retention: model.backup.retention,
     },
-    follows: model.follows.map((f) => ({ service: f.service, primary: f.primary })),
+    follows: model.follows.map((f) => ({ service: f.service, primary: f.primary, pulls: pulls(f) })),
     ...(model.backup.target ? { backupTarget: model.backup.target } : {}),
   };
 }

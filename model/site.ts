@@ -229,7 +229,7 @@ function placedServices(self: string, site: SiteConfig, estate: Estate, issue: I
       if (!(CATALOG[name] as ServiceDef).secondary) {
         issue(
           follows,
-          `\`${name}\` runs on one site only (its state has one writer, or nothing keeps two copies alike); expected a service that can run as a secondary: ${can.join(", ")}`,
+          `\`${name}\` runs on one site only (its state has one writer, or nothing keeps two copies alike); expected a service that can run as a secondary: ${[...can].sort().join(", ")}`,
         );
       } else if (override.follows === self) {
         issue(follows, "expected another site: the primary a secondary pulls from");
@@ -238,7 +238,9 @@ function placedServices(self: string, site: SiteConfig, estate: Estate, issue: I
       } else if (override.routes !== undefined) {
         issue(
           SITE("services", name, "routes"),
-          `expected no routes on a secondary: its admin UI is the primary's (on \`${override.follows}\`), whose changes it takes every minute`,
+          (CATALOG[name] as ServiceDef).secondary?.servesRoutes
+            ? `expected no route settings on a secondary: it serves the primary's routes (on \`${override.follows}\`) as they are`
+            : `expected no routes on a secondary: its admin UI is the primary's (on \`${override.follows}\`), whose changes it takes every minute`,
         );
       }
     }
@@ -315,8 +317,20 @@ function resolve(
   const hostsBySvc = new Map<ServiceName, Record<string, string>>();
   for (const svc of names) {
     const def: ServiceDef = CATALOG[svc];
-    // A secondary has no routes: its admin UI is the primary's (placedServices refuses route overrides).
-    if (site.services[svc]?.follows !== undefined) continue;
+    // A secondary has no routes (its admin UI is the primary's), unless it serves them too, as the primary's backup:
+    // then each site's Traefik falls back to the other's (placedServices refuses route settings on a secondary).
+    const primary = site.services[svc]?.follows;
+    if (primary !== undefined && !def.secondary?.servesRoutes) continue;
+    const peers =
+      primary !== undefined
+        ? [primary]
+        : def.secondary?.servesRoutes
+          ? estate.sites
+              .filter(
+                (x) => x.name !== name && x.follows.some((f) => f.primary === name && f.service === svc),
+              )
+              .map((x) => x.name)
+          : [];
     const overrides = overrideOf(svc).routes ?? {};
     for (const r of Object.keys(overrides)) {
       if (!def.routes?.[r]) {
@@ -342,6 +356,7 @@ function resolve(
         scheme: rd.scheme ?? "http",
         private: o.private ?? rd.private ?? false,
         probePath: rd.probePath ?? rd.pathPrefix ?? "/",
+        ...(peers.length > 0 ? { peers, ...(primary !== undefined ? { standby: true } : {}) } : {}),
       });
     }
     hostsBySvc.set(svc, hosts);
@@ -392,7 +407,7 @@ function resolve(
     const followed =
       def.secondary !== undefined &&
       estate.sites.some(
-        (x) => x.name !== name && x.follows.some((f) => f.primary === name && f.service === svc),
+        (x) => x.name !== name && x.follows.some((f) => f.primary === name && f.service === svc && f.pulls),
       );
     const defs: Readonly<Record<string, ContainerDef>> = followed
       ? { ...own, [SHARE_KEY]: secondaryShare(def.secondary!, own) }
@@ -400,7 +415,9 @@ function resolve(
     const override = overrideOf(svc);
     for (const k of Object.keys(override.containers ?? {})) {
       // A primary's share exists once another site follows it, which a site loaded alone does not know yet.
-      if (k === "main" || (!defs[k] && !(k === SHARE_KEY && def.secondary))) {
+      const share =
+        k === SHARE_KEY && def.secondary !== undefined && Object.keys(def.secondary.files).length > 0;
+      if (k === "main" || (!defs[k] && !share)) {
         const known = Object.keys(defs).filter((x) => x !== "main");
         issue(
           SITE("services", svc, "containers", k),

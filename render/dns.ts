@@ -33,3 +33,49 @@ export function tailnetResolvers(estate: Estate, controlPlane: string): { site: 
     .sort((a, b) => primaryFirst(a) - primaryFirst(b) || a.name.localeCompare(b.name))
     .map((s) => ({ site: s.name, address: resolverAddress(s)! }));
 }
+
+/**
+ * Routes served on more than one site (Route.peers): each site's Pi-hole answers their names with its own site's
+ * tailnet address, where its node forwards 443 to its Traefik. A client takes the first answer, the primary's
+ * resolver's while it is up: with a site down, the other's, which sends it to the other site's Traefik. A file of
+ * the site's own (never synced: each Pi-hole's answer differs), read as extra hosts.
+ */
+export const FAILOVER_HOSTS_FILE = "/etc/pihole/qcloud-failover.list";
+/** The dnsmasq config line that makes Pi-hole read it (dnsmasq reads its config at start: `pihole restartdns`). */
+export const FAILOVER_CONF_FILE = "/etc/dnsmasq.d/06-qcloud-failover.conf";
+
+/** The names a site's Pi-hole answers with its own address: its routes that other sites serve too, sorted. */
+export const failoverHosts = (routes: readonly { host: string; peers?: readonly string[] }[]): string[] =>
+  [...new Set(routes.filter((r) => (r.peers ?? []).length > 0).map((r) => r.host))].sort();
+
+/** Writes the failover records into the site's Pi-hole (`container`), then restarts its DNS (run on the host). */
+export function renderFailoverRecordsInstall(
+  container: string,
+  address: string,
+  hosts: readonly string[],
+): string {
+  if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(address))
+    throw new Error(`expected the site node's tailnet IPv4 address, got \`${address}\``);
+  return [
+    "set -eu",
+    `docker exec -i ${container} sh -c '`,
+    "set -eu",
+    `cat > ${FAILOVER_HOSTS_FILE}.new`,
+    `mv ${FAILOVER_HOSTS_FILE}.new ${FAILOVER_HOSTS_FILE}`,
+    `echo addn-hosts=${FAILOVER_HOSTS_FILE} > ${FAILOVER_CONF_FILE}`,
+    "pihole restartdns",
+    "' <<'RECORDS'",
+    ...hosts.map((h) => `${address} ${h}`),
+    "RECORDS",
+    "",
+  ].join("\n");
+}
+
+/** Takes them out again; a Pi-hole already gone has nothing to take out. */
+export function renderFailoverRecordsUninstall(container: string): string {
+  return [
+    `docker inspect ${container} >/dev/null 2>&1 || exit 0`,
+    `docker exec ${container} sh -c 'rm -f ${FAILOVER_CONF_FILE} ${FAILOVER_HOSTS_FILE} && pihole restartdns'`,
+    "",
+  ].join("\n");
+}

@@ -18,6 +18,17 @@ export interface Route {
   readonly private: boolean;
   /** The path the outside-in probe requests. */
   readonly probePath: string;
+  /**
+   * The other sites that serve it too (a secondary that serves routes, catalog/types.ts SecondaryDef): this site's
+   * Traefik falls back to theirs over the tailnet when its own instance fails its health check. None: this site's
+   * alone.
+   */
+  readonly peers?: readonly string[];
+  /**
+   * With peers: this site's instance is the standby (a secondary's), which its Traefik uses only while the primary's
+   * fails its health check; else this site's own instance first, the peers' while it fails.
+   */
+  readonly standby?: boolean;
 }
 
 /** A Prometheus endpoint of a container. */
@@ -56,8 +67,15 @@ export interface EstateSite {
   readonly mesh: MeshConfig;
   /** Its stack file's backup settings (the target it names, if any; the retention its repository applies). */
   readonly backup: Pick<BackupConfig, "target" | "retention">;
-  /** The services it runs as secondaries of other sites' (`services.<name>.follows`), sorted by service. */
-  readonly follows: readonly { readonly service: string; readonly primary: string }[];
+  /**
+   * The services it runs as secondaries of other sites' (`services.<name>.follows`), sorted by service, and whether
+   * each pulls its primary's state (a standby that only serves routes pulls nothing).
+   */
+  readonly follows: readonly {
+    readonly service: string;
+    readonly primary: string;
+    readonly pulls: boolean;
+  }[];
   /** The site that keeps its backup repository, once the estate is known (see backupTarget). */
   readonly backupTarget?: string;
 }

@@ -14,7 +14,14 @@ import {
   renderPolicyFile,
 } from "./policy";
 import type { CatalogContext } from "./siteModel";
-import { LOGS_ENTRYPOINT_PORT, TAILNET_ENTRYPOINT_PORT, TAILNET_RANGES, ingressAddresses } from "./traefik";
+import {
+  LOGS_ENTRYPOINT_PORT,
+  PEER_PORT,
+  TAILNET_ENTRYPOINT_PORT,
+  TAILNET_RANGES,
+  ingressAddresses,
+  peerSites,
+} from "./traefik";
 import { toYaml } from "./yaml";
 
 /**
@@ -129,11 +136,15 @@ export function renderServeConfig(
   const ingress = ingressAddresses(ctx.mesh.ingressSubnet);
   forwards.push([SSH_PORT, { TCPForward: `${ingress.gateway}:${ctx.sshdPort}` }]);
   // By address, not by name: Traefik is on `metrics` too, where it would not believe the node.
-  if (ctx.siteServices.includes("traefik"))
+  if (ctx.siteServices.includes("traefik")) {
     forwards.push([
       HTTPS_PORT,
       { TCPForward: `${ingress.traefik}:${TAILNET_ENTRYPOINT_PORT}`, ProxyProtocol: 2 },
     ]);
+    // Its peers' fallback requests for the routes they share with it, to Traefik's `peer` entrypoint.
+    if (peerSites(me?.routes ?? []).length > 0)
+      forwards.push([PEER_PORT, { TCPForward: `${ingress.traefik}:${PEER_PORT}`, ProxyProtocol: 2 }]);
+  }
   forwards.sort((a, b) => a[0] - b[0]);
   return `${JSON.stringify({ TCP: Object.fromEntries(forwards.map(([port, h]) => [String(port), h])) }, null, 2)}\n`;
 }

@@ -1,5 +1,6 @@
 import { DNS_PORT, resolverAddress, tailnetResolvers } from "./dns";
 import type { Estate, EstateSite } from "./estate";
+import { PEER_PORT, peerSites } from "./traefik";
 
 /**
  * The tailnet policy (Headscale's ACL file, Tailscale's syntax), rendered from the estate: default deny, one tag
@@ -121,13 +122,24 @@ export function estateFlows(estate: Estate): Flow[] {
       });
     }
     for (const f of s.follows) {
-      if (!byName.get(f.primary)?.services.includes(f.service)) continue;
+      if (!f.pulls || !byName.get(f.primary)?.services.includes(f.service)) continue;
       flows.push({
         ...from(s.name, f.service),
         to: siteTag(f.primary),
         ports: [SYNC_PORT],
         why: `sync: ${s.name}'s ${f.service} pulls its primary's state from ${f.primary}`,
       });
+    }
+    if (s.services.includes("tailscale")) {
+      for (const peer of peerSites(s.routes)) {
+        if (!byName.get(peer)) continue;
+        flows.push({
+          ...from(s.name, "traefik"),
+          to: siteTag(peer),
+          ports: [PEER_PORT],
+          why: `failover: ${s.name}'s Traefik falls back to ${peer}'s for the routes both serve`,
+        });
+      }
     }
     if (s.name !== cp.name && s.services.includes("promtail") && cp.services.includes("loki")) {
       flows.push({

@@ -705,7 +705,7 @@ function containerDefs(estate: Estate): AlertDef[] {
 /** CrossSiteSyncMissing: which sites pull from which comes from the model (`services.<name>.follows`). */
 function syncDefs(estate: Estate): AlertDef[] {
   const tasks = estate.sites.flatMap((s) =>
-    s.follows.map((f) => ({ site: s.name, peer: f.primary, task: f.service })),
+    s.follows.filter((f) => f.pulls).map((f) => ({ site: s.name, peer: f.primary, task: f.service })),
   );
   if (tasks.length === 0) return [];
   const last = (t: Labels) => sel("qcloud_sync_last_success_timestamp_seconds", t);

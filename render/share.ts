@@ -16,7 +16,7 @@ export function followedServices(estate: Estate, site: string): string[] {
   return [
     ...new Set(
       estate.sites.flatMap((s) =>
-        s.name === site ? [] : s.follows.filter((f) => f.primary === site).map((f) => f.service),
+        s.name === site ? [] : s.follows.filter((f) => f.primary === site && f.pulls).map((f) => f.service),
       ),
     ),
   ].sort();

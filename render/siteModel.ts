@@ -40,9 +40,13 @@ export interface SiteFollow {
   readonly primary: string;
   /** The secondary's `main` container, where the files go. */
   readonly container: string;
-  /** Each file, with the command its container runs after it changed (catalog/types.ts SecondaryDef). */
+  /** Each file, with the command its container runs after it changed (catalog/types.ts SecondaryDef); none for a
+   * standby that serves the primary's routes and pulls nothing. */
   readonly files: Readonly<Record<string, readonly string[]>>;
 }
+
+/** Whether a secondary pulls anything from its primary (a job, a share, a flow, gauges): a standby pulls nothing. */
+export const pulls = (f: Pick<SiteFollow, "files">): boolean => Object.keys(f.files).length > 0;
 
 /** Container names, from the catalog's own keys (model/site.ts TAILNET_SERVICES). */
 export interface SiteTailnet {

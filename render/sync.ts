@@ -2,7 +2,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { ENSURE_CRON } from "./backup";
 import { SYNC_PORT, egressProxy } from "./policy";
-import type { SiteModel } from "./siteModel";
+import { type SiteModel, pulls } from "./siteModel";
 import { TEXTFILE_DIR, gaugeHelpLines } from "./textfile";
 
 /**
@@ -42,11 +42,12 @@ export function shareUrl(site: Pick<SiteModel, "estate">, primary: string): stri
 }
 
 export function renderSyncScript(site: SiteModel): string {
-  const tasks = site.follows.map((f) =>
+  const follows = site.follows.filter(pulls);
+  const tasks = follows.map((f) =>
     [f.service, f.primary, f.container, egressProxy(f.service), shareUrl(site, f.primary)].join(" "),
   );
   // Commands are catalog words (no spaces inside one): joined by commas, split back by the script.
-  const reloads = site.follows.flatMap((f) =>
+  const reloads = follows.flatMap((f) =>
     Object.entries(f.files).map(([file, cmd]) => `${f.service} ${file} ${cmd.join(",")}`),
   );
   return `#!/usr/bin/env bash

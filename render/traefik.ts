@@ -1,3 +1,5 @@
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { ipv4Int } from "../config/schema";
 import { CROWDSEC_LOG_CONTAINER, dockerApiHost } from "./dockerApi";
 import type { Route } from "./estate";
@@ -27,6 +29,25 @@ export const LOGS_USERS_FILE = "/etc/traefik/secrets/logs-users";
 export const TENANT_HEADER = "X-Scope-OrgID";
 
 /**
+ * Where a site's Traefik takes its peers' fallback requests (routes served on two sites, Route.peers): its `peer`
+ * entrypoint, plain HTTP with a PROXY header from the node, which forwards the tailnet's port of the same number
+ * there. On that entrypoint a route goes to the site's own instance only, never on to another site: no loops.
+ */
+export const PEER_PORT = 8444;
+/** How often each site's Traefik checks its own instance of a route it shares, and how long it waits for it. */
+export const FAILOVER_HEALTH = { interval: "2s", timeout: "1s" } as const;
+
+/** The sites a site's routes fall back to, sorted: each gets a forwarder on the site (peerForwarderKey). */
+export const peerSites = (routes: readonly Route[]): string[] =>
+  [...new Set(routes.flatMap((r) => r.peers ?? []))].sort();
+/** The container key, in Traefik's service, of the forwarder to a peer, and its name. */
+export const peerForwarderKey = (site: string) => `peer-${site}`;
+const peerForwarderName = (site: string) => `traefik-${peerForwarderKey(site)}`;
+/** The forwarder's program (render/peer-forward.py) and where it goes in its container. */
+export const PEER_FORWARD_SCRIPT = fs.readFileSync(path.join(__dirname, "peer-forward.py"), "utf8");
+export const PEER_FORWARD_SCRIPT_PATH = "/usr/local/lib/qcloud/peer-forward.py";
+
+/**
  * The `ingress` network's fixed addresses: its gateway (the host itself; Docker's own choice, made explicit), the
  * tailnet node (the one source Traefik believes PROXY headers from), Traefik (where the node forwards) and Pi-hole
  * (the site's resolver for the tailnet: the node routes `<resolver>/32` to it, render/dns.ts).
@@ -52,7 +73,7 @@ export function networkSubnet(
 }
 
 export function renderTraefikStatic(
-  ctx: Pick<CatalogContext, "acmeEmail" | "mesh" | "siteServices">,
+  ctx: Pick<CatalogContext, "acmeEmail" | "mesh" | "siteServices" | "siteRoutes">,
   opts: { readonly logs: boolean } = { logs: false },
 ): string {
   return toYaml({
@@ -75,6 +96,15 @@ export function renderTraefikStatic(
         : {}),
       // Plain HTTP: only the tailnet node forwards here, and the tailnet is WireGuard-encrypted end to end.
       ...(opts.logs ? { logs: { address: `:${LOGS_ENTRYPOINT_PORT}` } } : {}),
+      // Other sites' fallback requests for the routes this site shares with them, from the node alone (as above).
+      ...(ctx.siteServices.includes("tailscale") && peerSites(ctx.siteRoutes).length > 0
+        ? {
+            peer: {
+              address: `:${PEER_PORT}`,
+              proxyProtocol: { trustedIPs: [`${ingressAddresses(ctx.mesh.ingressSubnet).node}/32`] },
+            },
+          }
+        : {}),
       metrics: { address: ":8082" },
     },
     ping: { entryPoint: "metrics" },
@@ -119,12 +149,32 @@ export function renderTraefikDynamic(
         ? { middlewares: [...(r.private ? ["tailnet-only"] : []), ...(opts.crowdsec ? ["crowdsec"] : [])] }
         : {}),
     };
-    services[id] = {
+    const local = {
+      servers: [{ url: `${r.scheme}://${r.container}:${r.port}` }],
+      // Appliances (UniFi, UISP) serve self-signed TLS inside the host only.
+      ...(r.scheme === "https" ? { serversTransport: "self-signed" } : {}),
+    };
+    if (!r.peers?.length || !opts.tailnet) {
+      services[id] = { loadBalancer: local };
+      continue;
+    }
+    // Served on other sites too: the primary's instance while it passes its health check, else the standby's; the
+    // peers' through this site's forwarders, to their `peer` entrypoint, where the route goes to their own alone.
+    const [first, then] = r.standby ? ["peers", "local"] : ["local", "peers"];
+    services[id] = { failover: { service: `${id}-${first}`, fallback: `${id}-${then}` } };
+    const healthCheck = { path: r.probePath, hostname: r.host, ...FAILOVER_HEALTH };
+    services[`${id}-local`] = { loadBalancer: { ...local, healthCheck } };
+    services[`${id}-peers`] = {
       loadBalancer: {
-        servers: [{ url: `${r.scheme}://${r.container}:${r.port}` }],
-        // Appliances (UniFi, UISP) serve self-signed TLS inside the host only.
-        ...(r.scheme === "https" ? { serversTransport: "self-signed" } : {}),
+        servers: r.peers.map((p) => ({ url: `http://${peerForwarderName(p)}:${PEER_PORT}` })),
+        healthCheck,
       },
+    };
+    routers[`${id}-peer`] = {
+      rule: traefikRule(r),
+      entryPoints: ["peer"],
+      service: `${id}-local`,
+      ...(r.private ? { middlewares: ["tailnet-only"] } : {}),
     };
   }
   if (opts.logs) {

@@ -9,12 +9,18 @@ import { mapSource } from "../config/source";
 import { loadEstate } from "../model/estate";
 import { loadSite } from "../model/site";
 import YAML from "yaml";
-import { tailnetResolvers } from "../render/dns";
+import {
+  failoverHosts,
+  renderFailoverRecordsInstall,
+  renderFailoverRecordsUninstall,
+  tailnetResolvers,
+} from "../render/dns";
 import { estateFlows, renderPolicy, SYNC_PORT } from "../render/policy";
 import { ruleFiles } from "../render/rules";
 import { renderHeadscaleConfig, renderServeConfig } from "../render/headscale";
 import { SYNC_METRICS_PORT } from "../render/share";
 import { SYNC_GAUGES, renderSyncScript, shareUrl } from "../render/sync";
+import { PEER_PORT } from "../render/traefik";
 
 /** Secondaries (`services.<name>.follows`): where they may run, what the primary and the secondary get. */
 
@@ -52,8 +58,10 @@ const madam = (site: Record<string, unknown> = {}) =>
   });
 
 describe("which services can run as a secondary", () => {
-  test("Pi-hole only: every other catalog service has one writer, or nothing that keeps two copies alike", () => {
-    expect(SERVICE_NAMES.filter((n) => CATALOG[n].secondary !== undefined)).toEqual(["pihole"]);
+  test("Pi-hole, which pulls its primary's state, and Homepage, a standby that serves its routes; every other catalog service has one writer, or nothing that keeps two copies alike", () => {
+    const secondary = (n: (typeof SERVICE_NAMES)[number]) => CATALOG[n].secondary;
+    expect(SERVICE_NAMES.filter((n) => secondary(n) !== undefined).sort()).toEqual(["homepage", "pihole"]);
+    expect(SERVICE_NAMES.filter((n) => secondary(n)?.servesRoutes)).toEqual(["homepage"]);
   });
 
   test("each file a secondary pulls has a command to run after it changed", () => {
@@ -65,7 +73,7 @@ describe("which services can run as a secondary", () => {
   test("each file a secondary pulls lies in a volume of its service's main container", () => {
     for (const n of SERVICE_NAMES) {
       const def = CATALOG[n].secondary;
-      if (!def) continue;
+      if (!def || Object.keys(def.files).length === 0) continue;
       const site = within({ lady: ladySite(follows(n, "master")) }).master!;
       const share = site.services.find((s) => s.name === n)!.containers.find((c) => c.key === "share")!;
       for (const f of Object.keys(def.files))
@@ -78,7 +86,7 @@ const ERRORS: [string, Stacks, string][] = [
   [
     "a service with one writer",
     { lady: ladySite(follows("nextcloud", "master")) },
-    "Pulumi.lady.yaml: `qui3tly-cloud:site.services.nextcloud.follows`: `nextcloud` runs on one site only (its state has one writer, or nothing keeps two copies alike); expected a service that can run as a secondary: pihole",
+    "Pulumi.lady.yaml: `qui3tly-cloud:site.services.nextcloud.follows`: `nextcloud` runs on one site only (its state has one writer, or nothing keeps two copies alike); expected a service that can run as a secondary: homepage, pihole",
   ],
   [
     "itself",
@@ -302,6 +310,178 @@ describe("the tailnet resolves through every Pi-hole", () => {
       "10.255.255.252/32": ["tag:site-master"],
       "10.255.255.244/32": ["tag:site-lady"],
     });
+  });
+});
+
+/** Both sites serve Homepage: `homepage: { follows: master }` beside lady's Pi-hole secondary. */
+const serving = (more: Record<string, unknown> = {}) =>
+  ladySite({ services: { pihole: { follows: "master" }, homepage: { follows: "master" } }, ...more });
+
+describe("a route both sites serve: config errors name the file and the field", () => {
+  test("a standby without a Pi-hole of its own: clients could not be sent to it", () => {
+    expect(refusal({ lady: ladySite(follows("homepage", "master")) })).toBe(
+      "Pulumi.lady.yaml: `qui3tly-cloud:site.services.pihole`: expected `pihole` on this site: it serves `homepage` with other sites, and tailnet clients reach the site that is up through its Pi-hole's answer, its node's address",
+    );
+  });
+
+  test("route settings on a standby: it serves the primary's as they are", () => {
+    expect(
+      refusal({
+        lady: ladySite({
+          services: {
+            pihole: { follows: "master" },
+            homepage: { follows: "master", routes: { web: { private: false } } },
+          },
+        }),
+      }),
+    ).toBe(
+      "Pulumi.lady.yaml: `qui3tly-cloud:site.services.homepage.routes`: expected no route settings on a secondary: it serves the primary's routes (on `master`) as they are",
+    );
+  });
+
+  test("a standby on another domain would serve another name", () => {
+    expect(refusal({ lady: serving({ domain: "lady.example.org" }) })).toContain(
+      "Pulumi.lady.yaml: `qui3tly-cloud:site.services.homepage.follows`: expected `homepage`'s route `web` at `home.qui3tly.cloud`, as on `master`; here it would be `home.lady.example.org` (from this file's `domain`): a route both sites serve has one name",
+    );
+  });
+});
+
+describe("Homepage on master and lady: each Traefik serves its own, and falls back to the other's over the tailnet", () => {
+  const sites = within({ lady: serving() });
+  const master = sites.master!;
+  const lady = sites.lady!;
+  const estate = master.estate;
+  const container = (site: typeof master, name: string) =>
+    site.services.flatMap((s) => s.containers).find((c) => c.name === name);
+
+  test("both have the route, each naming the other as its peer; nothing is pulled, so no share, job or sync flow", () => {
+    const home = (site: typeof master) => site.routes.filter((r) => r.service === "homepage");
+    expect(home(master).map((r) => [r.host, r.peers, r.standby])).toEqual([
+      ["home.qui3tly.cloud", ["lady"], undefined],
+    ]);
+    expect(home(lady).map((r) => [r.host, r.peers, r.standby])).toEqual([
+      ["home.qui3tly.cloud", ["master"], true],
+    ]);
+    expect(container(master, "homepage-share")).toBeUndefined();
+    expect(lady.follows.map((f) => [f.service, Object.keys(f.files).length])).toEqual([
+      ["homepage", 0],
+      ["pihole", 3],
+    ]);
+    expect(renderSyncScript(lady)).not.toContain("homepage");
+    expect(estateFlows(estate).filter((f) => f.consumer?.service === "homepage")).toEqual([]);
+    // Routes nobody else serves keep their one site.
+    expect(lady.routes.filter((r) => r.service !== "homepage").every((r) => r.peers === undefined)).toBe(
+      true,
+    );
+  });
+
+  test("each site's Traefik gets a forwarder to the other's, through its own egress node for Traefik", () => {
+    expect(container(lady, "traefik-peer-master")!.command).toEqual([
+      "python3",
+      "/usr/local/lib/qcloud/peer-forward.py",
+      String(PEER_PORT),
+      "tailscale-egress-traefik:1055",
+      `master.mesh.qui3tly.cloud:${PEER_PORT}`,
+    ]);
+    expect(container(master, "traefik-peer-lady")!.command!.at(-1)).toBe(
+      `lady.mesh.qui3tly.cloud:${PEER_PORT}`,
+    );
+    expect(container(lady, "traefik-peer-master")!.networks).toEqual(
+      expect.arrayContaining(["traefik", "egress-traefik"]),
+    );
+    expect(container(lady, "tailscale-egress-traefik")).toBeDefined();
+    // A site with no shared route has none.
+    expect(container(within({}).master!, "traefik-peer-lady")).toBeUndefined();
+  });
+
+  test("the policy lets each site's Traefik identity reach the other's peer port, and nothing else; each node forwards it with the client in a PROXY header", () => {
+    expect(estateFlows(estate).filter((f) => f.consumer?.service === "traefik")).toEqual([
+      {
+        from: "tag:lady-traefik",
+        consumer: { site: "lady", service: "traefik" },
+        to: "tag:site-master",
+        ports: [PEER_PORT],
+        why: "failover: lady's Traefik falls back to master's for the routes both serve",
+      },
+      {
+        from: "tag:master-traefik",
+        consumer: { site: "master", service: "traefik" },
+        to: "tag:site-lady",
+        ports: [PEER_PORT],
+        why: "failover: master's Traefik falls back to lady's for the routes both serve",
+      },
+    ]);
+    for (const [site, traefik] of [
+      [master, "10.255.255.251"],
+      [lady, "10.255.255.243"],
+    ] as const) {
+      const serve = JSON.parse(
+        renderServeConfig({
+          estate,
+          site: site.name,
+          siteServices: site.services.map((s) => s.name),
+          mesh: site.mesh,
+          sshdPort: 22,
+        }),
+      ) as { TCP: Record<string, unknown> };
+      expect([site.name, serve.TCP[String(PEER_PORT)]]).toEqual([
+        site.name,
+        { TCPForward: `${traefik}:${PEER_PORT}`, ProxyProtocol: 2 },
+      ]);
+    }
+  });
+
+  test("Traefik: a failover service, the primary's instance first on both sites, each health-checked; on the peer entrypoint its own alone", () => {
+    const dynamicOf = (site: typeof master) =>
+      YAML.parse(container(site, "traefik")!.files["/etc/traefik/dynamic/routes.yml"]!).http;
+    expect(dynamicOf(master).services["homepage-web"]).toEqual({
+      failover: { service: "homepage-web-local", fallback: "homepage-web-peers" },
+    });
+    const traefik = container(lady, "traefik")!;
+    const dynamic = dynamicOf(lady);
+    expect(dynamic.services["homepage-web"]).toEqual({
+      failover: { service: "homepage-web-peers", fallback: "homepage-web-local" },
+    });
+    const healthCheck = { path: "/", hostname: "home.qui3tly.cloud", interval: "2s", timeout: "1s" };
+    expect(dynamic.services["homepage-web-local"].loadBalancer).toEqual({
+      servers: [{ url: "http://homepage:3000" }],
+      healthCheck,
+    });
+    expect(dynamic.services["homepage-web-peers"].loadBalancer).toEqual({
+      servers: [{ url: `http://traefik-peer-master:${PEER_PORT}` }],
+      healthCheck,
+    });
+    expect(dynamic.routers["homepage-web-peer"]).toEqual({
+      rule: "Host(`home.qui3tly.cloud`)",
+      entryPoints: ["peer"],
+      service: "homepage-web-local",
+      middlewares: ["tailnet-only"],
+    });
+    const staticConfig = YAML.parse(traefik.files["/etc/traefik/traefik.yml"]!);
+    expect(staticConfig.entryPoints.peer).toEqual({
+      address: `:${PEER_PORT}`,
+      proxyProtocol: { trustedIPs: ["10.255.255.242/32"] },
+    });
+  });
+
+  test("each Pi-hole answers the name with its own site's node; the records' script writes them whole", () => {
+    expect(failoverHosts(lady.routes)).toEqual(["home.qui3tly.cloud"]);
+    expect(failoverHosts(within({}).master!.routes)).toEqual([]);
+    const script = renderFailoverRecordsInstall("pihole", "100.64.0.2", ["home.qui3tly.cloud"]);
+    expect(script).toContain("'RECORDS'\n100.64.0.2 home.qui3tly.cloud\nRECORDS\n");
+    expect(() => renderFailoverRecordsInstall("pihole", "", ["home.qui3tly.cloud"])).toThrow(
+      "expected the site node's tailnet IPv4 address, got ``",
+    );
+    for (const s of [script, renderFailoverRecordsUninstall("pihole")]) {
+      const r = spawnSync("bash", ["-n"], { input: s, encoding: "utf8" });
+      expect([r.status, r.stderr]).toEqual([0, ""]);
+    }
+  });
+
+  test("Prometheus probes the name once, as the primary's", () => {
+    const prometheus = container(master, "prometheus")!;
+    const config = Object.entries(prometheus.files).find(([f]) => f.endsWith("prometheus.yml"))![1];
+    expect(config.split("https://home.qui3tly.cloud/").length - 1).toBe(1);
   });
 });
 

@@ -72,15 +72,21 @@ REAL_PROGRAMS = {
 # to the internet, which a real unbound would).
 DNS = {"docker.io/pihole/pihole", "docker.io/mvance/unbound"}
 # Pi-hole's local DNS records: the file its admin UI writes and FTL reads as extra hosts (re-read on SIGHUP, which
-# `pihole restartdns reload` sends). The stand-in's dnsmasq does the same, so a record synced to a secondary answers.
+# `pihole restartdns reload` sends), and its dnsmasq config directory (read at start: `pihole restartdns`). The
+# stand-in's dnsmasq does the same, so a record synced to a secondary, or a site's own records file, answers.
 PIHOLE = "docker.io/pihole/pihole"
 PIHOLE_HOSTS = "/etc/pihole/custom.list"
+PIHOLE_CONF_DIR = "/etc/dnsmasq.d/,*.conf"
 PIHOLE_SHIM = """#!/bin/sh
-# Stand-in for `pihole` of docker.io/pihole/pihole: `restartdns [reload|reload-lists]` makes dnsmasq re-read the
-# local records (SIGHUP, as FTL takes it); no other subcommand.
-case "$1" in
-restartdns) exec pkill -HUP -x dnsmasq ;;
-*) echo "pihole stand-in: only restartdns" >&2; exit 1 ;;
+# Stand-in for `pihole` of docker.io/pihole/pihole: `restartdns reload[-lists]` makes dnsmasq re-read the local
+# records (SIGHUP, as FTL takes it); `restartdns` restarts it, so it reads its config again; no other subcommand.
+case "$1 ${2:-}" in
+"restartdns reload"*) exec pkill -HUP -x dnsmasq ;;
+"restartdns ")
+  pkill -x dnsmasq || true
+  while pgrep -x dnsmasq >/dev/null; do sleep 0.1; done
+  exec dnsmasq --conf-file=/etc/standin/dnsmasq.conf ;;
+*) echo "pihole stand-in: only restartdns [reload]" >&2; exit 1 ;;
 esac
 """
 # Ports the real program serves that nothing in the site model names (so a client finds them).
@@ -244,7 +250,7 @@ def main(out, render_dirs):
         if kind == "generic+dns":
             env.append("STANDIN_DNS=1")
         if repo == PIHOLE:
-            lines.append(f"RUN echo 'addn-hosts={PIHOLE_HOSTS}' >>/etc/standin/dnsmasq.conf")
+            lines.append(f"RUN printf '%s\\n' 'addn-hosts={PIHOLE_HOSTS}' 'conf-dir={PIHOLE_CONF_DIR}' >>/etc/standin/dnsmasq.conf")
         lines.append("ENV " + " ".join(env))
         lines.append(f'LABEL cloud.qui3tly.standin="{kind}" cloud.qui3tly.standin.of="{ref}"')
         if workdir:

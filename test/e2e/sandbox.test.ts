@@ -1733,14 +1733,14 @@ describe("the sandbox estate under the real engine", () => {
     return name;
   }
 
-  test("e2. lady runs Pi-hole as master's secondary: a record added on master answers on lady within the sync interval, the gauges move; with master's share stopped CrossSiteSyncStale fires and resolves; with master's server stopped a tailnet client resolves through lady, and through master again once it is back", () => {
+  test("e2. lady runs Pi-hole as master's secondary and serves Homepage with master: a record added on master answers on lady within the sync interval, the gauges move; with master's share stopped CrossSiteSyncStale fires and resolves; master's Homepage stopped, each Traefik answers with lady's; with master's server stopped a tailnet client resolves and reaches Homepage through lady, and through master again once it is back", () => {
     // Madam, destroyed in x5, is out of the estate while this step runs (its file is back for the steps after).
     const madamFile = project.stackFile("madam");
     const madamAside = `${madamFile}.aside`;
     const madam = fs.existsSync(madamFile);
     if (madam) fs.renameSync(madamFile, madamAside);
     const before = editSite("lady", (s) => {
-      s.services = { ...s.services, pihole: { follows: "master" } };
+      s.services = { ...s.services, pihole: { follows: "master" }, homepage: { follows: "master" } };
       // An ingress range of her own: her Pi-hole answers the tailnet at its resolver address, not master's.
       s.mesh = { ...s.mesh, ingressSubnet: "10.255.255.240/29" };
     });
@@ -1751,7 +1751,17 @@ describe("the sandbox estate under the real engine", () => {
       expect(added.report.sites.map((s) => `${s.site} ${s.result}`)).toEqual(["master ok", "lady ok"]);
       expect([...containers("master").keys()]).toContain("pihole-share");
       expect([...containers("lady").keys()]).toEqual(
-        expect.arrayContaining(["pihole", "pihole-unbound", "tailscale-egress-pihole"]),
+        expect.arrayContaining([
+          "pihole",
+          "pihole-unbound",
+          "tailscale-egress-pihole",
+          "homepage",
+          "traefik-peer-master",
+          "tailscale-egress-traefik",
+        ]),
+      );
+      expect([...containers("master").keys()]).toEqual(
+        expect.arrayContaining(["traefik-peer-lady", "tailscale-egress-traefik"]),
       );
       const name = `sync-${Date.now()}.qui3tly.cloud`;
       const answer = (site: string) =>
@@ -1826,10 +1836,10 @@ describe("the sandbox estate under the real engine", () => {
       const client = tailnetClient();
       try {
         /** The record's address as `server` answers it; "" for no answer (dig prints its error on stdout). */
-        const dig = (server: string) => {
+        const dig = (server: string, host = name) => {
           const r = run(
             "docker",
-            ["exec", client, "dig", "+short", "+time=2", "+tries=1", `@${server}`, name],
+            ["exec", client, "dig", "+short", "+time=2", "+tries=1", `@${server}`, host],
             {
               allowFail: true,
             },
@@ -1845,6 +1855,67 @@ describe("the sandbox estate under the real engine", () => {
           "10.20.30.40",
           "10.20.30.40",
         ]);
+
+        // Homepage, served by both: each Pi-hole answers its name with its own site's node (the client takes
+        // whichever answers first); either site's Traefik sends it to the primary's instance while that is healthy.
+        const home = model("master").routes.find((r) => r.service === "homepage")!.host;
+        const nodeAddress = (site: string) =>
+          onServer(site, "docker exec tailscale tailscale ip -4").stdout.trim();
+        const [MASTER_NODE, LADY_NODE] = [nodeAddress("master"), nodeAddress("lady")];
+        expect([dig(MASTER_RESOLVER, home), dig(LADY_RESOLVER, home)]).toEqual([MASTER_NODE, LADY_NODE]);
+        expect([MASTER_NODE, LADY_NODE]).toContain(dig("100.100.100.100", home));
+        let request = 0;
+        /**
+         * `<HTTP status> <address>` of a request for Homepage as the client makes it (through a site's node `at`, if
+         * given), and the path it asked for: a site's Traefik logs it where it served it for a peer.
+         */
+        const get = (at?: string) => {
+          const p = `/?e2e=${Date.now()}-${request++}`;
+          const r = run(
+            "docker",
+            [
+              ...["exec", client, "curl", "-sk", "--max-time", "3", "-o", "/dev/null"],
+              ...["-w", "%{http_code} %{remote_ip}", ...(at ? ["--resolve", `${home}:443:${at}`] : [])],
+              `https://${home}${p}`,
+            ],
+            { allowFail: true },
+          );
+          return { got: r.stdout.trim(), path: p };
+        };
+        /** Whether `site`'s Traefik served that request for a peer (on its `peer` entrypoint: its own instance). */
+        const servedForPeer = (site: string, p: string) =>
+          onServer(site, "docker logs traefik 2>&1")
+            .stdout.split("\n")
+            .some((l) => l.includes('"entryPointName":"peer"') && l.includes(`"RequestPath":"${p}"`));
+        // Through lady's Traefik, master's instance answers: the primary's first.
+        const viaLady = get(LADY_NODE);
+        expect(viaLady.got).toBe(`200 ${LADY_NODE}`);
+        until("master's Traefik logs lady's request", () => servedForPeer("master", viaLady.path), 10);
+        expect(get(MASTER_NODE).got).toBe(`200 ${MASTER_NODE}`);
+        // Master's instance stopped: master's Traefik answers through lady's, and lady's with her own.
+        onServer("master", "docker stop homepage");
+        try {
+          const t = Date.now();
+          until(
+            "master's Traefik answers through lady's Homepage",
+            () => {
+              const r = get(MASTER_NODE);
+              return r.got === `200 ${MASTER_NODE}` && servedForPeer("lady", r.path);
+            },
+            30,
+          );
+          timings["master's Homepage stopped -> answered through lady's"] = (Date.now() - t) / 1000;
+          until("lady's Traefik answers with her own", () => get(LADY_NODE).got === `200 ${LADY_NODE}`, 30);
+          timings["master's Homepage stopped -> lady's Traefik answers (her own)"] = (Date.now() - t) / 1000;
+        } finally {
+          onServer("master", "docker start homepage");
+        }
+        until(
+          "master's Homepage healthy again",
+          () => containers("master").get("homepage") === "running healthy",
+          60,
+        );
+
         // A path to lady's node, as a client that has used it has: master's relay goes down with master.
         run("docker", ["exec", client, "tailscale", "ping", "-c", "1", "--timeout", "10s", "lady"]);
         // As a power cut: no shutdown, master's server (its Headscale, its relay, its Pi-hole) gone at once.
@@ -1857,6 +1928,8 @@ describe("the sandbox estate under the real engine", () => {
             30,
           );
           timings["master stopped -> a name answered (through lady)"] = (Date.now() - t0) / 1000;
+          until("the client reaches Homepage through lady", () => get().got === `200 ${LADY_NODE}`, 30);
+          timings["master stopped -> Homepage answered (through lady)"] = (Date.now() - t0) / 1000;
           const t = Date.now();
           expect(dig("100.100.100.100")).toBe("10.20.30.40");
           timings["a query with master down"] = (Date.now() - t) / 1000;
@@ -1871,6 +1944,16 @@ describe("the sandbox estate under the real engine", () => {
             240,
           );
           timings["master started -> its Pi-hole answers again"] = (Date.now() - t1) / 1000;
+          // Back to the primary's instance with no step of anyone's: lady's Traefik sends it to master's again.
+          until(
+            "lady's Traefik sends the client to master's Homepage again",
+            () => {
+              const r = get(LADY_NODE);
+              return r.got === `200 ${LADY_NODE}` && servedForPeer("master", r.path);
+            },
+            240,
+          );
+          timings["master started -> Homepage served by master's again"] = (Date.now() - t1) / 1000;
         }
         expect(dig("100.100.100.100")).toBe("10.20.30.40");
       } finally {

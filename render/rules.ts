@@ -286,6 +286,52 @@ function alertDefs(interval: string): AlertDef[] {
     ),
     alert(
       {
+        // Traefik's own `service` label is renamed beside the scrape target's (`service="traefik"`).
+        alert: "SharedRouteDegraded",
+        expr: `traefik_service_server_up{service="traefik",exported_service=~".+-(local|peers)@file"} == 0`,
+        for: "2m",
+        severity: "warning",
+        summary: "{{ $labels.site }}'s Traefik finds an instance of a route it shares with another site down",
+        description:
+          "Traefik on {{ $labels.site }} has failed its health check of {{ $labels.exported_service }} ({{ $labels.url }}) for 2 minutes: `-local` is the site's own instance, `-peers` the other site's through the tailnet. The route is served from the other instance; with both down it is down.",
+      },
+      {
+        fires: {
+          series: {
+            [sel("traefik_service_server_up", {
+              site: "lady",
+              service: "traefik",
+              exported_service: "homepage-web-peers@file",
+            })]: "1x2 0x10",
+            [sel("traefik_service_server_up", {
+              site: "lady",
+              service: "traefik",
+              exported_service: "homepage-web-local@file",
+            })]: "1x12",
+          },
+          at: "10m",
+          fires: [{ site: "lady", service: "traefik", exported_service: "homepage-web-peers@file" }],
+        },
+        silent: {
+          series: {
+            // A route of one site's own is no shared one, and a moment down is what the failover is for.
+            [sel("traefik_service_server_up", {
+              site: "lady",
+              service: "traefik",
+              exported_service: "nextcloud-web@file",
+            })]: "0x10",
+            [sel("traefik_service_server_up", {
+              site: "lady",
+              service: "traefik",
+              exported_service: "homepage-web-local@file",
+            })]: "1x5 0x1 1x5",
+          },
+          at: "10m",
+        },
+      },
+    ),
+    alert(
+      {
         alert: "TLSCertExpiringSoon",
         expr: "probe_ssl_earliest_cert_expiry - time() < 14 * 86400",
         for: "10m",

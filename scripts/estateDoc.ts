@@ -4,7 +4,7 @@ import { fileSource } from "../config/source";
 import { projectEstate, stackFilesIn } from "../model/estate";
 import { loadSite } from "../model/site";
 import type { Estate, EstateSite } from "../render/estate";
-import type { BackupDef, SiteModel } from "../render/siteModel";
+import { type BackupDef, type SiteModel, pulls } from "../render/siteModel";
 import { backupPlan } from "../render/backup";
 import { logShippers } from "../render/monitoring";
 import { estateFlows, extraTag, identityTag, roleTag, siteTag } from "../render/policy";
@@ -522,6 +522,13 @@ export const ALERT_SCOPES: Readonly<Record<string, (s: SiteModel) => string | un
     s.routes.length > 0
       ? `the certificates of ${new Set(s.routes.map((r) => r.host)).size} routed hosts`
       : undefined,
+  SharedRouteDegraded: (s) => {
+    const shared = s.routes.filter((r) => (r.peers ?? []).length > 0);
+    const peers = [...new Set(shared.flatMap((r) => r.peers ?? []))].map(code);
+    return shared.length > 0
+      ? `the instances of the routes it serves with ${list(peers)}: ${list(shared.map((r) => code(r.host)))}`
+      : undefined;
+  },
   MeshNodeOffline: (s) => {
     const nodes =
       s.services
@@ -541,8 +548,11 @@ export const ALERT_SCOPES: Readonly<Record<string, (s: SiteModel) => string | un
     keptRepositories(s) === undefined ? undefined : "the disk under the repositories it keeps",
   RestoreTestFailed: (s) => keptServices(s),
   RestoreTestTooOld: (s) => keptServices(s),
-  // No job writes the sync gauges yet (docs/metrics.md): the model has no sync task.
-  CrossSiteSyncStale: () => undefined,
+  // Its secondaries' sync job writes the gauges (render/sync.ts).
+  CrossSiteSyncStale: (s) => {
+    const from = s.follows.filter(pulls).map((f) => `${code(f.service)} from ${code(f.primary)}`);
+    return from.length > 0 ? `the sync of ${list(from)}` : undefined;
+  },
   // `npm run estate -- drift` checks every site, and writes its gauges where the site's node-exporter serves them.
   DriftDetected: (s) =>
     runs(s, "node-exporter") ? "every resource of its stack against the code" : undefined,

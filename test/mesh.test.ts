@@ -11,6 +11,7 @@ import { mapSource } from "../config/source";
 import { loadEstate } from "../model/estate";
 import { loadSite } from "../model/site";
 import type { Estate, EstateSite } from "../render/estate";
+import type { ContainerModel } from "../render/siteModel";
 import {
   meshIdentities,
   parsePreAuthKey,
@@ -84,6 +85,41 @@ function meshTools(): string {
     throw new Error(`scripts/mesh-tools.sh failed (run it by hand to see why):\n${r.stderr}`);
   }
   return r.stdout.trim();
+}
+
+/** A site's rendered Traefik configs, parsed, but for where their files live: under `dir` (see traefikIn). */
+function traefikConfigs(traefik: ContainerModel, dir: string) {
+  const staticConfig = YAML.parse(traefik.files["/etc/traefik/traefik.yml"]!);
+  staticConfig.providers.file.directory = path.join(dir, "dynamic");
+  staticConfig.certificatesResolvers.letsencrypt.acme.storage = path.join(dir, "acme.json");
+  return { staticConfig, dynamic: YAML.parse(traefik.files["/etc/traefik/dynamic/routes.yml"]!) };
+}
+
+/**
+ * The start of a script that runs the real traefik with these configs in a network namespace of its own (the
+ * rendered ports as they are): `addresses` on its loopback, `background` programs started first, then traefik,
+ * until `ports` listen. What follows runs with `ip netns exec <ns>`; the namespace and all in it go at the end.
+ */
+function traefikIn(
+  ns: string,
+  dir: string,
+  configs: { staticConfig: unknown; dynamic: unknown },
+  o: { addresses?: string[]; background: string[]; ports: number[] },
+): string[] {
+  fs.mkdirSync(path.join(dir, "dynamic"));
+  fs.writeFileSync(path.join(dir, "traefik.yml"), YAML.stringify(configs.staticConfig));
+  fs.writeFileSync(path.join(dir, "dynamic", "routes.yml"), YAML.stringify(configs.dynamic));
+  const listening = o.ports.map((p) => `</dev/tcp/127.0.0.1/${p}`).join(" && ");
+  return [
+    "set -eu",
+    `trap 'ip netns pids ${ns} | xargs -r kill; ip netns del ${ns}' EXIT`,
+    `ip netns add ${ns}`,
+    `ip -n ${ns} link set lo up`,
+    ...(o.addresses ?? []).map((a) => `ip -n ${ns} addr add ${a}/32 dev lo`),
+    ...o.background.map((c) => `ip netns exec ${ns} ${c} >/dev/null 2>&1 &`),
+    `ip netns exec ${ns} ${meshTools()}/traefik --configFile=${dir}/traefik.yml >${dir}/traefik.log 2>&1 &`,
+    `for _ in $(seq 100); do ip netns exec ${ns} bash -c '${listening}' 2>/dev/null && break; sleep 0.1; done`,
+  ];
 }
 
 describe("the tailnet policy", () => {
@@ -678,21 +714,16 @@ for line in sys.stdin:
 `;
 
   test("private routes answer a tailnet client through the node (PROXY header from the ingress network), and nobody else", () => {
-    const bin = meshTools();
     const lady = loadSite(SOURCES[1]!, estate);
     const traefik = lady.services.find((s) => s.name === "traefik")!.containers[0]!;
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "qcloud-traefik-"));
     // The rendered configs as they are, but for where files live and where the routes lead (one local server).
-    const staticConfig = YAML.parse(traefik.files["/etc/traefik/traefik.yml"]!);
-    staticConfig.providers.file.directory = path.join(dir, "dynamic");
-    staticConfig.certificatesResolvers.letsencrypt.acme.storage = path.join(dir, "acme.json");
-    const dynamic = YAML.parse(traefik.files["/etc/traefik/dynamic/routes.yml"]!);
-    for (const svc of Object.values(dynamic.http.services) as { loadBalancer: Record<string, unknown> }[]) {
+    const configs = traefikConfigs(traefik, dir);
+    for (const svc of Object.values(configs.dynamic.http.services) as {
+      loadBalancer: Record<string, unknown>;
+    }[]) {
       svc.loadBalancer = { servers: [{ url: "http://127.0.0.1:18999" }] };
     }
-    fs.mkdirSync(path.join(dir, "dynamic"));
-    fs.writeFileSync(path.join(dir, "traefik.yml"), YAML.stringify(staticConfig));
-    fs.writeFileSync(path.join(dir, "dynamic", "routes.yml"), YAML.stringify(dynamic));
     fs.writeFileSync(path.join(dir, "client.py"), CLIENT);
     const privateHost = lady.routes.find((r) => r.private)!.host;
     const publicHost = lady.routes.find((r) => !r.private)!.host;
@@ -714,18 +745,13 @@ for line in sys.stdin:
       ["the public entrypoint, public route", 443, "127.0.0.1", "-", publicHost, "200"],
     ] as const;
     const ns = `qcloud-traefik-${process.pid}`;
-    // Its own network namespace: the rendered ports (443, 8443) as they are, and an address in the ingress range.
     const script = [
-      "set -eu",
-      `trap 'ip netns pids ${ns} | xargs -r kill; ip netns del ${ns}' EXIT`,
-      `ip netns add ${ns}`,
-      `ip -n ${ns} link set lo up`,
-      // The node's and the gateway's addresses on the ingress network (render/traefik.ts ingressAddresses).
-      `ip -n ${ns} addr add 10.255.255.250/32 dev lo`,
-      `ip -n ${ns} addr add 10.255.255.249/32 dev lo`,
-      `ip netns exec ${ns} python3 -m http.server 18999 --bind 127.0.0.1 >/dev/null 2>&1 &`,
-      `ip netns exec ${ns} ${bin}/traefik --configFile=${dir}/traefik.yml >${dir}/traefik.log 2>&1 &`,
-      `for _ in $(seq 100); do ip netns exec ${ns} bash -c '</dev/tcp/127.0.0.1/8443 && </dev/tcp/127.0.0.1/18999' 2>/dev/null && break; sleep 0.1; done`,
+      ...traefikIn(ns, dir, configs, {
+        // The node's and the gateway's addresses on the ingress network (render/traefik.ts ingressAddresses).
+        addresses: ["10.255.255.250", "10.255.255.249"],
+        background: ["python3 -m http.server 18999 --bind 127.0.0.1"],
+        ports: [8443, 18999],
+      }),
       `ip netns exec ${ns} python3 ${dir}/client.py`,
     ].join("\n");
     try {
@@ -774,16 +800,13 @@ for line in sys.stdin:
 `;
 
   test("a site's push lands in its own tenant whatever it claims; wrong or no password is 401; nothing but the push path is routed", () => {
-    const bin = meshTools();
     const master = loadSite(SOURCES[0]!, estate);
     const traefik = master.services.find((s) => s.name === "traefik")!.containers[0]!;
     expect(traefik.secretFiles).toEqual({ "/etc/traefik/secrets/logs-users": { input: "logsUsers" } });
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "qcloud-logs-"));
-    const staticConfig = YAML.parse(traefik.files["/etc/traefik/traefik.yml"]!);
-    expect(staticConfig.entryPoints.logs).toEqual({ address: ":3100" });
-    staticConfig.providers.file.directory = path.join(dir, "dynamic");
-    staticConfig.certificatesResolvers.letsencrypt.acme.storage = path.join(dir, "acme.json");
-    const dynamic = YAML.parse(traefik.files["/etc/traefik/dynamic/routes.yml"]!);
+    const configs = traefikConfigs(traefik, dir);
+    const dynamic = configs.dynamic;
+    expect(configs.staticConfig.entryPoints.logs).toEqual({ address: ":3100" });
     // As rendered, but for where the users file lives and where Loki is (the backend above).
     expect(dynamic.http.routers["logs-push"]).toEqual({
       rule: "Path(`/loki/api/v1/push`)",
@@ -809,10 +832,7 @@ for line in sys.stdin:
         .trim()
         .replace("$2y$", "$2a$"),
     );
-    fs.mkdirSync(path.join(dir, "dynamic"));
     fs.writeFileSync(path.join(dir, "logs-users"), `${users.join("\n")}\n`, { mode: 0o600 });
-    fs.writeFileSync(path.join(dir, "traefik.yml"), YAML.stringify(staticConfig));
-    fs.writeFileSync(path.join(dir, "dynamic", "routes.yml"), YAML.stringify(dynamic));
     fs.writeFileSync(path.join(dir, "backend.py"), BACKEND);
     fs.writeFileSync(path.join(dir, "client.py"), CLIENT);
     const push = "/loki/api/v1/push";
@@ -846,13 +866,10 @@ for line in sys.stdin:
     ];
     const ns = `qcloud-logs-${process.pid}`;
     const script = [
-      "set -eu",
-      `trap 'ip netns pids ${ns} | xargs -r kill; ip netns del ${ns}' EXIT`,
-      `ip netns add ${ns}`,
-      `ip -n ${ns} link set lo up`,
-      `ip netns exec ${ns} python3 ${dir}/backend.py 18998 >/dev/null 2>&1 &`,
-      `ip netns exec ${ns} ${bin}/traefik --configFile=${dir}/traefik.yml >${dir}/traefik.log 2>&1 &`,
-      `for _ in $(seq 100); do ip netns exec ${ns} bash -c '</dev/tcp/127.0.0.1/3100 && </dev/tcp/127.0.0.1/18998' 2>/dev/null && break; sleep 0.1; done`,
+      ...traefikIn(ns, dir, configs, {
+        background: [`python3 ${dir}/backend.py 18998`],
+        ports: [3100, 18998],
+      }),
       // The file provider loads the routes a moment after the entrypoint listens.
       `for _ in $(seq 100); do [ "$(ip netns exec ${ns} python3 -c 'import http.client as h; c = h.HTTPConnection("127.0.0.1", 3100); c.request("POST", "${push}"); print(c.getresponse().status)')" = 401 ] && break; sleep 0.1; done`,
       `ip netns exec ${ns} python3 ${dir}/client.py`,
@@ -927,7 +944,6 @@ print(json.dumps(out))
   ])(
     "%s; the other's within the health check when it stops, back when it returns; the peer entrypoint serves its own only",
     (_what, site, node, first) => {
-      const bin = meshTools();
       const src = [
         mapSource("Pulumi.master.yaml", "master", committed("master", {})),
         mapSource(
@@ -945,10 +961,8 @@ print(json.dumps(out))
       );
       const traefik = model.services.find((s) => s.name === "traefik")!.containers[0]!;
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), "qcloud-failover-"));
-      const staticConfig = YAML.parse(traefik.files["/etc/traefik/traefik.yml"]!);
-      staticConfig.providers.file.directory = path.join(dir, "dynamic");
-      staticConfig.certificatesResolvers.letsencrypt.acme.storage = path.join(dir, "acme.json");
-      const dynamic = YAML.parse(traefik.files["/etc/traefik/dynamic/routes.yml"]!);
+      const configs = traefikConfigs(traefik, dir);
+      const dynamic = configs.dynamic;
       // The rendered services as they are (failover, health checks), but for where their servers are.
       const where: Record<string, string> = {
         "homepage-web-local": "http://127.0.0.1:18998",
@@ -960,20 +974,11 @@ print(json.dumps(out))
       // Master's CrowdSec bouncer is not here to ask: its middleware is left out.
       for (const router of Object.values(dynamic.http.routers) as { middlewares?: string[] }[])
         router.middlewares = router.middlewares?.filter((m) => m !== "crowdsec");
-      fs.mkdirSync(path.join(dir, "dynamic"));
-      fs.writeFileSync(path.join(dir, "traefik.yml"), YAML.stringify(staticConfig));
-      fs.writeFileSync(path.join(dir, "dynamic", "routes.yml"), YAML.stringify(dynamic));
       fs.writeFileSync(path.join(dir, "driver.py"), DRIVER);
       const ns = `qcloud-failover-${process.pid}`;
       const script = [
-        "set -eu",
-        `trap 'ip netns pids ${ns} | xargs -r kill; ip netns del ${ns}' EXIT`,
-        `ip netns add ${ns}`,
-        `ip -n ${ns} link set lo up`,
         // The site's node's address on its ingress network (render/traefik.ts ingressAddresses).
-        `ip -n ${ns} addr add ${node}/32 dev lo`,
-        `ip netns exec ${ns} ${bin}/traefik --configFile=${dir}/traefik.yml >${dir}/traefik.log 2>&1 &`,
-        `for _ in $(seq 100); do ip netns exec ${ns} bash -c '</dev/tcp/127.0.0.1/8443 && </dev/tcp/127.0.0.1/8444' 2>/dev/null && break; sleep 0.1; done`,
+        ...traefikIn(ns, dir, configs, { addresses: [node], background: [], ports: [8443, 8444] }),
         `ip netns exec ${ns} python3 ${dir}/driver.py ${dir} ${node} ${first}`,
       ].join("\n");
       try {

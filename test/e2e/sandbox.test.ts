@@ -1887,26 +1887,34 @@ describe("the sandbox estate under the real engine", () => {
           onServer(site, "docker logs traefik 2>&1")
             .stdout.split("\n")
             .some((l) => l.includes('"entryPointName":"peer"') && l.includes(`"RequestPath":"${p}"`));
+        /** Whether a request through `at`'s node is answered, by `site`'s instance for its peer's Traefik. */
+        const answeredFor = (at: string, site: string) => {
+          const r = get(at);
+          return r.got === `200 ${at}` && servedForPeer(site, r.path);
+        };
         // Through lady's Traefik, master's instance answers: the primary's first.
-        const viaLady = get(LADY_NODE);
-        expect(viaLady.got).toBe(`200 ${LADY_NODE}`);
-        until("master's Traefik logs lady's request", () => servedForPeer("master", viaLady.path), 10);
+        until("lady's Traefik answers with master's Homepage", () => answeredFor(LADY_NODE, "master"), 10);
         expect(get(MASTER_NODE).got).toBe(`200 ${MASTER_NODE}`);
         // Master's instance stopped: master's Traefik answers through lady's, and lady's with her own.
         onServer("master", "docker stop homepage");
         try {
           const t = Date.now();
-          until(
-            "master's Traefik answers through lady's Homepage",
-            () => {
-              const r = get(MASTER_NODE);
-              return r.got === `200 ${MASTER_NODE}` && servedForPeer("lady", r.path);
-            },
-            30,
-          );
+          until("master's Traefik answers with lady's Homepage", () => answeredFor(MASTER_NODE, "lady"), 30);
           timings["master's Homepage stopped -> answered through lady's"] = (Date.now() - t) / 1000;
           until("lady's Traefik answers with her own", () => get(LADY_NODE).got === `200 ${LADY_NODE}`, 30);
           timings["master's Homepage stopped -> lady's Traefik answers (her own)"] = (Date.now() - t) / 1000;
+          // What SharedRouteDegraded watches: master's Traefik reports its own instance down, on its Prometheus.
+          const up = encodeURIComponent(
+            'traefik_service_server_up{site="master",service="traefik",exported_service="homepage-web-local@file"}',
+          );
+          until(
+            "master's Traefik reports its own Homepage down",
+            () =>
+              (prometheus(`query?query=${up}`).result as { value: [number, string] }[]).some(
+                (r) => r.value[1] === "0",
+              ),
+            30,
+          );
         } finally {
           onServer("master", "docker start homepage");
         }
@@ -1946,11 +1954,8 @@ describe("the sandbox estate under the real engine", () => {
           timings["master started -> its Pi-hole answers again"] = (Date.now() - t1) / 1000;
           // Back to the primary's instance with no step of anyone's: lady's Traefik sends it to master's again.
           until(
-            "lady's Traefik sends the client to master's Homepage again",
-            () => {
-              const r = get(LADY_NODE);
-              return r.got === `200 ${LADY_NODE}` && servedForPeer("master", r.path);
-            },
+            "lady's Traefik answers with master's Homepage again",
+            () => answeredFor(LADY_NODE, "master"),
             240,
           );
           timings["master started -> Homepage served by master's again"] = (Date.now() - t1) / 1000;

@@ -52,7 +52,7 @@ export const traefik: ServiceDef = {
             }
           : { networks: ["edge", "metrics"] }),
       },
-      // The routes it shares with other sites fall back to theirs, each through a forwarder (render/traefik.ts);
+      // The routes it shares with other sites reach their Traefik, each through a forwarder (render/traefik.ts);
       // once the estate knows them (model/estate.ts loads it in passes).
       ...(ctx.siteServices.includes("tailscale")
         ? Object.fromEntries(

@@ -379,7 +379,7 @@ export const homepage: ServiceDef = {
   description: "Start page linking every routed service of the estate",
   // A standby on another site serves the page when this one cannot. Its config volume is its own: nothing syncs it.
   secondary: { files: {}, servesRoutes: true },
-  routes: { web: { subdomain: "home", port: 3000, private: true } },
+  routes: { web: { subdomain: "home", port: 3000, private: true, probePath: "/api/healthcheck" } },
   containers: (ctx) => ({
     main: {
       image: image("ghcr.io/gethomepage/homepage", "v0.10.9"),

@@ -137,10 +137,11 @@ export interface SecondaryDef {
    */
   readonly files: Readonly<Record<string, readonly string[]>>;
   /**
-   * The secondary serves the service's routes too, for a service that can answer from two sites at once (nothing
-   * it serves is written through it): each site's Traefik prefers its own instance and falls back to the other
-   * site's over the tailnet, and each site's Pi-hole sends tailnet clients to its own site (render/traefik.ts).
-   * Without it a secondary has no routes: its admin UI is the primary's.
+   * The secondary serves the service's routes too, as a standby, for a service that can answer from two sites at
+   * once (nothing it serves is written through it): each site's Traefik sends a request to the primary's instance
+   * while it passes its health check, else to a standby's, the other site's over the tailnet; each site's Pi-hole
+   * sends tailnet clients to its own site (render/traefik.ts, render/dns.ts). Without it a secondary has no routes:
+   * its admin UI is the primary's.
    */
   readonly servesRoutes?: boolean;
 }

@@ -199,26 +199,7 @@ export function checkEstate(estate: Estate): ConfigIssue[] {
               ? `\`${p.name}\` runs \`${f.service}\` as a secondary itself (${at(p.file, SERVICES(f.service, "follows"))}); expected its primary, \`${chain.primary}\``
               : undefined;
       if (why) issues.push({ file: s.file, path: SERVICES(f.service, "follows"), message: why });
-      // A route both serve has one name: the client's resolver decides which site answers it.
-      for (const r of s.routes.filter((x) => x.service === f.service && x.peers?.includes(f.primary))) {
-        const theirs = p?.routes.find((x) => x.service === r.service && x.name === r.name);
-        if (theirs && theirs.host !== r.host)
-          issues.push({
-            file: s.file,
-            path: SERVICES(f.service, "follows"),
-            message: `expected \`${f.service}\`'s route \`${r.name}\` at \`${theirs.host}\`, as on \`${f.primary}\`; here it would be \`${r.host}\` (from this file's \`domain\`): a route both sites serve has one name`,
-          });
-      }
     }
-    // A site that serves routes with others is found through its own Pi-hole, at its own tailnet node.
-    const shared = [...new Set(s.routes.filter((r) => r.peers?.length).map((r) => r.service))];
-    for (const needed of ["pihole", "tailscale"])
-      if (shared.length > 0 && !s.services.includes(needed))
-        issues.push({
-          file: s.file,
-          path: SERVICES(needed),
-          message: `expected \`${needed}\` on this site: it serves ${shared.map((x) => `\`${x}\``).join(", ")} with other sites, and tailnet clients reach the site that is up through its Pi-hole's answer, its node's address`,
-        });
     const target = s.backup.target;
     if (target !== undefined) {
       const t = byName.get(target);
@@ -245,7 +226,7 @@ export function checkEstate(estate: Estate): ConfigIssue[] {
       wg.set(w.address, s.name);
     }
   }
-  return [...issues, ...checkClashes(estate), ...checkRequired(estate)];
+  return [...issues, ...checkClashes(estate), ...checkSharedRoutes(estate), ...checkRequired(estate)];
 }
 
 const ROUTE_HOST = (r: Route) => joinPath([SITE_KEY, "services", r.service, "routes", r.name, "host"]);
@@ -278,6 +259,63 @@ class Range {
  * ranges that two sites route (the tailnet's subnet routes, the tunnels' subnets: a packet would have two ways),
  * a tunnel address inside such a range or the tailnet's own, and a tunnel that no side can start.
  */
+/**
+ * Routes that sites serve together (a standby's and its primary's, Route.peers): each such site is found through its
+ * own Pi-hole at its own tailnet node (render/dns.ts), and any other Pi-hole of the tailnet would answer their names
+ * from elsewhere, sending the clients whose first answer it was to no site that serves them.
+ */
+function checkSharedRoutes(estate: Estate): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const byName = new Map(estate.sites.map((s) => [s.name, s]));
+  const serving = new Map<string, { service: string; primary: string; sites: Set<string> }>();
+  for (const s of estate.sites)
+    for (const r of s.routes.filter((x) => x.standby && x.peers?.length)) {
+      const e = serving.get(r.host) ?? {
+        service: r.service,
+        primary: r.peers![0]!,
+        sites: new Set<string>(),
+      };
+      for (const n of [s.name, ...r.peers!]) e.sites.add(n);
+      serving.set(r.host, e);
+    }
+  const shares = new Map<string, Set<string>>();
+  for (const { service, sites } of serving.values())
+    for (const n of sites) shares.set(n, (shares.get(n) ?? new Set<string>()).add(service));
+  for (const [n, services] of shares) {
+    const s = byName.get(n);
+    const names = [...services]
+      .sort()
+      .map((x) => `\`${x}\``)
+      .join(", ");
+    for (const needed of ["pihole", "tailscale"])
+      if (s && !s.services.includes(needed))
+        issues.push({
+          file: s.file,
+          path: SERVICES(needed),
+          message: `expected \`${needed}\` on this site: it serves ${names} with other sites, and tailnet clients reach the site that is up through its Pi-hole's answer, its node's address`,
+        });
+  }
+  for (const s of estate.sites) {
+    if (resolverAddress(s) === undefined || shares.has(s.name)) continue;
+    for (const [host, e] of serving) {
+      if (byName.get(e.primary)?.controlPlane !== s.controlPlane) continue;
+      issues.push({
+        file: s.file,
+        path: SERVICES("pihole"),
+        message: `this site's Pi-hole answers the tailnet's clients, but the site does not serve \`${host}\`, which ${[
+          ...e.sites,
+        ]
+          .sort()
+          .map((x) => `\`${x}\``)
+          .join(
+            " and ",
+          )} serve together: a client that took this Pi-hole's answer would reach neither; expected \`${e.service}: { follows: ${e.primary} }\` here too, or \`pihole: false\``,
+      });
+    }
+  }
+  return issues;
+}
+
 function checkClashes(estate: Estate): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
   const hosts = new Map<string, { site: EstateSite; route: Route }>();
@@ -286,12 +324,13 @@ function checkClashes(estate: Estate): ConfigIssue[] {
   for (const s of estate.sites) {
     for (const route of s.routes) {
       const other = hosts.get(route.host);
-      // Unless the two sites serve it together: a secondary serving its primary's routes (checkEstate), which a site
-      // loaded alone knows of the two.
+      // Unless the two sites serve it together: a standby and its primary, or two standbys of one primary
+      // (checkSharedRoutes), which sites loaded alone know from the standbys' side.
+      const circle = (site: EstateSite, r: Route) => [site.name, ...(r.peers ?? [])];
       const together =
         other !== undefined &&
         other.route.service === route.service &&
-        ((route.peers ?? []).includes(other.site.name) || (other.route.peers ?? []).includes(s.name));
+        circle(s, route).some((n) => circle(other.site, other.route).includes(n));
       if (other && other.site !== s && !together) {
         issues.push({
           file: s.file,

@@ -317,8 +317,9 @@ function resolve(
   const hostsBySvc = new Map<ServiceName, Record<string, string>>();
   for (const svc of names) {
     const def: ServiceDef = CATALOG[svc];
-    // A secondary has no routes (its admin UI is the primary's), unless it serves them too, as the primary's backup:
-    // then each site's Traefik falls back to the other's (placedServices refuses route settings on a secondary).
+    // A secondary has no routes (its admin UI is the primary's), unless it serves them too, as a standby: then it
+    // serves the primary's routes as they are, once the estate knows them (placedServices refuses route settings on
+    // a secondary), and each site's Traefik reaches the other's (render/traefik.ts).
     const primary = site.services[svc]?.follows;
     if (primary !== undefined && !def.secondary?.servesRoutes) continue;
     const peers =
@@ -326,11 +327,10 @@ function resolve(
         ? [primary]
         : def.secondary?.servesRoutes
           ? estate.sites
-              .filter(
-                (x) => x.name !== name && x.follows.some((f) => f.primary === name && f.service === svc),
-              )
+              .filter((x) => x.follows.some((f) => f.primary === name && f.service === svc))
               .map((x) => x.name)
           : [];
+    const primaryRoutes = estate.sites.find((x) => x.name === primary)?.routes ?? [];
     const overrides = overrideOf(svc).routes ?? {};
     for (const r of Object.keys(overrides)) {
       if (!def.routes?.[r]) {
@@ -344,7 +344,8 @@ function resolve(
     const hosts: Record<string, string> = {};
     for (const [r, rd] of Object.entries(def.routes ?? {})) {
       const o = overrides[r] ?? {};
-      const host = o.host ?? `${rd.subdomain}.${site.domain}`;
+      const theirs = primaryRoutes.find((x) => x.service === svc && x.name === r);
+      const host = theirs?.host ?? o.host ?? `${rd.subdomain}.${site.domain}`;
       hosts[r] = host;
       routes.push({
         name: r,
@@ -354,7 +355,7 @@ function resolve(
         ...(rd.pathPrefix === undefined ? {} : { pathPrefix: rd.pathPrefix }),
         port: rd.port,
         scheme: rd.scheme ?? "http",
-        private: o.private ?? rd.private ?? false,
+        private: theirs?.private ?? o.private ?? rd.private ?? false,
         probePath: rd.probePath ?? rd.pathPrefix ?? "/",
         ...(peers.length > 0 ? { peers, ...(primary !== undefined ? { standby: true } : {}) } : {}),
       });

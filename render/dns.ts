@@ -36,9 +36,9 @@ export function tailnetResolvers(estate: Estate, controlPlane: string): { site: 
 
 /**
  * Routes served on more than one site (Route.peers): each site's Pi-hole answers their names with its own site's
- * tailnet address, where its node forwards 443 to its Traefik. A client takes the first answer, the primary's
- * resolver's while it is up: with a site down, the other's, which sends it to the other site's Traefik. A file of
- * the site's own (never synced: each Pi-hole's answer differs), read as extra hosts.
+ * tailnet address, where its node forwards 443 to its Traefik. A client asks every resolver at once and takes the
+ * first answer: with both sites up either site's Traefik (which sends it to the primary's instance); with one down,
+ * the other's. A file of the site's own (never synced: each Pi-hole's answer differs), read as extra hosts.
  */
 export const FAILOVER_HOSTS_FILE = "/etc/pihole/qcloud-failover.list";
 /** The dnsmasq config line that makes Pi-hole read it (dnsmasq reads its config at start: `pihole restartdns`). */

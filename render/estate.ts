@@ -19,9 +19,8 @@ export interface Route {
   /** The path the outside-in probe requests. */
   readonly probePath: string;
   /**
-   * The other sites that serve it too (a secondary that serves routes, catalog/types.ts SecondaryDef): this site's
-   * Traefik falls back to theirs over the tailnet when its own instance fails its health check. None: this site's
-   * alone.
+   * The other sites that serve it too (a standby: catalog/types.ts SecondaryDef `servesRoutes`), whose Traefik this
+   * site's reaches over the tailnet (render/traefik.ts). None: this site's alone.
    */
   readonly peers?: readonly string[];
   /**

@@ -9,6 +9,7 @@ Usage: peer-forward.py LISTEN_PORT PROXY_HOST:PORT TARGET_HOST:PORT
 """
 
 import asyncio
+import socket
 import sys
 
 LISTEN = int(sys.argv[1])
@@ -20,6 +21,11 @@ HEAD_LIMIT = 16384
 
 def log(message):
     print(f"peer-forward {TARGET}: {message}", file=sys.stderr, flush=True)
+
+
+# Once one direction has ended, how long the other may go on (a response still coming) before both are closed: a
+# tunnel that died (the peer's power cut) must not hold the connection for ever.
+DRAIN_SECONDS = 30
 
 
 async def pipe(reader, writer):
@@ -43,7 +49,16 @@ async def handle(client_reader, client_writer):
         status = head.split(b"\r\n", 1)[0].decode("latin-1")
         if len(head) > HEAD_LIMIT or status.split(" ")[1:2] != ["200"]:
             raise ConnectionError(f"the proxy answered {status!r}")
-        await asyncio.gather(pipe(client_reader, upstream), pipe(reader, client_writer))
+        for w in (client_writer, upstream):
+            sock = w.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        directions = {asyncio.create_task(pipe(client_reader, upstream)), asyncio.create_task(pipe(reader, client_writer))}
+        _, pending = await asyncio.wait(directions, return_when=asyncio.FIRST_COMPLETED)
+        if pending:
+            _, late = await asyncio.wait(pending, timeout=DRAIN_SECONDS)
+            for task in late:
+                task.cancel()
     except (OSError, ConnectionError, asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as e:
         log(repr(e))
     finally:

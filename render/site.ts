@@ -2,7 +2,7 @@ import { BACKUP_CRON, BACKUP_SCRIPT, renderBackupCron, renderBackupScript } from
 import { SYNC_CRON, SYNC_SCRIPT, renderSyncCron, renderSyncScript } from "./sync";
 import { renderCompose } from "./compose";
 import { HOST_KEY_PLACEHOLDER, renderCloudInit } from "./host";
-import { LOG_OPTS, describeSecret, type SiteModel } from "./siteModel";
+import { LOG_OPTS, describeSecret, pulls, type SiteModel } from "./siteModel";
 import { WG_INTERFACE, renderWireguardConfig, tunnelSites } from "./wireguard";
 
 /** How a secret shows in reviewable output: its source, never its value. */
@@ -67,7 +67,7 @@ export function renderSiteFiles(model: SiteModel): Record<string, string> {
       dependsOn: c.dependsOn,
     })),
   );
-  if (model.follows.length > 0) {
+  if (model.follows.some(pulls)) {
     // The secondaries' sync job as the host gets it.
     files[`sync${SYNC_SCRIPT}`] = renderSyncScript(model);
     files[`sync${SYNC_CRON}`] = renderSyncCron(model);

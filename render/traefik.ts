@@ -34,8 +34,15 @@ export const TENANT_HEADER = "X-Scope-OrgID";
  * there. On that entrypoint a route goes to the site's own instance only, never on to another site: no loops.
  */
 export const PEER_PORT = 8444;
-/** How often each site's Traefik checks its own instance of a route it shares, and how long it waits for it. */
-export const FAILOVER_HEALTH = { interval: "2s", timeout: "1s" } as const;
+/**
+ * How often each site's Traefik checks each instance of a route it shares (the route's probe path), and how long it
+ * waits: its own on the host, the other site's across the tailnet. Traefik takes an instance out at its first failed
+ * check and back at its first good one: a change within the interval and the timeout (7 s at most).
+ */
+export const FAILOVER_HEALTH = {
+  local: { interval: "2s", timeout: "2s" },
+  peers: { interval: "5s", timeout: "2s" },
+} as const;
 
 /** The sites a site's routes fall back to, sorted: each gets a forwarder on the site (peerForwarderKey). */
 export const peerSites = (routes: readonly Route[]): string[] =>
@@ -158,16 +165,22 @@ export function renderTraefikDynamic(
       services[id] = { loadBalancer: local };
       continue;
     }
-    // Served on other sites too: the primary's instance while it passes its health check, else the standby's; the
-    // peers' through this site's forwarders, to their `peer` entrypoint, where the route goes to their own alone.
+    // Served on other sites too: on every site the primary's instance while it passes its health check, else a
+    // standby's; another site's through this site's forwarders, to its `peer` entrypoint, where the route goes to its
+    // own instance alone.
     const [first, then] = r.standby ? ["peers", "local"] : ["local", "peers"];
     services[id] = { failover: { service: `${id}-${first}`, fallback: `${id}-${then}` } };
-    const healthCheck = { path: r.probePath, hostname: r.host, ...FAILOVER_HEALTH };
-    services[`${id}-local`] = { loadBalancer: { ...local, healthCheck } };
+    const check = (kind: keyof typeof FAILOVER_HEALTH) => ({
+      path: r.probePath,
+      hostname: r.host,
+      ...FAILOVER_HEALTH[kind],
+    });
+    services[`${id}-local`] = { loadBalancer: { ...local, healthCheck: check("local") } };
     services[`${id}-peers`] = {
       loadBalancer: {
         servers: r.peers.map((p) => ({ url: `http://${peerForwarderName(p)}:${PEER_PORT}` })),
-        healthCheck,
+        serversTransport: "peer",
+        healthCheck: check("peers"),
       },
     };
     routers[`${id}-peer`] = {
@@ -213,7 +226,17 @@ export function renderTraefikDynamic(
             }
           : {}),
       },
-      serversTransports: { "self-signed": { insecureSkipVerify: true } },
+      serversTransports: {
+        "self-signed": { insecureSkipVerify: true },
+        // Another site, across the tailnet: a tunnel that died (a power cut) fails a request, it does not hang it.
+        ...(routes.some((r) => r.peers?.length) && opts.tailnet
+          ? {
+              peer: {
+                forwardingTimeouts: { dialTimeout: "2s", responseHeaderTimeout: "10s", idleConnTimeout: "30s" },
+              },
+            }
+          : {}),
+      },
       routers,
       services,
     },

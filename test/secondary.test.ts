@@ -339,14 +339,50 @@ describe("a route both sites serve: config errors name the file and the field", 
     );
   });
 
-  test("a standby on another domain would serve another name", () => {
-    expect(refusal({ lady: serving({ domain: "lady.example.org" }) })).toContain(
-      "Pulumi.lady.yaml: `qui3tly-cloud:site.services.homepage.follows`: expected `homepage`'s route `web` at `home.qui3tly.cloud`, as on `master`; here it would be `home.lady.example.org` (from this file's `domain`): a route both sites serve has one name",
+  test("a primary without a Pi-hole of its own", () => {
+    expect(refusal({ master: controlPlaneSite({ services: { pihole: false } }), lady: serving() })).toContain(
+      "Pulumi.master.yaml: `qui3tly-cloud:site.services.pihole`: expected `pihole` on this site: it serves `homepage` with other sites, and tailnet clients reach the site that is up through its Pi-hole's answer, its node's address",
+    );
+  });
+
+  test("a third site's Pi-hole, which would answer the name from elsewhere", () => {
+    expect(refusal({ lady: serving(), madam: madam(follows("pihole", "master")) })).toBe(
+      "Pulumi.madam.yaml: `qui3tly-cloud:site.services.pihole`: this site's Pi-hole answers the tailnet's clients, but the site does not serve `home.qui3tly.cloud`, which `lady` and `master` serve together: a client that took this Pi-hole's answer would reach neither; expected `homepage: { follows: master }` here too, or `pihole: false`",
     );
   });
 });
 
-describe("Homepage on master and lady: each Traefik serves its own, and falls back to the other's over the tailnet", () => {
+describe("a route both sites serve, from the primary's settings", () => {
+  test("a standby on another domain, or a primary that sets the route's name and privacy: the standby serves the primary's route as it is", () => {
+    const sites = within({
+      master: controlPlaneSite({
+        services: { homepage: { routes: { web: { host: "start.example.org", private: false } } } },
+      }),
+      lady: serving({ domain: "lady.example.org" }),
+    });
+    const home = (site: string) =>
+      sites[site]!.routes.filter((r) => r.service === "homepage").map((r) => [r.host, r.private]);
+    expect([home("master"), home("lady")]).toEqual([
+      [["start.example.org", false]],
+      [["start.example.org", false]],
+    ]);
+  });
+
+  test("two standbys of one primary: each reaches the primary, the primary both", () => {
+    const sites = within({
+      lady: serving(),
+      madam: madam({ services: { pihole: { follows: "master" }, homepage: { follows: "master" } } }),
+    });
+    const peers = (site: string) => sites[site]!.routes.find((r) => r.service === "homepage")!.peers;
+    expect([peers("master"), peers("lady"), peers("madam")]).toEqual([
+      ["lady", "madam"],
+      ["master"],
+      ["master"],
+    ]);
+  });
+});
+
+describe("Homepage on master and lady: both Traefiks send it to master's instance, to lady's when master's fails", () => {
   const sites = within({ lady: serving() });
   const master = sites.master!;
   const lady = sites.lady!;
@@ -442,14 +478,18 @@ describe("Homepage on master and lady: each Traefik serves its own, and falls ba
     expect(dynamic.services["homepage-web"]).toEqual({
       failover: { service: "homepage-web-peers", fallback: "homepage-web-local" },
     });
-    const healthCheck = { path: "/", hostname: "home.qui3tly.cloud", interval: "2s", timeout: "1s" };
+    const check = { path: "/api/healthcheck", hostname: "home.qui3tly.cloud" };
     expect(dynamic.services["homepage-web-local"].loadBalancer).toEqual({
       servers: [{ url: "http://homepage:3000" }],
-      healthCheck,
+      healthCheck: { ...check, interval: "2s", timeout: "2s" },
     });
     expect(dynamic.services["homepage-web-peers"].loadBalancer).toEqual({
       servers: [{ url: `http://traefik-peer-master:${PEER_PORT}` }],
-      healthCheck,
+      serversTransport: "peer",
+      healthCheck: { ...check, interval: "5s", timeout: "2s" },
+    });
+    expect(dynamic.serversTransports.peer).toEqual({
+      forwardingTimeouts: { dialTimeout: "2s", responseHeaderTimeout: "10s", idleConnTimeout: "30s" },
     });
     expect(dynamic.routers["homepage-web-peer"]).toEqual({
       rule: "Host(`home.qui3tly.cloud`)",
@@ -481,7 +521,7 @@ describe("Homepage on master and lady: each Traefik serves its own, and falls ba
   test("Prometheus probes the name once, as the primary's", () => {
     const prometheus = container(master, "prometheus")!;
     const config = Object.entries(prometheus.files).find(([f]) => f.endsWith("prometheus.yml"))![1];
-    expect(config.split("https://home.qui3tly.cloud/").length - 1).toBe(1);
+    expect(config.split("https://home.qui3tly.cloud/api/healthcheck").length - 1).toBe(1);
   });
 });
 

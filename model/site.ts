@@ -30,7 +30,7 @@ import {
 } from "../config/schema";
 import type { ConfigSource } from "../config/source";
 import { DOCKER_API_KEY } from "../render/dockerApi";
-import { SHARE_KEY } from "../render/share";
+import { SHARE_KEY, followersOf } from "../render/share";
 import type { Estate, Route } from "../render/estate";
 import { egressConsumers, egressNetwork } from "../render/policy";
 import type {
@@ -326,9 +326,7 @@ function resolve(
       primary !== undefined
         ? [primary]
         : def.secondary?.servesRoutes
-          ? estate.sites
-              .filter((x) => x.follows.some((f) => f.primary === name && f.service === svc))
-              .map((x) => x.name)
+          ? followersOf(estate, name, svc).map((f) => f.site)
           : [];
     const primaryRoutes = estate.sites.find((x) => x.name === primary)?.routes ?? [];
     const overrides = overrideOf(svc).routes ?? {};
@@ -405,11 +403,7 @@ function resolve(
     };
     const own = def.containers(ctx);
     // A primary that other sites follow serves them its state (render/sync.ts).
-    const followed =
-      def.secondary !== undefined &&
-      estate.sites.some(
-        (x) => x.name !== name && x.follows.some((f) => f.primary === name && f.service === svc && f.pulls),
-      );
+    const followed = def.secondary !== undefined && followersOf(estate, name, svc).some((f) => f.pulls);
     const defs: Readonly<Record<string, ContainerDef>> = followed
       ? { ...own, [SHARE_KEY]: secondaryShare(def.secondary!, own) }
       : own;

@@ -11,6 +11,14 @@ export const SHARE_KEY = "share";
 /** Where the share serves its metrics and health (scraped like an exporter; not the secondaries' port). */
 export const SYNC_METRICS_PORT = 8054;
 
+/** The sites of the estate that run `service` as a secondary of `site`'s, and how (render/estate.ts). */
+export const followersOf = (estate: Estate, site: string, service: string) =>
+  estate.sites.flatMap((s) =>
+    s.follows
+      .filter((f) => f.primary === site && f.service === service)
+      .map((f) => ({ site: s.name, pulls: f.pulls })),
+  );
+
 /** The services other sites of the estate run as secondaries of `site`'s, sorted. */
 export function followedServices(estate: Estate, site: string): string[] {
   return [

@@ -232,7 +232,11 @@ export function renderTraefikDynamic(
         ...(routes.some((r) => r.peers?.length) && opts.tailnet
           ? {
               peer: {
-                forwardingTimeouts: { dialTimeout: "2s", responseHeaderTimeout: "10s", idleConnTimeout: "30s" },
+                forwardingTimeouts: {
+                  dialTimeout: "2s",
+                  responseHeaderTimeout: "10s",
+                  idleConnTimeout: "30s",
+                },
               },
             }
           : {}),

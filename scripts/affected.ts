@@ -22,6 +22,7 @@ import { ROOT } from "./cli";
  *   versions alike,
  *   - its control plane: its scrapes, probes, tailnet policy, pre-auth and WireGuard keys come from every stack file;
  *   - the site that keeps its backup repository (`backup.target`, default its control plane);
+ *   - the primaries it runs secondaries of (`services.<name>.follows`: their shares, their Traefik's peers);
  *   - with `mesh.wireguard`, every other tunnel site of its control plane (a full mesh: render/wireguard.ts);
  *   - for a control plane, every site reporting to it (their tailnet names are on its domain, its flows decide their
  *     egress nodes, its first services site keeps its backups);
@@ -74,6 +75,8 @@ export interface SiteLinks {
   readonly backupTarget?: string;
   /** It has `mesh.wireguard`: a tunnel site. */
   readonly tunnel: boolean;
+  /** The sites it runs services as a secondary of (`services.<name>.follows`), sorted. */
+  readonly follows?: readonly string[];
 }
 
 /**
@@ -93,17 +96,27 @@ export function siteLinks(site: string, text: string): SiteLinks {
         controlPlane?: unknown;
         backup?: { target?: unknown };
         mesh?: { wireguard?: unknown };
+        services?: Record<string, unknown>;
       }
     | undefined;
   if (typeof s !== "object" || s === null || typeof s.role !== "string") return { name: site, tunnel: false };
   const str = (v: unknown) => (typeof v === "string" ? v : undefined);
   const controlPlane = s.role === "control-plane" ? site : str(s.controlPlane);
   const backupTarget = str(s.backup?.target);
+  const follows = [
+    ...new Set(
+      Object.values(s.services ?? {}).flatMap((v) => {
+        const primary = str((v as { follows?: unknown } | null)?.follows);
+        return primary === undefined ? [] : [primary];
+      }),
+    ),
+  ].sort();
   return {
     name: site,
     role: s.role,
     ...(controlPlane === undefined ? {} : { controlPlane }),
     ...(backupTarget === undefined ? {} : { backupTarget }),
+    ...(follows.length > 0 ? { follows } : {}),
     tunnel: s.mesh?.wireguard !== undefined && s.mesh?.wireguard !== null,
   };
 }
@@ -124,6 +137,9 @@ function neighbours(site: SiteLinks, estate: Links, unknown = "cannot be read"):
   if (cp !== undefined && cp !== site.name) out.push([cp, `the control plane of ${site.name} (${file})`]);
   const target = site.backupTarget ?? (site.role === "control-plane" ? undefined : cp);
   if (target !== undefined && target !== cp) out.push([target, `keeps ${site.name}'s backups (${file})`]);
+  // Its primaries: their shares, their Traefik's peers, their forwarded ports come from their secondaries.
+  for (const p of site.follows ?? [])
+    if (p !== cp && p !== site.name) out.push([p, `the primary of a secondary on ${site.name} (${file})`]);
   for (const s of estate.values()) {
     if (s.name === site.name) continue;
     if (site.role === "control-plane" && s.controlPlane === site.name) {

@@ -174,6 +174,33 @@ describe("affectedSites", () => {
     expect(run(["Pulumi.lady.yaml"], head, undefined).sites).toEqual(["master", "lady"]);
   });
 
+  test("a secondary's primaries, in the old version and the new: their shares and Traefik's peers follow it", () => {
+    const base = estate({
+      master: cp(),
+      lady: services("master"),
+      madam: services("master", { services: { homepage: { follows: "lady" } } }),
+    });
+    const head = estate({
+      master: cp(),
+      lady: services("master"),
+      solo: services("master"),
+      madam: services("master", { services: { pihole: { follows: "solo" }, nextcloud: true } }),
+    });
+    expect(siteLinks("madam", services("master", { services: { pihole: { follows: "solo" } } }))).toEqual({
+      name: "madam",
+      role: "services",
+      controlPlane: "master",
+      follows: ["solo"],
+      tunnel: false,
+    });
+    const r = run(["Pulumi.madam.yaml"], head, base);
+    expect([r.sites, r.reasons.lady, r.reasons.solo]).toEqual([
+      ["master", "lady", "madam", "solo"],
+      ["the primary of a secondary on madam (Pulumi.madam.yaml)"],
+      ["the primary of a secondary on madam (Pulumi.madam.yaml)"],
+    ]);
+  });
+
   test("a new site: itself and its control plane", () => {
     const base = estate({ master: cp(), lady: services("master") });
     const head = estate({ master: cp(), lady: services("master"), zed: services("master") });

@@ -83,9 +83,14 @@ PIHOLE_SHIM = """#!/bin/sh
 case "$1 ${2:-}" in
 "restartdns reload"*) exec pkill -HUP -x dnsmasq ;;
 "restartdns ")
+  # The stand-in's PID 1 reaps no children: the old dnsmasq stays a zombie, which holds no socket. The new one
+  # binds as soon as the old has closed its port, its output nowhere (`docker exec` waits for every holder of it).
   pkill -x dnsmasq || true
-  while pgrep -x dnsmasq >/dev/null; do sleep 0.1; done
-  exec dnsmasq --conf-file=/etc/standin/dnsmasq.conf ;;
+  for _ in $(seq 50); do
+    dnsmasq --conf-file=/etc/standin/dnsmasq.conf </dev/null >/dev/null 2>&1 && exit 0
+    sleep 0.1
+  done
+  echo "pihole stand-in: dnsmasq did not start again" >&2; exit 1 ;;
 *) echo "pihole stand-in: only restartdns [reload]" >&2; exit 1 ;;
 esac
 """

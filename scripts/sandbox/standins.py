@@ -77,6 +77,10 @@ DNS = {"docker.io/pihole/pihole", "docker.io/mvance/unbound"}
 PIHOLE = "docker.io/pihole/pihole"
 PIHOLE_HOSTS = "/etc/pihole/custom.list"
 PIHOLE_CONF_DIR = "/etc/dnsmasq.d/,*.conf"
+# Every name answered here, as a Pi-hole with an upstream answers: NODATA for an AAAA of a name with an A record
+# only, NXDOMAIN for the rest. Without it the stand-in, which forwards nothing, REFUSEs them, and a tailnet client's
+# resolver (MagicDNS) waits on the other Pi-holes for a better answer: with one site down, until it times out.
+PIHOLE_LOCAL = "local=/#/"
 PIHOLE_SHIM = """#!/bin/sh
 # Stand-in for `pihole` of docker.io/pihole/pihole: `restartdns reload[-lists]` makes dnsmasq re-read the local
 # records (SIGHUP, as FTL takes it); `restartdns` restarts it, so it reads its config again; no other subcommand.
@@ -255,7 +259,7 @@ def main(out, render_dirs):
         if kind == "generic+dns":
             env.append("STANDIN_DNS=1")
         if repo == PIHOLE:
-            lines.append(f"RUN printf '%s\\n' 'addn-hosts={PIHOLE_HOSTS}' 'conf-dir={PIHOLE_CONF_DIR}' >>/etc/standin/dnsmasq.conf")
+            lines.append(f"RUN printf '%s\\n' 'addn-hosts={PIHOLE_HOSTS}' 'conf-dir={PIHOLE_CONF_DIR}' '{PIHOLE_LOCAL}' >>/etc/standin/dnsmasq.conf")
         lines.append("ENV " + " ".join(env))
         lines.append(f'LABEL cloud.qui3tly.standin="{kind}" cloud.qui3tly.standin.of="{ref}"')
         if workdir:

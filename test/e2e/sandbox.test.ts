@@ -1940,8 +1940,24 @@ describe("the sandbox estate under the real engine", () => {
             30,
           );
           timings["master stopped -> a name answered (through lady)"] = (Date.now() - t0) / 1000;
-          until("the client reaches Homepage through lady", () => get().got === `200 ${LADY_NODE}`, 30);
-          timings["master stopped -> Homepage answered (through lady)"] = (Date.now() - t0) / 1000;
+          // Lady's Traefik, master's instance gone with master: her own.
+          until(
+            "lady's Traefik serves Homepage with master down",
+            () => get(LADY_NODE).got === `200 ${LADY_NODE}`,
+            30,
+          );
+          timings["master stopped -> Homepage answered by lady's Traefik"] = (Date.now() - t0) / 1000;
+          // The client's own way there: the name, answered by lady's Pi-hole alone, to lady's node.
+          expect(dig("100.100.100.100", home)).toBe(LADY_NODE);
+          let last = get();
+          until(
+            "the client reaches Homepage by its name, through lady",
+            () => (last = get()).got === `200 ${LADY_NODE}`,
+            30,
+          );
+          timings["master stopped -> Homepage answered by its name (through lady)"] =
+            (Date.now() - t0) / 1000;
+          expect(last.got).toBe(`200 ${LADY_NODE}`);
           const t = Date.now();
           expect(dig("100.100.100.100")).toBe("10.20.30.40");
           timings["a query with master down"] = (Date.now() - t) / 1000;

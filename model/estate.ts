@@ -269,7 +269,7 @@ function checkSharedRoutes(estate: Estate): ConfigIssue[] {
   const byName = new Map(estate.sites.map((s) => [s.name, s]));
   const serving = new Map<string, { service: string; primary: string; sites: Set<string> }>();
   for (const s of estate.sites)
-    for (const r of s.routes.filter((x) => x.standby && x.peers?.length)) {
+    for (const r of s.routes.filter((x) => x.standby)) {
       const e = serving.get(r.host) ?? {
         service: r.service,
         primary: r.peers![0]!,

@@ -33,14 +33,15 @@ import { DOCKER_API_KEY } from "../render/dockerApi";
 import { SHARE_KEY, followersOf } from "../render/share";
 import type { Estate, Route } from "../render/estate";
 import { egressConsumers, egressNetwork } from "../render/policy";
-import type {
-  CatalogContext,
-  ContainerModel,
-  ResolvedEnv,
-  ServiceModel,
-  SiteBackup,
-  SiteModel,
-  SiteTailnet,
+import {
+  type CatalogContext,
+  type ContainerModel,
+  type ResolvedEnv,
+  type ServiceModel,
+  type SiteBackup,
+  type SiteModel,
+  type SiteTailnet,
+  pulls,
 } from "../render/siteModel";
 import { capacity, capacityIssue } from "./capacity";
 import { backupTarget, estateSite, hostedRepositories, meshHost } from "./estateSite";
@@ -410,8 +411,7 @@ function resolve(
     const override = overrideOf(svc);
     for (const k of Object.keys(override.containers ?? {})) {
       // A primary's share exists once another site follows it, which a site loaded alone does not know yet.
-      const share =
-        k === SHARE_KEY && def.secondary !== undefined && Object.keys(def.secondary.files).length > 0;
+      const share = k === SHARE_KEY && def.secondary !== undefined && pulls(def.secondary);
       if (k === "main" || (!defs[k] && !share)) {
         const known = Object.keys(defs).filter((x) => x !== "main");
         issue(

@@ -84,10 +84,9 @@ interface ProbeTarget {
 /** Every routed URL of the estate (private ones expect the allow-list's 403), and the internal health URLs. */
 function probeTargets(estate: Estate, self: EstateSite | undefined): Record<ProbeKind, ProbeTarget[]> {
   // A route two sites serve is one URL, probed once, as its primary's (the public name points where it points).
-  const secondary = (s: EstateSite, service: string) => s.follows.some((f) => f.service === service);
   const routes = estate.sites.flatMap((s) =>
     s.routes
-      .filter((r) => !secondary(s, r.service))
+      .filter((r) => !r.standby)
       .map((r) => ({
         private: r.private,
         url: `https://${r.host}${r.probePath}`,

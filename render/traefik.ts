@@ -229,7 +229,7 @@ export function renderTraefikDynamic(
       serversTransports: {
         "self-signed": { insecureSkipVerify: true },
         // Another site, across the tailnet: a tunnel that died (a power cut) fails a request, it does not hang it.
-        ...(routes.some((r) => r.peers?.length) && opts.tailnet
+        ...(peerSites(routes).length > 0 && opts.tailnet
           ? {
               peer: {
                 forwardingTimeouts: {

@@ -2,6 +2,7 @@ import { LOKI_PASSWORD_FILE, logShippers, renderPromtailConfig } from "../render
 import { TEXTFILE_DIR } from "../render/textfile";
 import {
   LOGS_USERS_FILE,
+  acmeDnsEnv,
   ingressAddresses,
   peerForwarderKey,
   peerSites,
@@ -22,6 +23,7 @@ export const traefik: ServiceDef = {
   containers: (ctx) => {
     // On the control plane: other sites' log pushes, each site with its own password (render/traefik.ts).
     const logs = ctx.siteServices.includes("loki") && logShippers(ctx.estate, ctx.site).length > 0;
+    const acme = acmeDnsEnv(ctx.acmeDnsChallenge);
     return {
       main: {
         image: image("docker.io/library/traefik", "v3.2.3"),
@@ -38,8 +40,17 @@ export const traefik: ServiceDef = {
             logs,
           }),
         },
-        // The shippers' `site:bcrypt` lines: made on the control plane (components/monitoring/logKeys.ts).
-        ...(logs ? { secretFiles: { [LOGS_USERS_FILE]: { input: "logsUsers" } } } : {}),
+        ...(Object.keys(acme.env).length > 0 ? { env: acme.env } : {}),
+        // The shippers' `site:bcrypt` lines: made on the control plane (components/monitoring/logKeys.ts); the DNS
+        // challenge's credentials.
+        ...(logs || Object.keys(acme.secretFiles).length > 0
+          ? {
+              secretFiles: {
+                ...(logs ? { [LOGS_USERS_FILE]: { input: "logsUsers" } } : {}),
+                ...acme.secretFiles,
+              },
+            }
+          : {}),
         healthcheck: { test: ["CMD", "traefik", "healthcheck", "--ping"] },
         metrics: { port: 8082 },
         memoryMb: 256,

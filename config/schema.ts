@@ -474,6 +474,38 @@ export function defaultBackupSchedules(site: string): { schedule: string; restor
   return { schedule: `${h % 60} ${1 + (h % 4)} * * *`, restoreTest: `${(h >> 3) % 60} 5 * * ${h % 7}` };
 }
 
+/** Traefik's ACME DNS challenge (its `certificatesResolvers.<name>.acme.dnsChallenge`), through lego's providers. */
+const acmeDnsChallengeSchema = z.strictObject({
+  /** A lego DNS provider's code, as Traefik's docs list them: `hetzner`, `cloudflare`, `route53`, `rfc2136`, ... */
+  provider: z
+    .string()
+    .regex(
+      /^[a-z0-9][a-z0-9.-]*$/,
+      "expected a DNS provider's code as Traefik's docs list it, such as `hetzner`",
+    )
+    .refine((p) => p !== "manual", {
+      message: "expected a provider with an API: `manual` waits for a person at every renewal",
+    }),
+  /**
+   * The provider's settings, as its documentation names them (`HETZNER_API_KEY`): a plain value, or
+   * `{ secret: <config key> }` for a credential, which Traefik reads from a file (lego's `<NAME>_FILE`), never from
+   * its environment.
+   */
+  env: z
+    .record(
+      envName.refine((n) => !n.endsWith("_FILE"), {
+        message: "expected the setting's own name: a `{ secret: <config key> }` value becomes its `_FILE`",
+      }),
+      envValue,
+    )
+    .default({}),
+  /** The resolvers lego checks the record's propagation with (`host:port`). Defaults to the host's. */
+  resolvers: z
+    .array(z.string().regex(/^[A-Za-z0-9.:[\]-]+:[0-9]{1,5}$/, "expected `host:port` such as `1.1.1.1:53`"))
+    .optional(),
+});
+export type AcmeDnsChallenge = z.infer<typeof acmeDnsChallengeSchema>;
+
 const hostSchema = z.discriminatedUnion("kind", [existingHost, hcloudHost], {
   error: "expected `kind: existing` or `kind: hcloud`",
 });
@@ -488,6 +520,13 @@ export const siteSchema = z.strictObject({
   role: z.enum(ROLES),
   domain: fqdn,
   acmeEmail: z.email("expected an email address for Let's Encrypt"),
+  /**
+   * Get Traefik's certificates by Let's Encrypt's DNS challenge, through the DNS provider's API, instead of the HTTP
+   * challenge. Needed where a site serves a name whose public address is another site's: a standby
+   * (`follows`, README "A site down"), whose HTTP challenge would reach the primary. Defaults to none: the HTTP
+   * challenge.
+   */
+  acmeDnsChallenge: acmeDnsChallengeSchema.optional(),
   /** Defaults to "Etc/UTC". */
   timezone: z
     .string()

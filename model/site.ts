@@ -201,6 +201,10 @@ function checkSecrets(site: SiteConfig, source: ConfigSource, issue: Issue): voi
       }
     }
   }
+  for (const value of Object.values(site.acmeDnsChallenge?.env ?? {})) {
+    if (typeof value === "object")
+      mustBeSecret(`${PROJECT}:${value.secret}`, "Traefik's DNS challenge (`acmeDnsChallenge.env`) reads it");
+  }
 }
 
 /**
@@ -392,6 +396,7 @@ function resolve(
       domain: site.domain,
       timezone: site.timezone,
       acmeEmail: site.acmeEmail,
+      ...(site.acmeDnsChallenge ? { acmeDnsChallenge: site.acmeDnsChallenge } : {}),
       hosts: hostsBySvc.get(svc) ?? {},
       siteRoutes: routes,
       siteServices: names,
@@ -472,6 +477,7 @@ function resolve(
     role: site.role,
     domain: site.domain,
     acmeEmail: site.acmeEmail,
+    ...(site.acmeDnsChallenge ? { acmeDnsChallenge: site.acmeDnsChallenge } : {}),
     timezone: site.timezone,
     protect: site.protect,
     ...(site.images.registry ? { registry: site.images.registry } : {}),

@@ -1,4 +1,11 @@
-import type { BackupConfig, HostConfig, MeshConfig, MonitoringConfig, Role } from "../config/schema";
+import type {
+  AcmeDnsChallenge,
+  BackupConfig,
+  HostConfig,
+  MeshConfig,
+  MonitoringConfig,
+  Role,
+} from "../config/schema";
 import type { Estate, Route } from "./estate";
 
 /** The plain, fully resolved description of one site: what render functions and components consume. */
@@ -9,6 +16,8 @@ export interface SiteModel {
   readonly role: Role;
   readonly domain: string;
   readonly acmeEmail: string;
+  /** Traefik's certificates by the DNS challenge; none: the HTTP challenge. */
+  readonly acmeDnsChallenge?: AcmeDnsChallenge;
   readonly timezone: string;
   readonly protect: boolean;
   /** Registry every image is pulled through, if any. */
@@ -175,6 +184,8 @@ export interface CatalogContext {
   readonly domain: string;
   readonly timezone: string;
   readonly acmeEmail: string;
+  /** Traefik's certificates by the DNS challenge; none: the HTTP challenge. */
+  readonly acmeDnsChallenge?: AcmeDnsChallenge;
   /** This service's routes, resolved to host names (after the site's overrides). */
   readonly hosts: Readonly<Record<string, string>>;
   /** Every route on the site: Traefik renders its dynamic config from these. */

@@ -1,6 +1,6 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { ipv4Int } from "../config/schema";
+import { type AcmeDnsChallenge, SITE_KEY, ipv4Int } from "../config/schema";
 import { CROWDSEC_LOG_CONTAINER, dockerApiHost } from "./dockerApi";
 import type { Route } from "./estate";
 import type { CatalogContext, SiteModel } from "./siteModel";
@@ -23,8 +23,10 @@ export const TAILNET_ENTRYPOINT_PORT = 8443;
 export const LOGS_ENTRYPOINT_PORT = 3100;
 /** Where Loki takes pushes: the only path the logs entrypoint routes. */
 export const LOKI_PUSH_PATH = "/loki/api/v1/push";
-/** The logs entrypoint's users, `site:bcrypt` a line: a secret file, outside the watched dynamic directory. */
-export const LOGS_USERS_FILE = "/etc/traefik/secrets/logs-users";
+/** Traefik's secret files (uploaded, never rendered into a config): outside the watched dynamic directory. */
+const SECRETS_DIR = "/etc/traefik/secrets";
+/** The logs entrypoint's users, `site:bcrypt` a line. */
+export const LOGS_USERS_FILE = `${SECRETS_DIR}/logs-users`;
 /** The header Loki takes the tenant from: the authenticated site's name, whatever the client sent. */
 export const TENANT_HEADER = "X-Scope-OrgID";
 
@@ -80,7 +82,7 @@ export function networkSubnet(
 }
 
 export function renderTraefikStatic(
-  ctx: Pick<CatalogContext, "acmeEmail" | "mesh" | "siteServices" | "siteRoutes">,
+  ctx: Pick<CatalogContext, "acmeEmail" | "acmeDnsChallenge" | "mesh" | "siteServices" | "siteRoutes">,
   opts: { readonly logs: boolean } = { logs: false },
 ): string {
   return toYaml({
@@ -122,11 +124,60 @@ export function renderTraefikStatic(
         acme: {
           email: ctx.acmeEmail,
           storage: "/letsencrypt/acme.json",
-          httpChallenge: { entryPoint: "web" },
+          // The DNS challenge where the site has one: it proves the name whichever site its address points at.
+          ...(ctx.acmeDnsChallenge
+            ? {
+                dnsChallenge: {
+                  provider: ctx.acmeDnsChallenge.provider,
+                  ...(ctx.acmeDnsChallenge.resolvers ? { resolvers: ctx.acmeDnsChallenge.resolvers } : {}),
+                },
+              }
+            : { httpChallenge: { entryPoint: "web" } }),
         },
       },
     },
   });
+}
+
+/**
+ * Traefik's environment and secret files for the DNS challenge's provider (lego): each plain setting as it is, each
+ * credential as `<NAME>_FILE`, the path of a file holding the config secret, so it is in no container's environment.
+ */
+export function acmeDnsEnv(challenge: AcmeDnsChallenge | undefined): {
+  env: Record<string, string>;
+  secretFiles: Record<string, { config: string }>;
+} {
+  const env: Record<string, string> = {};
+  const secretFiles: Record<string, { config: string }> = {};
+  for (const [name, value] of Object.entries(challenge?.env ?? {})) {
+    if (typeof value === "string") {
+      env[name] = value;
+      continue;
+    }
+    const file = `${SECRETS_DIR}/acme-${name.toLowerCase().replace(/_/g, "-")}`;
+    env[`${name}_FILE`] = file;
+    secretFiles[file] = { config: value.secret };
+  }
+  return { env, secretFiles };
+}
+
+/**
+ * What `npm run check` says about a site that serves another site's routes as a standby with the HTTP challenge:
+ * Let's Encrypt's request for the name reaches the site its public address points at (the primary), so this
+ * site's Traefik gets no certificate for it and serves its default one, which browsers refuse.
+ */
+export function standbyCertWarning(
+  m: Pick<SiteModel, "file" | "name" | "routes" | "acmeDnsChallenge">,
+): string | undefined {
+  const standby = m.routes.filter((r) => r.standby);
+  if (m.acmeDnsChallenge !== undefined || standby.length === 0) return undefined;
+  const names = standby.map((r) => `${r.host} (${r.service}, ${r.peers![0]}'s)`).join(", ");
+  return (
+    `${m.file}: \`${SITE_KEY}.acmeDnsChallenge\` is not set: ${m.name} serves ${names} as a standby, and the HTTP ` +
+    "challenge for those names reaches the site their public address points at, so its Traefik has no " +
+    "certificate for them and clients that reach it get its default one, which browsers refuse; set the DNS " +
+    'challenge with your DNS provider (README "A site down: what is redundant")'
+  );
 }
 
 /** The router/service name of a route: stable, from the service and route names. */

@@ -4,15 +4,17 @@
 # the tailnet's way into each site: its tailnet entrypoint, PROXY headers and `private` routes are what admins
 # reach through the node) and the backups (restic, rest-server); and Debian's wireguard-tools (`wg`, `wg-quick`) and
 # apache2-utils (`htpasswd`: the tests write rest-server's and Traefik's users files with it); and cAdvisor, the
-# sites' container metrics (`npm run rightsize` reads them), from its library behind scripts/sandbox/cadvisor's main.
+# sites' container metrics (`npm run rightsize` reads them), from its library behind scripts/sandbox/cadvisor's main;
+# and Traefik's certificates by the DNS challenge: Let's Encrypt's test ACME server (pebble) and Debian's BIND
+# (bind9: `named`, the zone the challenge's records go to, by RFC 2136 updates).
 #
 # Usage:
 #   scripts/mesh-tools.sh              build what is missing, print the bin dir (stdout; progress on stderr)
 #   scripts/mesh-tools.sh --print-env  the same, but print `export PATH=<bindir>:$PATH` (for eval)
 #   scripts/mesh-tools.sh --refresh    rebuild everything
 #
-# The bin dir holds headscale, tailscale, tailscaled, containerboot, wireguard-go, traefik, restic, rest-server and
-# cadvisor (symlinks into the per-version build dirs). Everything lives outside the repo, in
+# The bin dir holds headscale, tailscale, tailscaled, containerboot, wireguard-go, traefik, restic, rest-server,
+# cadvisor and pebble (symlinks into the per-version build dirs). Everything lives outside the repo, in
 #   ${QCLOUD_CACHE:-~/.cache/qui3tly-cloud}/mesh/<name>-<version>/    one build, keyed by its version
 #   ${QCLOUD_CACHE:-~/.cache/qui3tly-cloud}/mesh/bin-<key>/           the bin dir of the versions pinned below
 #   ${QCLOUD_CACHE:-~/.cache/qui3tly-cloud}/mesh/logs/<name>-<version>.log   each build's output
@@ -39,6 +41,7 @@
 # github.com/google/cadvisor/cmd: refused), so scripts/sandbox/cadvisor holds a minimal main (its header says what
 # it keeps) with its own go.mod and go.sum pinning the library; it is built with `go build -mod=readonly` in a copy
 # of that dir, keyed by the library's version and a hash of the dir. Cold: about 1.5 minutes (downloads).
+# pebble (2026-12-02): no replace directives, so `go install`; cold, 28 s.
 set -euo pipefail
 
 # The versions. The newest each module serves that builds with this machine's Go (1.26.8), checked 2026-11-26:
@@ -62,6 +65,8 @@ REST_SERVER_VERSION=v0.14.0
 # - cAdvisor: the catalog's pin (catalog/agents.ts), go 1.21; scripts/sandbox/cadvisor/go.mod requires it.
 CADVISOR_VERSION=v0.49.1
 CADVISOR_SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/sandbox/cadvisor"
+# - pebble (checked 2026-12-02): v2.10.3, the newest the proxy lists (go 1.25.0).
+PEBBLE_VERSION=v2.10.3
 # The newer Go for a module that asks for one, pinned (never "the newest"): the go command fetches it from the Go
 # module proxy like any module (golang.org/toolchain v0.0.1-go1.27.3.linux-amd64, about 76 MB; served, checked
 # 2026-11-30). No tool pinned above needs it today.
@@ -102,6 +107,7 @@ declare -A TOOL_MOD=(
   [restic]="github.com/restic/restic@$RESTIC_VERSION"
   [rest-server]="github.com/restic/rest-server@$REST_SERVER_VERSION"
   [cadvisor]="github.com/google/cadvisor@$CADVISOR_VERSION"
+  [pebble]="github.com/letsencrypt/pebble/v2@$PEBBLE_VERSION"
 )
 declare -A TOOL_PKGS=(
   [headscale]="cmd/headscale"
@@ -111,6 +117,7 @@ declare -A TOOL_PKGS=(
   [restic]="cmd/restic"
   [rest-server]="cmd/rest-server"
   [cadvisor]="."
+  [pebble]="cmd/pebble"
 )
 # name -> the binaries it yields (go install names a module-root main after the module: `wireguard`).
 declare -A TOOL_BINS=(
@@ -121,12 +128,13 @@ declare -A TOOL_BINS=(
   [restic]="restic"
   [rest-server]="rest-server"
   [cadvisor]="cadvisor"
+  [pebble]="pebble"
 )
 # name -> build tags its upstream builds with (none if absent).
 declare -A TOOL_TAGS=(
   [restic]="selfupdate,disable_grpc_modules"
 )
-TOOLS=(headscale tailscale wireguard-go traefik restic rest-server cadvisor)
+TOOLS=(headscale tailscale wireguard-go traefik restic rest-server cadvisor pebble)
 
 # cAdvisor's build is also keyed by its main's source: an edit there rebuilds it.
 CADVISOR_SRC_REV=$(cat "$CADVISOR_SRC/go.mod" "$CADVISOR_SRC/go.sum" "$CADVISOR_SRC/main.go" | sha256sum | cut -c1-8)
@@ -258,7 +266,7 @@ link_bin_dir() {
 ready() {
   local t
   for t in "${TOOLS[@]}"; do built "$t" || return 1; done
-  bin_dir_ready && dpkg -s wireguard-tools apache2-utils >/dev/null 2>&1
+  bin_dir_ready && dpkg -s wireguard-tools apache2-utils bind9 >/dev/null 2>&1
 }
 
 ensure() {
@@ -271,7 +279,7 @@ ensure() {
     for t in "${TOOLS[@]}"; do rm -rf "$(tool_dir "$t")"; done
   fi
   rm -rf "$MESH_CACHE/tmp" # leftovers of interrupted builds
-  apt_install wireguard-tools apache2-utils
+  apt_install wireguard-tools apache2-utils bind9
   command -v go >/dev/null 2>&1 || die "'go' is required but not on PATH"
   cd "$MESH_CACHE" # go must not see the caller's go.mod
   for t in "${TOOLS[@]}"; do

@@ -6,6 +6,7 @@ import { estateFilesFor, loadEstate } from "../model/estate";
 import { sealRecipients } from "../model/seal";
 import { loadSite } from "../model/site";
 import { hostKeyWarning } from "../render/host";
+import { standbyCertWarning } from "../render/traefik";
 
 /** What `npm run check` prints, in order, and its exit status: `ok ` lines go to stdout, `WARN`/`FAIL` to stderr. */
 export interface CheckResult {
@@ -34,6 +35,8 @@ export function checkStackFiles(files: readonly string[]): CheckResult {
       if (warning) lines.push(`WARN ${warning}`);
       const tight = capacityWarning(m.file, capacity(m));
       if (tight) lines.push(`WARN ${tight}`);
+      const cert = standbyCertWarning(m);
+      if (cert) lines.push(`WARN ${cert}`);
     }
     return { status: 0, lines };
   } catch (e) {

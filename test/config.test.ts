@@ -184,6 +184,56 @@ const cases: Case[] = [
     /expected an OpenSSH public key/,
   ],
   ["bad ACME email", (c) => (c[SITE].acmeEmail = "ops"), `${SITE}.acmeEmail`, /expected an email address/],
+  [
+    "DNS challenge: a provider that is no code",
+    (c) => (c[SITE].acmeDnsChallenge = { provider: "Hetzner DNS" }),
+    `${SITE}.acmeDnsChallenge.provider`,
+    /expected a DNS provider's code as Traefik's docs list it, such as `hetzner`/,
+  ],
+  [
+    "DNS challenge: the manual provider",
+    (c) => (c[SITE].acmeDnsChallenge = { provider: "manual" }),
+    `${SITE}.acmeDnsChallenge.provider`,
+    /expected a provider with an API: `manual` waits for a person at every renewal/,
+  ],
+  [
+    "DNS challenge: a setting's _FILE",
+    (c) =>
+      (c[SITE].acmeDnsChallenge = {
+        provider: "hetzner",
+        env: { HETZNER_API_KEY_FILE: "/run/secrets/hetzner" },
+      }),
+    `${SITE}.acmeDnsChallenge.env.HETZNER_API_KEY_FILE`,
+    /key `HETZNER_API_KEY_FILE`: expected the setting's own name: a `\{ secret: <config key> \}` value becomes its `_FILE`/,
+  ],
+  [
+    "DNS challenge: a bad resolver",
+    (c) => (c[SITE].acmeDnsChallenge = { provider: "hetzner", resolvers: ["1.1.1.1"] }),
+    `${SITE}.acmeDnsChallenge.resolvers[0]`,
+    /expected `host:port` such as `1.1.1.1:53`/,
+  ],
+  [
+    "DNS challenge: its credential missing",
+    (c) =>
+      (c[SITE].acmeDnsChallenge = {
+        provider: "hetzner",
+        env: { HETZNER_API_KEY: { secret: "hetznerDnsToken" } },
+      }),
+    "qui3tly-cloud:hetznerDnsToken",
+    /missing secret: Traefik's DNS challenge \(`acmeDnsChallenge.env`\) reads it; set it with `pulumi config set --secret qui3tly-cloud:hetznerDnsToken`/,
+  ],
+  [
+    "DNS challenge: its credential in plain text",
+    (c) => {
+      c[SITE].acmeDnsChallenge = {
+        provider: "hetzner",
+        env: { HETZNER_API_KEY: { secret: "hetznerDnsToken" } },
+      };
+      c["qui3tly-cloud:hetznerDnsToken"] = "plain";
+    },
+    "qui3tly-cloud:hetznerDnsToken",
+    /expected a secret, found plain text/,
+  ],
   ["missing domain", (c) => delete c[SITE].domain, `${SITE}.domain`, /required/],
   [
     "bad registry",

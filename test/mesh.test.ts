@@ -104,12 +104,24 @@ function traefikIn(
   ns: string,
   dir: string,
   configs: { staticConfig: unknown; dynamic: unknown },
-  o: { addresses?: string[]; background: string[]; ports: number[] },
+  o: {
+    addresses?: string[];
+    background: string[];
+    /** What the background programs listen on: traefik starts once they do. */
+    backgroundPorts?: number[];
+    /** Traefik's environment, as its container's. */
+    env?: Record<string, string>;
+    ports: number[];
+  },
 ): string[] {
   fs.mkdirSync(path.join(dir, "dynamic"));
   fs.writeFileSync(path.join(dir, "traefik.yml"), YAML.stringify(configs.staticConfig));
   fs.writeFileSync(path.join(dir, "dynamic", "routes.yml"), YAML.stringify(configs.dynamic));
-  const listening = o.ports.map((p) => `</dev/tcp/127.0.0.1/${p}`).join(" && ");
+  const wait = (ports: number[]) => {
+    const listening = ports.map((p) => `</dev/tcp/127.0.0.1/${p}`).join(" && ");
+    return `for _ in $(seq 100); do ip netns exec ${ns} bash -c '${listening}' 2>/dev/null && break; sleep 0.1; done`;
+  };
+  const env = Object.entries(o.env ?? {}).map(([k, v]) => `${k}='${v}'`);
   return [
     "set -eu",
     `trap 'ip netns pids ${ns} | xargs -r kill; ip netns del ${ns}' EXIT`,
@@ -117,8 +129,9 @@ function traefikIn(
     `ip -n ${ns} link set lo up`,
     ...(o.addresses ?? []).map((a) => `ip -n ${ns} addr add ${a}/32 dev lo`),
     ...o.background.map((c) => `ip netns exec ${ns} ${c} >/dev/null 2>&1 &`),
-    `ip netns exec ${ns} ${meshTools()}/traefik --configFile=${dir}/traefik.yml >${dir}/traefik.log 2>&1 &`,
-    `for _ in $(seq 100); do ip netns exec ${ns} bash -c '${listening}' 2>/dev/null && break; sleep 0.1; done`,
+    ...(o.backgroundPorts?.length ? [wait(o.backgroundPorts)] : []),
+    `ip netns exec ${ns} env ${env.join(" ")} ${meshTools()}/traefik --configFile=${dir}/traefik.yml >${dir}/traefik.log 2>&1 &`,
+    wait(o.ports),
   ];
 }
 
@@ -1010,4 +1023,172 @@ print(json.dumps(out))
       }
     },
   );
+});
+
+describe("a standby's certificate by the DNS challenge, with the real traefik, Let's Encrypt's test server (pebble) and BIND", () => {
+  /**
+   * A tailnet client's request through the node (as the failover driver's): TLS verified against the ACME server's
+   * root, for the name. Prints the status, or the error.
+   */
+  const CLIENT = String.raw`
+import ipaddress, socket, ssl, struct, sys
+root, node, host = sys.argv[1:4]
+try:
+    s = socket.create_connection(("127.0.0.1", 8443), timeout=5, source_address=(node, 0))
+    addrs = ipaddress.IPv4Address("100.64.0.5").packed + ipaddress.IPv4Address("127.0.0.1").packed
+    s.sendall(b"\r\n\r\n\x00\r\nQUIT\n\x21\x11" + struct.pack("!H", 12) + addrs + struct.pack("!HH", 40000, 8443))
+    t = ssl.create_default_context(cafile=root).wrap_socket(s, server_hostname=host)
+    t.sendall(("GET / HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % host).encode())
+    print(t.recv(64).split(b" ")[1].decode(), t.getpeercert()["issuer"])
+except Exception as e:
+    print(type(e).__name__, e)
+`;
+  /** A zone of the estate's domain, updated with a TSIG key only: what an operator's own DNS server holds. */
+  const named = (dir: string, secret: string) => `options {
+  directory "${dir}";
+  pid-file "${dir}/named.pid";
+  session-keyfile "${dir}/session.key";
+  listen-on port 53 { 127.0.0.1; };
+  listen-on-v6 { none; };
+  recursion no;
+  dnssec-validation no;
+};
+key "acme" { algorithm hmac-sha256; secret "${secret}"; };
+zone "qui3tly.cloud" { type primary; file "${dir}/qui3tly.cloud.zone"; allow-update { key "acme"; }; };
+`;
+  const ZONE = [
+    "$TTL 60",
+    "@ IN SOA ns.qui3tly.cloud. hostmaster.qui3tly.cloud. 1 60 60 600 60",
+    "@ IN NS ns.qui3tly.cloud.",
+    "ns IN A 127.0.0.1",
+    "",
+  ].join("\n");
+
+  test("lady, master's Homepage standby, gets a certificate for its name from the ACME server by an RFC 2136 update with a TSIG key read from a secret file; its rendered configs and environment hold no secret", () => {
+    const tsig = crypto.randomBytes(32).toString("base64");
+    const src = [
+      mapSource("Pulumi.master.yaml", "master", committed("master", {})),
+      mapSource("Pulumi.lady.yaml", "lady", {
+        ...committed("lady", {
+          mesh: { ingressSubnet: "10.255.255.240/29", sealPublicKey: TEST_SEAL_KEYS.lady!.publicKey },
+          services: { pihole: { follows: "master" }, homepage: { follows: "master" } },
+          acmeDnsChallenge: {
+            provider: "rfc2136",
+            env: {
+              RFC2136_NAMESERVER: "127.0.0.1:53",
+              RFC2136_TSIG_ALGORITHM: "hmac-sha256.",
+              RFC2136_TSIG_KEY: "acme",
+              RFC2136_TSIG_SECRET: { secret: "dnsTsigSecret" },
+            },
+            resolvers: ["127.0.0.1:53"],
+          },
+        }),
+        "qui3tly-cloud:dnsTsigSecret": { secure: "v1:sealed" },
+      }),
+    ];
+    const lady = loadSite(src[1]!, loadEstate(src));
+    const traefik = lady.services.find((s) => s.name === "traefik")!.containers[0]!;
+    const secretFile = "/etc/traefik/secrets/acme-rfc2136-tsig-secret";
+    expect(traefik.secretFiles).toEqual({ [secretFile]: { config: "dnsTsigSecret" } });
+    expect(traefik.env).toEqual({
+      RFC2136_NAMESERVER: "127.0.0.1:53",
+      RFC2136_TSIG_ALGORITHM: "hmac-sha256.",
+      RFC2136_TSIG_KEY: "acme",
+      RFC2136_TSIG_SECRET_FILE: secretFile,
+    });
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "qcloud-acme-"));
+    const configs = traefikConfigs(traefik, dir);
+    expect(configs.staticConfig.certificatesResolvers.letsencrypt.acme).toEqual({
+      email: "ops@qui3tly.cloud",
+      storage: path.join(dir, "acme.json"),
+      dnsChallenge: { provider: "rfc2136", resolvers: ["127.0.0.1:53"] },
+    });
+    // The rendered configs as they are, but for the ACME server (pebble, here) and where the route leads.
+    configs.staticConfig.certificatesResolvers.letsencrypt.acme.caServer = "https://127.0.0.1:14000/dir";
+    for (const svc of Object.values(configs.dynamic.http.services) as Record<string, any>[]) {
+      if (svc.loadBalancer) svc.loadBalancer.servers = [{ url: "http://127.0.0.1:18999" }];
+    }
+    // Its environment as its container's, the secret file where this machine has it.
+    fs.writeFileSync(path.join(dir, "tsig"), tsig, { mode: 0o600 });
+    const env = Object.fromEntries(
+      Object.entries(traefik.env).map(([k, v]) => [
+        k,
+        v === secretFile ? path.join(dir, "tsig") : (v as string),
+      ]),
+    );
+    // pebble's API is HTTPS: its certificate, from a CA lego is told to trust (LEGO_CA_CERTIFICATES).
+    const ssl = (...args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: "pipe" });
+    const key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    ssl("req", "-x509", ...key, "-keyout", "ca.key", "-out", "ca.pem", "-days", "1", "-subj", "/CN=test CA");
+    ssl("req", ...key, "-keyout", "api.key", "-out", "api.csr", "-subj", "/CN=pebble");
+    fs.writeFileSync(path.join(dir, "san"), "subjectAltName=IP:127.0.0.1\n");
+    ssl(
+      ...["x509", "-req", "-in", "api.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial"],
+      ...["-out", "api.pem", "-days", "1", "-extfile", "san"],
+    );
+    fs.writeFileSync(
+      path.join(dir, "pebble.json"),
+      JSON.stringify({
+        pebble: {
+          listenAddress: "127.0.0.1:14000",
+          managementListenAddress: "127.0.0.1:15000",
+          certificate: path.join(dir, "api.pem"),
+          privateKey: path.join(dir, "api.key"),
+          httpPort: 80,
+          tlsPort: 443,
+        },
+      }),
+    );
+    fs.writeFileSync(path.join(dir, "named.conf"), named(dir, tsig));
+    fs.writeFileSync(path.join(dir, "qui3tly.cloud.zone"), ZONE);
+    fs.writeFileSync(path.join(dir, "client.py"), CLIENT);
+    // The page, and the route's probe path (Homepage's health check), which Traefik asks.
+    fs.mkdirSync(path.join(dir, "www", "api"), { recursive: true });
+    fs.writeFileSync(path.join(dir, "www", "api", "healthcheck"), "up");
+    const node = "10.255.255.242";
+    const ns = `qcloud-acme-${process.pid}`;
+    const script = [
+      ...traefikIn(ns, dir, configs, {
+        addresses: [node],
+        background: [
+          `bash -c 'named -g -c ${dir}/named.conf >${dir}/named.log 2>&1'`,
+          // No random waits or refused nonces: the test server's chaos is for ACME clients' authors.
+          `bash -c 'PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=0 ${meshTools()}/pebble -config ${dir}/pebble.json -dnsserver 127.0.0.1:53 >${dir}/pebble.log 2>&1'`,
+          `python3 -m http.server 18999 --bind 127.0.0.1 -d ${dir}/www`,
+        ],
+        backgroundPorts: [53, 14000, 15000, 18999],
+        env: { ...env, LEGO_CA_CERTIFICATES: path.join(dir, "ca.pem") },
+        ports: [8443],
+      }),
+      // The ACME server's root, which signs what it issues.
+      `ip netns exec ${ns} curl -sf --cacert ${dir}/ca.pem https://127.0.0.1:15000/roots/0 >${dir}/root.pem`,
+      `t0=$(date +%s.%N)`,
+      `for _ in $(seq 600); do`,
+      `  got=$(ip netns exec ${ns} python3 ${dir}/client.py ${dir}/root.pem ${node} home.qui3tly.cloud)`,
+      `  case "$got" in 200*) echo "$got"; awk "BEGIN { printf \\"%.2f\\", $(date +%s.%N) - $t0 }"; exit 0 ;; esac`,
+      `  sleep 0.1`,
+      `done`,
+      `echo "$got"; grep -i acme ${dir}/traefik.log | tail -n 20; tail -n 20 ${dir}/pebble.log ${dir}/named.log; exit 1`,
+    ].join("\n");
+    // The namespace's resolver (`ip netns exec` mounts it on /etc/resolv.conf): the zone's server, as a host's is
+    // the one that knows its names. lego looks up the zone's name servers' addresses with it.
+    const etc = `/etc/netns/${ns}`;
+    fs.mkdirSync(etc, { recursive: true });
+    fs.writeFileSync(path.join(etc, "resolv.conf"), "nameserver 127.0.0.1\n");
+    try {
+      const r = spawnSync("bash", ["-c", script], { encoding: "utf8" });
+      expect([r.status, r.stderr, r.stdout]).toEqual([0, "", expect.stringMatching(/^200 /)]);
+      console.log(`the standby's certificate by the DNS challenge: ${r.stdout.trim().split("\n").at(-1)} s`);
+      // What Traefik was given holds no secret: the key is in the file alone.
+      const given = [
+        fs.readFileSync(path.join(dir, "traefik.yml"), "utf8"),
+        ...Object.values(traefik.files),
+        JSON.stringify(traefik.env),
+      ];
+      expect(given.filter((t) => t.includes(tsig))).toEqual([]);
+    } finally {
+      fs.rmSync(etc, { recursive: true, force: true });
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -2,7 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { controlPlaneSite, servicesSite } from "./fixtures";
+import { committed, controlPlaneSite, servicesSite } from "./fixtures";
 import { CATALOG, SERVICE_NAMES } from "../catalog";
 import { ConfigError } from "../config/errors";
 import { mapSource } from "../config/source";
@@ -20,7 +20,8 @@ import { ruleFiles } from "../render/rules";
 import { renderHeadscaleConfig, renderServeConfig } from "../render/headscale";
 import { SYNC_METRICS_PORT } from "../render/share";
 import { SYNC_GAUGES, renderSyncScript, shareUrl } from "../render/sync";
-import { PEER_PORT } from "../render/traefik";
+import { PEER_PORT, standbyCertWarning } from "../render/traefik";
+import { checkStackFiles } from "../scripts/stackCheck";
 
 /** Secondaries (`services.<name>.follows`): where they may run, what the primary and the secondary get. */
 
@@ -349,6 +350,65 @@ describe("a route both sites serve: config errors name the file and the field", 
     expect(refusal({ lady: serving(), madam: madam(follows("pihole", "master")) })).toBe(
       "Pulumi.madam.yaml: `qui3tly-cloud:site.services.pihole`: this site's Pi-hole answers the tailnet's clients, but the site does not serve `home.qui3tly.cloud`, which `lady` and `master` serve together: a client that took this Pi-hole's answer would reach neither; expected `homepage: { follows: master }` here too, or `pihole: false`",
     );
+  });
+});
+
+describe("a standby's certificate: the HTTP challenge reaches the primary, the DNS challenge does not", () => {
+  const dirs: string[] = [];
+  afterAll(() => dirs.forEach((d) => fs.rmSync(d, { recursive: true })));
+  /** `npm run check` of lady's file in the committed estate, lady serving Homepage with master. */
+  const check = (more: Record<string, unknown>, secrets: Record<string, unknown> = {}) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "check-standby-"));
+    dirs.push(dir);
+    for (const f of ["Pulumi.yaml", "Pulumi.master.yaml"])
+      fs.copyFileSync(path.join(__dirname, "..", f), path.join(dir, f));
+    const site = committed("lady", {})["qui3tly-cloud:site"] as Record<string, Record<string, unknown>>;
+    const config = {
+      ...committed("lady", {
+        mesh: { ...site.mesh, ingressSubnet: "10.255.255.240/29" },
+        services: { ...site.services, pihole: { follows: "master" }, homepage: { follows: "master" } },
+        ...more,
+      }),
+      ...secrets,
+    };
+    const file = path.join(dir, "Pulumi.lady.yaml");
+    fs.writeFileSync(file, YAML.stringify({ config }));
+    return checkStackFiles([file]);
+  };
+
+  test("lady serving master's name with the HTTP challenge: `npm run check` warns, naming the names and the field, and passes", () => {
+    const r = check({});
+    expect(r.status).toBe(0);
+    expect(r.lines.filter((l) => l.includes("acmeDnsChallenge"))).toEqual([
+      'WARN Pulumi.lady.yaml: `qui3tly-cloud:site.acmeDnsChallenge` is not set: lady serves home.qui3tly.cloud (homepage, master\'s) as a standby, and the HTTP challenge for those names reaches the site their public address points at, so its Traefik has no certificate for them and clients that reach it get its default one, which browsers refuse; set the DNS challenge with your DNS provider (README "A site down: what is redundant")',
+    ]);
+    // The primary's challenge reaches it: no warning for master.
+    expect(standbyCertWarning(within({ lady: serving() }).master!)).toBeUndefined();
+  });
+
+  test("with the DNS challenge: no warning; Traefik's resolver proves names by the provider's API, its credential a secret file", () => {
+    const acmeDnsChallenge = {
+      provider: "hetzner",
+      env: { HETZNER_API_KEY: { secret: "hetznerDnsToken" }, HETZNER_TTL: "120" },
+    };
+    const secret = { "qui3tly-cloud:hetznerDnsToken": { secure: "v1:sealed" } };
+    const r = check({ acmeDnsChallenge }, secret);
+    expect([r.status, r.lines.filter((l) => l.includes("acmeDnsChallenge"))]).toEqual([0, []]);
+    const lady = within({ lady: { ...serving({ acmeDnsChallenge }), ...secret } }).lady!;
+    const traefik = lady.services.find((s) => s.name === "traefik")!.containers[0]!;
+    expect(YAML.parse(traefik.files["/etc/traefik/traefik.yml"]!).certificatesResolvers).toEqual({
+      letsencrypt: {
+        acme: {
+          email: "ops@qui3tly.cloud",
+          storage: "/letsencrypt/acme.json",
+          dnsChallenge: { provider: "hetzner" },
+        },
+      },
+    });
+    expect([traefik.env, traefik.secretFiles]).toEqual([
+      { HETZNER_API_KEY_FILE: "/etc/traefik/secrets/acme-hetzner-api-key", HETZNER_TTL: "120" },
+      { "/etc/traefik/secrets/acme-hetzner-api-key": { config: "hetznerDnsToken" } },
+    ]);
   });
 });
 

@@ -40,17 +40,12 @@ export const traefik: ServiceDef = {
             logs,
           }),
         },
-        ...(Object.keys(acme.env).length > 0 ? { env: acme.env } : {}),
-        // The shippers' `site:bcrypt` lines: made on the control plane (components/monitoring/logKeys.ts); the DNS
-        // challenge's credentials.
-        ...(logs || Object.keys(acme.secretFiles).length > 0
-          ? {
-              secretFiles: {
-                ...(logs ? { [LOGS_USERS_FILE]: { input: "logsUsers" } } : {}),
-                ...acme.secretFiles,
-              },
-            }
-          : {}),
+        env: acme.env,
+        secretFiles: {
+          // The shippers' `site:bcrypt` lines: made on the control plane (components/monitoring/logKeys.ts).
+          ...(logs ? { [LOGS_USERS_FILE]: { input: "logsUsers" } } : {}),
+          ...acme.secretFiles,
+        },
         healthcheck: { test: ["CMD", "traefik", "healthcheck", "--ping"] },
         metrics: { port: 8082 },
         memoryMb: 256,

@@ -474,6 +474,8 @@ export function defaultBackupSchedules(site: string): { schedule: string; restor
   return { schedule: `${h % 60} ${1 + (h % 4)} * * *`, restoreTest: `${(h >> 3) % 60} 5 * * ${h % 7}` };
 }
 
+/** The names lego's providers give their credentials (`HETZNER_API_KEY`, `CF_DNS_API_TOKEN`, `AWS_SECRET_ACCESS_KEY`). */
+const CREDENTIAL_NAME = /(TOKEN|SECRET|PASSWORD|API_KEY|APIKEY|SECRET_KEY|SECRET_ACCESS_KEY)$/;
 /** Traefik's ACME DNS challenge (its `certificatesResolvers.<name>.acme.dnsChallenge`), through lego's providers. */
 const acmeDnsChallengeSchema = z.strictObject({
   /** A lego DNS provider's code, as Traefik's docs list them: `hetzner`, `cloudflare`, `route53`, `rfc2136`, ... */
@@ -498,7 +500,17 @@ const acmeDnsChallengeSchema = z.strictObject({
       }),
       envValue,
     )
-    .default({}),
+    .default({})
+    .superRefine((env, ctx) => {
+      for (const [name, value] of Object.entries(env))
+        if (typeof value === "string" && CREDENTIAL_NAME.test(name))
+          ctx.addIssue({
+            code: "custom",
+            path: [name],
+            message:
+              "expected `{ secret: <config key> }`: a credential in plain text would be in the stack file and in Traefik's environment",
+          });
+    }),
   /** The resolvers lego checks the record's propagation with (`host:port`). Defaults to the host's. */
   resolvers: z
     .array(z.string().regex(/^[A-Za-z0-9.:[\]-]+:[0-9]{1,5}$/, "expected `host:port` such as `1.1.1.1:53`"))

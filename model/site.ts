@@ -201,9 +201,12 @@ function checkSecrets(site: SiteConfig, source: ConfigSource, issue: Issue): voi
       }
     }
   }
-  for (const value of Object.values(site.acmeDnsChallenge?.env ?? {})) {
+  for (const [name, value] of Object.entries(site.acmeDnsChallenge?.env ?? {})) {
     if (typeof value === "object")
-      mustBeSecret(`${PROJECT}:${value.secret}`, "Traefik's DNS challenge (`acmeDnsChallenge.env`) reads it");
+      mustBeSecret(
+        `${PROJECT}:${value.secret}`,
+        `Traefik's DNS challenge reads it (\`acmeDnsChallenge.env.${name}\`)`,
+      );
   }
 }
 
@@ -387,6 +390,7 @@ function resolve(
       ? "http://loki:3100/loki/api/v1/push"
       : `http://${meshHost(estate, { controlPlane, domain: site.domain }, controlPlane)}:3100/loki/api/v1/push`;
 
+  const acme = site.acmeDnsChallenge ? { acmeDnsChallenge: site.acmeDnsChallenge } : {};
   // Pass 2: containers.
   const resolved: ServiceModel[] = names.map((svc) => {
     const def: ServiceDef = CATALOG[svc];
@@ -396,7 +400,7 @@ function resolve(
       domain: site.domain,
       timezone: site.timezone,
       acmeEmail: site.acmeEmail,
-      ...(site.acmeDnsChallenge ? { acmeDnsChallenge: site.acmeDnsChallenge } : {}),
+      ...acme,
       hosts: hostsBySvc.get(svc) ?? {},
       siteRoutes: routes,
       siteServices: names,
@@ -477,7 +481,7 @@ function resolve(
     role: site.role,
     domain: site.domain,
     acmeEmail: site.acmeEmail,
-    ...(site.acmeDnsChallenge ? { acmeDnsChallenge: site.acmeDnsChallenge } : {}),
+    ...acme,
     timezone: site.timezone,
     protect: site.protect,
     ...(site.images.registry ? { registry: site.images.registry } : {}),

@@ -154,7 +154,7 @@ export function acmeDnsEnv(challenge: AcmeDnsChallenge | undefined): {
       env[name] = value;
       continue;
     }
-    const file = `${SECRETS_DIR}/acme-${name.toLowerCase().replace(/_/g, "-")}`;
+    const file = `${SECRETS_DIR}/acme-${name}`;
     env[`${name}_FILE`] = file;
     secretFiles[file] = { config: value.secret };
   }

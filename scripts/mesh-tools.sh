@@ -279,7 +279,15 @@ ensure() {
     for t in "${TOOLS[@]}"; do rm -rf "$(tool_dir "$t")"; done
   fi
   rm -rf "$MESH_CACHE/tmp" # leftovers of interrupted builds
+  local had_bind=0
+  ! dpkg -s bind9 >/dev/null 2>&1 || had_bind=1
   apt_install wireguard-tools apache2-utils bind9
+  # The tests run `named` by hand, in a network namespace of their own: a service the package started (systemd
+  # hosts) would hold this machine's port 53.
+  if [[ $had_bind == 0 ]] && command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet named 2>/dev/null; then
+    log "bind9: its named.service stopped and disabled (the tests start their own)"
+    systemctl disable --now named >/dev/null 2>&1 || die "systemctl disable --now named failed"
+  fi
   command -v go >/dev/null 2>&1 || die "'go' is required but not on PATH"
   cd "$MESH_CACHE" # go must not see the caller's go.mod
   for t in "${TOOLS[@]}"; do

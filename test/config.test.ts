@@ -220,7 +220,13 @@ const cases: Case[] = [
         env: { HETZNER_API_KEY: { secret: "hetznerDnsToken" } },
       }),
     "qui3tly-cloud:hetznerDnsToken",
-    /missing secret: Traefik's DNS challenge \(`acmeDnsChallenge.env`\) reads it; set it with `pulumi config set --secret qui3tly-cloud:hetznerDnsToken`/,
+    /missing secret: Traefik's DNS challenge reads it \(`acmeDnsChallenge.env.HETZNER_API_KEY`\); set it with `pulumi config set --secret qui3tly-cloud:hetznerDnsToken`/,
+  ],
+  [
+    "DNS challenge: a credential in the stack file",
+    (c) => (c[SITE].acmeDnsChallenge = { provider: "cloudflare", env: { CF_DNS_API_TOKEN: "abc" } }),
+    `${SITE}.acmeDnsChallenge.env.CF_DNS_API_TOKEN`,
+    /expected `\{ secret: <config key> \}`: a credential in plain text would be in the stack file and in Traefik's environment/,
   ],
   [
     "DNS challenge: its credential in plain text",

@@ -384,6 +384,17 @@ describe("a standby's certificate: the HTTP challenge reaches the primary, the D
     ]);
     // The primary's challenge reaches it: no warning for master.
     expect(standbyCertWarning(within({ lady: serving() }).master!)).toBeUndefined();
+    // A site without the DNS challenge keeps the HTTP challenge, and Traefik no setting for it.
+    const traefik = within({}).lady!.services.find((s) => s.name === "traefik")!.containers[0]!;
+    expect([
+      YAML.parse(traefik.files["/etc/traefik/traefik.yml"]!).certificatesResolvers.letsencrypt.acme,
+      traefik.env,
+      traefik.secretFiles,
+    ]).toEqual([
+      { email: "ops@qui3tly.cloud", storage: "/letsencrypt/acme.json", httpChallenge: { entryPoint: "web" } },
+      {},
+      {},
+    ]);
   });
 
   test("with the DNS challenge: no warning; Traefik's resolver proves names by the provider's API, its credential a secret file", () => {
@@ -406,8 +417,8 @@ describe("a standby's certificate: the HTTP challenge reaches the primary, the D
       },
     });
     expect([traefik.env, traefik.secretFiles]).toEqual([
-      { HETZNER_API_KEY_FILE: "/etc/traefik/secrets/acme-hetzner-api-key", HETZNER_TTL: "120" },
-      { "/etc/traefik/secrets/acme-hetzner-api-key": { config: "hetznerDnsToken" } },
+      { HETZNER_API_KEY_FILE: "/etc/traefik/secrets/acme-HETZNER_API_KEY", HETZNER_TTL: "120" },
+      { "/etc/traefik/secrets/acme-HETZNER_API_KEY": { config: "hetznerDnsToken" } },
     ]);
   });
 });

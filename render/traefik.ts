@@ -39,11 +39,11 @@ export const PEER_PORT = 8444;
 /**
  * How often each site's Traefik checks each instance of a route it shares (the route's probe path), and how long it
  * waits: its own on the host, the other site's across the tailnet. Traefik takes an instance out at its first failed
- * check and back at its first good one: a change within the interval and the timeout (7 s at most).
+ * check and back at its first good one: a change within the interval and the timeout (5 s at most).
  */
 export const FAILOVER_HEALTH = {
   local: { interval: "2s", timeout: "2s" },
-  peers: { interval: "5s", timeout: "2s" },
+  peers: { interval: "3s", timeout: "2s" },
 } as const;
 
 /** The sites a site's routes fall back to, sorted: each gets a forwarder on the site (peerForwarderKey). */

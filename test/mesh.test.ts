@@ -1040,14 +1040,14 @@ print(json.dumps(out))
         console.log(`failover with the real traefik, ${site}: ${r.stdout.trim()}`);
         const got = JSON.parse(r.stdout) as Record<string, number | string | null>;
         expect(got["peer entrypoint"]).toBe("local");
-        // Each change within a check's interval and timeout (render/traefik.ts FAILOVER_HEALTH: 7 s at most).
+        // Each change within a check's interval and timeout (render/traefik.ts FAILOVER_HEALTH: 5 s at most).
         for (const k of [
           "ready",
           "first stopped -> the other",
           "first started -> it again",
           "own stopped -> peer entrypoint 503",
         ])
-          expect([k, typeof got[k] === "number" && (got[k] as number) < 8]).toEqual([k, true]);
+          expect([k, typeof got[k] === "number" && (got[k] as number) < 6]).toEqual([k, true]);
       } finally {
         fs.rmSync(dir, { recursive: true, force: true });
       }

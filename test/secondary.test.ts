@@ -557,7 +557,7 @@ describe("Homepage on master and lady: both Traefiks send it to master's instanc
     expect(dynamic.services["homepage-web-peers"].loadBalancer).toEqual({
       servers: [{ url: `http://traefik-peer-master:${PEER_PORT}` }],
       serversTransport: "peer",
-      healthCheck: { ...check, interval: "5s", timeout: "2s" },
+      healthCheck: { ...check, interval: "3s", timeout: "2s" },
     });
     expect(dynamic.serversTransports.peer).toEqual({
       forwardingTimeouts: { dialTimeout: "2s", responseHeaderTimeout: "10s", idleConnTimeout: "30s" },

@@ -184,30 +184,18 @@ function checkSecrets(site: SiteConfig, source: ConfigSource, issue: Issue): voi
   ] as const) {
     if (key !== undefined) mustBeSecret(`${PROJECT}:${key}`, `the \`${receiver}\` alert receiver reads it`);
   }
-  for (const [svc, override] of Object.entries(site.services)) {
-    const envs: [PropertyKey[], Record<string, EnvOverride> | undefined][] = [
-      [[svc, "env"], override.env],
-      ...Object.entries(override.containers ?? {}).map(
-        ([k, c]): [PropertyKey[], Record<string, EnvOverride> | undefined] => [
-          [svc, "containers", k, "env"],
-          c.env,
-        ],
-      ),
-    ];
-    for (const [, env] of envs) {
-      for (const value of Object.values(env ?? {})) {
-        if (typeof value === "object")
-          mustBeSecret(`${PROJECT}:${value.secret}`, `\`${svc}\` reads it from env`);
-      }
-    }
-  }
-  for (const [name, value] of Object.entries(site.acmeDnsChallenge?.env ?? {})) {
-    if (typeof value === "object")
-      mustBeSecret(
-        `${PROJECT}:${value.secret}`,
-        `Traefik's DNS challenge reads it (\`acmeDnsChallenge.env.${name}\`)`,
-      );
-  }
+  // Every `{ secret: <config key> }` of an env: the services' overrides, the DNS challenge's settings.
+  const envSecrets = (env: Record<string, EnvOverride> | undefined, why: (name: string) => string) => {
+    for (const [name, value] of Object.entries(env ?? {}))
+      if (typeof value === "object") mustBeSecret(`${PROJECT}:${value.secret}`, why(name));
+  };
+  for (const [svc, override] of Object.entries(site.services))
+    for (const env of [override.env, ...Object.values(override.containers ?? {}).map((c) => c.env)])
+      envSecrets(env, () => `\`${svc}\` reads it from env`);
+  envSecrets(
+    site.acmeDnsChallenge?.env,
+    (name) => `Traefik's DNS challenge reads it (\`acmeDnsChallenge.env.${name}\`)`,
+  );
 }
 
 /**

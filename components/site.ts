@@ -1,3 +1,4 @@
+import * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { hostedRepositories, meshHost } from "../model/estateSite";
@@ -17,6 +18,7 @@ import { authKeyInput } from "../catalog/mesh";
 import { renderBackupSecrets, repositoryUrl } from "../render/backup";
 import { loginServer, meshIdentities } from "../render/headscale";
 import { logShippers } from "../render/monitoring";
+import { renderUdpFlowsFlush } from "../render/host";
 import { renderWireguardConfig, tunnelSites } from "../render/wireguard";
 import { BackupKeys, Backups } from "./backup";
 import { Host, type SshClientFiles } from "./host";
@@ -366,6 +368,27 @@ export class Site extends pulumi.ComponentResource {
       ...mesh.containers,
       ...own,
     };
+
+    // Peers' UDP flows to a published port, after its container is (re)created: on Docker's DNAT, not on stale entries.
+    const udp = model.services
+      .flatMap((s) => s.containers)
+      .filter((c) => this.containers[c.name] && c.ports.some((p) => p.protocol === "udp"));
+    if (udp.length > 0) {
+      const published = udp.map((c) => this.containers[c.name]!);
+      new command.remote.Command(
+        `${name}-udp-flows`,
+        {
+          connection: host.connection,
+          create: renderUdpFlowsFlush(
+            udp.flatMap((c) => c.ports.filter((p) => p.protocol === "udp").map((p) => p.external)),
+          ),
+          triggers: published.map((c) => c.id),
+          logging: "stderr",
+        },
+        // The host's: its netfilter table.
+        { parent: host, dependsOn: published },
+      );
+    }
 
     let controlPlane: ControlPlaneOutputs | undefined;
     if (tailnet) {

@@ -21,6 +21,32 @@ export function renderDockerBootstrap(): string {
   ].join("\n");
 }
 
+/**
+ * Drops the host's conntrack entries of UDP flows to these published ports: run once the containers that publish them
+ * are (re)created. Netfilter applies Docker's DNAT to a flow's first packet only, so a peer that kept sending from
+ * one port while the container was replaced (a tailnet node's STUN to Headscale, a WireGuard peer's keepalives)
+ * stays on the entry made meanwhile: delivered to docker-proxy, which answers STUN with its own address (the nodes
+ * then advertise it, and find no direct path), or to nowhere. Docker 23 and later drop these entries itself
+ * (moby#44742); Debian 12's `docker.io`, which the bootstrap installs, is 20.10. conntrack is installed where missing.
+ */
+export function renderUdpFlowsFlush(ports: readonly number[]): string {
+  return [
+    "set -eu",
+    "if ! command -v conntrack >/dev/null 2>&1; then",
+    "  export DEBIAN_FRONTEND=noninteractive",
+    "  apt-get update -q >/dev/null && apt-get install -y -q conntrack >/dev/null",
+    "fi",
+    `for port in ${[...new Set(ports)].sort((a, b) => a - b).join(" ")}; do`,
+    // Its summary (stderr) only, not the entries; it exits 1 when nothing matched, which alone is no error.
+    '  out=$(conntrack -D -p udp --orig-port-dst "$port" 2>&1 >/dev/null) || case "$out" in',
+    '    *" 0 flow entries have been deleted"*) ;;',
+    '    *) echo "conntrack -D for udp/$port: $out" >&2; exit 1 ;;',
+    "  esac",
+    '  echo "udp/$port: ${out##*: }"',
+    "done",
+  ].join("\n");
+}
+
 /** A server's SSH host key pair: OpenSSH's private key file and the public key as `known_hosts` holds it. */
 export interface SshHostKey {
   /** `-----BEGIN OPENSSH PRIVATE KEY-----...`: secret. */

@@ -6,7 +6,8 @@
 # apache2-utils (`htpasswd`: the tests write rest-server's and Traefik's users files with it); and cAdvisor, the
 # sites' container metrics (`npm run rightsize` reads them), from its library behind scripts/sandbox/cadvisor's main;
 # and Traefik's certificates by the DNS challenge: Let's Encrypt's test ACME server (pebble) and Debian's BIND
-# (bind9: `named`, the zone the challenge's records go to, by RFC 2136 updates).
+# (bind9: `named`, the zone the challenge's records go to, by RFC 2136 updates); and Debian's conntrack, which
+# a site's `udp-flows` command runs (the tests run it on a real netfilter table).
 #
 # Usage:
 #   scripts/mesh-tools.sh              build what is missing, print the bin dir (stdout; progress on stderr)
@@ -266,7 +267,7 @@ link_bin_dir() {
 ready() {
   local t
   for t in "${TOOLS[@]}"; do built "$t" || return 1; done
-  bin_dir_ready && dpkg -s wireguard-tools apache2-utils bind9 >/dev/null 2>&1
+  bin_dir_ready && dpkg -s wireguard-tools apache2-utils bind9 conntrack >/dev/null 2>&1
 }
 
 ensure() {
@@ -281,7 +282,7 @@ ensure() {
   rm -rf "$MESH_CACHE/tmp" # leftovers of interrupted builds
   local had_bind=0
   ! dpkg -s bind9 >/dev/null 2>&1 || had_bind=1
-  apt_install wireguard-tools apache2-utils bind9
+  apt_install wireguard-tools apache2-utils bind9 conntrack
   # The tests run `named` by hand, in a network namespace of their own: a service the package started (systemd
   # hosts) would hold this machine's port 53.
   if [[ $had_bind == 0 ]] && command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet named 2>/dev/null; then

@@ -23,6 +23,7 @@ import {
   renderServeConfig,
 } from "../render/headscale";
 import { nodeTags, policyAllows, renderPolicy, renderPolicyFile } from "../render/policy";
+import { renderUdpFlowsFlush } from "../render/host";
 import { renderWireguardConfig, wireguardPrivateKey, wireguardPublicKey } from "../render/wireguard";
 import { openBundle } from "../components";
 import { controlPlaneEntry, nodeKey } from "../components";
@@ -1225,6 +1226,77 @@ zone "qui3tly.cloud" { type primary; file "${dir}/qui3tly.cloud.zone"; allow-upd
       console.log(`the standby's certificate by the DNS challenge: ${r.stdout.trim().split("\n").at(-1)} s`);
     } finally {
       fs.rmSync(made ? netns : path.join(netns, ns), { recursive: true, force: true });
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("a published UDP port whose container was replaced, on a real netfilter table", () => {
+  // In a network namespace of its own: a peer keeps sending to the published port from one source port, first to
+  // the port's listener while no DNAT rule exists (Docker's userland proxy), then the rule for the new container
+  // comes, as Docker adds it; then the rendered script, with the real conntrack (Debian's, by scripts/mesh-tools.sh).
+  test("the peer's flow stays on its stale entry (the proxy) until the script drops it, then reaches the container", () => {
+    meshTools(); // it installs conntrack
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "qcloud-udp-flows-"));
+    const ns = `qcloud-udp-${process.pid}`;
+    const py = (lines: string[]) => `python3 -c '${lines.join("\n")}'`;
+    const listen = (address: string, log: string) =>
+      `ip netns exec ${ns} ${py([
+        "import socket",
+        "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)",
+        `s.bind(("${address}", 41641))`,
+        "while True:",
+        "    s.recv(64)",
+        `    open("${dir}/${log}", "a").write("x")`,
+      ])} &`;
+    const count = (log: string) => `$(cat ${dir}/${log} 2>/dev/null | wc -c)`;
+    fs.writeFileSync(path.join(dir, "flush.sh"), renderUdpFlowsFlush([41641, 3478, 41641]));
+    try {
+      const out = execFileSync(
+        "bash",
+        [
+          "-c",
+          [
+            "set -eu",
+            `trap 'ip netns pids ${ns} | xargs -r kill; ip netns del ${ns}' EXIT`,
+            `ip netns add ${ns}`,
+            `ip -n ${ns} link set lo up`,
+            `ip -n ${ns} addr add 10.77.0.2/32 dev lo`,
+            // Tracked, as on a Docker host (its filter rules match on conntrack state).
+            `ip netns exec ${ns} iptables -A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`,
+            listen("127.0.0.1", "proxy"),
+            listen("10.77.0.2", "container"),
+            "sleep 0.3",
+            `ip netns exec ${ns} ${py([
+              "import socket, time",
+              "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)",
+              's.bind(("127.0.0.1", 45000))',
+              "while True:",
+              '    s.sendto(b"p", ("127.0.0.1", 41641))',
+              "    time.sleep(0.05)",
+            ])} &`,
+            "sleep 0.5",
+            `ip netns exec ${ns} iptables -t nat -A OUTPUT -d 127.0.0.1 -p udp --dport 41641 -j DNAT --to-destination 10.77.0.2:41641`,
+            "sleep 0.5",
+            `echo "before: proxy ${count("proxy")} container ${count("container")}"`,
+            `ip netns exec ${ns} bash ${dir}/flush.sh`,
+            `before=${count("proxy")}`,
+            "sleep 0.5",
+            `echo "after: proxy $((${count("proxy")} - before)) container ${count("container")}"`,
+          ].join("\n"),
+        ],
+        { encoding: "utf8", timeout: 30_000 },
+      );
+      expect(out.trim().split("\n")).toEqual([
+        // Stale: after the rule, the peer's packets still go to the proxy, none to the container.
+        expect.stringMatching(/^before: proxy [1-9]\d* container 0$/),
+        // Each port once, in order; a port without flows is no error.
+        "udp/3478: 0 flow entries have been deleted.",
+        "udp/41641: 1 flow entries have been deleted.",
+        // Dropped: the next packet takes the rule, to the container.
+        expect.stringMatching(/^after: proxy 0 container [1-9]\d*$/),
+      ]);
+    } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });

@@ -213,6 +213,24 @@ describe.each([
     const [provider] = of(res, "pulumi:providers:docker");
     expect(provider!.inputs.host).toBe(`ssh://root@${stack}.qui3tly.cloud:22`);
   });
+
+  test("peers' UDP flows to the published UDP ports are dropped once their containers are (re)created", async () => {
+    // It registers once those containers have ids: after `deploy` returns.
+    const name = `${stack}-udp-flows`;
+    for (let i = 0; i < 200 && !mocks.recorded.some((r) => r.name === name); i++)
+      await new Promise((r) => setTimeout(r, 10));
+    const flows = mocks.recorded.find((r) => r.name === name)!;
+    expect(flows.type).toBe("command:remote:Command");
+    const ports = { master: "53 3478 41641", lady: "2055 3478 10001 41641" }[stack]!;
+    expect(flows.inputs.create).toContain(`for port in ${ports}; do`);
+    expect(flows.inputs.create).toContain("apt-get install -y -q conntrack");
+    // Run again when any of them is replaced: their ids are its triggers.
+    const udp = {
+      master: ["headscale", "pihole", "tailscale"],
+      lady: ["tailscale", "uisp-netflow", "unifi"],
+    }[stack]!;
+    expect(flows.inputs.triggers).toEqual(udp.map((c) => `${stack}-${c}-id`));
+  });
 });
 
 describe("secrets stay secret", () => {

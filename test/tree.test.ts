@@ -124,7 +124,7 @@ describe.each(["master", "lady"])("%s's resource tree", (site) => {
     expect(placed).toEqual(model.services.map((s) => `${site}-${s.name} ${where[s.part]}`).sort());
   });
 
-  test("what must wait does: the backup job for every container, Headscale's keys for Headscale, the address for the node", () => {
+  test("what must wait does: the backup job for every container, Headscale's keys for Headscale, the address for the node, the UDP flows for the containers publishing UDP", () => {
     const named = (type: string) => new Map(all.filter((n) => n.type === type).map((n) => [n.name, n]));
     const containers = named("docker:index/container:Container");
     const on = (n: Node) => n.dependsOn.map((r) => label(nodes.get(r)!)).sort();
@@ -134,6 +134,12 @@ describe.each(["master", "lady"])("%s's resource tree", (site) => {
     );
     const commands = named("command:remote:Command");
     expect(on(commands.get(`${site}-tailnet-address`)!)).toEqual([`Container ${site}-tailscale`]);
+    // Peers' stale UDP flows are dropped once the containers that publish UDP ports are (re)created.
+    const udp = {
+      master: ["headscale", "pihole", "tailscale"],
+      lady: ["tailscale", "uisp-netflow", "unifi"],
+    }[site]!;
+    expect(on(commands.get(`${site}-udp-flows`)!)).toEqual(udp.map((c) => `Container ${site}-${c}`));
     const keys = [...commands.values()].filter((n) => /-key-/.test(n.name));
     // Master's pre-auth keys: each site's node and each of its egress nodes (three a site, for master, lady, madam).
     expect(keys.length).toBe(site === "master" ? 9 : 0);
@@ -227,7 +233,7 @@ async function identities(n: Node): Promise<string[]> {
   return [...new Set(out)];
 }
 
-describe("a stack the previous release converged upgrades with nothing real created, deleted or replaced", () => {
+describe("a stack the previous release converged upgrades with nothing real deleted or replaced, and one command created", () => {
   // The sandbox's twins of the stack files, as the e2e converges them: the fixtures are their states.
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "upgrade-"));
   afterAll(() => fs.rmSync(dir, { recursive: true }));
@@ -267,14 +273,19 @@ describe("a stack the previous release converged upgrades with nothing real crea
       expect(
         old.filter((r) => matches.get(r.urn)?.length !== 1).map((r) => [r.urn, matches.get(r.urn)]),
       ).toEqual([]);
-      // The only new resources are the new components: nothing real.
+      // The only new resources are the new components, and one real one since: the command that drops peers' stale
+      // UDP flows (render/host.ts renderUdpFlowsFlush), which changes nothing the state held.
+      const flows = `Site ${site} > Host ${site} > Command ${site}-udp-flows`;
       expect([...new Set(created)].sort()).toEqual([
+        flows,
         "qcloud:mesh:MeshNode",
         ...(site === "master" ? ["qcloud:mesh:Tailnet"] : []),
         "qcloud:monitoring:Monitoring",
         "qcloud:service:Service",
       ]);
-      expect(old.filter((r) => r.custom).length).toBe(all.filter((n) => n.custom).length);
+      expect(old.filter((r) => r.custom).length).toBe(
+        all.filter((n) => n.custom && path_(n) !== flows).length,
+      );
     },
   );
 });

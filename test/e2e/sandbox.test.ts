@@ -188,10 +188,12 @@ describe("the sandbox estate under the real engine", () => {
       // And the control plane's Prometheus takes a new rules file (drift.yml: the drift alerts).
       if (site === "master") replaced.push("master-prometheus");
       const changed = real.filter((s) => s.op !== "same" && s.op !== "read").map((s) => `${s.op} ${s.name}`);
-      // The one update: the backup job's script (restores check only the containers that would touch the data).
+      // The one update: the backup job's script (restores check only the containers that would touch the data). The
+      // one create: the command that drops peers' stale UDP flows once the containers publishing UDP are replaced.
+      const expectedOps = [`update ${backupCommandName(site)}`, `create ${site}-udp-flows`];
       expect([
         site,
-        changed.filter((c) => !c.startsWith("replace ") && c !== `update ${backupCommandName(site)}`),
+        changed.filter((c) => !c.startsWith("replace ") && !expectedOps.includes(c)),
         changed.includes(`replace ${site}-tailscale`),
       ]).toEqual([site, [], true]);
       for (const c of changed.filter((x) => x.startsWith("replace "))) {
@@ -342,10 +344,13 @@ describe("the sandbox estate under the real engine", () => {
       onServer("master", `docker exec prometheus wget -q -O - 'http://127.0.0.1:9090/api/v1/${query}'`)
         .stdout,
     ).data;
-  const until = (what: string, f: () => boolean, seconds: number): number => {
+  /** Seconds until `f` holds; past `seconds`, an error that says what, and what `detail` then tells. */
+  const until = (what: string, f: () => boolean, seconds: number, detail?: () => string): number => {
     const t0 = Date.now();
     while (!f()) {
-      if (Date.now() - t0 > seconds * 1000) throw new Error(`${what}: not within ${seconds} s`);
+      if (Date.now() - t0 > seconds * 1000) {
+        throw new Error(`${what}: not within ${seconds} s${detail ? `; ${detail()}` : ""}`);
+      }
       run("sleep", ["1"]);
     }
     return (Date.now() - t0) / 1000;
@@ -462,16 +467,40 @@ describe("the sandbox estate under the real engine", () => {
 
   test("g. failover: with Headscale stopped, the existing tunnel still carries master's scrapes of lady", () => {
     // Direct, not through the DERP relay Headscale embeds (which stops with it): lady's node is reachable on its
-    // published UDP port.
-    const direct = () =>
-      /via \d+\.\d+\.\d+\.\d+:41641/.test(
-        onServer(
-          "master",
-          "docker exec tailscale-egress-prometheus tailscale ping -c 1 --timeout 5s lady",
-          true,
-        ).stdout,
-      );
-    timings["tailnet path master -> lady direct"] = until("a direct path from master to lady", direct, 60);
+    // published UDP port, which she advertises as she learns it by STUN through Headscale, replaced in a1 (its
+    // peers' flows, stale across the replacement, dropped by the stack's `udp-flows` command: else Docker 20.10's
+    // proxy answers, and lady advertises its address instead).
+    const published = `${serverAddress("lady")}:41641`;
+    let lady: { Endpoints?: string[] }[] = [];
+    const advertised = () => {
+      const netmap = JSON.parse(
+        onServer("master", "docker exec tailscale-egress-prometheus tailscale debug netmap", true).stdout ||
+          "{}",
+      ) as { Peers?: { Name: string; Endpoints?: string[] }[] };
+      lady = (netmap.Peers ?? []).filter((p) => p.Name.startsWith("lady."));
+      return lady.some((p) => p.Endpoints?.includes(published));
+    };
+    timings["lady advertises her published port"] = until(
+      `lady's endpoint ${published} in master's netmap`,
+      advertised,
+      60,
+      () => `lady's endpoints there: ${JSON.stringify(lady.map((p) => p.Endpoints))}`,
+    );
+    let ping = "";
+    const direct = () => {
+      ping = onServer(
+        "master",
+        "docker exec tailscale-egress-prometheus tailscale ping -c 1 --timeout 5s lady",
+        true,
+      ).stdout;
+      return /via \d+\.\d+\.\d+\.\d+:41641/.test(ping);
+    };
+    timings["tailnet path master -> lady direct"] = until(
+      "a direct path from master to lady",
+      direct,
+      60,
+      () => `the last \`tailscale ping\`: ${ping}`,
+    );
     onServer("master", "docker stop headscale");
     try {
       run("sleep", ["5"]);

@@ -15,6 +15,7 @@ import {
   knownHostsLine,
   renderCloudInit,
   renderDockerBootstrap,
+  renderUdpFlowsInstall,
   sshHostKey,
   sshKeyId,
 } from "../render/host";
@@ -55,9 +56,12 @@ export class Host extends pulumi.ComponentResource {
   public readonly connection: command.types.input.remote.ConnectionArgs;
   /** The host key every connection checks: the pinned one, or the one made for an hcloud server. */
   public readonly hostKey: pulumi.Output<string | undefined>;
+  /** Its name: the site's, which its children's names start with. */
+  private readonly siteName: string;
 
   constructor(name: string, args: HostArgs, opts?: pulumi.ComponentResourceOptions) {
     super("qcloud:host:Host", name, {}, opts);
+    this.siteName = name;
     const h = args.host;
     const user = h.kind === "existing" ? h.user : "root";
     const port = sshPort(h);
@@ -160,6 +164,23 @@ export class Host extends pulumi.ComponentResource {
     );
 
     this.registerOutputs({ address: this.address });
+  }
+
+  /**
+   * Installs the host's job that drops peers' stale UDP flows to these published ports after a container starts
+   * (render/host.ts renderUdpFlowsInstall), and runs it: again whenever one of these containers is (re)created.
+   */
+  public dropStaleUdpFlows(containers: readonly docker.Container[], ports: readonly number[]): void {
+    new command.remote.Command(
+      `${this.siteName}-udp-flows`,
+      {
+        connection: this.connection,
+        create: renderUdpFlowsInstall(ports),
+        triggers: containers.map((c) => c.id),
+        logging: "stderr",
+      },
+      { parent: this, dependsOn: [this.ready, ...containers] },
+    );
   }
 }
 

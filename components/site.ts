@@ -1,4 +1,3 @@
-import * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { hostedRepositories, meshHost } from "../model/estateSite";
@@ -18,7 +17,6 @@ import { authKeyInput } from "../catalog/mesh";
 import { renderBackupSecrets, repositoryUrl } from "../render/backup";
 import { loginServer, meshIdentities } from "../render/headscale";
 import { logShippers } from "../render/monitoring";
-import { renderUdpFlowsFlush } from "../render/host";
 import { renderWireguardConfig, tunnelSites } from "../render/wireguard";
 import { BackupKeys, Backups } from "./backup";
 import { Host, type SshClientFiles } from "./host";
@@ -369,24 +367,16 @@ export class Site extends pulumi.ComponentResource {
       ...own,
     };
 
-    // Peers' UDP flows to a published port, after its container is (re)created: on Docker's DNAT, not on stale entries.
+    // Peers' UDP flows to the ports published on all addresses, after their containers start: on Docker's DNAT.
     const udp = model.services
       .flatMap((s) => s.containers)
-      .filter((c) => this.containers[c.name] && c.ports.some((p) => p.protocol === "udp"));
+      .filter((c) => this.containers[c.name])
+      .map((c) => ({ c, ports: c.ports.filter((p) => p.protocol === "udp" && p.ip !== "127.0.0.1") }))
+      .filter((x) => x.ports.length > 0);
     if (udp.length > 0) {
-      const published = udp.map((c) => this.containers[c.name]!);
-      new command.remote.Command(
-        `${name}-udp-flows`,
-        {
-          connection: host.connection,
-          create: renderUdpFlowsFlush(
-            udp.flatMap((c) => c.ports.filter((p) => p.protocol === "udp").map((p) => p.external)),
-          ),
-          triggers: published.map((c) => c.id),
-          logging: "stderr",
-        },
-        // The host's: its netfilter table.
-        { parent: host, dependsOn: published },
+      host.dropStaleUdpFlows(
+        udp.map((x) => this.containers[x.c.name]!),
+        udp.flatMap((x) => x.ports.map((p) => p.external)),
       );
     }
 

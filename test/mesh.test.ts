@@ -23,7 +23,7 @@ import {
   renderServeConfig,
 } from "../render/headscale";
 import { nodeTags, policyAllows, renderPolicy, renderPolicyFile } from "../render/policy";
-import { renderUdpFlowsFlush } from "../render/host";
+import { renderUdpFlowsScript } from "../render/host";
 import { renderWireguardConfig, wireguardPrivateKey, wireguardPublicKey } from "../render/wireguard";
 import { openBundle } from "../components";
 import { controlPlaneEntry, nodeKey } from "../components";
@@ -1235,7 +1235,8 @@ zone "qui3tly.cloud" { type primary; file "${dir}/qui3tly.cloud.zone"; allow-upd
 describe("a published UDP port whose container was replaced, on a real netfilter table", () => {
   // In a network namespace of its own: a peer keeps sending to the published port from one source port, first to
   // the port's listener while no DNAT rule exists (Docker's userland proxy), then the rule for the new container
-  // comes, as Docker adds it; then the rendered script, with the real conntrack (Debian's, by scripts/mesh-tools.sh).
+  // comes, as Docker adds it; then the rendered script (by dash, as cron runs it), with the real conntrack (Debian's,
+  // by scripts/mesh-tools.sh).
   test("the peer's flow stays on its stale entry (the proxy) until the script drops it, then reaches the container", () => {
     meshTools(); // it installs conntrack
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "qcloud-udp-flows-"));
@@ -1251,7 +1252,7 @@ describe("a published UDP port whose container was replaced, on a real netfilter
         `    open("${dir}/${log}", "a").write("x")`,
       ])} &`;
     const count = (log: string) => `$(cat ${dir}/${log} 2>/dev/null | wc -c)`;
-    fs.writeFileSync(path.join(dir, "flush.sh"), renderUdpFlowsFlush([41641, 3478, 41641]));
+    fs.writeFileSync(path.join(dir, "flush.sh"), renderUdpFlowsScript([41641, 3478, 41641]));
     try {
       const out = execFileSync(
         "bash",
@@ -1280,7 +1281,7 @@ describe("a published UDP port whose container was replaced, on a real netfilter
             `ip netns exec ${ns} iptables -t nat -A OUTPUT -d 127.0.0.1 -p udp --dport 41641 -j DNAT --to-destination 10.77.0.2:41641`,
             "sleep 0.5",
             `echo "before: proxy ${count("proxy")} container ${count("container")}"`,
-            `ip netns exec ${ns} bash ${dir}/flush.sh`,
+            `ip netns exec ${ns} sh ${dir}/flush.sh`,
             `before=${count("proxy")}`,
             "sleep 0.5",
             `echo "after: proxy $((${count("proxy")} - before)) container ${count("container")}"`,

@@ -16,6 +16,7 @@ import {
   renderCloudInit,
   renderDockerBootstrap,
   renderUdpFlowsInstall,
+  type UdpPublisher,
   sshHostKey,
   sshKeyId,
 } from "../render/host";
@@ -167,19 +168,21 @@ export class Host extends pulumi.ComponentResource {
   }
 
   /**
-   * Installs the host's job that drops peers' stale UDP flows to these published ports after a container starts
-   * (render/host.ts renderUdpFlowsInstall), and runs it: again whenever one of these containers is (re)created.
+   * Installs the host's job that drops peers' stale UDP flows to the ports these containers publish after one of them
+   * starts (render/host.ts renderUdpFlowsInstall), and runs it: again whenever one of them is (re)created.
    */
-  public dropStaleUdpFlows(containers: readonly docker.Container[], ports: readonly number[]): void {
+  public dropStaleUdpFlows(
+    publishers: readonly { container: docker.Container; publisher: UdpPublisher }[],
+  ): void {
     new command.remote.Command(
       `${this.siteName}-udp-flows`,
       {
         connection: this.connection,
-        create: renderUdpFlowsInstall(ports),
-        triggers: containers.map((c) => c.id),
+        create: renderUdpFlowsInstall(publishers.map((p) => p.publisher)),
+        triggers: publishers.map((p) => p.container.id),
         logging: "stderr",
       },
-      { parent: this, dependsOn: [this.ready, ...containers] },
+      { parent: this, dependsOn: [this.ready, ...publishers.map((p) => p.container)] },
     );
   }
 }

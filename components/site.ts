@@ -367,18 +367,19 @@ export class Site extends pulumi.ComponentResource {
       ...own,
     };
 
-    // Peers' UDP flows to the ports published on all addresses, after their containers start: on Docker's DNAT.
+    // Peers' UDP flows to the ports published beyond loopback, after their containers start: on Docker's DNAT.
     const udp = model.services
       .flatMap((s) => s.containers)
       .filter((c) => this.containers[c.name])
-      .map((c) => ({ c, ports: c.ports.filter((p) => p.protocol === "udp" && p.ip !== "127.0.0.1") }))
-      .filter((x) => x.ports.length > 0);
-    if (udp.length > 0) {
-      host.dropStaleUdpFlows(
-        udp.map((x) => this.containers[x.c.name]!),
-        udp.flatMap((x) => x.ports.map((p) => p.external)),
-      );
-    }
+      .map((c) => ({
+        container: this.containers[c.name]!,
+        publisher: {
+          container: c.name,
+          ports: c.ports.filter((p) => p.protocol === "udp" && p.ip !== "127.0.0.1").map((p) => p.external),
+        },
+      }))
+      .filter((x) => x.publisher.ports.length > 0);
+    if (udp.length > 0) host.dropStaleUdpFlows(udp);
 
     let controlPlane: ControlPlaneOutputs | undefined;
     if (tailnet) {

@@ -1233,6 +1233,8 @@ zone "qui3tly.cloud" { type primary; file "${dir}/qui3tly.cloud.zone"; allow-upd
 });
 
 describe("a published UDP port whose container was replaced, on a real netfilter table", () => {
+  // conntrack, netfilter and the script are real; `docker` is a stand-in (a file read back), as the script only asks
+  // it for the containers' ids and start times.
   // In a network namespace of its own: a peer keeps sending to the published port from one source port, first to
   // the port's listener while no DNAT rule exists (Docker's userland proxy), then the rule for the new container
   // comes, as Docker adds it; then the rendered script (by dash, as cron runs it), with the real conntrack (Debian's,
@@ -1252,7 +1254,19 @@ describe("a published UDP port whose container was replaced, on a real netfilter
         `    open("${dir}/${log}", "a").write("x")`,
       ])} &`;
     const count = (log: string) => `$(cat ${dir}/${log} 2>/dev/null | wc -c)`;
-    fs.writeFileSync(path.join(dir, "flush.sh"), renderUdpFlowsScript([41641, 3478, 41641]));
+    fs.writeFileSync(
+      path.join(dir, "flush.sh"),
+      renderUdpFlowsScript([
+        { container: "tailscale", ports: [41641] },
+        { container: "headscale", ports: [3478, 41641] },
+      ]),
+    );
+    // What `docker inspect` tells of the containers: a stand-in printing a file, so a start can be made at will.
+    fs.mkdirSync(path.join(dir, "bin"));
+    fs.writeFileSync(path.join(dir, "bin", "docker"), `#!/bin/sh\ncat ${dir}/started\n`, { mode: 0o755 });
+    fs.writeFileSync(path.join(dir, "started"), "a 2026-12-02T08:00:00Z\n");
+    const flush = (flag = "") =>
+      `ip netns exec ${ns} env PATH=${dir}/bin:$PATH QCLOUD_UDP_FLOWS_STATE=${dir}/state sh ${dir}/flush.sh ${flag}`;
     try {
       const out = execFileSync(
         "bash",
@@ -1281,10 +1295,15 @@ describe("a published UDP port whose container was replaced, on a real netfilter
             `ip netns exec ${ns} iptables -t nat -A OUTPUT -d 127.0.0.1 -p udp --dport 41641 -j DNAT --to-destination 10.77.0.2:41641`,
             "sleep 0.5",
             `echo "before: proxy ${count("proxy")} container ${count("container")}"`,
-            `ip netns exec ${ns} sh ${dir}/flush.sh`,
+            flush(),
             `before=${count("proxy")}`,
             "sleep 0.5",
             `echo "after: proxy $((${count("proxy")} - before)) container ${count("container")}"`,
+            // The minute job: nothing while no container started since; a flush once one did.
+            flush("--if-started"),
+            "echo unchanged",
+            `echo "b 2026-12-02T08:05:00Z" >${dir}/started`,
+            flush("--if-started"),
           ].join("\n"),
         ],
         { encoding: "utf8", timeout: 30_000 },
@@ -1297,6 +1316,10 @@ describe("a published UDP port whose container was replaced, on a real netfilter
         "udp/41641: 1 flow entries have been deleted.",
         // Dropped: the next packet takes the rule, to the container.
         expect.stringMatching(/^after: proxy 0 container [1-9]\d*$/),
+        "unchanged",
+        "udp/3478: 0 flow entries have been deleted.",
+        // The flow, on its new entry: dropped again (harmless: its next packet takes the same rule).
+        "udp/41641: 1 flow entries have been deleted.",
       ]);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });

@@ -225,9 +225,9 @@ describe.each([
     const ports = { master: "3478 41641", lady: "2055 3478 10001 41641" }[stack]!;
     expect(flows.inputs.create).toContain(`for port in ${ports}; do`);
     expect(flows.inputs.create).toContain("install -y -q conntrack");
-    // Installed with its minute job, which drops them after any container start (a restart, a restore).
+    // Installed with its minute job, which drops them after one of those containers starts (a restart, a restore).
     expect(flows.inputs.create).toContain(
-      "* * * * * root /usr/local/sbin/qcloud-udp-flows --started-within 75 >/dev/null 2>>/var/log/qcloud-udp-flows.log",
+      "* * * * * root /usr/local/sbin/qcloud-udp-flows --if-started >/dev/null 2>>/var/log/qcloud-udp-flows.log",
     );
     // Run again when any of them is replaced: their ids are its triggers.
     const udp = {
@@ -235,6 +235,10 @@ describe.each([
       lady: ["tailscale", "uisp-netflow", "unifi"],
     }[stack]!;
     expect(flows.inputs.triggers).toEqual(udp.map((c) => `${stack}-${c}-id`));
+    // The job watches the same containers' ids and start times.
+    expect(flows.inputs.create).toContain(
+      `docker inspect -f '{{.Id}} {{.State.StartedAt}}' ${udp.join(" ")} `,
+    );
   });
 });
 

@@ -504,40 +504,55 @@ describe("the sandbox estate under the real engine", () => {
     );
     // A flow from lady to Headscale's STUN port that keeps sending through Headscale's restart, as a node's does: stale
     // after it (delivered to docker-proxy) until master's minute job (`qcloud-udp-flows`) drops it, after which it
-    // takes Docker's DNAT to Headscale again.
+    // takes Docker's DNAT to Headscale again. From lady's host: her nodes STUN from their own namespaces.
     const master = serverAddress("master");
-    onServer(
+    const sender = onServer(
       "lady",
-      `setsid nohup timeout 300 bash -c 'exec 3<>/dev/udp/${master}/3478; while :; do printf x >&3 2>/dev/null; sleep 1; done' >/dev/null 2>&1 </dev/null &`,
-    );
-    /** Where master's conntrack sends that flow: Headscale's container address, or master's own (stale). */
-    const answeredBy = () =>
-      /dport=3478 (?:\[UNREPLIED\] )?src=(\S+) /.exec(
-        onServer("master", `grep ' src=${serverAddress("lady")} dst=${master} ' /proc/net/nf_conntrack`, true)
-          .stdout.split("\n")
-          .find((l) => l.includes(" dport=3478 ") && !l.includes(" sport=41641 dport=3478 ")) ?? "",
-      )?.[1];
-    until("lady's flow to Headscale's STUN port, DNAT'd", () => (answeredBy() ?? master) !== master, 30);
-    onServer("master", "docker stop headscale");
-    let restarted = 0;
+      `setsid nohup timeout 300 bash -c 'exec 3<>/dev/udp/${master}/3478; while :; do printf x >&3 2>/dev/null; sleep 1; done' >/dev/null 2>&1 </dev/null & echo $!`,
+    ).stdout.trim();
     try {
-      run("sleep", ["5"]);
-      expect(
-        overTailnet("master", "tailscale-egress-prometheus", "http://lady.mesh.qui3tly.cloud:9100/metrics")
-          .body,
-      ).toMatch(/^node_uname_info\{/m);
+      let sport = "";
+      until(
+        "the sender's flow",
+        () => {
+          sport =
+            /:(\d+)\s+\S+:3478\b/.exec(onServer("lady", `ss -Hnu dst ${master}:3478`).stdout)?.[1] ?? "";
+          return sport !== "";
+        },
+        10,
+      );
+      /** Where master's conntrack sends that flow: Headscale's container address, or master's own (stale). */
+      const answeredBy = () =>
+        new RegExp(` sport=${sport} dport=3478 (?:\\[UNREPLIED\\] )?src=(\\S+) `).exec(
+          onServer(
+            "master",
+            `grep ' src=${serverAddress("lady")} dst=${master} ' /proc/net/nf_conntrack`,
+            true,
+          ).stdout,
+        )?.[1];
+      until("lady's flow to Headscale's STUN port, DNAT'd", () => (answeredBy() ?? master) !== master, 30);
+      onServer("master", "docker stop headscale");
+      let started = 0;
+      try {
+        run("sleep", ["5"]);
+        expect(
+          overTailnet("master", "tailscale-egress-prometheus", "http://lady.mesh.qui3tly.cloud:9100/metrics")
+            .body,
+        ).toMatch(/^node_uname_info\{/m);
+      } finally {
+        // Its time before the start: the job's minute is the one after it.
+        started = Number(onServer("master", "date +%s; docker start headscale >/dev/null").stdout.trim());
+      }
+      const stale = answeredBy();
+      const seen = Number(onServer("master", "date +%s").stdout.trim());
+      // Before the next minute's job (cron runs it at the minute's start), the flow is still the proxy's.
+      if (Math.floor(seen / 60) === Math.floor(started / 60) && started % 60 >= 5) expect(stale).toBe(master);
+      timings["stale STUN flow -> dropped by the minute job"] =
+        until("the flow DNAT'd to Headscale again", () => (answeredBy() ?? master) !== master, 150) +
+        (seen - started);
     } finally {
-      onServer("master", "docker start headscale");
-      restarted = Number(onServer("master", "date +%s").stdout.trim());
+      onServer("lady", `kill ${sender}`, true);
     }
-    const stale = answeredBy();
-    const seen = Number(onServer("master", "date +%s").stdout.trim());
-    // Within the minute Headscale started in, no job has looked yet: the flow is still the proxy's.
-    if (Math.floor(seen / 60) === Math.floor(restarted / 60)) expect(stale).toBe(master);
-    timings["stale STUN flow -> dropped by the minute job"] =
-      until("the flow DNAT'd to Headscale again", () => (answeredBy() ?? master) !== master, 150) +
-      (seen - restarted);
-    onServer("lady", "pkill -f '/dev/[u]dp/' || true");
     until("headscale healthy again", () => containers("master").get("headscale") === "running healthy", 90);
   });
 
